@@ -1,0 +1,152 @@
+//! Command-line arguments. Parsing only: commands live in `crate::commands`.
+
+mod plugins;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+pub use plugins::{PluginChainArgs, PluginOpts, plugin_specs};
+
+/// Exit codes, for scripts.
+pub const EXIT_HELP: &str = "\
+Exit codes:
+  0  success
+  1  error (bad input, database or plugin load failure); nothing was written
+  2  usage error
+  3  finished, but some records were rejected (see stderr or --reject-file)
+  4  finished, but a plugin failed on some batches (those records were rejected)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "host",
+    version,
+    about = "Move data into and between PostgreSQL databases through sandboxed WebAssembly plugins",
+    after_help = EXIT_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect, develop and test plugins without a database.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Show a plugin's kind, interface version, reported name and version, imports, size and SHA-256.
+    Inspect(InspectArgs),
+    /// Run plugins over NDJSON items or rows (COPY text or CSV) from stdin or files, writing to stdout.
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+}
+
+const RUN_HELP: &str = "\
+Examples:
+  host plugin run set_collection.wasm --plugin-arg collection=naip < items.ndjson > out.ndjson
+  host plugin run where_filter.wasm --plugin-arg bbox=-80,30,-70,40 \\
+       --plugin set_collection.wasm --plugin-arg collection=east items.ndjson
+  host plugin run anonymize.wasm --plugin-arg key=s3cret --plugin-arg email=email --rows users.csv
+
+--plugin-arg applies to the nearest plugin before it (the first one when none is before it).
+
+Exit codes:
+  0  every record was kept or dropped
+  1  error (bad input or a plugin could not be loaded or configured)
+  3  some records were rejected (reasons on stderr or in --reject-file)
+  4  a plugin failed on some batches (it was restarted; those records were rejected)";
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Plugin files or URLs (`FILE.wasm#sha256=HEX` pins a digest).
+    #[arg(required = true, value_name = "PLUGIN")]
+    pub plugins: Vec<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub opts: PluginOpts,
+}
+
+/// What `plugin run` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RowFormat {
+    /// PostgreSQL COPY text format (tab-separated, \N for NULL).
+    Copy,
+    /// CSV with a header row (unquoted empty = NULL, "" = empty string).
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The first plugin (`FILE.wasm`, `FILE.wasm#sha256=HEX`, or an http(s)/s3/gs/az URL).
+    #[arg(value_name = "PLUGIN")]
+    pub first_plugin: String,
+
+    /// Input files (default: stdin; `-` is stdin).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub chain: PluginChainArgs,
+
+    /// Process table rows instead of STAC items.
+    #[arg(long)]
+    pub rows: bool,
+
+    /// Row input format (default: csv for *.csv files, else copy).
+    #[arg(long, value_enum, requires = "rows")]
+    pub format: Option<RowFormat>,
+
+    /// Column names and types for rows, e.g. `id:integer,email,phone:text` (types default to text).
+    /// For CSV the header names the columns; this only adds types.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "rows",
+        value_name = "NAME[:TYPE]"
+    )]
+    pub columns: Vec<String>,
+
+    /// The table name plugins are told, as SCHEMA.NAME.
+    #[arg(long, default_value = "public.input", requires = "rows")]
+    pub table: String,
+
+    /// Records per plugin call (default: 256 items or 1024 rows).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+
+    /// Write rejected records, with reasons, as NDJSON to this file instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub reject_file: Option<PathBuf>,
+
+    /// Print the end-of-run summary as JSON (on stderr; stdout carries the data).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub opts: PluginOpts,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

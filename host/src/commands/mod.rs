@@ -1,0 +1,50 @@
+//! One module per command. Each returns a [`Status`] for `main` to turn into
+//! an exit code; errors carry their own context.
+
+pub mod plugin_inspect;
+pub mod plugin_run;
+
+use crate::cli::PluginOpts;
+use crate::fetch::Location;
+use crate::plugin::{Plugin, PluginError, PluginSpec, Runtime};
+
+/// How a command that finished went, beyond plain success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything done.
+    Success,
+    /// Done, but some records were rejected.
+    Rejected,
+    /// Done, but a plugin failed on some batches.
+    PluginFailed,
+}
+
+impl Status {
+    /// The process exit code (see `cli::EXIT_HELP`).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::Rejected => 3,
+            Status::PluginFailed => 4,
+        }
+    }
+}
+
+/// Builds the runtime for these options and loads each plugin (fetching URLs).
+pub async fn load_plugins(
+    opts: &PluginOpts,
+    specs: &[PluginSpec],
+) -> anyhow::Result<(Runtime, Vec<Plugin>)> {
+    let cache_dir = opts.cache_dir();
+    let runtime = Runtime::new(opts.limits(), cache_dir.as_deref())?;
+    let mut plugins = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let location = Location::parse(&spec.location)?;
+        let bytes = location.read_all().await.map_err(|e| PluginError::Fetch {
+            location: spec.location.clone(),
+            reason: e.to_string(),
+        })?;
+        plugins.push(runtime.load(spec, &bytes)?);
+    }
+    Ok((runtime, plugins))
+}

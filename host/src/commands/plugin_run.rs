@@ -1,0 +1,472 @@
+//! `host plugin run`: plugins over NDJSON items or rows, no database needed.
+//! The way to develop and test a plugin.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::ArgMatches;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Status, load_plugins};
+use crate::cli::{RowFormat, RunArgs, plugin_specs};
+use crate::copy::{csv, text};
+use crate::plugin::chain::{BatchOutput, ItemChain, Rejection, RowChain};
+use crate::plugin::{Column, Plugin, Table};
+
+/// Runs the command; `matches` are the `plugin run` matches (for flag order).
+pub async fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
+    let specs = plugin_specs(matches, Some(("first_plugin", &args.first_plugin)))
+        .map_err(anyhow::Error::msg)?;
+    let (runtime, plugins) = load_plugins(&args.opts, &specs).await?;
+    // Plugin calls are CPU-bound and synchronous: keep them off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let _runtime = runtime;
+        Run::new(args, plugins)?.execute()
+    })
+    .await?
+}
+
+/// One named input.
+struct Input {
+    name: String,
+    reader: Box<dyn BufRead + Send>,
+}
+
+fn open_inputs(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Input>> {
+    if paths.is_empty() {
+        return Ok(vec![stdin_input()]);
+    }
+    paths
+        .iter()
+        .map(|p| {
+            if p == Path::new("-") {
+                return Ok(stdin_input());
+            }
+            let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            Ok(Input {
+                name: p.display().to_string(),
+                reader: Box::new(BufReader::with_capacity(1 << 20, f)),
+            })
+        })
+        .collect()
+}
+
+fn stdin_input() -> Input {
+    Input {
+        name: "<stdin>".into(),
+        reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+    }
+}
+
+/// Where a record came from, for messages.
+#[derive(Clone)]
+struct Origin {
+    input: usize,
+    line: usize,
+}
+
+/// Counts for the summary.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    read: u64,
+    kept: u64,
+    dropped: u64,
+    rejected: u64,
+    /// Records rejected because a plugin failed on their batch (part of `rejected`).
+    failed: u64,
+    plugin_failures: u64,
+    seconds: f64,
+}
+
+struct Run {
+    args: RunArgs,
+    plugins: Vec<Plugin>,
+    inputs: Vec<Input>,
+    out: BufWriter<std::io::Stdout>,
+    rejects: Option<BufWriter<File>>,
+    summary: Summary,
+}
+
+impl Run {
+    fn new(args: RunArgs, plugins: Vec<Plugin>) -> anyhow::Result<Run> {
+        let inputs = open_inputs(&args.inputs)?;
+        let rejects = match &args.reject_file {
+            Some(p) => Some(BufWriter::new(File::create(p).with_context(|| {
+                format!("cannot create reject file {}", p.display())
+            })?)),
+            None => None,
+        };
+        Ok(Run {
+            args,
+            plugins,
+            inputs,
+            out: BufWriter::with_capacity(1 << 20, std::io::stdout()),
+            rejects,
+            summary: Summary::default(),
+        })
+    }
+
+    fn execute(mut self) -> anyhow::Result<Status> {
+        let started = Instant::now();
+        if self.args.rows {
+            self.run_rows()?;
+        } else {
+            self.run_items()?;
+        }
+        self.out.flush()?;
+        if let Some(r) = &mut self.rejects {
+            r.flush()?;
+        }
+        self.summary.seconds = started.elapsed().as_secs_f64();
+        self.report();
+        Ok(if self.summary.plugin_failures > 0 {
+            Status::PluginFailed
+        } else if self.summary.rejected > 0 {
+            Status::Rejected
+        } else {
+            Status::Success
+        })
+    }
+
+    fn report(&self) {
+        let s = &self.summary;
+        if self.args.json {
+            eprintln!("{}", json!({ "summary": s }));
+            return;
+        }
+        let what = if self.args.rows { "rows" } else { "items" };
+        let rate = if s.seconds > 0.0 {
+            s.read as f64 / s.seconds
+        } else {
+            0.0
+        };
+        let mut line = format!(
+            "{} {what} read, {} kept, {} dropped, {} rejected",
+            s.read, s.kept, s.dropped, s.rejected
+        );
+        if s.plugin_failures > 0 {
+            line += &format!(
+                " ({} in {} failed plugin batches)",
+                s.failed, s.plugin_failures
+            );
+        }
+        line += &format!(" in {:.2}s ({:.0} {what}/s)", s.seconds, rate);
+        eprintln!("{line}");
+    }
+
+    /// Accounts for a batch's fates; `describe` says where record `i` came from.
+    fn account<T>(
+        &mut self,
+        batch: &BatchOutput<T>,
+        describe: impl Fn(usize) -> (String, String),
+    ) -> anyhow::Result<()> {
+        self.summary.kept += batch.kept_count as u64;
+        self.summary.dropped += batch.dropped.len() as u64;
+        self.summary.rejected += batch.rejected.len() as u64;
+        if let Some(e) = &batch.failure {
+            self.summary.plugin_failures += 1;
+            self.summary.failed += batch
+                .rejected
+                .iter()
+                .filter(|r| r.reason == e.to_string())
+                .count() as u64;
+            tracing::error!("{e}; carrying on with the next batch");
+        }
+        for Rejection {
+            index,
+            plugin,
+            reason,
+        } in &batch.rejected
+        {
+            let (place, record) = describe(*index);
+            match &mut self.rejects {
+                Some(w) => {
+                    let rec: serde_json::Value = serde_json::from_str(&record)
+                        .unwrap_or(serde_json::Value::String(record.clone()));
+                    serde_json::to_writer(
+                        &mut *w,
+                        &json!({ "at": place, "plugin": plugin, "reason": reason, "record": rec }),
+                    )?;
+                    w.write_all(b"\n")?;
+                }
+                None if batch.failure.is_some()
+                    && batch.failure.as_ref().map(|e| e.to_string()).as_deref() == Some(reason) =>
+                {
+                    // One line for the whole failed batch is enough (logged above).
+                }
+                None => eprintln!("rejected {place}: {plugin}: {reason}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn run_items(&mut self) -> anyhow::Result<()> {
+        let mut chain = ItemChain::new(&self.plugins)?;
+        let batch_size = self.args.batch_size.unwrap_or(256).max(1);
+        let mut batch: Vec<String> = Vec::with_capacity(batch_size);
+        let mut origins: Vec<Origin> = Vec::with_capacity(batch_size);
+        let names: Vec<String> = self.inputs.iter().map(|i| i.name.clone()).collect();
+        let inputs = std::mem::take(&mut self.inputs);
+        for (input_no, mut input) in inputs.into_iter().enumerate() {
+            let mut line_no = 0;
+            loop {
+                let mut line = String::new();
+                let n = input
+                    .reader
+                    .read_line(&mut line)
+                    .with_context(|| format!("{}: line {}", input.name, line_no + 1))?;
+                if n == 0 {
+                    break;
+                }
+                line_no += 1;
+                let trimmed = line.trim_end_matches(['\n', '\r']);
+                if trimmed.trim().is_empty() {
+                    continue;
+                }
+                line.truncate(trimmed.len());
+                batch.push(line);
+                origins.push(Origin {
+                    input: input_no,
+                    line: line_no,
+                });
+                if batch.len() == batch_size {
+                    self.item_batch(&mut chain, &mut batch, &mut origins, &names)?;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.item_batch(&mut chain, &mut batch, &mut origins, &names)?;
+        }
+        Ok(())
+    }
+
+    fn item_batch(
+        &mut self,
+        chain: &mut ItemChain,
+        batch: &mut Vec<String>,
+        origins: &mut Vec<Origin>,
+        names: &[String],
+    ) -> anyhow::Result<()> {
+        self.summary.read += batch.len() as u64;
+        // Rejected records are rare; keep the originals only while the batch runs.
+        let originals: Vec<String> = batch.clone();
+        let out = chain.run(std::mem::take(batch));
+        for (_, item) in &out.kept {
+            self.out.write_all(item.as_bytes())?;
+            self.out.write_all(b"\n")?;
+        }
+        self.account(&out, |i| {
+            let o = &origins[i];
+            let id = item_id(&originals[i])
+                .map(|id| format!(" (item {id})"))
+                .unwrap_or_default();
+            (
+                format!("{}:{}{id}", names[o.input], o.line),
+                originals[i].clone(),
+            )
+        })?;
+        origins.clear();
+        Ok(())
+    }
+
+    fn run_rows(&mut self) -> anyhow::Result<()> {
+        let inputs = std::mem::take(&mut self.inputs);
+        let mut chain = RowChain::new(&self.plugins)?;
+        let batch_size = self.args.batch_size.unwrap_or(1024).max(1);
+        let (schema, name) = self
+            .args
+            .table
+            .split_once('.')
+            .unwrap_or(("public", &self.args.table));
+        let (schema, name) = (schema.to_string(), name.to_string());
+        let declared = parse_columns(&self.args.columns)?;
+
+        for mut input in inputs {
+            let format = self.args.format.unwrap_or(if input.name.ends_with(".csv") {
+                RowFormat::Csv
+            } else {
+                RowFormat::Copy
+            });
+            let mut csv_reader = None;
+            let columns: Vec<Column> = match format {
+                RowFormat::Csv => {
+                    let mut r = csv::Reader::new(input.reader);
+                    let header = r
+                        .next_record()
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", input.name))?
+                        .with_context(|| {
+                            format!("{}: empty CSV (a header row is required)", input.name)
+                        })?;
+                    let cols = header
+                        .into_iter()
+                        .map(|h| {
+                            let name = h.unwrap_or_default();
+                            let type_name = declared
+                                .iter()
+                                .find(|c| c.name == name)
+                                .map_or("text".into(), |c| c.type_name.clone());
+                            Column { name, type_name }
+                        })
+                        .collect();
+                    csv_reader = Some(r);
+                    input.reader = Box::new(std::io::empty());
+                    cols
+                }
+                RowFormat::Copy => declared.clone(),
+            };
+            let mut table = Table {
+                schema: schema.clone(),
+                name: name.clone(),
+                columns,
+            };
+            let mut started = false;
+            let mut buf: Vec<u8> = Vec::new();
+            let mut lines: Vec<usize> = Vec::new();
+            let mut line_no = 0;
+            if format == RowFormat::Csv {
+                let mut out = Vec::new();
+                csv::write_record(
+                    &mut out,
+                    table.columns.iter().map(|c| Some(c.name.as_str())),
+                );
+                self.out.write_all(&out)?;
+            }
+            loop {
+                // Next row, as COPY text in `buf`.
+                let fields = match format {
+                    RowFormat::Csv => {
+                        let r = csv_reader.as_mut().expect("csv reader");
+                        let Some(rec) = r
+                            .next_record()
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", input.name))?
+                        else {
+                            break;
+                        };
+                        line_no = r.line();
+                        let n = rec.len();
+                        text::encode_row(
+                            &mut buf,
+                            rec.iter().map(|f| f.as_deref().map(str::as_bytes)),
+                        );
+                        n
+                    }
+                    RowFormat::Copy => {
+                        let start = buf.len();
+                        let n = input.reader.read_until(b'\n', &mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        line_no += 1;
+                        if buf.last() != Some(&b'\n') {
+                            buf.push(b'\n');
+                        }
+                        if &buf[start..] == b"\\.\n" {
+                            buf.truncate(start);
+                            break;
+                        }
+                        text::field_count(&buf[start..buf.len() - 1])
+                    }
+                };
+                if !started {
+                    if table.columns.is_empty() {
+                        table.columns = (1..=fields)
+                            .map(|i| Column {
+                                name: format!("c{i}"),
+                                type_name: "text".into(),
+                            })
+                            .collect();
+                    }
+                    chain.begin_table(&table).map_err(anyhow::Error::from)?;
+                    started = true;
+                }
+                if fields != table.columns.len() {
+                    bail!(
+                        "{}: line {line_no}: row has {fields} fields but table {table} has {} columns ({})",
+                        input.name,
+                        table.columns.len(),
+                        table
+                            .columns
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                lines.push(line_no);
+                if lines.len() == batch_size {
+                    self.row_batch(&mut chain, &mut buf, &mut lines, &input.name, format)?;
+                }
+            }
+            if !lines.is_empty() {
+                self.row_batch(&mut chain, &mut buf, &mut lines, &input.name, format)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn row_batch(
+        &mut self,
+        chain: &mut RowChain,
+        buf: &mut Vec<u8>,
+        lines: &mut Vec<usize>,
+        input: &str,
+        format: RowFormat,
+    ) -> anyhow::Result<()> {
+        self.summary.read += lines.len() as u64;
+        let out = chain.run(buf, lines.len());
+        match format {
+            RowFormat::Copy => self.out.write_all(&out.kept)?,
+            RowFormat::Csv => {
+                let mut csv_out = Vec::with_capacity(out.kept.len());
+                for row in text::rows(&out.kept) {
+                    let fields: Vec<Option<String>> = text::raw_fields(row)
+                        .map(|f| text::decode(f).map(|v| String::from_utf8_lossy(&v).into_owned()))
+                        .collect();
+                    csv::write_record(&mut csv_out, fields.iter().map(|f| f.as_deref()));
+                }
+                self.out.write_all(&csv_out)?;
+            }
+        }
+        let originals: Vec<&[u8]> = text::rows(buf).collect();
+        let originals: Vec<String> = originals
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect();
+        self.account(&out, |i| {
+            (format!("{input}:{}", lines[i]), originals[i].clone())
+        })?;
+        buf.clear();
+        lines.clear();
+        Ok(())
+    }
+}
+
+/// `name[:type]` list into columns (types default to text).
+fn parse_columns(specs: &[String]) -> anyhow::Result<Vec<Column>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, ty) = s.split_once(':').unwrap_or((s, "text"));
+            if name.trim().is_empty() {
+                bail!("empty column name in --columns '{s}'");
+            }
+            Ok(Column {
+                name: name.trim().to_string(),
+                type_name: ty.trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The item's `id`, if the text is JSON with a string id (for messages only).
+fn item_id(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: Option<String>,
+    }
+    serde_json::from_str::<Id>(text).ok()?.id
+}

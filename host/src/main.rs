@@ -1,0 +1,76 @@
+//! The `host` binary: parse arguments, run the command, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use host::cli::{Cli, Command, PluginCommand};
+use host::commands;
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.verbose, cli.quiet);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Plugin(PluginCommand::Inspect(args)) => {
+                commands::plugin_inspect::run(args).await
+            }
+            Command::Plugin(PluginCommand::Run(args)) => {
+                let sub = matches
+                    .subcommand_matches("plugin")
+                    .and_then(|m| m.subcommand_matches("run"))
+                    .expect("clap matched plugin run");
+                commands::plugin_run::run(args, sub).await
+            }
+        }
+    });
+    match result {
+        Ok(status) => ExitCode::from(status.exit_code()),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A closed stdout (`host ... | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info,object_store=warn,wasmtime=warn,cranelift=warn",
+        (false, 1) => {
+            "debug,object_store=info,wasmtime=info,cranelift=info,reqwest=info,hyper=info"
+        }
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,314 @@
+//! Runs batches of items or rows through several plugins, in the order given.
+//!
+//! Each stage sees only what the previous one kept. Every input record ends up
+//! with exactly one fate (kept, dropped, rejected) so callers can account for
+//! all of them. When a stage fails on a batch (trap, limit, broken contract),
+//! the records still in flight are rejected with that error, the stage's
+//! instance is rebuilt, and the chain goes on with the next batch; callers
+//! that must not lose anything (e.g. a load) stop on [`BatchOutput::failure`].
+
+use super::model::{ItemOutcome, Kind, Outcome, Table};
+use super::{Plugin, PluginError, PluginInstance};
+use crate::copy::text;
+
+/// Why a record did not come out of the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Index of the record in the input batch.
+    pub index: usize,
+    /// The plugin that rejected it (or failed on it).
+    pub plugin: String,
+    /// Its reason, or the failure.
+    pub reason: String,
+}
+
+/// What became of one batch.
+#[derive(Debug, Default)]
+pub struct BatchOutput<T> {
+    /// What came out: items (JSON text, with input index) or a COPY text buffer of rows.
+    pub kept: T,
+    /// Number of records kept.
+    pub kept_count: usize,
+    /// Input indexes dropped, with the plugin that dropped each.
+    pub dropped: Vec<(usize, String)>,
+    /// Input records rejected by a plugin, or caught in a plugin failure.
+    pub rejected: Vec<Rejection>,
+    /// The plugin failure that hit this batch, if any (its records are in `rejected`).
+    pub failure: Option<PluginError>,
+}
+
+fn batch_label(batch: u64, n: usize) -> String {
+    format!("batch {batch} ({n} records)")
+}
+
+/// A chain of item plugins (rewriters and where-filters).
+pub struct ItemChain {
+    stages: Vec<PluginInstance>,
+    batches: u64,
+}
+
+impl ItemChain {
+    /// Instantiates each plugin; refuses plugins that do not take items.
+    pub fn new(plugins: &[Plugin]) -> Result<ItemChain, PluginError> {
+        let mut stages = Vec::with_capacity(plugins.len());
+        for p in plugins {
+            if !p.kind().handles_items() {
+                return Err(PluginError::WrongKind {
+                    plugin: p.name().to_string(),
+                    what: "process STAC items",
+                    kind: p.kind().as_str(),
+                });
+            }
+            stages.push(p.instantiate()?);
+        }
+        Ok(ItemChain { stages, batches: 0 })
+    }
+
+    /// True when there are no plugins (items pass through untouched).
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// Runs one batch. `kept` holds `(input index, item JSON)` in input order.
+    pub fn run(&mut self, items: Vec<String>) -> BatchOutput<Vec<(usize, String)>> {
+        self.batches += 1;
+        let mut out = BatchOutput::<Vec<(usize, String)>>::default();
+        let mut alive: Vec<usize> = (0..items.len()).collect();
+        let mut current = items;
+
+        for stage in &mut self.stages {
+            if current.is_empty() {
+                break;
+            }
+            let plugin = stage.plugin().name().to_string();
+            let label = batch_label(self.batches, current.len());
+            let result = match stage.plugin().kind() {
+                Kind::ItemRewriter => stage.rewrite_items(&current, &label).and_then(|outcomes| {
+                    check_items(&plugin, &label, &outcomes)?;
+                    Ok(outcomes)
+                }),
+                _ => stage.filter_items(&current, &label).map(|outcomes| {
+                    outcomes
+                        .into_iter()
+                        .zip(current.iter())
+                        .map(|(o, item)| match o {
+                            Outcome::Keep => ItemOutcome::Keep(item.clone()),
+                            Outcome::Drop => ItemOutcome::Drop,
+                            Outcome::Reject(r) => ItemOutcome::Reject(r),
+                        })
+                        .collect()
+                }),
+            };
+            let outcomes = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    fail_all(&mut out, &alive, &plugin, e);
+                    return out;
+                }
+            };
+            let mut next = Vec::with_capacity(current.len());
+            let mut next_alive = Vec::with_capacity(current.len());
+            for (outcome, index) in outcomes.into_iter().zip(alive) {
+                match outcome {
+                    ItemOutcome::Keep(s) => {
+                        next.push(s);
+                        next_alive.push(index);
+                    }
+                    ItemOutcome::Drop => out.dropped.push((index, plugin.clone())),
+                    ItemOutcome::Reject(reason) => out.rejected.push(Rejection {
+                        index,
+                        plugin: plugin.clone(),
+                        reason,
+                    }),
+                }
+            }
+            current = next;
+            alive = next_alive;
+        }
+        out.kept_count = current.len();
+        out.kept = alive.into_iter().zip(current).collect();
+        out
+    }
+}
+
+/// A rewritten item must still be one JSON object.
+fn check_items(plugin: &str, label: &str, outcomes: &[ItemOutcome]) -> Result<(), PluginError> {
+    for (i, o) in outcomes.iter().enumerate() {
+        if let ItemOutcome::Keep(s) = o {
+            let problem = match serde_json::from_str::<serde::de::IgnoredAny>(s) {
+                Err(e) => Some(e.to_string()),
+                Ok(_) if !s.trim_start().starts_with('{') => Some("not a JSON object".to_string()),
+                Ok(_) => None,
+            };
+            if let Some(p) = problem {
+                return Err(PluginError::Contract {
+                    plugin: plugin.to_string(),
+                    message: format!("returned invalid JSON for record {} of {label}: {p}", i + 1),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fail_all<T>(out: &mut BatchOutput<T>, alive: &[usize], plugin: &str, e: PluginError) {
+    let reason = e.to_string();
+    out.rejected.extend(alive.iter().map(|&index| Rejection {
+        index,
+        plugin: plugin.to_string(),
+        reason: reason.clone(),
+    }));
+    out.failure = Some(e);
+}
+
+/// A chain of row plugins (transformers and where-filters) over one table at a time.
+pub struct RowChain {
+    stages: Vec<PluginInstance>,
+    columns: usize,
+    batches: u64,
+}
+
+impl RowChain {
+    /// Instantiates each plugin; refuses plugins that do not take rows.
+    pub fn new(plugins: &[Plugin]) -> Result<RowChain, PluginError> {
+        let mut stages = Vec::with_capacity(plugins.len());
+        for p in plugins {
+            if !p.kind().handles_rows() {
+                return Err(PluginError::WrongKind {
+                    plugin: p.name().to_string(),
+                    what: "process table rows",
+                    kind: p.kind().as_str(),
+                });
+            }
+            stages.push(p.instantiate()?);
+        }
+        Ok(RowChain {
+            stages,
+            columns: 0,
+            batches: 0,
+        })
+    }
+
+    /// True when there are no plugins.
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// Announces the table the next batches belong to; any stage may refuse it.
+    pub fn begin_table(&mut self, table: &Table) -> Result<(), PluginError> {
+        self.columns = table.columns.len();
+        self.batches = 0;
+        for s in &mut self.stages {
+            s.begin_table(table)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one batch of `n_rows` complete COPY-text rows; `kept` is a COPY text buffer.
+    pub fn run(&mut self, rows: &[u8], n_rows: usize) -> BatchOutput<Vec<u8>> {
+        self.batches += 1;
+        let mut out = BatchOutput::<Vec<u8>>::default();
+        let mut alive: Vec<usize> = (0..n_rows).collect();
+        let mut current: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(rows);
+
+        for stage in &mut self.stages {
+            if alive.is_empty() {
+                break;
+            }
+            let plugin = stage.plugin().name().to_string();
+            let label = batch_label(self.batches, alive.len());
+            let step = match stage.plugin().kind() {
+                Kind::RowTransformer => stage
+                    .transform_rows(&current, alive.len(), &label)
+                    .and_then(|b| {
+                        let kept = b.outcomes.iter().filter(|o| **o == Outcome::Keep).count();
+                        check_rows(&plugin, &label, &b.rows, kept, self.columns)?;
+                        Ok((b.outcomes, Some(b.rows)))
+                    }),
+                _ => stage
+                    .filter_rows(&current, alive.len(), &label)
+                    .map(|o| (o, None)),
+            };
+            let (outcomes, new_rows) = match step {
+                Ok(s) => s,
+                Err(e) => {
+                    fail_all(&mut out, &alive, &plugin, e);
+                    return out;
+                }
+            };
+            let mut next_alive = Vec::with_capacity(alive.len());
+            // Filters keep the input bytes of kept rows; transformers hand us new bytes.
+            let mut filtered = Vec::new();
+            let mut input_rows = text::rows(&current);
+            for (outcome, index) in outcomes.into_iter().zip(alive) {
+                let row = if new_rows.is_none() {
+                    input_rows.next()
+                } else {
+                    None
+                };
+                match outcome {
+                    Outcome::Keep => {
+                        next_alive.push(index);
+                        if new_rows.is_none()
+                            && let Some(r) = row
+                        {
+                            filtered.extend_from_slice(r);
+                            filtered.push(b'\n');
+                        }
+                    }
+                    Outcome::Drop => out.dropped.push((index, plugin.clone())),
+                    Outcome::Reject(reason) => out.rejected.push(Rejection {
+                        index,
+                        plugin: plugin.clone(),
+                        reason,
+                    }),
+                }
+            }
+            drop(input_rows);
+            current = std::borrow::Cow::Owned(new_rows.unwrap_or(filtered));
+            alive = next_alive;
+        }
+        out.kept_count = alive.len();
+        out.kept = if alive.is_empty() {
+            Vec::new()
+        } else {
+            current.into_owned()
+        };
+        out
+    }
+}
+
+/// Kept rows must be complete rows with exactly the table's columns.
+fn check_rows(
+    plugin: &str,
+    label: &str,
+    rows: &[u8],
+    kept: usize,
+    columns: usize,
+) -> Result<(), PluginError> {
+    let contract = |message: String| PluginError::Contract {
+        plugin: plugin.to_string(),
+        message,
+    };
+    if !rows.is_empty() && rows.last() != Some(&b'\n') {
+        return Err(contract(format!(
+            "returned rows without a final newline on {label}"
+        )));
+    }
+    let mut n = 0;
+    for row in text::rows(rows) {
+        n += 1;
+        let fields = text::field_count(row);
+        if columns > 0 && fields != columns {
+            return Err(contract(format!(
+                "returned a row with {fields} fields instead of {columns} (row {n} of {label})"
+            )));
+        }
+    }
+    if n != kept {
+        return Err(contract(format!(
+            "kept {kept} rows but returned {n} on {label}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! The sandboxed WebAssembly plugin host.
+//!
+//! - [`Runtime`]: one per process; the engine, limits, compile cache.
+//! - [`Plugin`]: a loaded, verified, pre-linked component.
+//! - [`PluginInstance`]: a configured instance that runs batches; it survives
+//!   traps by rebuilding itself.
+//! - [`chain`]: runs batches of items or rows through several plugins in order.
+
+mod cache;
+pub mod chain;
+mod error;
+mod instance;
+mod limits;
+mod model;
+mod runtime;
+mod sandbox;
+mod spec;
+pub mod wit;
+
+pub use cache::{CacheOutcome, CompileCache};
+pub use error::{LimitKind, PluginError};
+pub use instance::PluginInstance;
+pub use limits::{EPOCH_TICK, Limits, parse_bytes, parse_duration};
+pub use model::{Column, Info, ItemOutcome, Kind, Outcome, RowBatch, Table};
+pub use runtime::{Plugin, Runtime};
+pub use spec::{PluginSpec, parse_param};
