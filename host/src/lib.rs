@@ -9,5 +9,6 @@
 pub mod cli;
 pub mod commands;
 pub mod copy;
+pub mod db;
 pub mod fetch;
 pub mod plugin;
