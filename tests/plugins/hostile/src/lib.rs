@@ -7,7 +7,7 @@ use std::io::Write;
 
 wit_bindgen::generate!({
     world: "item-rewriter",
-    path: "/tmp/witfix/v0.1",
+    path: "../../../wit/v0.1",
 });
 
 use exports::host::plugin::{item_rewrite, plugin};

@@ -1,0 +1,113 @@
+//! Shared helpers for the integration tests: the real `host` binary, plugin
+//! and fixture paths, and a fresh PostgreSQL database per test.
+//!
+//! The databases come from the project's local clusters (`scripts/pg start`);
+//! `HOST_DSN` and `HOST_DSN2` point at them, with the script's defaults.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The `host` binary under test, with a compile cache private to the test run.
+pub fn host() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_host"));
+    c.env("HOST_CACHE_DIR", root().join("target").join("test-plugin-cache"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// Runs `host` with args and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    host().args(args).output().expect("run host")
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A plugin built by `scripts/build-plugins`.
+pub fn wasm(name: &str) -> PathBuf {
+    let p = root().join("target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run scripts/build-plugins first", p.display());
+    p
+}
+
+/// A file under tests/fixtures.
+pub fn fixture(rel: &str) -> PathBuf {
+    let p = root().join("tests/fixtures").join(rel);
+    assert!(p.exists(), "fixture {} is missing", p.display());
+    p
+}
+
+/// Connection string of the main local cluster's `host` database.
+pub fn admin_dsn() -> String {
+    std::env::var("HOST_DSN").unwrap_or_else(|_| "postgresql://host:host@127.0.0.1:55432/host".into())
+}
+
+/// Connection string of the second local cluster's `host` database.
+pub fn admin_dsn2() -> String {
+    std::env::var("HOST_DSN2").unwrap_or_else(|_| "postgresql://host:host@127.0.0.1:55433/host".into())
+}
+
+/// A database created for one test and dropped when it goes out of scope.
+pub struct TestDb {
+    pub name: String,
+    /// Connection string for the new database.
+    pub dsn: String,
+    admin: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    /// A fresh, empty database on the main cluster.
+    pub fn new(label: &str) -> TestDb {
+        TestDb::on(&admin_dsn(), label)
+    }
+
+    /// A fresh, empty database on the second cluster.
+    pub fn new2(label: &str) -> TestDb {
+        TestDb::on(&admin_dsn2(), label)
+    }
+
+    fn on(admin: &str, label: &str) -> TestDb {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("t_{}_{}_{n}", label.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"), std::process::id());
+        let mut c = postgres::Client::connect(admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach {admin}: {e} (run scripts/pg start)"));
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}")).unwrap();
+        let dsn = replace_db(admin, &name);
+        TestDb { name, dsn, admin: admin.to_string() }
+    }
+
+    /// A synchronous client for assertions.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.dsn, postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// The same URL with another database name.
+pub fn replace_db(dsn: &str, db: &str) -> String {
+    let (base, _) = dsn.rsplit_once('/').expect("a postgresql:// URL");
+    format!("{base}/{db}")
+}
