@@ -11,4 +11,5 @@ pub mod commands;
 pub mod copy;
 pub mod db;
 pub mod fetch;
+pub mod json_check;
 pub mod plugin;

@@ -135,11 +135,7 @@ impl ItemChain {
 fn check_items(plugin: &str, label: &str, outcomes: &[ItemOutcome]) -> Result<(), PluginError> {
     for (i, o) in outcomes.iter().enumerate() {
         if let ItemOutcome::Keep(s) = o {
-            let problem = match serde_json::from_str::<serde::de::IgnoredAny>(s) {
-                Err(e) => Some(e.to_string()),
-                Ok(_) if !s.trim_start().starts_with('{') => Some("not a JSON object".to_string()),
-                Ok(_) => None,
-            };
+            let problem = crate::json_check::check_object(s).err();
             if let Some(p) = problem {
                 return Err(PluginError::Contract {
                     plugin: plugin.to_string(),
