@@ -588,6 +588,17 @@ fn an_infinite_loop_is_stopped_at_the_deadline_and_the_next_batch_runs() {
 }
 
 #[test]
+fn fuel_bounds_the_instructions_of_a_call() {
+    let out = hostile("loop", &["--plugin-fuel", "5000000", "--plugin-time", "10s"], three_items());
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plugin hostile exceeded its fuel limit"), "{}", stderr(&out));
+    // Enough fuel for honest work.
+    let out = hostile("ok", &["--plugin-fuel", "50000000"], three_items());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(lines(&out).len(), 3);
+}
+
+#[test]
 fn a_panic_is_shown_and_only_its_batch_is_lost() {
     let out = hostile("panic-on-id:b", &["--batch-size", "1"], three_items());
     assert_eq!(out.status.code(), Some(4));
