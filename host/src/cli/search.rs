@@ -61,8 +61,8 @@ pub struct DeleteItemsArgs {
     #[arg(long, conflicts_with_all = ["ids", "ids_file"])]
     pub all: bool,
 
-    /// Do not ask for confirmation (with --all).
-    #[arg(long, short = 'y', requires = "all")]
+    /// Do not ask for confirmation (only --all asks).
+    #[arg(long, short = 'y')]
     pub yes: bool,
 
     /// Print the summary as JSON.

@@ -504,14 +504,21 @@ impl Builder {
                     kind: KeyKind::Json,
                 }
             }
-            p @ (Property::Datetime | Property::StartDatetime | Property::EndDatetime) => KeyExpr {
-                order: column(p).to_string(),
-                text: format!(
-                    "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-                    column(p)
-                ),
-                kind: KeyKind::Timestamp,
-            },
+            p @ (Property::Datetime | Property::StartDatetime | Property::EndDatetime) => {
+                // `datetime` is NULL for items with a start/end interval; sorting by it
+                // sorts by the start, which equals `datetime` for the others.
+                let col = match p {
+                    Property::Datetime => "start_datetime",
+                    p => column(p),
+                };
+                KeyExpr {
+                    order: col.to_string(),
+                    text: format!(
+                        "to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                    ),
+                    kind: KeyKind::Timestamp,
+                }
+            }
             p => KeyExpr {
                 order: column(p).to_string(),
                 text: column(p).to_string(),

@@ -20,9 +20,8 @@ fn params(s: &Search) -> String {
     format!("{:?}", s.query.params)
 }
 
-const KEYS: &str =
-    "to_char(datetime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), collection, id";
-const ORDER: &str = "datetime DESC NULLS FIRST, collection ASC NULLS LAST, id ASC NULLS LAST";
+const KEYS: &str = "to_char(start_datetime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), collection, id";
+const ORDER: &str = "start_datetime DESC NULLS FIRST, collection ASC NULLS LAST, id ASC NULLS LAST";
 
 #[test]
 fn empty_request() {
