@@ -271,3 +271,56 @@ fn usage_errors() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no item ids given"), "{}", stderr(&o));
 }
+
+/// On a terminal the command asks; `script` (util-linux) gives it one.
+#[test]
+fn confirmation_on_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` command to provide a terminal");
+        return;
+    }
+    let (db, mut c) = loaded("delete_tty");
+    let bin = env!("CARGO_BIN_EXE_host");
+    let on_tty = |args: &str, answer: &str| {
+        let mut child = std::process::Command::new("script")
+            .args([
+                "-qec",
+                &format!("{bin} {args} --dsn {}", db.dsn),
+                "/dev/null",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        (o.status.code(), stdout(&o))
+    };
+    let (code, out) = on_tty(&format!("delete collection {PG}"), "n\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("Delete collection \"pgstac-test-collection\" and its 100 items in"),
+        "{out}"
+    );
+    assert!(out.contains("not confirmed; nothing was deleted"), "{out}");
+    assert!(collection_exists(&mut c, PG));
+    assert_eq!(count(&mut c, PG), 100);
+
+    let (code, out) = on_tty(&format!("delete collection {PG}"), "y\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("deleted collection \"pgstac-test-collection\" and its 100 items"),
+        "{out}"
+    );
+    assert!(!collection_exists(&mut c, PG));
+}
