@@ -5,7 +5,6 @@
 mod stacdb;
 mod util;
 
-use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::process::Stdio;
@@ -14,109 +13,8 @@ use serde_json::{Value, json};
 use stacdb::eval::{
     cmp_nullable, datetime, item_intersects, num, outer_ring, point_in, rect, span, t, text,
 };
+use stacdb::fixture::{Key, features, loaded, sorted};
 use util::{TestDb, host, run, stderr, stdout};
-
-type Key = (String, String);
-
-struct Fixture {
-    db: TestDb,
-    items: Vec<Value>,
-}
-
-/// pgstac's 100 items, the stac-spec examples (and a null-geometry item), optionally 1,000 NAIP items.
-fn loaded(label: &str, naip: bool) -> Fixture {
-    let db = TestDb::new(label);
-    let mut c = stacdb::setup(&db);
-    stacdb::insert_collections(
-        &mut c,
-        &stacdb::ndjson("stac/pgstac-testdata/collections.ndjson"),
-    );
-    let mut items = stacdb::pgstac_items();
-    items.extend(stacdb::spec_items());
-    if naip {
-        items.extend(stacdb::ndjson("stac/planetary-computer/naip-items.ndjson"));
-    }
-    stacdb::insert_items(&mut c, &items);
-    Fixture { db, items }
-}
-
-fn features(page: &Value) -> &Vec<Value> {
-    page["features"].as_array().expect("features")
-}
-
-impl Fixture {
-    fn search(&self, req: &Value) -> Value {
-        let o = run(&["search", &req.to_string(), "--dsn", &self.db.dsn]);
-        assert!(
-            o.status.success(),
-            "host search {req} failed: {}",
-            stderr(&o)
-        );
-        let page: Value = serde_json::from_slice(&o.stdout).expect("JSON output");
-        assert_eq!(page["type"], "FeatureCollection");
-        assert_eq!(page["numberReturned"], features(&page).len());
-        page
-    }
-
-    /// What the database says matches (in one page).
-    fn matches(&self, mut req: Value) -> BTreeSet<Key> {
-        req["limit"] = json!(10_000);
-        let page = self.search(&req);
-        assert_eq!(page["links"], json!([]), "one page holds everything");
-        let keys: Vec<Key> = features(&page).iter().map(stacdb::key).collect();
-        let set: BTreeSet<Key> = keys.iter().cloned().collect();
-        assert_eq!(set.len(), keys.len(), "duplicates for {req}");
-        set
-    }
-
-    /// The database's answer must equal the Rust predicate's over the fixture items.
-    fn check(&self, req: Value, pred: impl Fn(&Value) -> bool) -> usize {
-        let want: BTreeSet<Key> = self
-            .items
-            .iter()
-            .filter(|i| pred(i))
-            .map(stacdb::key)
-            .collect();
-        let got = self.matches(req.clone());
-        assert_eq!(got, want, "request {req}");
-        want.len()
-    }
-
-    /// Like `check`, and the answer is neither empty nor everything.
-    fn check_some(&self, req: Value, pred: impl Fn(&Value) -> bool) -> usize {
-        let n = self.check(req.clone(), pred);
-        assert!(
-            n > 0 && n < self.items.len(),
-            "{req} matched {n} of {}",
-            self.items.len()
-        );
-        n
-    }
-
-    /// Follows `next` links to the end; checks every page.
-    fn walk(&self, req: Value) -> (Vec<Key>, usize) {
-        let limit = req["limit"].as_u64().unwrap() as usize;
-        let (mut keys, mut pages, mut req) = (Vec::new(), 0, req);
-        loop {
-            let page = self.search(&req);
-            pages += 1;
-            assert!(pages < 1000, "runaway pagination");
-            let feats = features(&page);
-            assert!(feats.len() <= limit);
-            keys.extend(feats.iter().map(stacdb::key));
-            match page["links"].as_array().unwrap().as_slice() {
-                [] => return (keys, pages),
-                [next] => {
-                    assert_eq!(next["rel"], "next");
-                    assert_eq!(feats.len(), limit, "only the last page is short");
-                    assert_eq!(next["body"]["token"], next["token"]);
-                    req = next["body"].clone();
-                }
-                more => panic!("unexpected links {more:?}"),
-            }
-        }
-    }
-}
 
 #[test]
 fn core_members_match_a_plain_evaluation() {
@@ -465,17 +363,6 @@ fn cql2_filters_match_a_plain_evaluation() {
         json!({"collections": ["pgstac-test-collection"], "filter": lt(30.0), "datetime": format!("{a}/..")}),
         |i| i["collection"] == "pgstac-test-collection" && num(i, "eo:cloud_cover").is_some_and(|x| x < 30.0) && span(i).1 >= t(a),
     );
-}
-
-/// The Rust order for a sort: the given comparison, then collection and id ascending.
-fn sorted(
-    items: &[Value],
-    keep: impl Fn(&Value) -> bool,
-    cmp: impl Fn(&Value, &Value) -> Ordering,
-) -> Vec<Key> {
-    let mut v: Vec<&Value> = items.iter().filter(|i| keep(i)).collect();
-    v.sort_by(|a, b| cmp(a, b).then_with(|| stacdb::key(a).cmp(&stacdb::key(b))));
-    v.into_iter().map(stacdb::key).collect()
 }
 
 #[test]

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod eval;
+pub mod fixture;
 
 use std::collections::HashSet;
 
