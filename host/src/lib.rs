@@ -4,6 +4,7 @@
 //! - [`plugin`]: the sandboxed plugin runtime and plugin chains.
 //! - [`copy`]: row formats (COPY text, CSV).
 //! - [`fetch`]: reading files, URLs and object stores.
+//! - [`search`]: STAC API item search (CQL2-JSON) translated to parameterized SQL.
 //! - [`cli`] and [`commands`]: the `host` command line.
 
 pub mod cli;
@@ -13,3 +14,4 @@ pub mod db;
 pub mod fetch;
 pub mod json_check;
 pub mod plugin;
+pub mod search;

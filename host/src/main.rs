@@ -36,6 +36,8 @@ fn main() -> ExitCode {
                     .expect("clap matched plugin run");
                 commands::plugin_run::run(args, sub).await
             }
+            Command::Search(args) => commands::search::run(args).await,
+            Command::Delete(cmd) => commands::delete::run(cmd).await,
         }
     });
     match result {

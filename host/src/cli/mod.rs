@@ -1,11 +1,13 @@
 //! Command-line arguments. Parsing only: commands live in `crate::commands`.
 
 mod plugins;
+mod search;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub use plugins::{PluginChainArgs, PluginOpts, plugin_specs};
+pub use search::{DeleteCollectionArgs, DeleteCommand, DeleteItemsArgs, SearchArgs};
 
 /// Exit codes, for scripts.
 pub const EXIT_HELP: &str = "\
@@ -42,6 +44,11 @@ pub enum Command {
     /// Inspect, develop and test plugins without a database.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Search items: STAC API item search with CQL2-JSON filters, printed as a FeatureCollection.
+    Search(SearchArgs),
+    /// Delete items, or a collection with its items.
+    #[command(subcommand)]
+    Delete(DeleteCommand),
 }
 
 #[derive(Debug, Subcommand)]

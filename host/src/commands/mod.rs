@@ -1,8 +1,10 @@
 //! One module per command. Each returns a [`Status`] for `main` to turn into
 //! an exit code; errors carry their own context.
 
+pub mod delete;
 pub mod plugin_inspect;
 pub mod plugin_run;
+pub mod search;
 
 use crate::cli::PluginOpts;
 use crate::fetch::Location;
