@@ -4,6 +4,9 @@
 //! - [`plugin`]: the sandboxed plugin runtime and plugin chains.
 //! - [`copy`]: row formats (COPY text, CSV).
 //! - [`fetch`]: reading files, URLs and object stores.
+//! - [`migrate`]: schema migrations (the built-in STAC schema and other sets).
+//! - [`stac`]: STAC records: validation and the database rows they become.
+//! - [`load`]: streaming sources through plugins into PostgreSQL.
 //! - [`cli`] and [`commands`]: the `host` command line.
 
 pub mod cli;
@@ -11,4 +14,7 @@ pub mod commands;
 pub mod copy;
 pub mod db;
 pub mod fetch;
+pub mod load;
+pub mod migrate;
 pub mod plugin;
+pub mod stac;

@@ -1,8 +1,13 @@
 //! One module per command. Each returns a [`Status`] for `main` to turn into
 //! an exit code; errors carry their own context.
 
+pub mod load;
+pub mod migrate;
+pub mod pgready;
 pub mod plugin_inspect;
 pub mod plugin_run;
+pub mod update_extents;
+pub mod version;
 
 use crate::cli::PluginOpts;
 use crate::fetch::Location;
