@@ -87,6 +87,10 @@ impl Location {
                 Arc::new(
                     object_store::http::HttpBuilder::new()
                         .with_url(base)
+                        // The user wrote http:// themselves; pins guard plugin integrity.
+                        .with_client_options(
+                            object_store::ClientOptions::new().with_allow_http(true),
+                        )
                         .build()
                         .map_err(err)?,
                 )

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod copy;
 pub mod db;
 pub mod fetch;
+pub mod json_check;
 pub mod load;
 pub mod migrate;
 pub mod plugin;

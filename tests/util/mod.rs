@@ -11,13 +11,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `host` binary under test, with a compile cache private to the test run.
 pub fn host() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_host"));
-    c.env("HOST_CACHE_DIR", root().join("target").join("test-plugin-cache"));
+    c.env(
+        "HOST_CACHE_DIR",
+        root().join("target").join("test-plugin-cache"),
+    );
     c.env_remove("RUST_LOG");
     c
 }
@@ -39,8 +45,14 @@ pub fn stderr(o: &Output) -> String {
 
 /// A plugin built by `scripts/build-plugins`.
 pub fn wasm(name: &str) -> PathBuf {
-    let p = root().join("target/wasm32-wasip2/release").join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run scripts/build-plugins first", p.display());
+    let p = root()
+        .join("target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-plugins first",
+        p.display()
+    );
     p
 }
 
@@ -53,12 +65,14 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// Connection string of the main local cluster's `host` database.
 pub fn admin_dsn() -> String {
-    std::env::var("HOST_DSN").unwrap_or_else(|_| "postgresql://host:host@127.0.0.1:55432/host".into())
+    std::env::var("HOST_DSN")
+        .unwrap_or_else(|_| "postgresql://host:host@127.0.0.1:55432/host".into())
 }
 
 /// Connection string of the second local cluster's `host` database.
 pub fn admin_dsn2() -> String {
-    std::env::var("HOST_DSN2").unwrap_or_else(|_| "postgresql://host:host@127.0.0.1:55433/host".into())
+    std::env::var("HOST_DSN2")
+        .unwrap_or_else(|_| "postgresql://host:host@127.0.0.1:55433/host".into())
 }
 
 /// A database created for one test and dropped when it goes out of scope.
@@ -84,14 +98,25 @@ impl TestDb {
 
     fn on(admin: &str, label: &str) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("t_{}_{}_{n}", label.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"), std::process::id());
+        let name = format!(
+            "t_{}_{}_{n}",
+            label
+                .to_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            std::process::id()
+        );
         let mut c = postgres::Client::connect(admin, postgres::NoTls)
             .unwrap_or_else(|e| panic!("cannot reach {admin}: {e} (run scripts/pg start)"));
         // Two statements: DROP DATABASE cannot run in the implicit transaction of a multi-statement batch.
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
         c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         let dsn = replace_db(admin, &name);
-        TestDb { name, dsn, admin: admin.to_string() }
+        TestDb {
+            name,
+            dsn,
+            admin: admin.to_string(),
+        }
     }
 
     /// A synchronous client for assertions.
@@ -103,7 +128,10 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }

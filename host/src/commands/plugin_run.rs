@@ -252,9 +252,8 @@ impl Run {
         names: &[String],
     ) -> anyhow::Result<()> {
         self.summary.read += batch.len() as u64;
-        // Rejected records are rare; keep the originals only while the batch runs.
-        let originals: Vec<String> = batch.clone();
-        let out = chain.run(std::mem::take(batch));
+        let out = chain.run(batch);
+        let originals = std::mem::take(batch);
         for (_, item) in &out.kept {
             self.out.write_all(item.as_bytes())?;
             self.out.write_all(b"\n")?;

@@ -70,24 +70,27 @@ impl ItemChain {
     }
 
     /// Runs one batch. `kept` holds `(input index, item JSON)` in input order.
-    pub fn run(&mut self, items: Vec<String>) -> BatchOutput<Vec<(usize, String)>> {
+    /// The input is borrowed so callers keep the originals (for reject reports)
+    /// without copying them.
+    pub fn run(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, String)>> {
         self.batches += 1;
         let mut out = BatchOutput::<Vec<(usize, String)>>::default();
         let mut alive: Vec<usize> = (0..items.len()).collect();
-        let mut current = items;
+        let mut owned: Option<Vec<String>> = None;
 
         for stage in &mut self.stages {
+            let current: &[String] = owned.as_deref().unwrap_or(items);
             if current.is_empty() {
                 break;
             }
             let plugin = stage.plugin().name().to_string();
             let label = batch_label(self.batches, current.len());
             let result = match stage.plugin().kind() {
-                Kind::ItemRewriter => stage.rewrite_items(&current, &label).and_then(|outcomes| {
+                Kind::ItemRewriter => stage.rewrite_items(current, &label).and_then(|outcomes| {
                     check_items(&plugin, &label, &outcomes)?;
                     Ok(outcomes)
                 }),
-                _ => stage.filter_items(&current, &label).map(|outcomes| {
+                _ => stage.filter_items(current, &label).map(|outcomes| {
                     outcomes
                         .into_iter()
                         .zip(current.iter())
@@ -122,11 +125,12 @@ impl ItemChain {
                     }),
                 }
             }
-            current = next;
+            owned = Some(next);
             alive = next_alive;
         }
-        out.kept_count = current.len();
-        out.kept = alive.into_iter().zip(current).collect();
+        let kept = owned.unwrap_or_else(|| items.to_vec());
+        out.kept_count = kept.len();
+        out.kept = alive.into_iter().zip(kept).collect();
         out
     }
 }
@@ -135,11 +139,7 @@ impl ItemChain {
 fn check_items(plugin: &str, label: &str, outcomes: &[ItemOutcome]) -> Result<(), PluginError> {
     for (i, o) in outcomes.iter().enumerate() {
         if let ItemOutcome::Keep(s) = o {
-            let problem = match serde_json::from_str::<serde::de::IgnoredAny>(s) {
-                Err(e) => Some(e.to_string()),
-                Ok(_) if !s.trim_start().starts_with('{') => Some("not a JSON object".to_string()),
-                Ok(_) => None,
-            };
+            let problem = crate::json_check::check_object(s).err();
             if let Some(p) = problem {
                 return Err(PluginError::Contract {
                     plugin: plugin.to_string(),

@@ -188,8 +188,6 @@ impl Runtime {
                     .map_err(|e| invalid(&location, e))?,
             ),
         };
-        let load_time = started.elapsed();
-
         let mut plugin = Plugin(Arc::new(PluginInner {
             display_name: spec.short_name().to_string(),
             spec: spec.clone(),
@@ -201,7 +199,7 @@ impl Runtime {
             imports,
             exports,
             cache,
-            load_time,
+            load_time: Duration::ZERO,
             pre,
             shared: self.shared.clone(),
         }));
@@ -220,6 +218,9 @@ impl Runtime {
         let inner = Arc::get_mut(&mut plugin.0).expect("not shared yet");
         inner.display_name = info.name.clone();
         inner.info = Some(info);
+        // Bytes in hand to a plugin that has answered a call: what "ready" costs.
+        inner.load_time = started.elapsed();
+        let load_time = inner.load_time;
         tracing::debug!(
             plugin = %plugin.name(), cache = ?cache, ms = load_time.as_secs_f64() * 1e3,
             "plugin ready"
@@ -335,7 +336,8 @@ impl Plugin {
     pub fn cache(&self) -> CacheOutcome {
         self.0.cache
     }
-    /// Time from bytes to a linked component (compile or cache load).
+    /// Time from bytes to a plugin that has answered its first call
+    /// (digest check, compile or cache load, linking, instantiation, `info`).
     pub fn load_time(&self) -> Duration {
         self.0.load_time
     }

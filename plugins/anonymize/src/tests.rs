@@ -6,10 +6,17 @@ fn plugin(args: &[&str]) -> Result<Anonymize, String> {
 }
 
 fn users() -> Table {
-    Table::new("public", "users", &[
-        ("id", "integer"), ("email", "text"), ("phone", "character varying(20)"),
-        ("name", "text"), ("key", "text"),
-    ])
+    Table::new(
+        "public",
+        "users",
+        &[
+            ("id", "integer"),
+            ("email", "text"),
+            ("phone", "character varying(20)"),
+            ("name", "text"),
+            ("key", "text"),
+        ],
+    )
 }
 
 /// Runs `rows` (COPY text) through a plugin made of `args`; returns the output text.
@@ -25,20 +32,43 @@ const ROWS: &str = "1\tann@corp.org\t+1 (555) 010-2030\tAnn Lee\tk1\n2\t\\N\t\\N
 
 #[test]
 fn pseudonymizes_each_treatment() {
-    let out = run(&["key=s3cret", "email=email", "phone=phone", "name=name", "column:key=hash"], ROWS);
+    let out = run(
+        &[
+            "key=s3cret",
+            "email=email",
+            "phone=phone",
+            "name=name",
+            "column:key=hash",
+        ],
+        ROWS,
+    );
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
     let r = &lines[0];
     assert_eq!(r[0], "1");
-    assert!(r[1].starts_with("user-") && r[1].ends_with("@example.com") && r[1].len() == 29, "{}", r[1]);
+    assert!(
+        r[1].starts_with("user-") && r[1].ends_with("@example.com") && r[1].len() == 29,
+        "{}",
+        r[1]
+    );
     assert_eq!(r[2].len(), "+1 (555) 010-2030".len());
-    assert_eq!(r[2].replace(|c: char| c.is_ascii_digit(), "0"), "+0 (000) 000-0000");
+    assert_eq!(
+        r[2].replace(|c: char| c.is_ascii_digit(), "0"),
+        "+0 (000) 000-0000"
+    );
     assert_ne!(r[2], "+1 (555) 010-2030");
     let (first, last) = r[3].split_once(' ').unwrap();
     assert!(names::FIRST.contains(&first) && names::LAST.contains(&last));
     assert_eq!(r[4].len(), 64);
     let hashed = run(&["key=s3cret", "email=hash"], ROWS);
-    assert_ne!(hashed, run(&["key=s3cret", "algorithm=hmac-sha256", "email=hash"], ROWS));
-    assert_eq!(&hashed.split('\t').nth(1).unwrap()[..12], &r[1][5..17], "email = first 12 hex of the HMAC");
+    assert_ne!(
+        hashed,
+        run(&["key=s3cret", "algorithm=hmac-sha256", "email=hash"], ROWS)
+    );
+    assert_eq!(
+        &hashed.split('\t').nth(1).unwrap()[..12],
+        &r[1][5..17],
+        "email = first 12 hex of the HMAC"
+    );
     // NULL stays NULL; an empty name gets a pseudonym like any other value.
     assert_eq!(lines[1][..3], ["2", "\\N", "\\N"]);
     assert_eq!(lines[1][4], "\\N");
@@ -48,15 +78,24 @@ fn pseudonymizes_each_treatment() {
 #[test]
 fn hash_is_hmac_sha256_hex() {
     // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
-    let out = run(&["key=Jefe", "algorithm=hmac-sha256", "name=hash"], "1\t\\N\t\\N\twhat do ya want for nothing?\tx\n");
-    assert_eq!(out, "1\t\\N\t\\N\t5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843\tx\n");
+    let out = run(
+        &["key=Jefe", "algorithm=hmac-sha256", "name=hash"],
+        "1\t\\N\t\\N\twhat do ya want for nothing?\tx\n",
+    );
+    assert_eq!(
+        out,
+        "1\t\\N\t\\N\t5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843\tx\n"
+    );
 }
 
 #[test]
 fn hash_is_keyed_blake3_hex_by_default() {
     let key = blake3::derive_key("host anonymize plugin v1", b"k");
     let want = blake3::keyed_hash(&key, b"ann").to_hex();
-    assert_eq!(run(&["key=k", "name=hash"], "1\t\\N\t\\N\tann\tx\n"), format!("1\t\\N\t\\N\t{want}\tx\n"));
+    assert_eq!(
+        run(&["key=k", "name=hash"], "1\t\\N\t\\N\tann\tx\n"),
+        format!("1\t\\N\t\\N\t{want}\tx\n")
+    );
 }
 
 #[test]
@@ -69,7 +108,10 @@ fn deterministic_per_key() {
 #[test]
 fn null_and_keep() {
     let out = run(&["key=k", "email=null", "name=keep"], ROWS);
-    assert_eq!(out, "1\t\\N\t+1 (555) 010-2030\tAnn Lee\tk1\n2\t\\N\t\\N\t\t\\N\n");
+    assert_eq!(
+        out,
+        "1\t\\N\t+1 (555) 010-2030\tAnn Lee\tk1\n2\t\\N\t\\N\t\t\\N\n"
+    );
 }
 
 #[test]
@@ -77,19 +119,38 @@ fn refuses_bad_parameters() {
     let err = |args: &[&str]| plugin(args).err().unwrap();
     assert_eq!(err(&["email=email"]), "missing required parameter `key`");
     assert_eq!(err(&["key="]), "parameter `key` must not be empty");
-    assert_eq!(err(&["key=k"]), "no column given: add COLUMN=TREATMENT (e.g. email=email)");
-    assert_eq!(err(&["key=k", "email=scramble"]), "unknown treatment `scramble` (use email, phone, name, hash, null or keep)");
-    assert_eq!(err(&["key=k", "email=email", "column:email=hash"]), "column `email` is given more than once");
-    assert_eq!(err(&["key=k", "algorithm=md5", "email=email"]), "unknown algorithm `md5` (use blake3 or hmac-sha256)");
+    assert_eq!(
+        err(&["key=k"]),
+        "no column given: add COLUMN=TREATMENT (e.g. email=email)"
+    );
+    assert_eq!(
+        err(&["key=k", "email=scramble"]),
+        "unknown treatment `scramble` (use email, phone, name, hash, null or keep)"
+    );
+    assert_eq!(
+        err(&["key=k", "email=email", "column:email=hash"]),
+        "column `email` is given more than once"
+    );
+    assert_eq!(
+        err(&["key=k", "algorithm=md5", "email=email"]),
+        "unknown algorithm `md5` (use blake3 or hmac-sha256)"
+    );
 }
 
 #[test]
 fn refuses_tables_that_do_not_fit() {
     let begin = |args: &[&str]| plugin(args).unwrap().begin_table(&users());
-    assert_eq!(begin(&["key=k", "mail=email"]).unwrap_err(),
-        "table public.users has no column `mail` (its columns: id, email, phone, name, key)");
-    assert_eq!(begin(&["key=k", "id=hash"]).unwrap_err(), "column `id` is integer: treatment `hash` needs a text column");
-    assert_eq!(begin(&["key=k", "phone=email"]).unwrap_err(),
-        "column `phone` is character varying(20): treatment `email` writes up to 29 characters");
+    assert_eq!(
+        begin(&["key=k", "mail=email"]).unwrap_err(),
+        "table public.users has no column `mail` (its columns: id, email, phone, name, key)"
+    );
+    assert_eq!(
+        begin(&["key=k", "id=hash"]).unwrap_err(),
+        "column `id` is integer: treatment `hash` needs a text column"
+    );
+    assert_eq!(
+        begin(&["key=k", "phone=email"]).unwrap_err(),
+        "column `phone` is character varying(20): treatment `email` writes up to 29 characters"
+    );
     assert!(begin(&["key=k", "id=null", "phone=phone"]).is_ok());
 }

@@ -178,7 +178,10 @@ impl<T: WhereFilter, C: Crate> where_filter::exports::host::plugin::filter::Gues
 {
     fn filter_items(items: Vec<String>) -> Result<Vec<wit::Outcome>, String> {
         with_plugin(|plugin: &mut T, _| {
-            Ok(run::filter_items(plugin, items).into_iter().map(outcome).collect())
+            Ok(run::filter_items(plugin, items)
+                .into_iter()
+                .map(outcome)
+                .collect())
         })
     }
     fn begin_table(table: wit::Table) -> Result<(), String> {

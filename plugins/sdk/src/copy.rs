@@ -399,29 +399,53 @@ mod tests {
             got,
             [
                 vec![Some("a\\b".into()), None, Some("".into())],
-                vec![Some("x\ty\nz\r".into()), Some("\\N".into()), Some("AA\u{8}q".into())],
+                vec![
+                    Some("x\ty\nz\r".into()),
+                    Some("\\N".into()),
+                    Some("AA\u{8}q".into())
+                ],
             ]
         );
         assert_eq!(rows(&t, "").unwrap().len(), 0);
         // A zero-column table's rows are empty lines.
-        assert_eq!(rows(&table(0), "\n\n").unwrap(), [vec![], vec![]] as [Vec<_>; 2]);
+        assert_eq!(
+            rows(&table(0), "\n\n").unwrap(),
+            [vec![], vec![]] as [Vec<_>; 2]
+        );
     }
 
     #[test]
     fn refuses_malformed_batches() {
         let t = table(2);
-        assert_eq!(rows(&t, "a\tb").unwrap_err(), "row batch does not end with a newline");
+        assert_eq!(
+            rows(&t, "a\tb").unwrap_err(),
+            "row batch does not end with a newline"
+        );
         assert!(rows(&t, "a\n").unwrap_err().contains("has 1 fields"));
         assert!(rows(&t, "a\tb\tc\n").unwrap_err().contains("has 3 fields"));
         assert!(rows(&t, "a\tb\\\n").unwrap_err().contains("lone backslash"));
-        assert!(rows(&t, "a\t\\377\n").unwrap_err().contains("invalid UTF-8"));
-        assert!(for_each_row(&t, b"a\t\xff\n", |_| ()).unwrap_err().contains("not UTF-8"));
+        assert!(
+            rows(&t, "a\t\\377\n")
+                .unwrap_err()
+                .contains("invalid UTF-8")
+        );
+        assert!(
+            for_each_row(&t, b"a\t\xff\n", |_| ())
+                .unwrap_err()
+                .contains("not UTF-8")
+        );
     }
 
     #[test]
     fn encodes_escapes() {
         let mut out = Vec::new();
-        for v in [Some("plain"), Some(""), None, Some("a\\b\tc\nd\re"), Some("\\N")] {
+        for v in [
+            Some("plain"),
+            Some(""),
+            None,
+            Some("a\\b\tc\nd\re"),
+            Some("\\N"),
+        ] {
             encode_field(v, &mut out);
             out.push(b'|');
         }

@@ -193,7 +193,11 @@ impl JsonObject {
 
     /// The object as JSON text, without copying when unmodified.
     pub fn into_json(self) -> String {
-        if self.modified { self.build() } else { self.src }
+        if self.modified {
+            self.build()
+        } else {
+            self.src
+        }
     }
 
     fn build(&self) -> String {
@@ -360,7 +364,10 @@ impl<'de> Visitor<'de> for EntriesVisitor<'_> {
                     // Between the previous value and this one there is only
                     // `{` or `,`, the key literal, `:` and whitespace.
                     let gap = &self.src[gap_start..start];
-                    let literal = gap.trim()[1..].trim_start().trim_end_matches(':').trim_end();
+                    let literal = gap.trim()[1..]
+                        .trim_start()
+                        .trim_end_matches(':')
+                        .trim_end();
                     let at = literal.as_ptr() as usize - base;
                     (Text::Src(at..at + literal.len()), Some(k.into_boxed_str()))
                 }
@@ -471,10 +478,20 @@ mod tests {
         assert!(matches!(item.get_str("type").unwrap(), Cow::Borrowed(_)));
         assert_eq!(item.get_str("a\\b").unwrap(), "x\"y");
         assert_eq!(item.get_raw("bbox").unwrap(), "[1, 2.50,3,4]");
-        assert_eq!(item.get_as::<Vec<f64>>("bbox").unwrap().unwrap(), [1.0, 2.5, 3.0, 4.0]);
-        assert!(item.get_as::<String>("bbox").unwrap_err().starts_with("`bbox`: invalid type"));
+        assert_eq!(
+            item.get_as::<Vec<f64>>("bbox").unwrap().unwrap(),
+            [1.0, 2.5, 3.0, 4.0]
+        );
+        assert!(
+            item.get_as::<String>("bbox")
+                .unwrap_err()
+                .starts_with("`bbox`: invalid type")
+        );
         assert_eq!(item.get_as::<Vec<f64>>("nope").unwrap(), None);
-        assert_eq!(item.get("links").unwrap(), json!([{"rel": "self", "href": "http://x/é"}]));
+        assert_eq!(
+            item.get("links").unwrap(),
+            json!([{"rel": "self", "href": "http://x/é"}])
+        );
         assert!(item.get_str("bbox").is_none());
         assert_eq!(
             item.keys().collect::<Vec<_>>(),
@@ -530,13 +547,30 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_one_object() {
-        for bad in ["[1]", "{\"a\":1} x", "{\"a\":}", "", "\"s\"", "{\"a\":1,}", "{'a':1}"] {
+        for bad in [
+            "[1]",
+            "{\"a\":1} x",
+            "{\"a\":}",
+            "",
+            "\"s\"",
+            "{\"a\":1,}",
+            "{'a':1}",
+        ] {
             let err = Item::parse(bad).unwrap_err();
             assert!(err.starts_with("invalid JSON object"), "{bad}: {err}");
         }
         let empty = Item::parse(" {} ").unwrap();
         assert!(empty.is_empty());
         assert_eq!(JsonObject::new().to_json(), "{}");
+    }
+
+    #[test]
+    fn escaped_keys_keep_their_text() {
+        let mut o = JsonObject::parse(" {\n \"\\u0061\" :1, \"x\\\":,y\":\t2 ,\"b\":3}").unwrap();
+        assert_eq!(o.keys().collect::<Vec<_>>(), ["a", "x\":,y", "b"]);
+        assert_eq!(o.get_raw("x\":,y"), Some("2"));
+        o.remove("b");
+        assert_eq!(o.to_json(), r#"{"\u0061":1,"x\":,y":2}"#);
     }
 
     #[test]

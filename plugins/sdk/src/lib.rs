@@ -218,7 +218,12 @@ macro_rules! export_item_rewriter {
 #[macro_export]
 macro_rules! export_row_transformer {
     ($plugin:ty) => {
-        $crate::__export_world!($plugin, RowTransformer, RowTransformerExport, row_transformer);
+        $crate::__export_world!(
+            $plugin,
+            RowTransformer,
+            RowTransformerExport,
+            row_transformer
+        );
     };
 }
 

@@ -13,7 +13,10 @@ impl Params {
     /// Parameters from `(key, value)` pairs.
     pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         Params {
-            pairs: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            pairs: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 
@@ -50,7 +53,11 @@ impl Params {
 
     /// Refuses any key not in `known`, naming the keys that are accepted.
     pub fn only(&self, known: &[&str]) -> Result<(), String> {
-        match self.pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        match self
+            .pairs
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
             None => Ok(()),
             Some((k, _)) => Err(format!(
                 "unknown parameter `{k}` (this plugin accepts: {})",
@@ -86,7 +93,10 @@ mod tests {
         assert_eq!(p.get("b").unwrap(), Some("x=y"));
         assert_eq!(p.require("c").unwrap(), "");
         assert_eq!(p.get("z").unwrap(), None);
-        assert_eq!(p.require("z").unwrap_err(), "missing required parameter `z`");
+        assert_eq!(
+            p.require("z").unwrap_err(),
+            "missing required parameter `z`"
+        );
         assert!(p.only(&["a", "b", "c"]).is_ok());
         assert_eq!(
             p.only(&["a", "b"]).unwrap_err(),

@@ -125,7 +125,12 @@ fn float(s: &str) -> Option<f64> {
         Some(Num::NaN) => Some(f64::NAN),
         Some(Num::PosInf) => Some(f64::INFINITY),
         Some(Num::NegInf) => Some(f64::NEG_INFINITY),
-        _ if s.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) => s.parse().ok(),
+        _ if s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) =>
+        {
+            s.parse().ok()
+        }
         _ => None,
     }
 }
@@ -221,7 +226,11 @@ mod tests {
             ("0.5", "0.45", Greater),
             ("-0.5", "0.1", Less),
             ("9223372036854775807", "9223372036854775806", Greater),
-            ("12345678901234567890.000000000000000001", "12345678901234567890", Greater),
+            (
+                "12345678901234567890.000000000000000001",
+                "12345678901234567890",
+                Greater,
+            ),
             ("007", "7", Equal),
             (".5", "0.5", Equal),
             ("NaN", "Infinity", Greater),
@@ -243,7 +252,10 @@ mod tests {
         assert_eq!(compare(TypeClass::Integer, "10", "9"), Some(Greater));
         assert_eq!(compare(TypeClass::Text, "10", "9"), Some(Less));
         assert_eq!(compare(TypeClass::Boolean, "t", "true"), Some(Equal));
-        assert_eq!(compare(TypeClass::Other, "2020-01-02", "2020-01-10"), Some(Less));
+        assert_eq!(
+            compare(TypeClass::Other, "2020-01-02", "2020-01-10"),
+            Some(Less)
+        );
         assert!(check_value(TypeClass::Integer, "x").is_err());
         assert!(check_value(TypeClass::Boolean, "yes").is_ok());
         assert!(check_value(TypeClass::Text, "anything").is_ok());

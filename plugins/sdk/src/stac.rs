@@ -48,7 +48,20 @@ fn parse_date(b: &[u8]) -> Option<i64> {
     }
     let (y, m, d) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&m) || d == 0 || d > month_days[m as usize - 1] {
         return None;
     }
@@ -79,7 +92,11 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
             return None;
         }
         for i in 0..9 {
-            nanos = nanos * 10 + frac.get(i).filter(|_| i < n).map_or(0, |d| u32::from(d - b'0'));
+            nanos = nanos * 10
+                + frac
+                    .get(i)
+                    .filter(|_| i < n)
+                    .map_or(0, |d| u32::from(d - b'0'));
         }
         rest = &frac[n..];
     }
@@ -232,11 +249,13 @@ impl Bbox {
     /// Whether the two boxes share at least one point (edges count).
     pub fn intersects(&self, other: &Bbox) -> bool {
         let lat = self.south <= other.north && other.south <= self.north;
-        lat && self
-            .lon_ranges()
-            .into_iter()
-            .flatten()
-            .any(|(w, e)| other.lon_ranges().into_iter().flatten().any(|(ow, oe)| w <= oe && ow <= e))
+        lat && self.lon_ranges().into_iter().flatten().any(|(w, e)| {
+            other
+                .lon_ranges()
+                .into_iter()
+                .flatten()
+                .any(|(ow, oe)| w <= oe && ow <= e)
+        })
     }
 
     fn lon_ranges(&self) -> [Option<(f64, f64)>; 2] {
@@ -250,7 +269,11 @@ impl Bbox {
 
 impl fmt::Display for Bbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{},{},{},{}", self.west, self.south, self.east, self.north)
+        write!(
+            f,
+            "{},{},{},{}",
+            self.west, self.south, self.east, self.north
+        )
     }
 }
 
@@ -260,7 +283,9 @@ pub fn geometry_bbox(geometry: &Value) -> Option<Bbox> {
     fn walk(v: &Value, b: &mut Option<Bbox>) {
         let Value::Array(a) = v else { return };
         if let [Value::Number(x), Value::Number(y), ..] = a.as_slice() {
-            let (Some(x), Some(y)) = (x.as_f64(), y.as_f64()) else { return };
+            let (Some(x), Some(y)) = (x.as_f64(), y.as_f64()) else {
+                return;
+            };
             let bb = b.get_or_insert(Bbox {
                 west: x,
                 south: y,
@@ -279,7 +304,12 @@ pub fn geometry_bbox(geometry: &Value) -> Option<Bbox> {
     if let Some(coords) = geometry.get("coordinates") {
         walk(coords, &mut b);
     }
-    for g in geometry.get("geometries").and_then(Value::as_array).into_iter().flatten() {
+    for g in geometry
+        .get("geometries")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(gb) = geometry_bbox(g) {
             let bb = b.get_or_insert(gb);
             bb.west = bb.west.min(gb.west);
@@ -350,7 +380,10 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
         if b[i] == b'%'
-            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c)))
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            )
         {
             out.push((h * 16 + l) as u8);
             i += 3;
@@ -385,9 +418,18 @@ mod tests {
     fn rfc3339() {
         assert_eq!(ts("1970-01-01T00:00:00Z"), Timestamp { secs: 0, nanos: 0 });
         assert_eq!(ts("2000-03-01T00:00:00Z").secs, 951_868_800);
-        assert_eq!(ts("1969-12-31T23:59:59.25z"), Timestamp { secs: -1, nanos: 250_000_000 });
+        assert_eq!(
+            ts("1969-12-31T23:59:59.25z"),
+            Timestamp {
+                secs: -1,
+                nanos: 250_000_000
+            }
+        );
         assert_eq!(ts("2020-06-01T12:00:00+02:00"), ts("2020-06-01T10:00:00Z"));
-        assert_eq!(ts("2020-06-01 09:30:00-00:30"), ts("2020-06-01T10:00:00.000000000Z"));
+        assert_eq!(
+            ts("2020-06-01 09:30:00-00:30"),
+            ts("2020-06-01T10:00:00.000000000Z")
+        );
         assert_eq!(ts("2024-02-29T00:00:00.123456789123Z").nanos, 123_456_789);
         for bad in [
             "2020-02-30T00:00:00Z",
@@ -414,7 +456,10 @@ mod tests {
         assert!(!day.overlaps(ts("2020-02-01T00:00:00Z"), ts("2020-02-01T00:00:00Z")));
         let range = Interval::parse("/2020-01-31").unwrap();
         assert_eq!(range.start, None);
-        assert_eq!(range.end, Some(end_of_day(Timestamp::parse_date("2020-01-31").unwrap())));
+        assert_eq!(
+            range.end,
+            Some(end_of_day(Timestamp::parse_date("2020-01-31").unwrap()))
+        );
         assert!(Interval::parse("..").is_err());
         assert!(Interval::parse("2021-01-01/2020-01-01").is_err());
         assert!(Interval::parse("yesterday/..").is_err());
@@ -431,7 +476,10 @@ mod tests {
         assert!(!across.intersects(&b));
         assert!(Bbox::parse("1,2,3").is_err());
         assert!(Bbox::parse("0,10,1,0").is_err());
-        assert_eq!(Bbox::parse("0,1,2,3,4,5").unwrap(), Bbox::from_slice(&[0., 1., 3., 4.]).unwrap());
+        assert_eq!(
+            Bbox::parse("0,1,2,3,4,5").unwrap(),
+            Bbox::from_slice(&[0., 1., 3., 4.]).unwrap()
+        );
     }
 
     #[test]
@@ -445,27 +493,50 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        assert_eq!(item_bbox(&item).unwrap(), Some(Bbox::parse("1,-1,6,2").unwrap()));
+        assert_eq!(
+            item_bbox(&item).unwrap(),
+            Some(Bbox::parse("1,-1,6,2").unwrap())
+        );
         assert_eq!(
             item_interval(&item).unwrap(),
             Some((ts("2020-01-01T00:00:00Z"), ts("2020-12-31T00:00:00Z")))
         );
-        let bare = Item::parse(r#"{"id":"b","geometry":null,"properties":{"datetime":null}}"#).unwrap();
+        let bare =
+            Item::parse(r#"{"id":"b","geometry":null,"properties":{"datetime":null}}"#).unwrap();
         assert_eq!(item_bbox(&bare).unwrap(), None);
         assert_eq!(item_interval(&bare).unwrap(), None);
         let bad = Item::parse(r#"{"bbox":[1,2],"properties":{"datetime":"soon"}}"#).unwrap();
         assert!(item_bbox(&bad).is_err());
-        assert!(item_interval(&bad).unwrap_err().starts_with("properties.datetime"));
+        assert!(
+            item_interval(&bad)
+                .unwrap_err()
+                .starts_with("properties.datetime")
+        );
     }
 
     #[test]
     fn relinks_collection_hrefs() {
         let r = |href, rel| relink_collection(href, rel, "old", "new id");
-        assert_eq!(r("https://x/api/collections/old", "collection").unwrap(), "https://x/api/collections/new%20id");
-        assert_eq!(r("https://x/collections/old/?f=json#top", "parent").unwrap(), "https://x/collections/new%20id/?f=json#top");
-        assert_eq!(r("../old/collection.json", "collection").unwrap(), "../new%20id/collection.json");
-        assert_eq!(r("https://x/collections/old/items/a", "self").unwrap(), "https://x/collections/new%20id/items/a");
-        assert_eq!(r("https://x/collections/o%6Cd", "collection").unwrap(), "https://x/collections/new%20id");
+        assert_eq!(
+            r("https://x/api/collections/old", "collection").unwrap(),
+            "https://x/api/collections/new%20id"
+        );
+        assert_eq!(
+            r("https://x/collections/old/?f=json#top", "parent").unwrap(),
+            "https://x/collections/new%20id/?f=json#top"
+        );
+        assert_eq!(
+            r("../old/collection.json", "collection").unwrap(),
+            "../new%20id/collection.json"
+        );
+        assert_eq!(
+            r("https://x/collections/old/items/a", "self").unwrap(),
+            "https://x/collections/new%20id/items/a"
+        );
+        assert_eq!(
+            r("https://x/collections/o%6Cd", "collection").unwrap(),
+            "https://x/collections/new%20id"
+        );
         assert_eq!(r("https://x/collections/other", "collection"), None);
         assert_eq!(r("https://x/collections/old", "root"), None);
         assert_eq!(r("https://x/old/items/a", "self"), None);

@@ -15,7 +15,9 @@ impl Plugin for SetCollection {
         if collection.is_empty() {
             return Err("parameter `collection` must not be empty".into());
         }
-        Ok(SetCollection { collection: collection.into() })
+        Ok(SetCollection {
+            collection: collection.into(),
+        })
     }
 }
 
@@ -79,7 +81,9 @@ mod tests {
             {"rel":"self","href":"https://x/collections/old/items/a"},
             {"rel":"root","href":"https://x/"},
             {"rel":"parent","href":"https://x/collections/other"}],"assets":{"b":{"href":"\u00e9"}}}"#;
-        let ItemResult::Keep(out) = run(&["collection=new"], item) else { panic!() };
+        let ItemResult::Keep(out) = run(&["collection=new"], item) else {
+            panic!()
+        };
         assert_eq!(
             out,
             r#"{"id":"a","collection":"new","links":[{"rel":"collection","href":"https://x/collections/new","type":"application/json"},{"rel":"parent","href":"../new/collection.json"},{"rel":"self","href":"https://x/collections/new/items/a"},{"rel":"root","href":"https://x/"},{"rel":"parent","href":"https://x/collections/other"}],"assets":{"b":{"href":"\u00e9"}}}"#
@@ -88,21 +92,49 @@ mod tests {
 
     #[test]
     fn adds_collection_without_inventing_links() {
-        let out = run(&["collection=new"], r#"{"id":"a","links":[{"rel":"self","href":"x"}]}"#);
-        assert_eq!(out, ItemResult::Keep(r#"{"id":"a","links":[{"rel":"self","href":"x"}],"collection":"new"}"#.into()));
+        let out = run(
+            &["collection=new"],
+            r#"{"id":"a","links":[{"rel":"self","href":"x"}]}"#,
+        );
+        assert_eq!(
+            out,
+            ItemResult::Keep(
+                r#"{"id":"a","links":[{"rel":"self","href":"x"}],"collection":"new"}"#.into()
+            )
+        );
         // Already there: the item comes out byte for byte.
         let same = r#"{ "id" : "a", "collection" : "new" }"#;
-        assert_eq!(run(&["collection=new"], same), ItemResult::Keep(same.into()));
+        assert_eq!(
+            run(&["collection=new"], same),
+            ItemResult::Keep(same.into())
+        );
     }
 
     #[test]
     fn rejects_items_without_id_and_bad_params() {
-        assert_eq!(run(&["collection=n"], r#"{"collection":"o"}"#), ItemResult::Reject("the item has no `id` string".into()));
-        assert!(matches!(run(&["collection=n"], r#"{"id":"a","collection":"o","links":{}}"#), ItemResult::Reject(e) if e.starts_with("`links`")));
-        assert!(matches!(run(&["collection=n"], "[]"), ItemResult::Reject(e) if e.starts_with("invalid JSON object")));
-        let err = |args: &[&str]| SetCollection::new(&Params::parse(args.iter().copied())).err().unwrap();
+        assert_eq!(
+            run(&["collection=n"], r#"{"collection":"o"}"#),
+            ItemResult::Reject("the item has no `id` string".into())
+        );
+        assert!(
+            matches!(run(&["collection=n"], r#"{"id":"a","collection":"o","links":{}}"#), ItemResult::Reject(e) if e.starts_with("`links`"))
+        );
+        assert!(
+            matches!(run(&["collection=n"], "[]"), ItemResult::Reject(e) if e.starts_with("invalid JSON object"))
+        );
+        let err = |args: &[&str]| {
+            SetCollection::new(&Params::parse(args.iter().copied()))
+                .err()
+                .unwrap()
+        };
         assert_eq!(err(&[]), "missing required parameter `collection`");
-        assert_eq!(err(&["collection="]), "parameter `collection` must not be empty");
-        assert_eq!(err(&["collection=a", "colection=b"]), "unknown parameter `colection` (this plugin accepts: collection)");
+        assert_eq!(
+            err(&["collection="]),
+            "parameter `collection` must not be empty"
+        );
+        assert_eq!(
+            err(&["collection=a", "colection=b"]),
+            "unknown parameter `colection` (this plugin accepts: collection)"
+        );
     }
 }

@@ -3,12 +3,16 @@
 use std::cmp::Ordering::{self, Equal, Greater, Less};
 
 use host_plugin_sdk::pg::{self, TypeClass};
-use host_plugin_sdk::stac::{Bbox, Interval, item_bbox, properties_interval};
 use host_plugin_sdk::serde_json::{self, Value};
+use host_plugin_sdk::stac::{Bbox, Interval, item_bbox, properties_interval};
 use host_plugin_sdk::{Item, Outcome, Params, Plugin, Row, Table, WhereFilter};
 
 /// A row condition: `where.COLUMN[.OP]=VALUE`.
-struct Cond { column: String, op: &'static str, values: Vec<String> }
+struct Cond {
+    column: String,
+    op: &'static str,
+    values: Vec<String>,
+}
 
 /// Item conditions and row conditions, all of which must hold.
 #[derive(Default)]
@@ -29,44 +33,74 @@ impl Plugin for Filter {
         let mut f = Filter::default();
         for (key, value) in params.iter() {
             match key {
-                "collection" if value.split(',').any(str::is_empty) => return Err(format!("collection `{value}` has an empty id")),
+                "collection" if value.split(',').any(str::is_empty) => {
+                    return Err(format!("collection `{value}` has an empty id"));
+                }
                 "collection" => f.collections = Some(value.split(',').map(str::to_owned).collect()),
                 "bbox" => f.bbox = Some(Bbox::parse(value)?),
                 "datetime" => f.datetime = Some(Interval::parse(value)?),
-                _ if key.starts_with("property.") => f.properties.push((key[9..].to_owned(), value.to_owned())),
+                _ if key.starts_with("property.") => {
+                    f.properties.push((key[9..].to_owned(), value.to_owned()))
+                }
                 _ if key.starts_with("where.") => {
                     let rest = &key[6..];
-                    let (column, op) = rest.rsplit_once('.')
+                    let (column, op) = rest
+                        .rsplit_once('.')
                         .and_then(|(c, op)| OPS.iter().find(|o| **o == op).map(|op| (c, *op)))
                         .unwrap_or((rest, "eq"));
-                    let values = if op == "in" { value.split(',').map(str::to_owned).collect() } else { vec![value.to_owned()] };
-                    f.rows.push(Cond { column: column.to_owned(), op, values });
+                    let values = if op == "in" {
+                        value.split(',').map(str::to_owned).collect()
+                    } else {
+                        vec![value.to_owned()]
+                    };
+                    f.rows.push(Cond {
+                        column: column.to_owned(),
+                        op,
+                        values,
+                    });
                 }
-                _ => return Err(format!("unknown parameter `{key}` (this plugin accepts: collection, bbox, datetime, \
-                    property.NAME, where.COLUMN, where.COLUMN.in|gte|gt|lte|lt)")),
+                _ => {
+                    return Err(format!(
+                        "unknown parameter `{key}` (this plugin accepts: collection, bbox, datetime, \
+                    property.NAME, where.COLUMN, where.COLUMN.in|gte|gt|lte|lt)"
+                    ));
+                }
             }
         }
-        if params.is_empty() { return Err("no condition given".into()); }
+        if params.is_empty() {
+            return Err("no condition given".into());
+        }
         Ok(f)
     }
 }
 
 impl WhereFilter for Filter {
     fn keep_item(&mut self, item: &Item) -> Outcome {
-        if self.collections.is_none() && self.bbox.is_none() && self.datetime.is_none() && self.properties.is_empty() {
+        if self.collections.is_none()
+            && self.bbox.is_none()
+            && self.datetime.is_none()
+            && self.properties.is_empty()
+        {
             return Outcome::Reject("this filter has only row conditions (where.*)".into());
         }
-        self.matches(item).map_or_else(Outcome::Reject, Outcome::keep_if)
+        self.matches(item)
+            .map_or_else(Outcome::Reject, Outcome::keep_if)
     }
 
     fn begin_table(&mut self, table: &Table) -> Result<(), String> {
-        if self.rows.is_empty() { return Err("this filter has no row condition (where.COLUMN=VALUE)".into()); }
+        if self.rows.is_empty() {
+            return Err("this filter has no row condition (where.COLUMN=VALUE)".into());
+        }
         self.columns.clear();
         for c in &self.rows {
             let i = table.require_column(&c.column)?;
-            let (ty, class) = (&table.columns[i].type_name, pg::type_class(&table.columns[i].type_name));
+            let (ty, class) = (
+                &table.columns[i].type_name,
+                pg::type_class(&table.columns[i].type_name),
+            );
             for v in &c.values {
-                pg::check_value(class, v).map_err(|e| format!("where.{}: {e}, and the column is {ty}", c.column))?;
+                pg::check_value(class, v)
+                    .map_err(|e| format!("where.{}: {e}, and the column is {ty}", c.column))?;
             }
             self.columns.push((i, class));
         }
@@ -91,26 +125,39 @@ impl WhereFilter for Filter {
 
 impl Filter {
     fn matches(&self, item: &Item) -> Result<bool, String> {
-        if let Some(ids) = &self.collections && !item.collection().is_some_and(|c| ids.iter().any(|id| *id == c)) {
+        if let Some(ids) = &self.collections
+            && !item
+                .collection()
+                .is_some_and(|c| ids.iter().any(|id| *id == c))
+        {
             return Ok(false);
         }
-        if let Some(bbox) = &self.bbox && !item_bbox(item)?.is_some_and(|b| b.intersects(bbox)) {
+        if let Some(bbox) = &self.bbox
+            && !item_bbox(item)?.is_some_and(|b| b.intersects(bbox))
+        {
             return Ok(false);
         }
-        if self.datetime.is_none() && self.properties.is_empty() { return Ok(true); }
+        if self.datetime.is_none() && self.properties.is_empty() {
+            return Ok(true);
+        }
         let props = item.properties()?.unwrap_or_default();
-        if let Some(iv) = &self.datetime && !properties_interval(&props)?.is_some_and(|(s, e)| iv.overlaps(s, e)) {
+        if let Some(iv) = &self.datetime
+            && !properties_interval(&props)?.is_some_and(|(s, e)| iv.overlaps(s, e))
+        {
             return Ok(false);
         }
-        Ok(self.properties.iter().all(|(name, want)| match props.get_raw(name) {
-            // A JSON number or boolean compares as JSON, anything else as a string.
-            Some(raw) => match serde_json::from_str::<Value>(want) {
-                Ok(Value::Bool(_)) => raw == want,
-                Ok(Value::Number(_)) => pg::compare_numbers(raw, want) == Some(Equal),
-                _ => props.get_str(name).is_some_and(|s| s == *want),
-            },
-            None => false,
-        }))
+        Ok(self
+            .properties
+            .iter()
+            .all(|(name, want)| match props.get_raw(name) {
+                // A JSON number or boolean compares as JSON, anything else as a string.
+                Some(raw) => match serde_json::from_str::<Value>(want) {
+                    Ok(Value::Bool(_)) => raw == want,
+                    Ok(Value::Number(_)) => pg::compare_numbers(raw, want) == Some(Equal),
+                    _ => props.get_str(name).is_some_and(|s| s == *want),
+                },
+                None => false,
+            }))
     }
 }
 

@@ -14,7 +14,8 @@ use exports::host::plugin::{item_rewrite, plugin};
 use host::plugin::types::{ItemOutcome, Kind, Param, PluginInfo};
 use serde_json::{Map, Value, json};
 
-const MODES: &str = "loop, alloc, panic, panic-on-id:ID, file, env, socket, wrong-count, bad-json, stdout, ok";
+const MODES: &str =
+    "loop, alloc, panic, panic-on-id:ID, file, env, socket, wrong-count, bad-json, stdout, ok";
 
 thread_local! {
     static MODE: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -37,12 +38,24 @@ impl plugin::Guest for Hostile {
         let mut mode = None;
         for p in params {
             match p.key.as_str() {
-                "mode" if MODES.split(", ").any(|m| m == p.value || (m == "panic-on-id:ID" && p.value.starts_with("panic-on-id:"))) => mode = Some(p.value),
+                "mode"
+                    if MODES.split(", ").any(|m| {
+                        m == p.value
+                            || (m == "panic-on-id:ID" && p.value.starts_with("panic-on-id:"))
+                    }) =>
+                {
+                    mode = Some(p.value)
+                }
                 "mode" => return Err(format!("unknown mode `{}` (modes: {MODES})", p.value)),
-                other => return Err(format!("unknown parameter `{other}` (this plugin accepts: mode)")),
+                other => {
+                    return Err(format!(
+                        "unknown parameter `{other}` (this plugin accepts: mode)"
+                    ));
+                }
             }
         }
-        let mode = mode.ok_or_else(|| format!("missing required parameter `mode` (modes: {MODES})"))?;
+        let mode =
+            mode.ok_or_else(|| format!("missing required parameter `mode` (modes: {MODES})"))?;
         MODE.with_borrow_mut(|m| *m = Some(mode));
         Ok(())
     }
@@ -64,12 +77,17 @@ fn keep_all(items: Vec<String>, leak: Option<(&str, Value)>) -> Vec<ItemOutcome>
 }
 
 fn reject_all(items: &[String], reason: &str) -> Vec<ItemOutcome> {
-    items.iter().map(|_| ItemOutcome::Reject(reason.into())).collect()
+    items
+        .iter()
+        .map(|_| ItemOutcome::Reject(reason.into()))
+        .collect()
 }
 
 impl item_rewrite::Guest for Hostile {
     fn rewrite_items(items: Vec<String>) -> Result<Vec<ItemOutcome>, String> {
-        let mode = MODE.with_borrow(|m| m.clone()).ok_or("the plugin is not configured")?;
+        let mode = MODE
+            .with_borrow(|m| m.clone())
+            .ok_or("the plugin is not configured")?;
         Ok(match mode.as_str() {
             "loop" => {
                 let mut n = 0u64;
@@ -94,7 +112,9 @@ impl item_rewrite::Guest for Hostile {
                 match secret {
                     Err(e) if vars.is_empty() && args.is_empty() => reject_all(
                         &items,
-                        &format!("HOST_SECRET: {e}; no environment variable and no argument visible"),
+                        &format!(
+                            "HOST_SECRET: {e}; no environment variable and no argument visible"
+                        ),
                     ),
                     secret => {
                         let leak = json!({"HOST_SECRET": secret.ok(), "vars": vars, "args": args});
@@ -106,7 +126,12 @@ impl item_rewrite::Guest for Hostile {
                 let mut errors = Vec::new();
                 for addr in ["127.0.0.1:1", "127.0.0.1:55432"] {
                     match std::net::TcpStream::connect(addr) {
-                        Ok(_) => return Ok(keep_all(items, Some(("leaked_socket", json!(format!("connected to {addr}")))))),
+                        Ok(_) => {
+                            return Ok(keep_all(
+                                items,
+                                Some(("leaked_socket", json!(format!("connected to {addr}")))),
+                            ));
+                        }
                         Err(e) => errors.push(format!("connecting to {addr} failed: {e}")),
                     }
                 }
@@ -116,7 +141,10 @@ impl item_rewrite::Guest for Hostile {
                 let n = items.len().saturating_sub(1);
                 keep_all(items.into_iter().take(n).collect(), None)
             }
-            "bad-json" => items.iter().map(|_| ItemOutcome::Keep("{not json".into())).collect(),
+            "bad-json" => items
+                .iter()
+                .map(|_| ItemOutcome::Keep("{not json".into()))
+                .collect(),
             "stdout" => {
                 let line = format!("{}\n", "x".repeat(1023));
                 let mut out = std::io::stdout().lock();
@@ -129,7 +157,9 @@ impl item_rewrite::Guest for Hostile {
             }
             "ok" => keep_all(items, None),
             panic_on => {
-                let id = panic_on.strip_prefix("panic-on-id:").expect("modes are checked in configure");
+                let id = panic_on
+                    .strip_prefix("panic-on-id:")
+                    .expect("modes are checked in configure");
                 for item in &items {
                     let v: Value = serde_json::from_str(item).unwrap_or_default();
                     if v.get("id").and_then(Value::as_str) == Some(id) {
