@@ -159,6 +159,12 @@ pub struct LoadItemsArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub update_extents: Option<ExtentMode>,
 
+    /// Require each bbox to contain its geometry (the STAC definition); by
+    /// default it need only overlap it, as some published examples' bboxes cut
+    /// their geometry.
+    #[arg(long)]
+    pub strict_bbox: bool,
+
     /// Items per plugin call.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub batch_size: usize,

@@ -31,6 +31,7 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
             opts.collection = a.collection.clone();
             opts.update_extents = a.update_extents;
             opts.batch_size = a.batch_size;
+            opts.strict_bbox = a.strict_bbox;
             execute(&a.load, opts, plugins).await
         }
     }
@@ -45,6 +46,7 @@ fn options(a: &LoadArgs, kind: Kind) -> LoadOptions {
         collection: None,
         update_extents: None,
         batch_size: 256,
+        strict_bbox: false,
         progress: !a.json && !a.no_progress,
     }
 }

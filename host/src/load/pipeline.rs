@@ -36,6 +36,8 @@ pub struct LoadOptions {
     pub update_extents: Option<ExtentMode>,
     /// Records per batch (and per plugin call).
     pub batch_size: usize,
+    /// Items' bboxes must contain their geometry, not just overlap it.
+    pub strict_bbox: bool,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
 }
@@ -98,6 +100,7 @@ pub async fn load(
     let worker = {
         let kind = opts.kind;
         let collection = opts.collection.clone();
+        let strict_bbox = opts.strict_bbox;
         // Plugins are instantiated (and called) off the async workers.
         tokio::task::spawn_blocking(move || {
             let chain = if plugins.is_empty() {
@@ -110,6 +113,7 @@ pub async fn load(
                 chain,
                 known,
                 collection,
+                strict_bbox,
                 rejects,
                 seq: 0,
                 totals: Totals::default(),

@@ -50,9 +50,32 @@ pub(super) struct Worker {
     pub chain: Option<ItemChain>,
     pub known: HashSet<String>,
     pub collection: Option<String>,
+    pub strict_bbox: bool,
     pub rejects: Option<RejectWriter>,
     pub seq: u64,
     pub totals: Totals,
+}
+
+/// A record that will not be loaded, and why.
+struct TurnedAway {
+    index: usize,
+    id: Option<String>,
+    /// The plugin that rejected it; `None`: it failed validation.
+    plugin: Option<String>,
+    reason: String,
+    record: String,
+}
+
+impl TurnedAway {
+    fn invalid(index: usize, e: crate::stac::Invalid, record: String) -> TurnedAway {
+        TurnedAway {
+            index,
+            id: e.id,
+            plugin: None,
+            reason: e.reason,
+            record,
+        }
+    }
 }
 
 /// Who turned a record away.
@@ -90,6 +113,8 @@ impl Worker {
             line: places[i].0,
             index: places[i].1,
         };
+        // Records turned away, handled in input order once the batch is done.
+        let mut turned_away: Vec<TurnedAway> = Vec::new();
         // (index in batch, text) of the records still in play.
         let mut texts: Vec<(usize, String)> = Vec::with_capacity(n);
         let mut total = 0;
@@ -99,19 +124,20 @@ impl Worker {
                     total += s.len();
                     texts.push((i, s));
                 }
-                Err(e) => {
-                    let reason = format!("not UTF-8: {}", e.utf8_error());
-                    let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                    self.reject(origin(i), &lossy, None, Stage::Validation, reason)?
-                }
+                Err(e) => turned_away.push(TurnedAway {
+                    index: i,
+                    id: None,
+                    plugin: None,
+                    reason: format!("not UTF-8: {}", e.utf8_error()),
+                    record: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                }),
             }
         }
 
         if let Some(chain) = &mut self.chain {
             let (idx, strings): (Vec<usize>, Vec<String>) = texts.into_iter().unzip();
-            // Kept only while the batch runs, for the reject file.
-            let originals = strings.clone();
-            let mut out = chain.run(strings);
+            // Borrowed: the originals stay here for the reject file.
+            let mut out = chain.run(&strings);
             self.totals.dropped += out.dropped.len() as u64;
             if let Some(failure) = out.failure.take() {
                 self.totals.plugin_failures += 1;
@@ -121,15 +147,13 @@ impl Worker {
                 tracing::error!("{failure}; its records are in the reject file");
             }
             for r in &out.rejected {
-                let i = idx[r.index];
-                let id = item_id(&originals[r.index]);
-                self.reject(
-                    origin(i),
-                    &originals[r.index],
-                    id,
-                    Stage::Plugin(&r.plugin),
-                    r.reason.clone(),
-                )?;
+                turned_away.push(TurnedAway {
+                    index: idx[r.index],
+                    id: item_id(&strings[r.index]),
+                    plugin: Some(r.plugin.clone()),
+                    reason: r.reason.clone(),
+                    record: strings[r.index].clone(),
+                });
             }
             texts = out.kept.into_iter().map(|(k, s)| (idx[k], s)).collect();
         }
@@ -141,6 +165,7 @@ impl Worker {
                     let ctx = ItemContext {
                         collection: self.collection.as_deref(),
                         known: &self.known,
+                        strict_bbox: self.strict_bbox,
                     };
                     match check_item(&text, &ctx) {
                         Ok(fields) => {
@@ -152,7 +177,7 @@ impl Worker {
                             }
                         }
                         Err(e) => {
-                            self.reject(origin(i), &text, e.id, Stage::Validation, e.reason)?;
+                            turned_away.push(TurnedAway::invalid(i, e, text));
                             continue;
                         }
                     }
@@ -163,13 +188,21 @@ impl Worker {
                         self.totals.collections.insert(id.into_owned());
                     }
                     Err(e) => {
-                        self.reject(origin(i), &text, e.id, Stage::Validation, e.reason)?;
+                        turned_away.push(TurnedAway::invalid(i, e, text));
                         continue;
                     }
                 },
             }
             self.seq += 1;
             self.totals.rows += 1;
+        }
+        turned_away.sort_by_key(|t| t.index);
+        for t in turned_away {
+            let stage = match &t.plugin {
+                Some(p) => Stage::Plugin(p),
+                None => Stage::Validation,
+            };
+            self.reject(origin(t.index), &t.record, t.id, stage, t.reason)?;
         }
         Ok(Chunk {
             bytes: Bytes::from(out),

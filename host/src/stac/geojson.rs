@@ -232,8 +232,12 @@ impl Encoder {
 pub const BBOX_TOLERANCE: f64 = 1e-6;
 
 /// Checks that `bbox` (4 or 6 numbers, west may exceed east across the
-/// antimeridian) is well formed and contains `bounds`.
-pub fn check_bbox(bbox: &[f64], bounds: Option<[f64; 4]>) -> Result<(), String> {
+/// antimeridian) is well formed and agrees with `bounds`: with `contain`,
+/// it must hold every position (the STAC definition); without, it must at
+/// least overlap them (published examples exist whose bbox cuts their
+/// geometry, while a bbox of another place, or with swapped axes, does not
+/// overlap at all).
+pub fn check_bbox(bbox: &[f64], bounds: Option<[f64; 4]>, contain: bool) -> Result<(), String> {
     let (w, s, e, n) = match bbox.len() {
         4 => (bbox[0], bbox[1], bbox[2], bbox[3]),
         6 => {
@@ -253,19 +257,29 @@ pub fn check_bbox(bbox: &[f64], bounds: Option<[f64; 4]>) -> Result<(), String> 
         return Ok(());
     };
     let t = BBOX_TOLERANCE;
-    let y_ok = miny >= s - t && maxy <= n + t;
-    let x_ok = if w <= e {
-        minx >= w - t && maxx <= e + t
+    let (x_ok, y_ok) = if contain {
+        let x = if w <= e {
+            minx >= w - t && maxx <= e + t
+        } else {
+            // Across the antimeridian: x in [w, 180] or [-180, e]. With only
+            // the bounds, check both ends fall in one of the two parts.
+            (minx >= w - t || minx <= e + t) && (maxx >= w - t || maxx <= e + t)
+        };
+        (x, miny >= s - t && maxy <= n + t)
     } else {
-        // Across the antimeridian: every x is east of w or west of e. With
-        // only the bounds we can check the span fits in [w, 180] ∪ [-180, e].
-        (minx >= w - t || minx <= e + t) && (maxx >= w - t || maxx <= e + t)
+        let x = if w <= e {
+            maxx >= w - t && minx <= e + t
+        } else {
+            maxx >= w - t || minx <= e + t
+        };
+        (x, maxy >= s - t && miny <= n + t)
     };
     if x_ok && y_ok {
         Ok(())
     } else {
         Err(format!(
-            "bbox [{w}, {s}, {e}, {n}] does not contain the geometry (which spans [{minx}, {miny}, {maxx}, {maxy}])"
+            "bbox [{w}, {s}, {e}, {n}] does not {} the geometry (which spans [{minx}, {miny}, {maxx}, {maxy}])",
+            if contain { "contain" } else { "overlap" }
         ))
     }
 }
@@ -329,16 +343,37 @@ mod tests {
     }
 
     #[test]
-    fn bbox_must_contain_the_geometry() {
+    fn bbox_must_contain_or_overlap_the_geometry() {
         let b = Some([0.0, 0.0, 2.0, 1.0]);
-        check_bbox(&[0.0, 0.0, 2.0, 1.0], b).unwrap();
-        check_bbox(&[0.0, 0.0, 0.0, 2.0, 1.0, 10.0], b).unwrap();
-        check_bbox(&[0.0, 0.0, 2.0 - 1e-7, 1.0], b).unwrap(); // rounding
-        assert!(check_bbox(&[0.0, 0.0, 1.0, 1.0], b).is_err());
-        assert!(check_bbox(&[0.0, 2.0, 2.0, 1.0], b).is_err());
-        assert!(check_bbox(&[0.0, 0.0, 2.0], b).is_err());
+        for contain in [true, false] {
+            check_bbox(&[0.0, 0.0, 2.0, 1.0], b, contain).unwrap();
+            check_bbox(&[0.0, 0.0, 0.0, 2.0, 1.0, 10.0], b, contain).unwrap();
+            check_bbox(&[0.0, 0.0, 2.0 - 1e-7, 1.0], b, contain).unwrap(); // rounding
+            assert!(check_bbox(&[0.0, 2.0, 2.0, 1.0], b, contain).is_err());
+            assert!(check_bbox(&[0.0, 0.0, 2.0], b, contain).is_err());
+            assert!(check_bbox(&[5.0, 5.0, 6.0, 6.0], b, contain).is_err());
+        }
+        // Cutting the geometry: only overlapping.
+        assert!(check_bbox(&[0.0, 0.0, 1.0, 1.0], b, true).is_err());
+        check_bbox(&[0.0, 0.0, 1.0, 1.0], b, false).unwrap();
+        // Swapped axes of a real footprint do not even overlap.
+        let naip = Some([-85.94, 30.93, -85.87, 31.0]);
+        assert!(check_bbox(&[30.93, -85.94, 31.0, -85.87], naip, false).is_err());
         // Across the antimeridian.
-        check_bbox(&[170.0, 0.0, -170.0, 1.0], Some([175.0, 0.0, 179.0, 1.0])).unwrap();
-        assert!(check_bbox(&[170.0, 0.0, -170.0, 1.0], Some([0.0, 0.0, 1.0, 1.0])).is_err());
+        check_bbox(
+            &[170.0, 0.0, -170.0, 1.0],
+            Some([175.0, 0.0, 179.0, 1.0]),
+            true,
+        )
+        .unwrap();
+        assert!(check_bbox(&[170.0, 0.0, -170.0, 1.0], Some([0.0, 0.0, 1.0, 1.0]), true).is_err());
+        assert!(
+            check_bbox(
+                &[170.0, 0.0, -170.0, 1.0],
+                Some([0.0, 0.0, 1.0, 1.0]),
+                false
+            )
+            .is_err()
+        );
     }
 }

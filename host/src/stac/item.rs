@@ -3,8 +3,9 @@
 //!
 //! The rules: a JSON object of `"type": "Feature"`; a non-empty string `id`;
 //! a known `collection` (or the load's default one); a `geometry` member that
-//! is a GeoJSON geometry or `null`; a `bbox` of 4 or 6 numbers containing the
-//! geometry when there is one, and none when the geometry is `null`; a
+//! is a GeoJSON geometry or `null`; a `bbox` of 4 or 6 numbers overlapping
+//! the geometry (containing it, with `strict_bbox`) when there is one, and
+//! none when the geometry is `null`; a
 //! `properties` object with an RFC 3339 `datetime`, or a `null` datetime and
 //! both `start_datetime` and `end_datetime`, start not after end; a `links`
 //! array and an `assets` object. Strings may hold any escape PostgreSQL can
@@ -28,6 +29,8 @@ pub struct ItemContext<'a> {
     pub collection: Option<&'a str>,
     /// The collections in the database.
     pub known: &'a HashSet<String>,
+    /// Require the bbox to contain the geometry, not just overlap it.
+    pub strict_bbox: bool,
 }
 
 /// The searchable fields of a valid item.
@@ -139,7 +142,7 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         ),
     };
     match (&geometry, &bbox) {
-        (Some(g), Some(b)) => geojson::check_bbox(b, g.bounds).map_err(invalid)?,
+        (Some(g), Some(b)) => geojson::check_bbox(b, g.bounds, ctx.strict_bbox).map_err(invalid)?,
         (Some(_), None) => {
             return Err(invalid(
                 "no \"bbox\" (required when there is a geometry)".into(),
@@ -240,6 +243,7 @@ mod tests {
         let ctx = ItemContext {
             collection: default,
             known: &k,
+            strict_bbox: true,
         };
         let text = v.to_string();
         check_item(&text, &ctx).map(|_| ()).map_err(|e| e.reason)
@@ -269,6 +273,7 @@ mod tests {
         let ctx = ItemContext {
             collection: None,
             known: &k,
+            strict_bbox: true,
         };
         let text = item().to_string();
         let f = check_item(&text, &ctx).unwrap();
@@ -378,6 +383,7 @@ mod tests {
         let ctx = ItemContext {
             collection: Some("c2"),
             known: &k,
+            strict_bbox: true,
         };
         let text = v.to_string();
         let f = check_item(&text, &ctx).unwrap();
@@ -392,6 +398,7 @@ mod tests {
         let ctx = ItemContext {
             collection: None,
             known: &k,
+            strict_bbox: true,
         };
         assert!(
             check_item(text, &ctx)

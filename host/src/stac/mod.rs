@@ -5,7 +5,7 @@
 //! use std::collections::HashSet;
 //! use host::stac::{ItemContext, check_item};
 //! let known: HashSet<String> = ["naip".to_string()].into();
-//! let ctx = ItemContext { collection: None, known: &known };
+//! let ctx = ItemContext { collection: None, known: &known, strict_bbox: false };
 //! let item = r#"{"type":"Feature","id":"a","collection":"naip","geometry":null,
 //!   "properties":{"datetime":"2021-01-01T00:00:00Z"},"links":[],"assets":{}}"#;
 //! let fields = check_item(item, &ctx).unwrap();
