@@ -5,6 +5,9 @@
 //! - [`copy`]: row formats (COPY text, CSV).
 //! - [`fetch`]: reading files, URLs and object stores.
 //! - [`search`]: STAC API item search (CQL2-JSON) translated to parameterized SQL.
+//! - [`migrate`]: schema migrations (the built-in STAC schema and other sets).
+//! - [`stac`]: STAC records: validation and the database rows they become.
+//! - [`load`]: streaming sources through plugins into PostgreSQL.
 //! - [`cli`] and [`commands`]: the `host` command line.
 
 pub mod cli;
@@ -13,5 +16,8 @@ pub mod copy;
 pub mod db;
 pub mod fetch;
 pub mod json_check;
+pub mod load;
+pub mod migrate;
 pub mod plugin;
 pub mod search;
+pub mod stac;

@@ -38,6 +38,16 @@ fn main() -> ExitCode {
             }
             Command::Search(args) => commands::search::run(args).await,
             Command::Delete(cmd) => commands::delete::run(cmd).await,
+            Command::Migrate(args) => commands::migrate::run(args).await,
+            Command::Version(args) => commands::version::run(args).await,
+            Command::Pgready(args) => commands::pgready::run(args).await,
+            Command::Load(cmd) => {
+                let sub = matches
+                    .subcommand_matches("load")
+                    .expect("clap matched load");
+                commands::load::run(cmd, sub).await
+            }
+            Command::UpdateExtents(args) => commands::update_extents::run(args).await,
         }
     });
     match result {

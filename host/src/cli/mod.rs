@@ -2,12 +2,17 @@
 
 mod plugins;
 mod search;
+mod stac;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub use plugins::{PluginChainArgs, PluginOpts, plugin_specs};
 pub use search::{DeleteCollectionArgs, DeleteCommand, DeleteItemsArgs, SearchArgs};
+pub use stac::{
+    LoadArgs, LoadCollectionsArgs, LoadCommand, LoadItemsArgs, MigrateArgs, PgreadyArgs, SetArgs,
+    UpdateExtentsArgs, VersionArgs,
+};
 
 /// Exit codes, for scripts.
 pub const EXIT_HELP: &str = "\
@@ -49,6 +54,18 @@ pub enum Command {
     /// Delete items, or a collection with its items.
     #[command(subcommand)]
     Delete(DeleteCommand),
+    /// Install or upgrade the STAC schema (or another migration set with --dir).
+    #[command(after_help = stac::MIGRATE_HELP)]
+    Migrate(MigrateArgs),
+    /// Print the database's schema version (--binary: the one this binary installs).
+    Version(VersionArgs),
+    /// Wait until the database accepts connections.
+    Pgready(PgreadyArgs),
+    /// Load STAC collections or items.
+    #[command(subcommand)]
+    Load(LoadCommand),
+    /// Recompute collection extents (queued ones by default).
+    UpdateExtents(UpdateExtentsArgs),
 }
 
 #[derive(Debug, Subcommand)]

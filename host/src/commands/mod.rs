@@ -2,9 +2,14 @@
 //! an exit code; errors carry their own context.
 
 pub mod delete;
+pub mod load;
+pub mod migrate;
+pub mod pgready;
 pub mod plugin_inspect;
 pub mod plugin_run;
 pub mod search;
+pub mod update_extents;
+pub mod version;
 
 use crate::cli::PluginOpts;
 use crate::fetch::Location;

@@ -1,0 +1,90 @@
+//! `host load collections|items`: stream STAC records from files and URLs,
+//! through plugins, into the database in one transaction.
+
+use anyhow::Context;
+use clap::ArgMatches;
+
+use super::{Status, load_plugins};
+use crate::cli::{LoadArgs, LoadCommand, plugin_specs};
+use crate::load::{Kind, LoadOptions, Summary, load};
+
+/// Runs the command; `matches` are the `load` matches (for plugin flag order).
+pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Status> {
+    match cmd {
+        LoadCommand::Collections(a) => {
+            let opts = options(&a.load, Kind::Collections);
+            execute(&a.load, opts, Vec::new()).await
+        }
+        LoadCommand::Items(a) => {
+            let sub = matches
+                .subcommand_matches("items")
+                .expect("clap matched load items");
+            let specs = plugin_specs(sub, None).map_err(anyhow::Error::msg)?;
+            // The runtime lives until the load is over (it ticks plugin deadlines).
+            let (_runtime, plugins) = if specs.is_empty() {
+                (None, Vec::new())
+            } else {
+                let (r, p) = load_plugins(&a.opts, &specs).await?;
+                (Some(r), p)
+            };
+            let mut opts = options(&a.load, Kind::Items);
+            opts.collection = a.collection.clone();
+            opts.update_extents = a.update_extents;
+            opts.batch_size = a.batch_size;
+            opts.strict_bbox = a.strict_bbox;
+            execute(&a.load, opts, plugins).await
+        }
+    }
+}
+
+fn options(a: &LoadArgs, kind: Kind) -> LoadOptions {
+    LoadOptions {
+        kind,
+        sources: a.sources.clone(),
+        method: a.method,
+        reject_file: a.reject_file.clone(),
+        collection: None,
+        update_extents: None,
+        batch_size: 256,
+        strict_bbox: false,
+        progress: !a.json && !a.no_progress,
+    }
+}
+
+async fn execute(
+    a: &LoadArgs,
+    opts: LoadOptions,
+    plugins: Vec<crate::plugin::Plugin>,
+) -> anyhow::Result<Status> {
+    let dsn = a.conn.dsn()?;
+    let mut client = dsn.connect().await?;
+    let what = opts.kind.plural();
+    let summary = load(&mut client, opts, plugins)
+        .await
+        .with_context(|| format!("no {what} were loaded into {dsn}"))?;
+    if a.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{}", summary.line());
+    }
+    if let Some(path) = &a.reject_file
+        && summary.rejected > 0
+    {
+        eprintln!(
+            "{} rejected {what} written to {}",
+            summary.rejected,
+            path.display()
+        );
+    }
+    Ok(status(&summary))
+}
+
+fn status(s: &Summary) -> Status {
+    if s.plugin_failures > 0 {
+        Status::PluginFailed
+    } else if s.rejected > 0 {
+        Status::Rejected
+    } else {
+        Status::Success
+    }
+}

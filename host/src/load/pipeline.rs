@@ -1,0 +1,299 @@
+//! Running a load: checks, the reader and worker threads, COPY, the merge,
+//! and the one transaction around it all.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
+
+use futures::SinkExt;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use super::reject::RejectWriter;
+use super::split::Splitter;
+use super::worker::{Batch, Input, Totals, Worker};
+use super::{ExtentMode, Kind, LoadError, Method, Summary, source};
+use crate::plugin::Plugin;
+use crate::plugin::chain::ItemChain;
+use crate::stac::store::{self, Target};
+
+/// What to load, and how.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub kind: Kind,
+    /// Paths, `-`, or URLs, read in order.
+    pub sources: Vec<String>,
+    pub method: Method,
+    /// Where invalid and rejected records go; `None`: they fail the load.
+    pub reject_file: Option<PathBuf>,
+    /// Items' default collection (`--collection`).
+    pub collection: Option<String>,
+    /// Overrides the `update_extents` setting for this load.
+    pub update_extents: Option<ExtentMode>,
+    /// Records per batch (and per plugin call).
+    pub batch_size: usize,
+    /// Items' bboxes must contain their geometry, not just overlap it.
+    pub strict_bbox: bool,
+    /// Show a progress bar (when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// A batch also ends once it holds this many bytes.
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// Loads the sources in one transaction; on any error nothing is loaded.
+pub async fn load(
+    client: &mut Client,
+    opts: LoadOptions,
+    plugins: Vec<Plugin>,
+) -> Result<Summary, LoadError> {
+    let started = Instant::now();
+    store::check_schema(client).await?;
+    let target = match opts.kind {
+        Kind::Items => Target::Items,
+        Kind::Collections => Target::Collections,
+    };
+    let known = match opts.kind {
+        Kind::Items => {
+            store::ensure_partitions(client).await?;
+            store::known_collections(client).await?
+        }
+        Kind::Collections => HashSet::new(),
+    };
+    if let Some(c) = &opts.collection
+        && !known.contains(c)
+    {
+        return Err(LoadError::Source(format!(
+            "collection \"{c}\" (--collection) does not exist; load it first with `host load collections`"
+        )));
+    }
+    let rejects = opts
+        .reject_file
+        .as_deref()
+        .map(RejectWriter::create)
+        .transpose()?;
+
+    let tx = client.transaction().await.map_err(db)?;
+    store::create_staging(&tx, target).await?;
+    let sink = tx
+        .copy_in::<_, bytes::Bytes>(store::copy_statement(target))
+        .await
+        .map_err(db)?;
+    let mut sink = Box::pin(sink);
+
+    let bytes = Arc::new(AtomicU64::new(0));
+    let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+    let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel(4);
+    let reader = {
+        let sources = opts.sources.clone();
+        let handle = tokio::runtime::Handle::current();
+        let bytes = bytes.clone();
+        let batch_size = opts.batch_size.max(1);
+        tokio::task::spawn_blocking(move || {
+            read_sources(&sources, batch_size, &handle, bytes, batch_tx)
+        })
+    };
+    let worker = {
+        let kind = opts.kind;
+        let collection = opts.collection.clone();
+        let strict_bbox = opts.strict_bbox;
+        // Plugins are instantiated (and called) off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let chain = if plugins.is_empty() {
+                None
+            } else {
+                Some(ItemChain::new(&plugins)?)
+            };
+            Worker {
+                kind,
+                chain,
+                known,
+                collection,
+                strict_bbox,
+                rejects,
+                seq: 0,
+                totals: Totals::default(),
+            }
+            .run(batch_rx, chunk_tx)
+        })
+    };
+
+    let progress = Progress::new(opts.progress, opts.kind, bytes.clone());
+    let mut copy_error = None;
+    while let Some(chunk) = chunk_rx.recv().await {
+        progress.add(chunk.read);
+        if chunk.bytes.is_empty() {
+            continue;
+        }
+        if let Err(e) = sink.send(chunk.bytes).await {
+            copy_error = Some(e);
+            break;
+        }
+    }
+    drop(chunk_rx); // stops the worker (and so the reader) if COPY failed
+    let worker = worker.await.unwrap_or_else(|e| Err(panicked("worker", e)));
+    let reader = reader.await.unwrap_or_else(|e| Err(panicked("reader", e)));
+    progress.finish();
+    // The most telling error: a stage's own error beats the cancellations it caused.
+    let totals = match (worker, reader, copy_error) {
+        (Err(e), _, _) if !matches!(e, LoadError::Cancelled) => return Err(e),
+        (_, Err(e), _) if !matches!(e, LoadError::Cancelled) => return Err(e),
+        (_, _, Some(e)) => return Err(db(e)),
+        (Err(e), _, _) | (_, Err(e), _) => return Err(e),
+        (Ok(t), Ok(()), None) => t,
+    };
+    let staged = sink.as_mut().finish().await.map_err(db)?;
+    debug_assert_eq!(staged, totals.rows);
+    let merged = store::merge(&tx, target, opts.method, staged)
+        .await
+        .map_err(|e| merge_error(e, opts.kind))?;
+    let collections: Vec<String> = totals.collections.into_iter().collect();
+    if opts.kind == Kind::Items {
+        store::items_changed(&tx, &collections, opts.update_extents)
+            .await
+            .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+
+    Ok(Summary {
+        kind: opts.kind,
+        method: opts.method,
+        read: totals.read,
+        loaded: merged.loaded,
+        skipped: merged.skipped,
+        unchanged: merged.unchanged,
+        dropped: totals.dropped,
+        rejected: totals.rejected,
+        plugin_failures: totals.plugin_failures,
+        bytes: bytes.load(Ordering::Relaxed),
+        collections,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The reader thread: opens each source in turn and sends its records in batches.
+fn read_sources(
+    sources: &[String],
+    batch_size: usize,
+    handle: &tokio::runtime::Handle,
+    bytes: Arc<AtomicU64>,
+    batches: SyncSender<Batch>,
+) -> Result<(), LoadError> {
+    for text in sources {
+        let src = source::open(text, handle, bytes.clone()).map_err(LoadError::Source)?;
+        let name: Arc<str> = src.name.into();
+        let mut splitter = Splitter::new(src.reader);
+        let mut inputs = Vec::with_capacity(batch_size);
+        let mut size = 0;
+        loop {
+            let record = splitter
+                .next_record()
+                .map_err(|e| LoadError::Source(format!("{name}: {e}")))?;
+            let Some(r) = record else { break };
+            size += r.bytes.len();
+            inputs.push(Input {
+                bytes: r.bytes,
+                line: r.line,
+                index: r.index,
+            });
+            if inputs.len() >= batch_size || size >= MAX_BATCH_BYTES {
+                let full = std::mem::replace(&mut inputs, Vec::with_capacity(batch_size));
+                size = 0;
+                batches
+                    .send(Batch {
+                        source: name.clone(),
+                        inputs: full,
+                    })
+                    .map_err(|_| LoadError::Cancelled)?;
+            }
+        }
+        if !inputs.is_empty() {
+            batches
+                .send(Batch {
+                    source: name.clone(),
+                    inputs,
+                })
+                .map_err(|_| LoadError::Cancelled)?;
+        }
+    }
+    Ok(())
+}
+
+fn db(e: tokio_postgres::Error) -> LoadError {
+    LoadError::Db(crate::db::describe(&e))
+}
+
+fn panicked(what: &str, e: tokio::task::JoinError) -> LoadError {
+    LoadError::Source(format!("the {what} thread failed: {e}"))
+}
+
+/// Merge errors users can act on, said in their terms.
+fn merge_error(e: tokio_postgres::Error, kind: Kind) -> LoadError {
+    let detail = e
+        .as_db_error()
+        .and_then(|d| d.detail())
+        .unwrap_or_default()
+        .to_string();
+    let what = kind.singular();
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => LoadError::Db(format!(
+            "{detail} (the {what} is in the database already, or twice in this load); \
+             --method insert refuses existing ids: use insert_ignore, upsert or delsert"
+        )),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED => LoadError::Db(format!(
+            "another load wrote the same {}s at the same time and one had to give way: {}",
+            what,
+            crate::db::describe(&e)
+        )),
+        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => LoadError::Db(format!(
+            "a collection was deleted while its items were loading ({detail})"
+        )),
+        _ => db(e),
+    }
+}
+
+/// The progress bar: records read and bytes, on a terminal only.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    bytes: Arc<AtomicU64>,
+    what: &'static str,
+}
+
+impl Progress {
+    fn new(enabled: bool, kind: Kind, bytes: Arc<AtomicU64>) -> Progress {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {human_pos} {msg} [{elapsed}, {per_sec}]",
+                )
+                .expect("a valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            bytes,
+            what: kind.plural(),
+        }
+    }
+
+    fn add(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+            let b = self.bytes.load(Ordering::Relaxed);
+            bar.set_message(format!("{} read, {}", self.what, indicatif::HumanBytes(b)));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! A migration set: SQL files whose names say which version each produces,
+//! and from which. *Base* files install a version from nothing, *incremental*
+//! files move from one version to another.
+//!
+//! Two naming schemes, inferred from the files:
+//! - [`Naming::Extension`] (PostgreSQL extension style, the built-in set):
+//!   `host--0.2.0.sql` (base) and `host--0.1.0--0.2.0.sql` (incremental).
+//! - [`Naming::Dotted`] (how pypgstac's wheel ships pgstac):
+//!   `pgstac.0.9.0.sql` (base) and `pgstac.0.8.6-0.9.0.sql` (incremental).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::{Ledger, MigrateError, Version};
+
+/// How file names carry the set's prefix and versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// `PREFIX--VERSION.sql`, `PREFIX--FROM--TO.sql`.
+    Extension,
+    /// `PREFIX.VERSION.sql`, `PREFIX.FROM-TO.sql`.
+    Dotted,
+}
+
+impl Naming {
+    /// What file names of this scheme look like, for messages.
+    pub fn pattern(self, prefix: &str) -> String {
+        match self {
+            Naming::Extension => format!("{prefix}--VERSION.sql or {prefix}--FROM--TO.sql"),
+            Naming::Dotted => format!("{prefix}.VERSION.sql or {prefix}.FROM-TO.sql"),
+        }
+    }
+
+    /// Splits a file name into (prefix, from, to); `None` if it does not follow the scheme.
+    fn split(self, file: &str) -> Option<(&str, Option<&str>, &str)> {
+        let stem = file.strip_suffix(".sql")?;
+        match self {
+            Naming::Extension => {
+                let mut parts = stem.split("--");
+                let prefix = parts.next()?;
+                let a = parts.next()?;
+                match (parts.next(), parts.next()) {
+                    (None, _) => Some((prefix, None, a)),
+                    (Some(b), None) => Some((prefix, Some(a), b)),
+                    _ => None,
+                }
+            }
+            Naming::Dotted => {
+                let (prefix, rest) = stem.split_once('.')?;
+                match rest.split_once('-') {
+                    None => Some((prefix, None, rest)),
+                    Some((a, b)) if !b.contains('-') => Some((prefix, Some(a), b)),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// The scheme a file name most likely uses.
+    fn guess(file: &str) -> Naming {
+        if file.contains("--") {
+            Naming::Extension
+        } else {
+            Naming::Dotted
+        }
+    }
+}
+
+/// One SQL file of a set.
+#[derive(Debug, Clone)]
+pub struct MigrationFile {
+    /// File name (no directory).
+    pub name: String,
+    /// The version it starts from; `None` for a base file.
+    pub from: Option<Version>,
+    /// The version it produces.
+    pub to: Version,
+    /// The SQL, run as one batch inside the migration's transaction.
+    pub sql: String,
+    /// Lower-case hex SHA-256 of the file's bytes.
+    pub sha256: String,
+}
+
+impl MigrationFile {
+    /// `base` or `incremental`, as recorded in the ledger.
+    pub fn kind(&self) -> &'static str {
+        if self.from.is_some() {
+            "incremental"
+        } else {
+            "base"
+        }
+    }
+}
+
+/// A set of migration files and where the database records what was applied.
+#[derive(Debug, Clone)]
+pub struct MigrationSet {
+    /// The prefix of its file names, e.g. `host`.
+    pub name: String,
+    /// How its files are named.
+    pub naming: Naming,
+    /// Its files, sorted by name.
+    pub files: Vec<MigrationFile>,
+    /// Where the applied versions are kept.
+    pub ledger: Ledger,
+}
+
+/// A chain of files from the database's version to a target.
+#[derive(Debug, Clone)]
+pub struct Plan<'a> {
+    /// The version the chain starts from (`None`: not installed).
+    pub from: Option<Version>,
+    /// The version it ends at.
+    pub to: Version,
+    /// The files to run, in order (empty when already at `to`).
+    pub steps: Vec<&'a MigrationFile>,
+}
+
+impl MigrationSet {
+    /// The schema built into this binary (the files in `migrations/`).
+    pub fn builtin() -> MigrationSet {
+        let files = super::embedded::FILES
+            .iter()
+            .map(|(name, sql)| (name.to_string(), sql.to_string()));
+        MigrationSet::from_files("host", Naming::Extension, files)
+            .expect("the built-in migration files are well named")
+    }
+
+    /// Reads the `*.sql` files of `dir`. `prefix` picks one set when the
+    /// directory holds several; otherwise it is inferred from the names.
+    /// The set keeps its bookkeeping in `PREFIX.migrations` (see [`Ledger::own`]).
+    pub fn from_dir(dir: &Path, prefix: Option<&str>) -> Result<MigrationSet, MigrateError> {
+        let shown = dir.display().to_string();
+        let io = |e: std::io::Error| MigrateError::Dir {
+            dir: shown.clone(),
+            reason: e.to_string(),
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".sql") && entry.file_type().map_err(io)?.is_file() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        let naming = names
+            .first()
+            .map_or(Naming::Extension, |n| Naming::guess(n));
+        let prefix = match prefix {
+            Some(p) => p.to_string(),
+            None => {
+                let mut found: Vec<&str> = names
+                    .iter()
+                    .filter_map(|n| naming.split(n).map(|(p, _, _)| p))
+                    .collect();
+                found.dedup();
+                match found.as_slice() {
+                    [one] => one.to_string(),
+                    [] => {
+                        return Err(MigrateError::Dir {
+                            dir: shown,
+                            reason: "no migration files (NAME--VERSION.sql) in it".into(),
+                        });
+                    }
+                    many => {
+                        return Err(MigrateError::Dir {
+                            dir: shown,
+                            reason: format!(
+                                "it holds several migration sets ({}); choose one with --prefix",
+                                many.join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        let mut files = Vec::new();
+        for name in names {
+            // Another set's files may share the directory (then --prefix chose ours);
+            // a name following no scheme at all is refused below.
+            if naming.split(&name).is_some_and(|(p, _, _)| p != prefix) {
+                continue;
+            }
+            let sql = std::fs::read_to_string(dir.join(&name)).map_err(|e| MigrateError::Dir {
+                dir: shown.clone(),
+                reason: format!("{name}: {e}"),
+            })?;
+            files.push((name, sql));
+        }
+        let set = MigrationSet::from_files(&prefix, naming, files)?;
+        if set.files.is_empty() {
+            return Err(MigrateError::Dir {
+                dir: shown,
+                reason: format!("no files named {}", naming.pattern(&prefix)),
+            });
+        }
+        Ok(set)
+    }
+
+    /// Builds a set from (file name, SQL) pairs; every name must follow `naming` with `prefix`.
+    pub fn from_files(
+        prefix: &str,
+        naming: Naming,
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<MigrationSet, MigrateError> {
+        let ledger = Ledger::own(prefix)?;
+        let mut out: Vec<MigrationFile> = Vec::new();
+        for (name, sql) in files {
+            let bad = |reason: String| MigrateError::BadName {
+                file: name.clone(),
+                expected: naming.pattern(prefix),
+                reason,
+            };
+            let (p, from, to) = naming
+                .split(&name)
+                .ok_or_else(|| bad("the name does not follow the pattern".into()))?;
+            if p != prefix {
+                return Err(bad(format!("its prefix is '{p}', not '{prefix}'")));
+            }
+            let from = from.map(Version::parse).transpose().map_err(bad)?;
+            let to = Version::parse(to).map_err(bad)?;
+            if from.as_ref() == Some(&to) {
+                return Err(bad("it goes from a version to itself".into()));
+            }
+            if let Some(other) = out.iter().find(|f| f.from == from && f.to == to) {
+                return Err(MigrateError::Duplicate {
+                    a: other.name.clone(),
+                    b: name,
+                });
+            }
+            let sha256 = hex::encode(Sha256::digest(sql.as_bytes()));
+            out.push(MigrationFile {
+                name,
+                from,
+                to,
+                sql,
+                sha256,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(MigrationSet {
+            name: prefix.to_string(),
+            naming,
+            files: out,
+            ledger,
+        })
+    }
+
+    /// The newest version any file produces: what `migrate` installs by default.
+    pub fn latest(&self) -> Option<&Version> {
+        self.files.iter().map(|f| &f.to).max()
+    }
+
+    /// Whether some file produces `v`.
+    pub fn knows(&self, v: &Version) -> bool {
+        self.files.iter().any(|f| &f.to == v)
+    }
+
+    /// The file with this name, if the set has it.
+    pub fn file(&self, name: &str) -> Option<&MigrationFile> {
+        self.files.iter().find(|f| f.name == name)
+    }
+
+    /// The shortest chain of files from `from` (`None`: nothing installed, so
+    /// the chain starts with a base file) to `to`. Among chains of equal
+    /// length the one taking the biggest jumps first wins, so a base file of
+    /// a later version beats an older base plus increments.
+    pub fn plan(&self, from: Option<&Version>, to: &Version) -> Option<Plan<'_>> {
+        let mut plan = Plan {
+            from: from.cloned(),
+            to: to.clone(),
+            steps: Vec::new(),
+        };
+        if from == Some(to) {
+            return Some(plan);
+        }
+        // Breadth-first over versions; `None` is the empty database.
+        let mut came_from: HashMap<Option<&Version>, &MigrationFile> = HashMap::new();
+        let mut queue: VecDeque<Option<&Version>> = VecDeque::from([from]);
+        let mut seen: Vec<Option<&Version>> = vec![from];
+        while let Some(node) = queue.pop_front() {
+            let mut edges: Vec<&MigrationFile> = self
+                .files
+                .iter()
+                .filter(|f| f.from.as_ref() == node)
+                .collect();
+            edges.sort_by(|a, b| b.to.cmp(&a.to));
+            for f in edges {
+                let next = Some(&f.to);
+                if seen.contains(&next) {
+                    continue;
+                }
+                seen.push(next);
+                came_from.insert(next, f);
+                if next == Some(to) {
+                    let mut at = next;
+                    while at != from {
+                        let f = came_from[&at];
+                        plan.steps.push(f);
+                        at = f.from.as_ref();
+                    }
+                    plan.steps.reverse();
+                    return Some(plan);
+                }
+                queue.push_back(next);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> MigrationSet {
+        MigrationSet::from_files(
+            "demo",
+            Naming::Extension,
+            names.iter().map(|n| (n.to_string(), format!("-- {n}"))),
+        )
+        .unwrap()
+    }
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    fn steps(set: &MigrationSet, from: Option<&str>, to: &str) -> Option<Vec<String>> {
+        let from = from.map(v);
+        set.plan(from.as_ref(), &v(to))
+            .map(|p| p.steps.iter().map(|f| f.name.clone()).collect())
+    }
+
+    const DEMO: &[&str] = &[
+        "demo--1.0.0.sql",
+        "demo--1.0.0--1.1.0.sql",
+        "demo--1.1.0--1.2.0.sql",
+        "demo--1.2.0--2.0.0.sql",
+        "demo--1.0.0--2.0.0.sql",
+        "demo--1.2.0.sql",
+    ];
+
+    #[test]
+    fn finds_shortest_paths_and_shortcuts() {
+        let s = set(DEMO);
+        assert_eq!(s.latest(), Some(&v("2.0.0")));
+        assert_eq!(
+            steps(&s, Some("1.0.0"), "2.0.0").unwrap(),
+            ["demo--1.0.0--2.0.0.sql"]
+        );
+        assert_eq!(
+            steps(&s, Some("1.1.0"), "2.0.0").unwrap(),
+            ["demo--1.1.0--1.2.0.sql", "demo--1.2.0--2.0.0.sql"]
+        );
+        assert_eq!(steps(&s, None, "1.2.0").unwrap(), ["demo--1.2.0.sql"]);
+        // Two chains of two steps: the one starting from the newer base wins.
+        assert_eq!(
+            steps(&s, None, "2.0.0").unwrap(),
+            ["demo--1.2.0.sql", "demo--1.2.0--2.0.0.sql"]
+        );
+        assert_eq!(
+            steps(&s, Some("2.0.0"), "2.0.0").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(steps(&s, Some("2.0.0"), "1.0.0"), None);
+        assert_eq!(steps(&s, Some("0.9.0"), "1.0.0"), None);
+    }
+
+    #[test]
+    fn reads_both_naming_schemes() {
+        let n = Naming::Dotted;
+        assert_eq!(
+            n.split("pgstac.0.8.6-0.9.0.sql"),
+            Some(("pgstac", Some("0.8.6"), "0.9.0"))
+        );
+        assert_eq!(n.split("pgstac.0.9.0.sql"), Some(("pgstac", None, "0.9.0")));
+        assert_eq!(
+            n.split("pgstac.unreleased.sql"),
+            Some(("pgstac", None, "unreleased"))
+        );
+        let e = Naming::Extension;
+        assert_eq!(
+            e.split("host--0.1.0--0.2.0.sql"),
+            Some(("host", Some("0.1.0"), "0.2.0"))
+        );
+        assert_eq!(e.split("host--0.1.0.sql"), Some(("host", None, "0.1.0")));
+        assert_eq!(e.split("host--1--2--3.sql"), None);
+        assert_eq!(e.split("host--1.txt"), None);
+    }
+
+    #[test]
+    fn refuses_bad_and_duplicate_names() {
+        let bad = |names: &[&str]| {
+            MigrationSet::from_files(
+                "demo",
+                Naming::Extension,
+                names.iter().map(|n| (n.to_string(), String::new())),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(bad(&["other--1.0.sql"]).contains("prefix is 'other'"));
+        assert!(bad(&["demo--1.0--1.0.sql"]).contains("to itself"));
+        assert!(bad(&["demo--1 0.sql"]).contains("not a version"));
+        assert!(bad(&["demo.1.0.sql"]).contains("does not follow"));
+    }
+
+    #[test]
+    fn builtin_set_installs_its_latest_version_in_one_step() {
+        let s = MigrationSet::builtin();
+        let latest = s.latest().unwrap().clone();
+        let plan = s.plan(None, &latest).unwrap();
+        assert_eq!(plan.steps.len(), 1);
+        assert_eq!(plan.steps[0].kind(), "base");
+        // Every version can be reached from nothing.
+        for f in &s.files {
+            assert!(s.plan(None, &f.to).is_some(), "{}", f.name);
+        }
+    }
+}

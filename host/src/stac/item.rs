@@ -1,0 +1,410 @@
+//! STAC item validation: the rules a record must meet before it is loaded,
+//! and the searchable fields it yields.
+//!
+//! The rules: a JSON object of `"type": "Feature"`; a non-empty string `id`;
+//! a known `collection` (or the load's default one); a `geometry` member that
+//! is a GeoJSON geometry or `null`; a `bbox` of 4 or 6 numbers overlapping
+//! the geometry (containing it, with `strict_bbox`) when there is one, and
+//! none when the geometry is `null`; a
+//! `properties` object with an RFC 3339 `datetime`, or a `null` datetime and
+//! both `start_datetime` and `end_datetime`, start not after end; a `links`
+//! array and an `assets` object. Strings may hold any escape PostgreSQL can
+//! store (not `\u0000`).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::geojson::{self, Geometry};
+use super::time::parse_rfc3339;
+use super::{Invalid, check_object, has_nul_escape, raw_str};
+
+/// What item checks need to know about the load.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemContext<'a> {
+    /// The collection of items that name none (`--collection`); items naming
+    /// another collection are invalid when it is set.
+    pub collection: Option<&'a str>,
+    /// The collections in the database.
+    pub known: &'a HashSet<String>,
+    /// Require the bbox to contain the geometry, not just overlap it.
+    pub strict_bbox: bool,
+}
+
+/// The searchable fields of a valid item.
+#[derive(Debug, Clone)]
+pub struct ItemFields<'a> {
+    pub collection: Cow<'a, str>,
+    pub id: Cow<'a, str>,
+    /// Whether the item named no collection (the loader adds it to the content).
+    pub collection_missing: bool,
+    pub geometry: Option<Geometry>,
+    pub bbox: Option<Vec<f64>>,
+    /// Microseconds since 1970 (UTC).
+    pub datetime: Option<i64>,
+    pub start: i64,
+    pub end: i64,
+}
+
+#[derive(Deserialize)]
+struct RawItem<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    collection: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "super::keep_null")]
+    geometry: Option<&'a RawValue>,
+    #[serde(borrow)]
+    bbox: Option<&'a RawValue>,
+    #[serde(borrow)]
+    properties: Option<&'a RawValue>,
+    #[serde(borrow)]
+    links: Option<&'a RawValue>,
+    #[serde(borrow)]
+    assets: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Times<'a> {
+    #[serde(borrow)]
+    datetime: Option<&'a RawValue>,
+    #[serde(borrow)]
+    start_datetime: Option<&'a RawValue>,
+    #[serde(borrow)]
+    end_datetime: Option<&'a RawValue>,
+}
+
+/// Checks one item (JSON text) against the rules above.
+pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields<'a>, Invalid> {
+    let raw: RawItem<'a> = check_object(text)?;
+    // From here on, errors can name the item.
+    let id = match raw.id.map(raw_str) {
+        Some(Some(id)) if !id.is_empty() => id,
+        Some(Some(_)) => return Err(Invalid::new(None, "\"id\" is empty")),
+        Some(None) => return Err(Invalid::new(None, "\"id\" is not a string")),
+        None => return Err(Invalid::new(None, "no \"id\"")),
+    };
+    let invalid = |reason: String| Invalid::new(Some(&id), reason);
+
+    match raw.kind.map(raw_str) {
+        Some(Some(k)) if k == "Feature" => {}
+        Some(Some(k)) => return Err(invalid(format!("\"type\" is \"{k}\", not \"Feature\""))),
+        Some(None) => return Err(invalid("\"type\" is not a string".into())),
+        None => return Err(invalid("no \"type\" (must be \"Feature\")".into())),
+    }
+
+    let named = match raw.collection.map(raw_str) {
+        Some(Some(c)) => Some(c),
+        Some(None) => return Err(invalid("\"collection\" is not a string".into())),
+        None => None,
+    };
+    let collection_missing = named.is_none();
+    let collection = match (named, ctx.collection) {
+        (Some(c), Some(default)) if c != default => {
+            return Err(invalid(format!(
+                "it belongs to collection \"{c}\", but this load is for \"{default}\" (--collection)"
+            )));
+        }
+        (Some(c), _) => c,
+        (None, Some(default)) => Cow::Owned(default.to_string()),
+        (None, None) => {
+            return Err(invalid(
+                "no \"collection\" (give one with --collection, or set it with a plugin)".into(),
+            ));
+        }
+    };
+    if !ctx.known.contains(collection.as_ref()) {
+        return Err(invalid(format!(
+            "collection \"{collection}\" does not exist (load it first with `host load collections`)"
+        )));
+    }
+
+    let geometry = match raw.geometry {
+        None => return Err(invalid("no \"geometry\" (use null for none)".into())),
+        Some(g) if g.get() == "null" => None,
+        Some(g) => {
+            let value: serde_json::Value =
+                serde_json::from_str(g.get()).map_err(|e| invalid(format!("geometry: {e}")))?;
+            Some(geojson::to_ewkb(&value).map_err(|e| invalid(format!("geometry: {e}")))?)
+        }
+    };
+
+    let bbox = match raw.bbox {
+        None => None,
+        Some(b) if b.get() == "null" => None,
+        Some(b) => Some(
+            serde_json::from_str::<Vec<f64>>(b.get())
+                .map_err(|_| invalid("\"bbox\" is not an array of numbers".into()))?,
+        ),
+    };
+    match (&geometry, &bbox) {
+        (Some(g), Some(b)) => geojson::check_bbox(b, g.bounds, ctx.strict_bbox).map_err(invalid)?,
+        (Some(_), None) => {
+            return Err(invalid(
+                "no \"bbox\" (required when there is a geometry)".into(),
+            ));
+        }
+        (None, Some(_)) => return Err(invalid("\"bbox\" given but \"geometry\" is null".into())),
+        (None, None) => {}
+    }
+
+    let props = raw
+        .properties
+        .ok_or_else(|| invalid("no \"properties\"".into()))?;
+    if !props.get().starts_with('{') {
+        return Err(invalid("\"properties\" is not an object".into()));
+    }
+    let times: Times<'_> =
+        serde_json::from_str(props.get()).map_err(|e| invalid(format!("properties: {e}")))?;
+    let time = |name: &str, raw: Option<&RawValue>| -> Result<Option<i64>, Invalid> {
+        match raw {
+            None => Ok(None),
+            Some(r) if r.get() == "null" => Ok(None),
+            Some(r) => match raw_str(r) {
+                Some(s) => parse_rfc3339(&s)
+                    .map(Some)
+                    .map_err(|e| invalid(format!("properties.{name}: {e}"))),
+                None => Err(invalid(format!("properties.{name} is not a string"))),
+            },
+        }
+    };
+    let datetime = time("datetime", times.datetime)?;
+    let start = time("start_datetime", times.start_datetime)?;
+    let end = time("end_datetime", times.end_datetime)?;
+    let (start, end) = match (datetime, start, end) {
+        (_, Some(s), Some(e)) => (s, e),
+        (Some(d), s, e) => (s.unwrap_or(d), e.unwrap_or(d)),
+        (None, _, _) => {
+            return Err(invalid(
+                "properties.datetime is null, so start_datetime and end_datetime are both required"
+                    .into(),
+            ));
+        }
+    };
+    if start > end {
+        return Err(invalid(
+            "properties.start_datetime is after end_datetime".into(),
+        ));
+    }
+
+    match raw.links {
+        Some(l) if l.get().starts_with('[') => {}
+        Some(_) => return Err(invalid("\"links\" is not an array".into())),
+        None => return Err(invalid("no \"links\" (use [] for none)".into())),
+    }
+    match raw.assets {
+        Some(a) if a.get().starts_with('{') => {}
+        Some(_) => return Err(invalid("\"assets\" is not an object".into())),
+        None => return Err(invalid("no \"assets\" (use {} for none)".into())),
+    }
+    if has_nul_escape(text) {
+        return Err(invalid(
+            "it contains \\u0000, which PostgreSQL cannot store in jsonb".into(),
+        ));
+    }
+
+    Ok(ItemFields {
+        collection,
+        id,
+        collection_missing,
+        geometry,
+        bbox,
+        datetime,
+        start,
+        end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn known() -> HashSet<String> {
+        ["c1".to_string(), "c2".to_string()].into()
+    }
+
+    fn item() -> Value {
+        json!({
+            "type": "Feature", "stac_version": "1.0.0", "id": "a", "collection": "c1",
+            "geometry": {"type": "Point", "coordinates": [1, 2]},
+            "bbox": [1, 2, 1, 2],
+            "properties": {"datetime": "2020-01-01T00:00:00Z"},
+            "links": [], "assets": {}
+        })
+    }
+
+    fn check(v: &Value, default: Option<&str>) -> Result<(), String> {
+        let k = known();
+        let ctx = ItemContext {
+            collection: default,
+            known: &k,
+            strict_bbox: true,
+        };
+        let text = v.to_string();
+        check_item(&text, &ctx).map(|_| ()).map_err(|e| e.reason)
+    }
+
+    fn with(path: &[&str], value: Option<Value>) -> Value {
+        let mut v = item();
+        let mut at = &mut v;
+        for p in &path[..path.len() - 1] {
+            at = at.get_mut(*p).unwrap();
+        }
+        let obj = at.as_object_mut().unwrap();
+        match value {
+            Some(x) => {
+                obj.insert(path[path.len() - 1].to_string(), x);
+            }
+            None => {
+                obj.remove(path[path.len() - 1]);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn a_good_item_yields_its_fields() {
+        let k = known();
+        let ctx = ItemContext {
+            collection: None,
+            known: &k,
+            strict_bbox: true,
+        };
+        let text = item().to_string();
+        let f = check_item(&text, &ctx).unwrap();
+        assert_eq!(f.id, "a");
+        assert_eq!(f.collection, "c1");
+        assert_eq!(f.start, f.end);
+        assert_eq!(f.datetime, Some(f.start));
+        assert!(!f.collection_missing);
+    }
+
+    #[test]
+    fn every_rule_has_a_reason() {
+        let cases: Vec<(Value, Option<&str>, &str)> = vec![
+            (json!([1]), None, "not a JSON object"),
+            (
+                with(&["type"], Some(json!("Collection"))),
+                None,
+                "not \"Feature\"",
+            ),
+            (with(&["type"], None), None, "no \"type\""),
+            (with(&["id"], None), None, "no \"id\""),
+            (with(&["id"], Some(json!(""))), None, "empty"),
+            (with(&["id"], Some(json!(7))), None, "not a string"),
+            (with(&["collection"], None), None, "--collection"),
+            (
+                with(&["collection"], Some(json!("nope"))),
+                None,
+                "does not exist",
+            ),
+            (item(), Some("c2"), "this load is for \"c2\""),
+            (with(&["geometry"], None), None, "no \"geometry\""),
+            (
+                with(&["geometry"], Some(json!({"type": "Point"}))),
+                None,
+                "geometry:",
+            ),
+            (with(&["bbox"], None), None, "no \"bbox\""),
+            (
+                with(&["bbox"], Some(json!([5, 5, 6, 6]))),
+                None,
+                "does not contain",
+            ),
+            (with(&["bbox"], Some(json!("x"))), None, "array of numbers"),
+            (with(&["properties"], None), None, "no \"properties\""),
+            (
+                with(&["properties"], Some(json!([]))),
+                None,
+                "not an object",
+            ),
+            (
+                with(&["properties", "datetime"], Some(json!(null))),
+                None,
+                "both required",
+            ),
+            (
+                with(&["properties", "datetime"], None),
+                None,
+                "both required",
+            ),
+            (
+                with(&["properties", "datetime"], Some(json!("2020-01-01"))),
+                None,
+                "RFC 3339",
+            ),
+            (
+                with(&["properties", "datetime"], Some(json!(5))),
+                None,
+                "not a string",
+            ),
+            (with(&["links"], None), None, "no \"links\""),
+            (with(&["links"], Some(json!({}))), None, "not an array"),
+            (with(&["assets"], None), None, "no \"assets\""),
+            (with(&["assets"], Some(json!([]))), None, "not an object"),
+            (
+                with(&["properties", "title"], Some(json!("a\u{0}b"))),
+                None,
+                "\\u0000",
+            ),
+        ];
+        for (v, default, expected) in cases {
+            let e = check(&v, default).expect_err(&v.to_string());
+            assert!(e.contains(expected), "{v}: {e} (expected {expected})");
+        }
+        let mut v = with(&["geometry"], Some(json!(null)));
+        v.as_object_mut().unwrap().remove("bbox");
+        check(&v, None).unwrap();
+        v["bbox"] = json!([1, 2, 1, 2]);
+        assert!(check(&v, None).unwrap_err().contains("geometry\" is null"));
+    }
+
+    #[test]
+    fn time_ranges() {
+        let mut v = item();
+        v["properties"] = json!({"datetime": null,
+            "start_datetime": "2020-01-02T00:00:00Z", "end_datetime": "2020-01-01T00:00:00Z"});
+        assert!(check(&v, None).unwrap_err().contains("after"));
+        v["properties"]["end_datetime"] = json!("2020-01-03T00:00:00Z");
+        check(&v, None).unwrap();
+        v["properties"]["end_datetime"] = json!(null);
+        assert!(check(&v, None).unwrap_err().contains("both required"));
+    }
+
+    #[test]
+    fn default_collection_fills_in() {
+        let v = with(&["collection"], None);
+        let k = known();
+        let ctx = ItemContext {
+            collection: Some("c2"),
+            known: &k,
+            strict_bbox: true,
+        };
+        let text = v.to_string();
+        let f = check_item(&text, &ctx).unwrap();
+        assert_eq!(f.collection, "c2");
+        assert!(f.collection_missing);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let text = r#"{"id":"a","id":"b"}"#;
+        let k = known();
+        let ctx = ItemContext {
+            collection: None,
+            known: &k,
+            strict_bbox: true,
+        };
+        assert!(
+            check_item(text, &ctx)
+                .unwrap_err()
+                .reason
+                .contains("duplicate")
+        );
+    }
+}
