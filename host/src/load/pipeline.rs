@@ -19,7 +19,7 @@ use super::worker::{Batch, Input, Totals, Worker};
 use super::{ExtentMode, Kind, LoadError, Method, Summary, source};
 use crate::plugin::Plugin;
 use crate::plugin::chain::ItemChain;
-use crate::stac::store::{self, Target};
+use crate::stac::store::{self, Merged, Route, Target};
 
 /// What to load, and how.
 #[derive(Debug, Clone)]
@@ -77,10 +77,13 @@ pub async fn load(
         .map(RejectWriter::create)
         .transpose()?;
 
+    let route = Route::for_load(target, opts.method);
     let tx = client.transaction().await.map_err(db)?;
-    store::create_staging(&tx, target).await?;
+    if route == Route::Staged {
+        store::create_staging(&tx, target).await?;
+    }
     let sink = tx
-        .copy_in::<_, bytes::Bytes>(store::copy_statement(target))
+        .copy_in::<_, bytes::Bytes>(store::copy_statement(target, route))
         .await
         .map_err(db)?;
     let mut sink = Box::pin(sink);
@@ -115,7 +118,7 @@ pub async fn load(
                 collection,
                 strict_bbox,
                 rejects,
-                seq: 0,
+                seq: (route == Route::Staged).then_some(0),
                 totals: Totals::default(),
             }
             .run(batch_rx, chunk_tx)
@@ -142,22 +145,44 @@ pub async fn load(
     let totals = match (worker, reader, copy_error) {
         (Err(e), _, _) if !matches!(e, LoadError::Cancelled) => return Err(e),
         (_, Err(e), _) if !matches!(e, LoadError::Cancelled) => return Err(e),
-        (_, _, Some(e)) => return Err(db(e)),
+        (_, _, Some(e)) => return Err(merge_error(e, opts.kind)),
         (Err(e), _, _) | (_, Err(e), _) => return Err(e),
         (Ok(t), Ok(()), None) => t,
     };
-    let staged = sink.as_mut().finish().await.map_err(db)?;
-    debug_assert_eq!(staged, totals.rows);
-    let merged = store::merge(&tx, target, opts.method, staged)
+    let staged = sink
+        .as_mut()
+        .finish()
         .await
         .map_err(|e| merge_error(e, opts.kind))?;
+    debug_assert_eq!(staged, totals.rows);
+    tracing::debug!(
+        rows = staged,
+        seconds = started.elapsed().as_secs_f64(),
+        "staged"
+    );
+    let phase = Instant::now();
+    let merged = match route {
+        Route::Direct => Merged {
+            loaded: staged,
+            ..Merged::default()
+        },
+        Route::Staged => store::merge(&tx, target, opts.method, staged)
+            .await
+            .map_err(|e| merge_error(e, opts.kind))?,
+    };
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "merged");
     let collections: Vec<String> = totals.collections.into_iter().collect();
+    let phase = Instant::now();
     if opts.kind == Kind::Items {
         store::items_changed(&tx, &collections, opts.update_extents)
             .await
             .map_err(db)?;
     }
     tx.commit().await.map_err(db)?;
+    tracing::debug!(
+        seconds = phase.elapsed().as_secs_f64(),
+        "extents and commit"
+    );
 
     Ok(Summary {
         kind: opts.kind,
@@ -231,7 +256,7 @@ fn panicked(what: &str, e: tokio::task::JoinError) -> LoadError {
     LoadError::Source(format!("the {what} thread failed: {e}"))
 }
 
-/// Merge errors users can act on, said in their terms.
+/// COPY and merge errors users can act on, said in their terms.
 fn merge_error(e: tokio_postgres::Error, kind: Kind) -> LoadError {
     let detail = e
         .as_db_error()

@@ -52,7 +52,8 @@ pub(super) struct Worker {
     pub collection: Option<String>,
     pub strict_bbox: bool,
     pub rejects: Option<RejectWriter>,
-    pub seq: u64,
+    /// The next record's position in the load, when rows carry it (staged loads).
+    pub seq: Option<u64>,
     pub totals: Totals,
 }
 
@@ -169,7 +170,7 @@ impl Worker {
                     };
                     match check_item(&text, &ctx) {
                         Ok(fields) => {
-                            rows::write_item(&mut out, Some(self.seq), &fields, &text);
+                            rows::write_item(&mut out, self.seq, &fields, &text);
                             if !self.totals.collections.contains(fields.collection.as_ref()) {
                                 self.totals
                                     .collections
@@ -184,7 +185,7 @@ impl Worker {
                 }
                 Kind::Collections => match check_collection(&text) {
                     Ok(id) => {
-                        rows::write_collection(&mut out, Some(self.seq), &id, &text);
+                        rows::write_collection(&mut out, self.seq, &id, &text);
                         self.totals.collections.insert(id.into_owned());
                     }
                     Err(e) => {
@@ -193,7 +194,9 @@ impl Worker {
                     }
                 },
             }
-            self.seq += 1;
+            if let Some(seq) = &mut self.seq {
+                *seq += 1;
+            }
             self.totals.rows += 1;
         }
         turned_away.sort_by_key(|t| t.index);

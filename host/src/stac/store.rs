@@ -81,6 +81,28 @@ pub async fn ensure_partitions(client: &Client) -> Result<u64, StoreError> {
     Ok(missing.len() as u64)
 }
 
+/// Where COPY sends the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Into a temporary staging table, merged with the method's semantics.
+    Staged,
+    /// Straight into `host.items`: for `insert`, whose semantics (an existing
+    /// id fails the load) are what COPY does anyway; it saves writing and
+    /// reading every row twice.
+    Direct,
+}
+
+impl Route {
+    /// The route a load takes.
+    pub fn for_load(target: Target, method: Method) -> Route {
+        if target == Target::Items && method == Method::Insert {
+            Route::Direct
+        } else {
+            Route::Staged
+        }
+    }
+}
+
 /// Creates the load's staging table (dropped at commit).
 pub async fn create_staging(tx: &Transaction<'_>, target: Target) -> Result<(), StoreError> {
     let sql = match target {
@@ -99,11 +121,16 @@ pub async fn create_staging(tx: &Transaction<'_>, target: Target) -> Result<(), 
     Ok(())
 }
 
-/// The COPY statement the rows of [`super::rows`] go to.
-pub fn copy_statement(target: Target) -> &'static str {
-    match target {
-        Target::Items => "COPY pg_temp.host_load_items FROM STDIN",
-        Target::Collections => "COPY pg_temp.host_load_collections FROM STDIN",
+/// The COPY statement the rows of [`super::rows`] go to (staged rows start
+/// with their `seq`, direct ones do not).
+pub fn copy_statement(target: Target, route: Route) -> &'static str {
+    match (target, route) {
+        (Target::Items, Route::Direct) => {
+            "COPY host.items (collection, id, geometry, bbox, datetime, start_datetime, \
+             end_datetime, content) FROM STDIN"
+        }
+        (Target::Items, Route::Staged) => "COPY pg_temp.host_load_items FROM STDIN",
+        (Target::Collections, _) => "COPY pg_temp.host_load_collections FROM STDIN",
     }
 }
 
