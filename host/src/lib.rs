@@ -4,6 +4,7 @@
 //! - [`plugin`]: the sandboxed plugin runtime and plugin chains.
 //! - [`copy`]: row formats (COPY text, CSV).
 //! - [`fetch`]: reading files, URLs and object stores.
+//! - [`xmat`]: cross-database materialisation jobs.
 //! - [`cli`] and [`commands`]: the `host` command line.
 
 pub mod cli;
@@ -12,3 +13,4 @@ pub mod copy;
 pub mod db;
 pub mod fetch;
 pub mod plugin;
+pub mod xmat;

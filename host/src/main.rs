@@ -36,6 +36,7 @@ fn main() -> ExitCode {
                     .expect("clap matched plugin run");
                 commands::plugin_run::run(args, sub).await
             }
+            Command::Xmat(args) => commands::xmat::run(args).await,
         }
     });
     match result {

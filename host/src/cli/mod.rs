@@ -1,11 +1,13 @@
 //! Command-line arguments. Parsing only: commands live in `crate::commands`.
 
 mod plugins;
+mod xmat;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub use plugins::{PluginChainArgs, PluginOpts, plugin_specs};
+pub use xmat::XmatArgs;
 
 /// Exit codes, for scripts.
 pub const EXIT_HELP: &str = "\
@@ -42,6 +44,8 @@ pub enum Command {
     /// Inspect, develop and test plugins without a database.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Copy tables between PostgreSQL databases as described by jobs in a file (cross-database materialisation).
+    Xmat(XmatArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 
 pub mod plugin_inspect;
 pub mod plugin_run;
+pub mod xmat;
 
 use crate::cli::PluginOpts;
 use crate::fetch::Location;
