@@ -87,7 +87,9 @@ impl TestDb {
         let name = format!("t_{}_{}_{n}", label.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"), std::process::id());
         let mut c = postgres::Client::connect(admin, postgres::NoTls)
             .unwrap_or_else(|e| panic!("cannot reach {admin}: {e} (run scripts/pg start)"));
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}")).unwrap();
+        // Two calls: a multi-statement simple query is one transaction, and DROP/CREATE DATABASE refuse that.
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         let dsn = replace_db(admin, &name);
         TestDb { name, dsn, admin: admin.to_string() }
     }

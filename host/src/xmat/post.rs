@@ -119,7 +119,18 @@ pub fn add_post_data(
             Some(r) => missing_columns(rel, &c.columns, &created[&root_of[&rel.oid]])
                 .or_else(|| {
                     let refd = cat.relation(c.ref_table)?;
-                    missing_columns(refd, &c.ref_columns, &created[&r])
+                    missing_columns(refd, &c.ref_columns, &created[&r]).map(|_| {
+                        let cols: Vec<String> = c
+                            .ref_columns
+                            .iter()
+                            .filter_map(|n| refd.columns.iter().find(|x| x.num == *n))
+                            .map(|x| format!("{}.{}", refd.name, x.name))
+                            .collect();
+                        format!(
+                            "the column it references, {}, is not copied",
+                            cols.join(", ")
+                        )
+                    })
                 })
                 .or_else(|| {
                     missing_keys

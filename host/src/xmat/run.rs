@@ -266,7 +266,10 @@ pub async fn execute(
     let result = async {
         control.exec("BEGIN").await.map_err(|e| fail(&e))?;
         for sql in &plan.pre_data {
-            control.exec(sql).await.map_err(|e| fail(&e))?;
+            if let Err(e) = control.exec(sql).await {
+                let _ = control.exec("ROLLBACK").await;
+                return Err(fail(&e));
+            }
         }
         control.exec("COMMIT").await.map_err(|e| fail(&e))?;
 
@@ -434,7 +437,7 @@ impl Worker {
             label: format!("target {}", self.id),
         };
         dst.exec(&format!(
-            "SET search_path = {}",
+            "SET search_path = {}; SET client_min_messages = warning",
             ident(&self.plan.build_schema)
         ))
         .await

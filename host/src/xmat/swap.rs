@@ -122,6 +122,9 @@ async fn drop_schema(conn: &Conn, schema: &str) -> Result<(), SwapError> {
 
 /// Takes the target's advisory lock and clears a leftover build schema.
 pub async fn prepare(conn: &Conn, target: &str, build: &str) -> Result<(), SwapError> {
+    // Our own messages say what happens; the server's notices ("drop cascades
+    // to ...") would only repeat it.
+    conn.exec("SET client_min_messages = warning").await?;
     let locked: bool = conn
         .query_one(
             "SELECT pg_try_advisory_lock(hashtext('host xmat'), hashtext($1))",
@@ -141,8 +144,6 @@ pub async fn prepare(conn: &Conn, target: &str, build: &str) -> Result<(), SwapE
 
 /// Removes the build schema after a failed run (the old target is untouched).
 pub async fn discard(conn: &Conn, build: &str) -> Result<(), SwapError> {
-    // The failed statement may have left the session in an aborted transaction.
-    conn.exec("ROLLBACK").await?;
     if schema_exists(conn, build).await? {
         drop_schema(conn, build).await?;
     }
