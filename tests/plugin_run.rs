@@ -644,7 +644,14 @@ fn allocating_a_gigabyte_hits_the_memory_cap() {
     // gigabyte on a busy machine: this run is about memory, not the deadline).
     let out = hostile(
         "alloc",
-        &["--plugin-memory", "1200MiB", "--plugin-time", "30s", "--batch-size", "3"],
+        &[
+            "--plugin-memory",
+            "1200MiB",
+            "--plugin-time",
+            "30s",
+            "--batch-size",
+            "3",
+        ],
         three_items(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -8,6 +8,7 @@
 //! - [`migrate`]: schema migrations (the built-in STAC schema and other sets).
 //! - [`stac`]: STAC records: validation and the database rows they become.
 //! - [`load`]: streaming sources through plugins into PostgreSQL.
+//! - [`xmat`]: cross-database materialisation jobs.
 //! - [`cli`] and [`commands`]: the `host` command line.
 
 pub mod cli;
@@ -21,3 +22,4 @@ pub mod migrate;
 pub mod plugin;
 pub mod search;
 pub mod stac;
+pub mod xmat;

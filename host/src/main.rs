@@ -48,6 +48,7 @@ fn main() -> ExitCode {
                 commands::load::run(cmd, sub).await
             }
             Command::UpdateExtents(args) => commands::update_extents::run(args).await,
+            Command::Xmat(args) => commands::xmat::run(args).await,
         }
     });
     match result {

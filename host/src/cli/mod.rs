@@ -3,6 +3,7 @@
 mod plugins;
 mod search;
 mod stac;
+mod xmat;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ pub use stac::{
     LoadArgs, LoadCollectionsArgs, LoadCommand, LoadItemsArgs, MigrateArgs, PgreadyArgs, SetArgs,
     UpdateExtentsArgs, VersionArgs,
 };
+pub use xmat::XmatArgs;
 
 /// Exit codes, for scripts.
 pub const EXIT_HELP: &str = "\
@@ -66,6 +68,8 @@ pub enum Command {
     Load(LoadCommand),
     /// Recompute collection extents (queued ones by default).
     UpdateExtents(UpdateExtentsArgs),
+    /// Copy tables between PostgreSQL databases as described by jobs in a file (cross-database materialisation).
+    Xmat(XmatArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod plugin_run;
 pub mod search;
 pub mod update_extents;
 pub mod version;
+pub mod xmat;
 
 use crate::cli::PluginOpts;
 use crate::fetch::Location;

@@ -1,0 +1,70 @@
+//! `host xmat` arguments.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::PluginOpts;
+
+/// Run materialisation jobs from a jobs file.
+#[derive(Debug, Args)]
+#[command(after_help = XMAT_HELP)]
+pub struct XmatArgs {
+    /// Glob of job names to run, in file order (`export:*`, `tenant:acme`).
+    #[arg(value_name = "PATTERN")]
+    pub pattern: String,
+
+    /// The jobs file (TOML, or JSON for *.json).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        default_value = "xmat.toml"
+    )]
+    pub file: PathBuf,
+
+    /// Print the plan (tables, SELECTs, DDL, plugins) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Tables copied at the same time (each uses one source and one target connection).
+    #[arg(short = 'j', long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+
+    /// Always use COPY's text format (by default binary is used where it is safe).
+    #[arg(long)]
+    pub text: bool,
+
+    /// Print the plan or the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub opts: PluginOpts,
+}
+
+const XMAT_HELP: &str = "\
+Examples:
+  host xmat 'export:*'                     run every job whose name starts with export:
+  host xmat tenant:acme -c jobs.json --dry-run
+
+A job file (xmat.toml):
+  [\"tenant:acme\"]
+  source = { database = \"env:PROD_URL\", schema = \"public\" }
+  target = { database = \"postgresql://app@staging/app\", schema = \"acme\" }
+  [\"tenant:acme\".tables.\"*\"]
+  where = { tenant_id = 42 }
+  [\"tenant:acme\".tables.users]
+  where = { tenant_id = 42, created_at = { gte = \"2024-01-01\" } }
+  select = { email = \"lower({column_name})\", password_hash = false }
+  plugins = [{ plugin = \"anonymize.wasm\", params = { key = \"env:ANON_KEY\", name = \"name\" } }]
+
+The target schema is built under a temporary name and replaces the old one
+only when everything succeeded.
+
+Exit codes:
+  0  every matching job succeeded
+  1  error: no job matched, or a job failed (the message names job, table and
+     plugin; that job's target is left as it was, later jobs do not run)
+  2  usage error";

@@ -1,0 +1,342 @@
+//! Streaming one table: `COPY (SELECT ...) TO STDOUT` on the source into
+//! `COPY ... FROM STDIN` on the target, through the table's plugins if it has
+//! any. Nothing is written to disk and memory stays bounded: the stages are
+//! joined by small bounded channels, so a slow target slows the source down.
+//!
+//! ```text
+//!  source COPY ──chunks──▶ reader task ──batches──▶ plugin thread ──rows──▶ writer ──▶ target COPY
+//! ```
+//!
+//! Without plugins there is no plugin thread and the reader forwards bytes
+//! as they come (in ~256 KiB chunks, so the target gets few, large
+//! messages); it never looks for row boundaries, which also lets binary COPY
+//! through. With plugins the reader cuts complete rows into batches: the
+//! protocol's CopyData messages need not align with rows, so each batch ends
+//! at the last `\n` and the rest is carried into the next one. Plugin calls
+//! are synchronous and CPU-bound, so they run on a blocking thread, never on
+//! an async worker.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::plan::TablePlan;
+use super::sql::{Conn, StatementError};
+use crate::plugin::chain::RowChain;
+use crate::plugin::{Plugin, Table};
+
+/// Bytes gathered before one message goes to the target (pass-through).
+const CHUNK_BYTES: usize = 256 * 1024;
+/// A plugin batch closes at this many rows...
+const BATCH_ROWS: usize = 4096;
+/// ...or at this many bytes, so wide rows make smaller batches and memory
+/// stays bounded (each batch is copied into and out of the plugin).
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Messages in flight between two stages.
+const DEPTH: usize = 4;
+
+/// Live figures for one table, for progress display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Rows read from the source so far (text format only; binary shows bytes).
+    pub rows: AtomicU64,
+    /// Bytes read from the source so far.
+    pub bytes: AtomicU64,
+}
+
+/// What happened to one table's rows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableStats {
+    pub rows_read: u64,
+    pub rows_written: u64,
+    /// Dropped by where-filter plugins.
+    pub dropped: u64,
+    /// Rejected by plugins (any rejection fails the table).
+    pub rejected: u64,
+    /// Bytes read from the source, in its COPY format.
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Why a table's copy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("reading the source: {0}")]
+    Source(StatementError),
+    #[error("writing the target: {0}")]
+    Target(StatementError),
+    #[error("plugin {plugin}: {message}")]
+    Plugin { plugin: String, message: String },
+    #[error(
+        "plugin {plugin} rejected {count} row(s); the first is row {row} of the table: {reason}"
+    )]
+    Rejected {
+        plugin: String,
+        count: usize,
+        row: u64,
+        reason: String,
+    },
+    #[error("cancelled because another table failed")]
+    Cancelled,
+    #[error("{0}")]
+    Stream(String),
+}
+
+impl CopyError {
+    /// The plugin involved, if any.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            CopyError::Plugin { plugin, .. } | CopyError::Rejected { plugin, .. } => Some(plugin),
+            _ => None,
+        }
+    }
+}
+
+/// Copies one table (the caller owns the transactions).
+pub async fn copy_table(
+    src: &Conn,
+    dst: &Conn,
+    table: &TablePlan,
+    plugins: &[Plugin],
+    source_table: Table,
+    counters: Arc<Counters>,
+    cancel: Arc<AtomicBool>,
+) -> Result<TableStats, CopyError> {
+    let started = Instant::now();
+    let out_sql = table.copy_out();
+    src.log(&out_sql);
+    let stream = src
+        .client
+        .copy_out(out_sql.as_str())
+        .await
+        .map_err(|e| CopyError::Source(StatementError::new(&out_sql, &e)))?;
+    let in_sql = table.copy_in();
+    dst.log(&in_sql);
+    let sink = dst
+        .client
+        .copy_in::<_, Bytes>(in_sql.as_str())
+        .await
+        .map_err(|e| CopyError::Target(StatementError::new(&in_sql, &e)))?;
+    let mut sink = Box::pin(sink);
+
+    let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
+    let text = !table.binary;
+    let reader = if plugins.is_empty() {
+        tokio::spawn(forward(stream, tx, text, counters, cancel, out_sql))
+    } else {
+        let (btx, brx) = mpsc::channel::<(Bytes, usize)>(DEPTH);
+        let filter = tokio::task::spawn_blocking({
+            let plugins = plugins.to_vec();
+            move || run_plugins(plugins, source_table, brx, tx)
+        });
+        let batcher = tokio::spawn(batches(stream, btx, counters, cancel, out_sql));
+        tokio::spawn(async move {
+            let read = batcher.await.map_err(join_error)?;
+            let filtered = filter.await.map_err(join_error)?;
+            // A plugin failure explains a reader that stopped early: report it first.
+            let (dropped, rejected) = filtered?;
+            let (rows, bytes) = read?;
+            Ok(ReadStats {
+                rows,
+                bytes,
+                dropped,
+                rejected,
+            })
+        })
+    };
+
+    let mut write_error = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = sink.as_mut().send(chunk).await {
+            write_error = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let read = reader.await.map_err(join_error);
+    if let Some(e) = write_error {
+        // The target's complaint (a bad value, a type mismatch) is the cause;
+        // the reader only saw its channel close.
+        return Err(CopyError::Target(StatementError::new(&in_sql, &e)));
+    }
+    // Dropping the sink without finishing aborts the COPY on the target.
+    let read = read??;
+    let written = sink
+        .as_mut()
+        .finish()
+        .await
+        .map_err(|e| CopyError::Target(StatementError::new(&in_sql, &e)))?;
+    Ok(TableStats {
+        rows_read: if text { read.rows } else { written },
+        rows_written: written,
+        dropped: read.dropped,
+        rejected: read.rejected,
+        bytes: read.bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+struct ReadStats {
+    rows: u64,
+    bytes: u64,
+    dropped: u64,
+    rejected: u64,
+}
+
+fn join_error(e: tokio::task::JoinError) -> CopyError {
+    CopyError::Stream(format!("a copy stage stopped: {e}"))
+}
+
+/// Pass-through: the source's bytes in large chunks, rows counted on the way (text).
+async fn forward(
+    stream: tokio_postgres::CopyOutStream,
+    tx: mpsc::Sender<Bytes>,
+    text: bool,
+    counters: Arc<Counters>,
+    cancel: Arc<AtomicBool>,
+    sql: String,
+) -> Result<ReadStats, CopyError> {
+    let mut stream = Box::pin(stream);
+    let mut buf = BytesMut::with_capacity(CHUNK_BYTES + 64 * 1024);
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    loop {
+        let next = stream.next().await;
+        let done = next.is_none();
+        if let Some(data) = next {
+            let data = data.map_err(|e| CopyError::Source(StatementError::new(&sql, &e)))?;
+            if text {
+                rows += memchr::memchr_iter(b'\n', &data).count() as u64;
+            }
+            bytes += data.len() as u64;
+            buf.extend_from_slice(&data);
+        }
+        if buf.len() >= CHUNK_BYTES || (done && !buf.is_empty()) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(CopyError::Cancelled);
+            }
+            counters.rows.store(rows, Ordering::Relaxed);
+            counters.bytes.store(bytes, Ordering::Relaxed);
+            let chunk = buf.split().freeze();
+            buf.reserve(CHUNK_BYTES + 64 * 1024);
+            if tx.send(chunk).await.is_err() {
+                break; // the writer failed; it reports why
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    counters.rows.store(rows, Ordering::Relaxed);
+    counters.bytes.store(bytes, Ordering::Relaxed);
+    Ok(ReadStats {
+        rows,
+        bytes,
+        dropped: 0,
+        rejected: 0,
+    })
+}
+
+/// Cuts the source's text stream into batches of whole rows.
+async fn batches(
+    stream: tokio_postgres::CopyOutStream,
+    tx: mpsc::Sender<(Bytes, usize)>,
+    counters: Arc<Counters>,
+    cancel: Arc<AtomicBool>,
+    sql: String,
+) -> Result<(u64, u64), CopyError> {
+    let mut stream = Box::pin(stream);
+    let mut buf = BytesMut::with_capacity(BATCH_BYTES + 64 * 1024);
+    // Rows complete in `buf` (the bytes after the last newline are a partial row).
+    let mut complete = 0usize;
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    while let Some(data) = stream.next().await {
+        let data = data.map_err(|e| CopyError::Source(StatementError::new(&sql, &e)))?;
+        let n = memchr::memchr_iter(b'\n', &data).count();
+        complete += n;
+        rows += n as u64;
+        bytes += data.len() as u64;
+        buf.extend_from_slice(&data);
+        if complete >= BATCH_ROWS || (complete > 0 && buf.len() >= BATCH_BYTES) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(CopyError::Cancelled);
+            }
+            counters.rows.store(rows, Ordering::Relaxed);
+            counters.bytes.store(bytes, Ordering::Relaxed);
+            let end = memchr::memrchr(b'\n', &buf).expect("complete rows end with a newline") + 1;
+            let batch = buf.split_to(end).freeze();
+            if tx.send((batch, complete)).await.is_err() {
+                return Ok((rows, bytes)); // the plugin stage stopped; it reports why
+            }
+            complete = 0;
+            buf.reserve(BATCH_BYTES + 64 * 1024);
+        }
+    }
+    if !buf.is_empty() && buf.last() != Some(&b'\n') {
+        return Err(CopyError::Stream(
+            "the source's COPY output ended in the middle of a row".into(),
+        ));
+    }
+    if complete > 0 && tx.send((buf.freeze(), complete)).await.is_err() {
+        return Ok((rows, bytes));
+    }
+    counters.rows.store(rows, Ordering::Relaxed);
+    counters.bytes.store(bytes, Ordering::Relaxed);
+    Ok((rows, bytes))
+}
+
+/// The plugin thread: each batch through the chain; any rejection or plugin
+/// failure stops the table (a copy must not silently lose rows).
+fn run_plugins(
+    plugins: Vec<Plugin>,
+    table: Table,
+    mut rx: mpsc::Receiver<(Bytes, usize)>,
+    tx: mpsc::Sender<Bytes>,
+) -> Result<(u64, u64), CopyError> {
+    let plugin_error = |e: crate::plugin::PluginError| {
+        let plugin = match &e {
+            crate::plugin::PluginError::Table { plugin, .. }
+            | crate::plugin::PluginError::Configure { plugin, .. }
+            | crate::plugin::PluginError::Failed { plugin, .. }
+            | crate::plugin::PluginError::Trap { plugin, .. }
+            | crate::plugin::PluginError::Limit { plugin, .. }
+            | crate::plugin::PluginError::Contract { plugin, .. }
+            | crate::plugin::PluginError::WrongKind { plugin, .. } => plugin.clone(),
+            _ => plugins
+                .first()
+                .map(|p| p.name().to_string())
+                .unwrap_or_default(),
+        };
+        CopyError::Plugin {
+            plugin,
+            message: e.to_string(),
+        }
+    };
+    let mut chain = RowChain::new(&plugins).map_err(plugin_error)?;
+    chain.begin_table(&table).map_err(plugin_error)?;
+    let (mut offset, mut dropped) = (0u64, 0u64);
+    while let Some((rows, n)) = rx.blocking_recv() {
+        let out = chain.run(&rows, n);
+        if let Some(e) = out.failure {
+            return Err(plugin_error(e));
+        }
+        if let Some(first) = out.rejected.first() {
+            return Err(CopyError::Rejected {
+                plugin: first.plugin.clone(),
+                count: out.rejected.len(),
+                row: offset + first.index as u64 + 1,
+                reason: first.reason.clone(),
+            });
+        }
+        dropped += out.dropped.len() as u64;
+        offset += n as u64;
+        if out.kept_count > 0 && tx.blocking_send(Bytes::from(out.kept)).is_err() {
+            break; // the writer failed; it reports why
+        }
+    }
+    Ok((dropped, 0))
+}

@@ -1,0 +1,397 @@
+//! From a job and the source catalog to a plan: which relations, the exact
+//! SELECT for each, the DDL before the data, the constraints and indexes
+//! after it, the foreign keys last, and which sequences to move on.
+//!
+//! Building a plan touches no database, so `--dry-run` shows exactly what a
+//! run executes, and the rules here are unit-testable.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::catalog::{Catalog, RelKind, Relation};
+use super::ddl::{self, ColumnDecl};
+use super::jobs::{Job, PluginRef, TableEntry};
+use super::select::{self, Projected, SourceColumn};
+use super::sql::{ident, qualified};
+use crate::plugin::Column;
+
+/// Everything a run does, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub job: String,
+    pub source_schema: String,
+    pub target_schema: String,
+    /// Where the new target is built before the swap.
+    pub build_schema: String,
+    /// Types, sequences and tables (run with `search_path` = the build schema).
+    pub pre_data: Vec<String>,
+    pub tables: Vec<TablePlan>,
+    /// After every table is loaded, in an order where referenced tables come first.
+    pub foreign_keys: Vec<String>,
+    pub sequences: Vec<SequenceReset>,
+    /// Relations of the source schema that `*` does not copy, and why.
+    pub skipped: Vec<String>,
+    /// Things left out (constraints, defaults) with the reason.
+    pub warnings: Vec<String>,
+}
+
+/// One relation to copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct TablePlan {
+    pub name: String,
+    #[serde(skip)]
+    pub oid: u32,
+    /// The SELECT that reads its rows.
+    pub select: String,
+    #[serde(skip)]
+    pub projection: Vec<Projected>,
+    /// The copied columns with their types (what plugins are told).
+    pub columns: Vec<Column>,
+    #[serde(skip)]
+    pub column_type_oids: Vec<u32>,
+    /// Every column's type allows binary COPY (the expressions are checked later).
+    #[serde(skip)]
+    pub binary_safe: bool,
+    /// Binary COPY was chosen (no plugins, binary-safe types, expressions of the column's type).
+    pub binary: bool,
+    /// `COPY ... FREEZE` (a plain table, truncated in the loading transaction).
+    pub freeze: bool,
+    /// The table in the build schema.
+    pub target: String,
+    /// Primary key, unique constraints, indexes, exclusion and check constraints.
+    pub post_data: Vec<String>,
+    #[serde(skip)]
+    pub plugins: Vec<PluginRef>,
+    /// On-disk size in the source, to start big tables first.
+    pub bytes: i64,
+}
+
+impl TablePlan {
+    /// `COPY (SELECT ...) TO STDOUT`.
+    pub fn copy_out(&self) -> String {
+        format!(
+            "COPY ({}) TO STDOUT{}",
+            self.select,
+            if self.binary { " (FORMAT binary)" } else { "" }
+        )
+    }
+
+    /// `COPY table (columns) FROM STDIN`.
+    pub fn copy_in(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+        let mut opts = Vec::new();
+        if self.binary {
+            opts.push("FORMAT binary");
+        }
+        if self.freeze {
+            opts.push("FREEZE");
+        }
+        format!(
+            "COPY {} ({}) FROM STDIN{}",
+            self.target,
+            cols.join(", "),
+            if opts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", opts.join(", "))
+            }
+        )
+    }
+}
+
+/// A sequence moved past the copied values of the columns it feeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceReset {
+    pub sequence: String,
+    /// (qualified table, column).
+    pub columns: Vec<(String, String)>,
+    /// A descending sequence goes below the smallest value instead.
+    pub descending: bool,
+}
+
+impl SequenceReset {
+    /// One statement: `setval` to the extreme copied value, if any row was copied.
+    pub fn sql(&self) -> String {
+        let agg = if self.descending { "min" } else { "max" };
+        let parts: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(t, c)| format!("SELECT {agg}({})::int8 AS v FROM {t}", ident(c)))
+            .collect();
+        format!(
+            "SELECT setval('{}', v) FROM (SELECT {agg}(v) AS v FROM ({}) u) m WHERE v IS NOT NULL",
+            self.sequence.replace('\'', "''"),
+            parts.join(" UNION ALL ")
+        )
+    }
+}
+
+/// Builds the plan; errors name the table.
+pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, String> {
+    let src = job.source.schema.as_str();
+    let mut plan = Plan {
+        job: job.name.clone(),
+        source_schema: src.to_string(),
+        target_schema: job.target.schema.clone(),
+        build_schema: build_schema.to_string(),
+        pre_data: vec![
+            format!("CREATE SCHEMA {}", ident(build_schema)),
+            format!("SET search_path = {}", ident(build_schema)),
+        ],
+        tables: Vec::new(),
+        foreign_keys: Vec::new(),
+        sequences: Vec::new(),
+        skipped: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let selected = select_relations(job, cat, &mut plan.skipped)?;
+
+    // Columns created per selected relation (by name), for constraint checks.
+    let mut created: HashMap<u32, HashSet<String>> = HashMap::new();
+    let mut used_types: Vec<u32> = Vec::new();
+    let mut tables_ddl: Vec<String> = Vec::new();
+    let mut owned_by: Vec<String> = Vec::new();
+    let mut seq_columns: HashMap<u32, Vec<(String, String)>> = HashMap::new();
+
+    for (rel, entry) in &selected {
+        let wildcard = entry.name == "*";
+        let fail = |e: String| format!("table {}: {e}", rel.name);
+        // A generated column calling a function of the source schema cannot be
+        // recreated; it becomes a plain column holding the copied values.
+        let plain_generated: HashSet<&str> = rel
+            .columns
+            .iter()
+            .filter(|c| c.generated.is_some())
+            .filter_map(|c| {
+                let f = cat.local_function("pg_attrdef", c.default_oid?)?;
+                plan.warnings.push(format!(
+                    "{}.{}: generated with {f}, which is not copied; copied as a plain column",
+                    rel.name, c.name
+                ));
+                Some(c.name.as_str())
+            })
+            .collect();
+        let source_columns: Vec<SourceColumn<'_>> = rel
+            .columns
+            .iter()
+            .map(|c| SourceColumn {
+                name: &c.name,
+                generated: c.generated.is_some() && !plain_generated.contains(c.name.as_str()),
+            })
+            .collect();
+        let projection =
+            select::projection(&source_columns, &entry.select, wildcard).map_err(fail)?;
+        if projection.is_empty() {
+            return Err(fail("no column is left to copy".into()));
+        }
+        let filter = select::where_sql(
+            &entry.filter,
+            |c| rel.columns.iter().any(|x| x.name == c),
+            wildcard,
+        )
+        .map_err(fail)?;
+        let from = qualified(&rel.schema, &rel.name);
+        let select_sql = select::select_statement(
+            &projection,
+            &from,
+            rel.kind == RelKind::Table,
+            filter.as_deref(),
+        );
+
+        let keep: HashSet<&str> = projection.iter().map(|p| p.name.as_str()).collect();
+        let mut decls = Vec::new();
+        for c in &rel.columns {
+            let generated = c.generated.is_some() && !plain_generated.contains(c.name.as_str());
+            if !keep.contains(c.name.as_str()) && !generated {
+                continue;
+            }
+            let default = match (&c.default, c.default_oid) {
+                (Some(d), Some(oid)) => match cat.local_function("pg_attrdef", oid) {
+                    Some(f) => {
+                        plan.warnings.push(format!(
+                            "{}.{}: default {d} calls {f}, which is not copied; left out",
+                            rel.name, c.name
+                        ));
+                        None
+                    }
+                    None => Some(d.as_str()),
+                },
+                _ => None,
+            };
+            let identity_sequence = cat
+                .sequences
+                .iter()
+                .find(|s| s.identity && s.owner == Some((rel.oid, c.num)));
+            if let Some(seq) = identity_sequence {
+                seq_columns
+                    .entry(seq.oid)
+                    .or_default()
+                    .push((qualified(build_schema, &rel.name), c.name.clone()));
+            }
+            used_types.push(c.type_oid);
+            decls.push(ColumnDecl {
+                column: c,
+                default,
+                generated,
+                identity_sequence,
+            });
+        }
+        // Sequences behind kept defaults, and those the columns own.
+        for c in decls.iter().filter(|d| !d.generated) {
+            let by_default = cat
+                .default_sequences
+                .iter()
+                .filter(|(t, n, _)| *t == rel.oid && *n == c.column.num && c.default.is_some())
+                .map(|(_, _, s)| *s);
+            let owned = cat
+                .sequences
+                .iter()
+                .filter(|s| !s.identity && s.owner == Some((rel.oid, c.column.num)))
+                .map(|s| s.oid);
+            for seq in by_default.chain(owned).collect::<BTreeSet<_>>() {
+                seq_columns
+                    .entry(seq)
+                    .or_default()
+                    .push((qualified(build_schema, &rel.name), c.column.name.clone()));
+            }
+        }
+        for s in cat.sequences.iter().filter(|s| !s.identity) {
+            if let Some((t, n)) = s.owner
+                && t == rel.oid
+                && let Some(c) = decls.iter().find(|d| d.column.num == n)
+            {
+                owned_by.push(format!(
+                    "ALTER SEQUENCE {} OWNED BY {}.{}",
+                    qualified(build_schema, &s.name),
+                    qualified(build_schema, &rel.name),
+                    ident(&c.column.name)
+                ));
+            }
+        }
+        tables_ddl.push(ddl::table_ddl(rel, build_schema, &decls));
+        if rel.kind == RelKind::Partitioned {
+            tables_ddl.extend(ddl::partitions_ddl(cat, rel, build_schema));
+        }
+        created.insert(
+            rel.oid,
+            decls.iter().map(|d| d.column.name.clone()).collect(),
+        );
+
+        let by_name: HashMap<&str, &super::catalog::ColumnInfo> =
+            rel.columns.iter().map(|c| (c.name.as_str(), c)).collect();
+        let columns: Vec<Column> = projection
+            .iter()
+            .map(|p| Column {
+                name: p.name.clone(),
+                type_name: by_name[p.name.as_str()].type_sql.clone(),
+            })
+            .collect();
+        let column_type_oids: Vec<u32> = projection
+            .iter()
+            .map(|p| by_name[p.name.as_str()].type_oid)
+            .collect();
+        plan.tables.push(TablePlan {
+            name: rel.name.clone(),
+            oid: rel.oid,
+            select: select_sql,
+            binary_safe: column_type_oids.iter().all(|&t| ddl::binary_safe(cat, t)),
+            columns,
+            column_type_oids,
+            projection,
+            binary: false,
+            freeze: rel.kind != RelKind::Partitioned,
+            target: qualified(build_schema, &rel.name),
+            post_data: Vec::new(),
+            plugins: entry.plugins.clone(),
+            bytes: rel.bytes,
+        });
+    }
+
+    plan.pre_data
+        .extend(ddl::types_ddl(cat, build_schema, &used_types)?);
+    for s in &cat.sequences {
+        if !s.identity && seq_columns.contains_key(&s.oid) {
+            plan.pre_data.push(ddl::sequence_ddl(s, build_schema));
+        }
+    }
+    plan.pre_data.extend(tables_ddl);
+    plan.pre_data.extend(owned_by);
+    for s in &cat.sequences {
+        if let Some(cols) = seq_columns.remove(&s.oid) {
+            plan.sequences.push(SequenceReset {
+                sequence: qualified(build_schema, &s.name),
+                columns: cols,
+                descending: s.increment < 0,
+            });
+        }
+    }
+    super::post::add_post_data(cat, &selected, &created, &mut plan);
+    Ok(plan)
+}
+
+/// The relations to copy, each with the entry that configures it: named
+/// entries in file order, and where `*` stands, every other table and
+/// partitioned table of the schema (views and foreign tables are listed in
+/// `skipped`). A named entry replaces `*` for its table, as in pg-xmat.
+fn select_relations<'a>(
+    job: &'a Job,
+    cat: &'a Catalog,
+    skipped: &mut Vec<String>,
+) -> Result<Vec<(&'a Relation, &'a TableEntry)>, String> {
+    let src = job.source.schema.as_str();
+    let in_schema = |name: &str| {
+        cat.relations
+            .iter()
+            .find(|r| r.schema == src && r.name == name)
+    };
+    let named: HashSet<&str> = job
+        .tables
+        .iter()
+        .filter(|t| t.name != "*")
+        .map(|t| t.name.as_str())
+        .collect();
+    // A partition goes with its partitioned table when that is copied.
+    let covered = |r: &Relation| r.partition_of.is_some_and(|p| cat.relation(p).is_some());
+    let mut out: Vec<(&Relation, &TableEntry)> = Vec::new();
+    for entry in &job.tables {
+        if entry.name != "*" {
+            let rel = in_schema(&entry.name).ok_or_else(|| {
+                format!(
+                    "table {}: there is no table or view {src}.{}",
+                    entry.name, entry.name
+                )
+            })?;
+            out.push((rel, entry));
+            continue;
+        }
+        for rel in cat.relations.iter().filter(|r| r.schema == src) {
+            if named.contains(rel.name.as_str()) || covered(rel) {
+                continue;
+            }
+            match rel.kind {
+                RelKind::Table | RelKind::Partitioned => out.push((rel, entry)),
+                k => skipped.push(format!(
+                    "{} {src}.{} (only tables are copied by *)",
+                    k.describe(),
+                    rel.name
+                )),
+            }
+        }
+    }
+    let oids: HashSet<u32> = out.iter().map(|(r, _)| r.oid).collect();
+    for (rel, _) in &out {
+        let mut parent = rel.partition_of;
+        while let Some(p) = parent {
+            if oids.contains(&p) {
+                let pname = cat.relation(p).map_or("?", |r| r.name.as_str());
+                return Err(format!(
+                    "table {}: it is a partition of {pname}, which is copied too; configure {pname} instead",
+                    rel.name
+                ));
+            }
+            parent = cat.relation(p).and_then(|r| r.partition_of);
+        }
+    }
+    Ok(out)
+}
