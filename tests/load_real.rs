@@ -389,6 +389,27 @@ fn concurrent_loads_into_one_collection_neither_deadlock_nor_lose_items() {
             3000
         );
     }
+    // Plain inserts of different ids at once (straight COPY into host.items).
+    let (d1, d2) = (
+        make("d1", 10000..13000, false),
+        make("d2", 13000..16000, true),
+    );
+    let spawn = |f: &Path| {
+        host()
+            .args(["load", "items", s(f), "--json", "--dsn", &db.dsn])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (p1, p2) = (spawn(&d1), spawn(&d2));
+    for o in [
+        p1.wait_with_output().unwrap(),
+        p2.wait_with_output().unwrap(),
+    ] {
+        counts(&o, (3000, 3000, 0, 0, 0, 0));
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM host.items"), 15000);
     // The extent covers every item (each load saw the other's committed items).
     let extent: String = db
         .client()

@@ -19,6 +19,7 @@ use super::worker::{Batch, Input, Totals, Worker};
 use super::{ExtentMode, Kind, LoadError, Method, Summary, source};
 use crate::plugin::Plugin;
 use crate::plugin::chain::ItemChain;
+use crate::stac::rows;
 use crate::stac::store::{self, Merged, Route, Target};
 
 /// What to load, and how.
@@ -87,19 +88,29 @@ pub async fn load(
         .await
         .map_err(db)?;
     let mut sink = Box::pin(sink);
+    sink.feed(bytes::Bytes::from_static(rows::HEADER))
+        .await
+        .map_err(db)?;
 
     let bytes = Arc::new(AtomicU64::new(0));
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(4);
     let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel(4);
-    let reader = {
+    // A plain thread, not spawn_blocking: a failed load must not wait for a
+    // read from a stalled pipe (the runtime waits for its blocking tasks).
+    let (reader_tx, reader_rx) = tokio::sync::oneshot::channel();
+    {
         let sources = opts.sources.clone();
         let handle = tokio::runtime::Handle::current();
         let bytes = bytes.clone();
         let batch_size = opts.batch_size.max(1);
-        tokio::task::spawn_blocking(move || {
-            read_sources(&sources, batch_size, &handle, bytes, batch_tx)
-        })
-    };
+        std::thread::Builder::new()
+            .name("load-reader".into())
+            .spawn(move || {
+                let r = read_sources(&sources, batch_size, &handle, bytes, batch_tx);
+                let _ = reader_tx.send(r);
+            })
+            .map_err(|e| LoadError::Source(format!("cannot start the reader thread: {e}")))?;
+    }
     let worker = {
         let kind = opts.kind;
         let collection = opts.collection.clone();
@@ -139,16 +150,22 @@ pub async fn load(
     }
     drop(chunk_rx); // stops the worker (and so the reader) if COPY failed
     let worker = worker.await.unwrap_or_else(|e| Err(panicked("worker", e)));
-    let reader = reader.await.unwrap_or_else(|e| Err(panicked("reader", e)));
     progress.finish();
     // The most telling error: a stage's own error beats the cancellations it caused.
-    let totals = match (worker, reader, copy_error) {
-        (Err(e), _, _) if !matches!(e, LoadError::Cancelled) => return Err(e),
-        (_, Err(e), _) if !matches!(e, LoadError::Cancelled) => return Err(e),
-        (_, _, Some(e)) => return Err(merge_error(e, opts.kind)),
-        (Err(e), _, _) | (_, Err(e), _) => return Err(e),
-        (Ok(t), Ok(()), None) => t,
+    let totals = match (worker, copy_error) {
+        (Err(e), _) if !matches!(e, LoadError::Cancelled) => return Err(e),
+        (_, Some(e)) => return Err(merge_error(e, opts.kind)),
+        (Err(e), None) => return Err(e),
+        // The worker saw the end of the input, so the reader has finished.
+        (Ok(t), None) => match reader_rx.await {
+            Ok(Ok(())) => t,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(LoadError::Source("the reader thread failed".into())),
+        },
     };
+    sink.send(bytes::Bytes::from_static(rows::TRAILER))
+        .await
+        .map_err(|e| merge_error(e, opts.kind))?;
     let staged = sink
         .as_mut()
         .finish()

@@ -121,16 +121,16 @@ pub async fn create_staging(tx: &Transaction<'_>, target: Target) -> Result<(), 
     Ok(())
 }
 
-/// The COPY statement the rows of [`super::rows`] go to (staged rows start
-/// with their `seq`, direct ones do not).
+/// The COPY statement the binary rows of [`super::rows`] go to (staged rows
+/// start with their `seq`, direct ones do not).
 pub fn copy_statement(target: Target, route: Route) -> &'static str {
     match (target, route) {
         (Target::Items, Route::Direct) => {
             "COPY host.items (collection, id, geometry, bbox, datetime, start_datetime, \
-             end_datetime, content) FROM STDIN"
+             end_datetime, content) FROM STDIN (FORMAT binary)"
         }
-        (Target::Items, Route::Staged) => "COPY pg_temp.host_load_items FROM STDIN",
-        (Target::Collections, _) => "COPY pg_temp.host_load_collections FROM STDIN",
+        (Target::Items, Route::Staged) => "COPY pg_temp.host_load_items FROM STDIN (FORMAT binary)",
+        (Target::Collections, _) => "COPY pg_temp.host_load_collections FROM STDIN (FORMAT binary)",
     }
 }
 
