@@ -1040,6 +1040,17 @@ fn a_schema_other_schemas_depend_on_is_not_dropped() {
         e.contains("view reports.people_count") && e.contains("cannot be replaced"),
         "{e}"
     );
+    // Two runs never build the same target at once.
+    let mut holder = p.dst.client();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(hashtext('host xmat'), hashtext('shared'))")
+        .unwrap();
+    let e = failed(&p.xmat(&file, &["d"]));
+    assert!(
+        e.contains("another host xmat run is writing schema shared"),
+        "{e}"
+    );
+    drop(holder);
     assert_eq!(col(&p.dst, "SELECT * FROM reports.people_count"), ["4"]);
     assert_eq!(schemas(&p.dst), ["reports", "shared"]);
 }

@@ -36,6 +36,13 @@ impl Default for Options {
     }
 }
 
+/// Index builds sort in `maintenance_work_mem`, and adding a foreign key
+/// checks existing rows with a hash join that gets the same budget; 64 MB
+/// (the default) spills for a few million rows. Raised for our own target
+/// sessions only, and never lowered.
+const MAINTENANCE_MEMORY: &str = "SELECT set_config('maintenance_work_mem', '256MB', false) \
+     WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('256MB')";
+
 /// Hears about progress (the command prints it).
 pub trait Observer: Send + Sync {
     /// A table's copy starts; `counters` move while it runs.
@@ -262,6 +269,10 @@ pub async fn execute(
     swap::prepare(&control, &plan.target_schema, &plan.build_schema)
         .await
         .map_err(|e| fail(&e))?;
+    control
+        .exec(MAINTENANCE_MEMORY)
+        .await
+        .map_err(|e| fail(&e))?;
 
     let result = async {
         control.exec("BEGIN").await.map_err(|e| fail(&e))?;
@@ -437,8 +448,9 @@ impl Worker {
             label: format!("target {}", self.id),
         };
         dst.exec(&format!(
-            "SET search_path = {}; SET client_min_messages = warning",
-            ident(&self.plan.build_schema)
+            "SET search_path = {}; SET client_min_messages = warning; {}",
+            ident(&self.plan.build_schema),
+            MAINTENANCE_MEMORY
         ))
         .await
         .map_err(|e| fail(&e))?;
