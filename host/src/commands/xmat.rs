@@ -31,6 +31,7 @@ pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
     let opts = Options {
         jobs: usize::from(args.jobs),
         binary: !args.text,
+        plugin_threads: args.plugin_threads.map_or(0, usize::from),
     };
     let mut outputs = Vec::new();
     for job in jobs {

@@ -25,6 +25,8 @@ pub struct Options {
     pub jobs: usize,
     /// Use binary COPY where it is safe (no plugins, built-in types or enums).
     pub binary: bool,
+    /// Plugin threads per table (0: one per two cores, at most 4).
+    pub plugin_threads: usize,
 }
 
 impl Default for Options {
@@ -32,6 +34,7 @@ impl Default for Options {
         Options {
             jobs: 4,
             binary: true,
+            plugin_threads: 0,
         }
     }
 }
@@ -366,6 +369,7 @@ async fn copy_all(
     for id in 1..=opts.jobs.clamp(1, plan.tables.len().max(1)) {
         let w = Worker {
             id,
+            plugin_threads: opts.plugin_threads,
             plan: plan.clone(),
             plugins: plugins.clone(),
             queue: queue.clone(),
@@ -416,6 +420,7 @@ fn is_cancel(e: Option<&XmatError>) -> bool {
 /// One pair of connections copying tables off the shared queue.
 struct Worker {
     id: usize,
+    plugin_threads: usize,
     plan: Arc<Plan>,
     plugins: Arc<Vec<Vec<Plugin>>>,
     queue: Arc<Mutex<VecDeque<usize>>>,
@@ -488,6 +493,7 @@ impl Worker {
             dst,
             t,
             &self.plugins[i],
+            self.plugin_threads,
             source_table(&self.plan, t),
             counters,
             self.cancel.clone(),
