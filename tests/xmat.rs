@@ -622,8 +622,9 @@ fn plugin_chain_is_deterministic_and_keeps_nulls() {
         );
     }
     let file = p.file("xmat.toml", &text);
+    // Several plugin threads per table: the same rows come out (in another order).
     let out = host()
-        .args(["xmat", "a:*", "--json", "-c"])
+        .args(["xmat", "a:*", "--json", "--plugin-threads", "3", "-c"])
         .arg(&file)
         .env("XMAT_KEY", "first secret key")
         .env("XMAT_OTHER_KEY", "second secret key")
@@ -1040,6 +1041,17 @@ fn a_schema_other_schemas_depend_on_is_not_dropped() {
         e.contains("view reports.people_count") && e.contains("cannot be replaced"),
         "{e}"
     );
+    // Two runs never build the same target at once.
+    let mut holder = p.dst.client();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(hashtext('host xmat'), hashtext('shared'))")
+        .unwrap();
+    let e = failed(&p.xmat(&file, &["d"]));
+    assert!(
+        e.contains("another host xmat run is writing schema shared"),
+        "{e}"
+    );
+    drop(holder);
     assert_eq!(col(&p.dst, "SELECT * FROM reports.people_count"), ["4"]);
     assert_eq!(schemas(&p.dst), ["reports", "shared"]);
 }

@@ -32,6 +32,10 @@ pub struct XmatArgs {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
+    /// Plugin threads per table [default: one per two cores, at most 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub plugin_threads: Option<u16>,
+
     /// Always use COPY's text format (by default binary is used where it is safe).
     #[arg(long)]
     pub text: bool,

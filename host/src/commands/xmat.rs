@@ -31,13 +31,16 @@ pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
     let opts = Options {
         jobs: usize::from(args.jobs),
         binary: !args.text,
+        plugin_threads: args.plugin_threads.map_or(0, usize::from),
     };
     let mut outputs = Vec::new();
     for job in jobs {
         let result = async {
             let prepared = run::prepare(job, &opts).await?;
             let (_runtime, plugins) = job_plugins(&args, &prepared).await?;
-            run::check_plugins(&prepared.plan, &plugins)?;
+            // Plugin calls are synchronous: keep them off the async workers.
+            let (plan, loaded) = (prepared.plan.clone(), plugins.clone());
+            tokio::task::spawn_blocking(move || run::check_plugins(&plan, &loaded)).await??;
             if args.dry_run {
                 let shown = if args.json {
                     plan_json(&prepared, &plugins)

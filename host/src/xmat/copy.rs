@@ -4,7 +4,7 @@
 //! joined by small bounded channels, so a slow target slows the source down.
 //!
 //! ```text
-//!  source COPY ──chunks──▶ reader task ──batches──▶ plugin thread ──rows──▶ writer ──▶ target COPY
+//!  source COPY ──chunks──▶ reader task ──batches──▶ plugin threads ──rows──▶ writer ──▶ target COPY
 //! ```
 //!
 //! Without plugins there is no plugin thread and the reader forwards bytes
@@ -16,7 +16,7 @@
 //! are synchronous and CPU-bound, so they run on a blocking thread, never on
 //! an async worker.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -97,12 +97,15 @@ impl CopyError {
     }
 }
 
-/// Copies one table (the caller owns the transactions).
+/// Copies one table (the caller owns the transactions). `threads`: plugin
+/// threads, 0 for one per two cores (at most 4).
+#[allow(clippy::too_many_arguments)]
 pub async fn copy_table(
     src: &Conn,
     dst: &Conn,
     table: &TablePlan,
     plugins: &[Plugin],
+    threads: usize,
     source_table: Table,
     counters: Arc<Counters>,
     cancel: Arc<AtomicBool>,
@@ -129,23 +132,41 @@ pub async fn copy_table(
     let reader = if plugins.is_empty() {
         tokio::spawn(forward(stream, tx, text, counters, cancel, out_sql))
     } else {
-        let (btx, brx) = mpsc::channel::<(Bytes, usize)>(DEPTH);
-        let filter = tokio::task::spawn_blocking({
-            let plugins = plugins.to_vec();
-            move || run_plugins(plugins, source_table, brx, tx)
-        });
-        let batcher = tokio::spawn(batches(stream, btx, counters, cancel, out_sql));
+        let (btx, brx) = mpsc::channel::<Batch>(DEPTH);
+        let brx = Arc::new(Mutex::new(brx));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = if threads == 0 { plugin_threads() } else { threads };
+        let filters: Vec<_> = (0..threads)
+            .map(|_| {
+                let (plugins, table) = (plugins.to_vec(), source_table.clone());
+                let (brx, tx, stop) = (brx.clone(), tx.clone(), stop.clone());
+                tokio::task::spawn_blocking(move || run_plugins(plugins, table, brx, tx, stop))
+            })
+            .collect();
+        drop(tx);
+        let batcher = tokio::spawn(batches(stream, btx, counters, cancel, stop, out_sql));
         tokio::spawn(async move {
             let read = batcher.await.map_err(join_error)?;
-            let filtered = filter.await.map_err(join_error)?;
+            let mut dropped = 0;
+            let mut failure = None;
+            for f in filters {
+                match f.await.map_err(join_error)? {
+                    Ok(d) => dropped += d,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
             // A plugin failure explains a reader that stopped early: report it first.
-            let (dropped, rejected) = filtered?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
             let (rows, bytes) = read?;
             Ok(ReadStats {
                 rows,
                 bytes,
                 dropped,
-                rejected,
+                rejected: 0,
             })
         })
     };
@@ -241,19 +262,33 @@ async fn forward(
     })
 }
 
+/// Rows for the plugins: COPY text, the number of rows, and the number of
+/// rows before them in the table (for messages).
+type Batch = (Bytes, usize, u64);
+
+/// Plugin threads per table. Plugins are usually the slowest stage, and a
+/// table's batches are independent, so several instances share them (rows
+/// then reach the target in a different order, which COPY does not promise
+/// anyway); the rest of the machine is left to the two servers.
+fn plugin_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 2).clamp(1, 4)
+}
+
 /// Cuts the source's text stream into batches of whole rows.
 async fn batches(
     stream: tokio_postgres::CopyOutStream,
-    tx: mpsc::Sender<(Bytes, usize)>,
+    tx: mpsc::Sender<Batch>,
     counters: Arc<Counters>,
     cancel: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
     sql: String,
 ) -> Result<(u64, u64), CopyError> {
     let mut stream = Box::pin(stream);
     let mut buf = BytesMut::with_capacity(BATCH_BYTES + 64 * 1024);
     // Rows complete in `buf` (the bytes after the last newline are a partial row).
     let mut complete = 0usize;
-    let (mut rows, mut bytes) = (0u64, 0u64);
+    let (mut rows, mut bytes, mut sent) = (0u64, 0u64, 0u64);
     while let Some(data) = stream.next().await {
         let data = data.map_err(|e| CopyError::Source(StatementError::new(&sql, &e)))?;
         let n = memchr::memchr_iter(b'\n', &data).count();
@@ -265,13 +300,17 @@ async fn batches(
             if cancel.load(Ordering::Relaxed) {
                 return Err(CopyError::Cancelled);
             }
+            if stop.load(Ordering::Relaxed) {
+                return Ok((rows, bytes)); // a plugin failed; it reports why
+            }
             counters.rows.store(rows, Ordering::Relaxed);
             counters.bytes.store(bytes, Ordering::Relaxed);
             let end = memchr::memrchr(b'\n', &buf).expect("complete rows end with a newline") + 1;
             let batch = buf.split_to(end).freeze();
-            if tx.send((batch, complete)).await.is_err() {
+            if tx.send((batch, complete, sent)).await.is_err() {
                 return Ok((rows, bytes)); // the plugin stage stopped; it reports why
             }
+            sent += complete as u64;
             complete = 0;
             buf.reserve(BATCH_BYTES + 64 * 1024);
         }
@@ -281,7 +320,7 @@ async fn batches(
             "the source's COPY output ended in the middle of a row".into(),
         ));
     }
-    if complete > 0 && tx.send((buf.freeze(), complete)).await.is_err() {
+    if complete > 0 && tx.send((buf.freeze(), complete, sent)).await.is_err() {
         return Ok((rows, bytes));
     }
     counters.rows.store(rows, Ordering::Relaxed);
@@ -289,14 +328,30 @@ async fn batches(
     Ok((rows, bytes))
 }
 
-/// The plugin thread: each batch through the chain; any rejection or plugin
-/// failure stops the table (a copy must not silently lose rows).
+/// A plugin thread: batches through its own chain; any rejection or plugin
+/// failure stops the table (a copy must not silently lose rows). Returns
+/// the number of rows dropped by filters.
 fn run_plugins(
     plugins: Vec<Plugin>,
     table: Table,
-    mut rx: mpsc::Receiver<(Bytes, usize)>,
+    rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
     tx: mpsc::Sender<Bytes>,
-) -> Result<(u64, u64), CopyError> {
+    stop: Arc<AtomicBool>,
+) -> Result<u64, CopyError> {
+    let result = run_chain(plugins, table, rx, tx, &stop);
+    if result.is_err() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
+fn run_chain(
+    plugins: Vec<Plugin>,
+    table: Table,
+    rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
+    tx: mpsc::Sender<Bytes>,
+    stop: &AtomicBool,
+) -> Result<u64, CopyError> {
     let plugin_error = |e: crate::plugin::PluginError| {
         let plugin = match &e {
             crate::plugin::PluginError::Table { plugin, .. }
@@ -318,8 +373,14 @@ fn run_plugins(
     };
     let mut chain = RowChain::new(&plugins).map_err(plugin_error)?;
     chain.begin_table(&table).map_err(plugin_error)?;
-    let (mut offset, mut dropped) = (0u64, 0u64);
-    while let Some((rows, n)) = rx.blocking_recv() {
+    let mut dropped = 0u64;
+    loop {
+        // One thread waits for the next batch at a time; batches are large.
+        let next = rx.lock().expect("batch receiver").blocking_recv();
+        let Some((rows, n, offset)) = next else { break };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let out = chain.run(&rows, n);
         if let Some(e) = out.failure {
             return Err(plugin_error(e));
@@ -333,10 +394,9 @@ fn run_plugins(
             });
         }
         dropped += out.dropped.len() as u64;
-        offset += n as u64;
         if out.kept_count > 0 && tx.blocking_send(Bytes::from(out.kept)).is_err() {
             break; // the writer failed; it reports why
         }
     }
-    Ok((dropped, 0))
+    Ok(dropped)
 }

@@ -25,6 +25,8 @@ pub struct Options {
     pub jobs: usize,
     /// Use binary COPY where it is safe (no plugins, built-in types or enums).
     pub binary: bool,
+    /// Plugin threads per table (0: one per two cores, at most 4).
+    pub plugin_threads: usize,
 }
 
 impl Default for Options {
@@ -32,9 +34,17 @@ impl Default for Options {
         Options {
             jobs: 4,
             binary: true,
+            plugin_threads: 0,
         }
     }
 }
+
+/// Index builds sort in `maintenance_work_mem`, and adding a foreign key
+/// checks existing rows with a hash join that gets the same budget; 64 MB
+/// (the default) spills for a few million rows. Raised for our own target
+/// sessions only, and never lowered.
+const MAINTENANCE_MEMORY: &str = "SELECT set_config('maintenance_work_mem', '256MB', false) \
+     WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('256MB')";
 
 /// Hears about progress (the command prints it).
 pub trait Observer: Send + Sync {
@@ -262,6 +272,10 @@ pub async fn execute(
     swap::prepare(&control, &plan.target_schema, &plan.build_schema)
         .await
         .map_err(|e| fail(&e))?;
+    control
+        .exec(MAINTENANCE_MEMORY)
+        .await
+        .map_err(|e| fail(&e))?;
 
     let result = async {
         control.exec("BEGIN").await.map_err(|e| fail(&e))?;
@@ -355,6 +369,7 @@ async fn copy_all(
     for id in 1..=opts.jobs.clamp(1, plan.tables.len().max(1)) {
         let w = Worker {
             id,
+            plugin_threads: opts.plugin_threads,
             plan: plan.clone(),
             plugins: plugins.clone(),
             queue: queue.clone(),
@@ -405,6 +420,7 @@ fn is_cancel(e: Option<&XmatError>) -> bool {
 /// One pair of connections copying tables off the shared queue.
 struct Worker {
     id: usize,
+    plugin_threads: usize,
     plan: Arc<Plan>,
     plugins: Arc<Vec<Vec<Plugin>>>,
     queue: Arc<Mutex<VecDeque<usize>>>,
@@ -437,8 +453,9 @@ impl Worker {
             label: format!("target {}", self.id),
         };
         dst.exec(&format!(
-            "SET search_path = {}; SET client_min_messages = warning",
-            ident(&self.plan.build_schema)
+            "SET search_path = {}; SET client_min_messages = warning; {}",
+            ident(&self.plan.build_schema),
+            MAINTENANCE_MEMORY
         ))
         .await
         .map_err(|e| fail(&e))?;
@@ -476,6 +493,7 @@ impl Worker {
             dst,
             t,
             &self.plugins[i],
+            self.plugin_threads,
             source_table(&self.plan, t),
             counters,
             self.cancel.clone(),
