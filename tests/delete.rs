@@ -12,20 +12,30 @@ use util::{TestDb, host, run, stderr, stdout};
 /// pgstac's 100 items and the stac-spec examples (one id in three collections).
 fn loaded(label: &str) -> (TestDb, postgres::Client) {
     let db = TestDb::new(label);
-    let mut c = stacdb::setup(&db);
+    let c = stacdb::setup(&db);
     stacdb::insert_collections(
-        &mut c,
+        &db,
         &stacdb::ndjson("stac/pgstac-testdata/collections.ndjson"),
     );
     let mut items = stacdb::pgstac_items();
     items.extend(stacdb::spec_items());
-    stacdb::insert_items(&mut c, &items);
+    stacdb::insert_items(&db, &items);
     (db, c)
 }
 
 fn count(c: &mut postgres::Client, collection: &str) -> i64 {
     c.query_one(
         "SELECT count(*) FROM host.items WHERE collection = $1",
+        &[&collection],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Whether the collection's partition of `host.items` exists.
+fn has_partition(c: &mut postgres::Client, collection: &str) -> bool {
+    c.query_one(
+        "SELECT to_regclass(format('host.%I', host.partition_name($1))) IS NOT NULL",
         &[&collection],
     )
     .unwrap()
@@ -165,6 +175,7 @@ fn delete_collection_with_its_items() {
         stderr(&o)
     );
     assert_eq!(count(&mut c, PG), 100);
+    assert!(has_partition(&mut c, PG));
 
     let o = run(&["delete", "collection", PG, "--yes", "--dsn", &db.dsn]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -174,6 +185,10 @@ fn delete_collection_with_its_items() {
     );
     assert_eq!(count(&mut c, PG), 0);
     assert!(!collection_exists(&mut c, PG));
+    assert!(
+        !has_partition(&mut c, PG),
+        "no empty partition is left behind"
+    );
     // Other collections are untouched; a collection without items goes too.
     assert!(collection_exists(&mut c, "pgstac-test-collection2"));
     assert_eq!(count(&mut c, "spec-core"), 1);

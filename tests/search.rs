@@ -451,8 +451,7 @@ fn injection_attempts_come_back_as_data() {
     item["id"] = json!(evil);
     item["properties"][evil] = json!(evil);
     item["properties"]["$1"] = json!("dollar");
-    let mut c = f.db.client();
-    stacdb::insert_items(&mut c, std::slice::from_ref(&item));
+    stacdb::insert_items(&f.db, std::slice::from_ref(&item));
     let only = |page: &Value| {
         features(page)
             .iter()
@@ -507,10 +506,11 @@ fn injection_attempts_come_back_as_data() {
     let token = format!("next:{}", hex_encode(&json!({"k": ["datetime:desc", "collection:asc", "id:asc"], "v": [null, "x'); DROP TABLE host.items; --", "i"]}).to_string()));
     f.search(&json!({"token": token}));
 
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM host.items", &[])
-        .unwrap()
-        .get(0);
+    let n: i64 =
+        f.db.client()
+            .query_one("SELECT count(*) FROM host.items", &[])
+            .unwrap()
+            .get(0);
     assert_eq!(
         n as usize,
         f.items.len() + 1,

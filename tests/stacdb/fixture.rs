@@ -17,9 +17,9 @@ pub struct Fixture {
 /// pgstac's 100 items, the stac-spec examples (and a null-geometry item), optionally 1,000 NAIP items.
 pub fn loaded(label: &str, naip: bool) -> Fixture {
     let db = TestDb::new(label);
-    let mut c = super::setup(&db);
+    super::setup(&db);
     super::insert_collections(
-        &mut c,
+        &db,
         &super::ndjson("stac/pgstac-testdata/collections.ndjson"),
     );
     let mut items = super::pgstac_items();
@@ -27,7 +27,7 @@ pub fn loaded(label: &str, naip: bool) -> Fixture {
     if naip {
         items.extend(super::ndjson("stac/planetary-computer/naip-items.ndjson"));
     }
-    super::insert_items(&mut c, &items);
+    super::insert_items(&db, &items);
     Fixture { db, items }
 }
 

@@ -1,27 +1,26 @@
-//! Test-only STAC database set-up for the search and delete tests: a stand-in
-//! schema (tests/fixtures/sql/host_schema_for_search.sql) and a plain loader
-//! (one INSERT per item). Once `host migrate` and `host load` are merged,
-//! these tests should use them instead.
+//! STAC database set-up for the search and delete tests: a database
+//! prepared by `host migrate` and filled by `host load`, as a user would.
 #![allow(dead_code)]
 
 pub mod eval;
 pub mod fixture;
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-use crate::util::{TestDb, fixture};
+use crate::util::{TestDb, fixture, host, run, stderr};
 
-/// Creates the schema in a test database and returns a client on it.
+/// Migrates a test database to the built-in schema and returns a client on it.
 pub fn setup(db: &TestDb) -> postgres::Client {
-    let mut c = db.client();
-    let sql = std::fs::read_to_string(fixture("sql/host_schema_for_search.sql")).unwrap();
-    c.batch_execute(&sql).unwrap();
-    c
+    let o = run(&["migrate", "--dsn", &db.dsn]);
+    assert!(o.status.success(), "host migrate: {}", stderr(&o));
+    db.client()
 }
 
-/// The items of an NDJSON fixture.
+/// The documents of an NDJSON fixture.
 pub fn ndjson(rel: &str) -> Vec<Value> {
     std::fs::read_to_string(fixture(rel))
         .unwrap()
@@ -31,7 +30,7 @@ pub fn ndjson(rel: &str) -> Vec<Value> {
         .collect()
 }
 
-/// One JSON fixture.
+/// A JSON fixture.
 pub fn json_file(rel: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture(rel)).unwrap()).unwrap()
 }
@@ -64,74 +63,57 @@ pub fn pgstac_items() -> Vec<Value> {
     ndjson("stac/pgstac-testdata/items.ndjson")
 }
 
-/// Inserts collections (JSON documents with an `id`).
-pub fn insert_collections(c: &mut postgres::Client, collections: &[Value]) {
-    for col in collections {
-        let id = col["id"].as_str().unwrap().to_string();
-        c.execute(
-            "INSERT INTO host.collections (id, content) VALUES ($1, $2::text::jsonb) ON CONFLICT DO NOTHING",
-            &[&id, &col.to_string()],
-        )
-        .unwrap();
+/// Loads documents with `host load KIND -` (NDJSON on stdin).
+fn load(db: &TestDb, kind: &str, docs: &[Value]) {
+    let mut child = host()
+        .args(["load", kind, "-", "--no-progress", "--dsn", &db.dsn])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run host load");
+    let mut stdin = child.stdin.take().unwrap();
+    for d in docs {
+        writeln!(stdin, "{d}").unwrap();
     }
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "host load {kind}: {}", stderr(&o));
 }
 
-/// Inserts items; collections they name that do not exist yet get a minimal document.
-pub fn insert_items(c: &mut postgres::Client, items: &[Value]) {
-    let mut tx = c.transaction().unwrap();
-    let mut seen = HashSet::new();
-    for item in items {
-        let collection = item["collection"]
-            .as_str()
-            .expect("items need a collection")
-            .to_string();
-        if seen.insert(collection.clone()) {
-            let doc = json!({"type": "Collection", "id": collection, "stac_version": "1.0.0",
-                             "description": "test", "license": "other", "links": [],
-                             "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
-                                        "temporal": {"interval": [[null, null]]}}});
-            tx.execute(
-                "INSERT INTO host.collections (id, content) VALUES ($1, $2::text::jsonb) ON CONFLICT DO NOTHING",
-                &[&collection, &doc.to_string()],
-            )
-            .unwrap();
-            tx.execute("SELECT host.ensure_partition($1)", &[&collection])
-                .unwrap();
-        }
-        let p = &item["properties"];
-        let datetime = p["datetime"].as_str().map(str::to_string);
-        let start = p["start_datetime"]
-            .as_str()
-            .map(str::to_string)
-            .or(datetime.clone())
-            .unwrap();
-        let end = p["end_datetime"]
-            .as_str()
-            .map(str::to_string)
-            .or(datetime.clone())
-            .unwrap();
-        let geometry = (!item["geometry"].is_null()).then(|| item["geometry"].to_string());
-        let bbox: Option<Vec<f64>> = item["bbox"]
-            .as_array()
-            .map(|b| b.iter().map(|x| x.as_f64().unwrap()).collect());
-        tx.execute(
-            "INSERT INTO host.items (collection, id, geometry, bbox, datetime, start_datetime, end_datetime, content) \
-             VALUES ($1, $2, ST_SetSRID(ST_GeomFromGeoJSON($3::text), 4326), $4, $5::text::timestamptz, \
-                     $6::text::timestamptz, $7::text::timestamptz, $8::text::jsonb)",
-            &[
-                &collection,
-                &item["id"].as_str().unwrap(),
-                &geometry,
-                &bbox,
-                &datetime,
-                &start,
-                &end,
-                &item.to_string(),
-            ],
-        )
-        .unwrap();
+/// Loads collections (JSON documents with an `id`) with `host load collections`.
+pub fn insert_collections(db: &TestDb, collections: &[Value]) {
+    load(db, "collections", collections);
+}
+
+/// Loads items with `host load items`; collections they name that do not
+/// exist yet are loaded first with a minimal document.
+pub fn insert_items(db: &TestDb, items: &[Value]) {
+    let mut c = db.client();
+    let known: BTreeSet<String> = c
+        .query("SELECT id FROM host.collections", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing: BTreeSet<&str> = items
+        .iter()
+        .map(|i| i["collection"].as_str().expect("items need a collection"))
+        .filter(|c| !known.contains(*c))
+        .collect();
+    let docs: Vec<Value> = missing
+        .into_iter()
+        .map(|id| {
+            json!({"type": "Collection", "id": id, "stac_version": "1.0.0",
+                   "description": "test", "license": "other", "links": [],
+                   "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
+                              "temporal": {"interval": [[null, null]]}}})
+        })
+        .collect();
+    if !docs.is_empty() {
+        load(db, "collections", &docs);
     }
-    tx.commit().unwrap();
+    load(db, "items", items);
 }
 
 /// `(collection, id)` of an item.

@@ -120,8 +120,11 @@ async fn collection(args: DeleteCollectionArgs) -> anyhow::Result<Status> {
         .await
         .map_err(|e| db_error(&e, "delete"))?;
     lock_collection(&tx, c).await?;
-    let items = tx
-        .execute("DELETE FROM host.items WHERE collection = $1::text", &[c])
+    // The collection's items are exactly its partition: dropping the
+    // partition deletes them without leaving an empty table behind. The
+    // count under the collection's lock is what goes away.
+    let items = item_count(&tx, c).await?;
+    tx.execute("SELECT host.drop_partition($1::text)", &[c])
         .await
         .map_err(|e| db_error(&e, "delete"))?;
     tx.execute("DELETE FROM host.collections WHERE id = $1::text", &[c])
