@@ -1055,3 +1055,43 @@ fn a_schema_other_schemas_depend_on_is_not_dropped() {
     assert_eq!(col(&p.dst, "SELECT * FROM reports.people_count"), ["4"]);
     assert_eq!(schemas(&p.dst), ["reports", "shared"]);
 }
+
+/// Foreign keys between big tables are validated with a merge join (see
+/// `add_foreign_key`): the check must still find a single dangling row.
+#[test]
+fn big_foreign_keys_are_checked_too() {
+    let p = Pair::new(
+        "bigfk",
+        "CREATE TABLE parents (id int PRIMARY KEY, keep bool NOT NULL);
+         INSERT INTO parents SELECT i, i <> 77777 FROM generate_series(1, 150000) i;
+         CREATE TABLE children (id int PRIMARY KEY, parent int NOT NULL REFERENCES parents(id));
+         INSERT INTO children SELECT i, 1 + (i * 7919) % 150000 FROM generate_series(1, 150000) i;",
+    );
+    let text = [
+        p.job("all", "big", "[all.tables.parents]\n[all.tables.children]"),
+        // Parent 77777 is left out, and exactly one child points at it.
+        p.job(
+            "holes",
+            "big",
+            "[holes.tables.parents]\nwhere = { keep = true }\n[holes.tables.children]",
+        ),
+    ]
+    .concat();
+    let file = p.file("xmat.toml", &text);
+    ok(&p.xmat(&file, &["all"]));
+    assert_eq!(
+        col(
+            &p.dst,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'children_parent_fkey' AND convalidated"
+        ),
+        ["1"]
+    );
+    let err = failed(&p.xmat(&file, &["holes"]));
+    assert!(
+        err.contains("job holes") && err.contains("children_parent_fkey"),
+        "{err}"
+    );
+    assert!(err.contains("(parent)=(77777)"), "{err}");
+    // The first run's copy is still there, whole.
+    assert_eq!(col(&p.dst, "SELECT count(*) FROM big.parents"), ["150000"]);
+}

@@ -159,8 +159,8 @@ fn print_plan(prep: &Prepared, plugins: &[Vec<Plugin>]) {
     }
     if !plan.foreign_keys.is_empty() {
         println!("  foreign keys:");
-        for s in &plan.foreign_keys {
-            println!("    {s};");
+        for fk in &plan.foreign_keys {
+            println!("    {};", fk.sql);
         }
     }
     if !plan.sequences.is_empty() {

@@ -28,12 +28,23 @@ pub struct Plan {
     pub pre_data: Vec<String>,
     pub tables: Vec<TablePlan>,
     /// After every table is loaded, in an order where referenced tables come first.
-    pub foreign_keys: Vec<String>,
+    pub foreign_keys: Vec<ForeignKey>,
     pub sequences: Vec<SequenceReset>,
     /// Relations of the source schema that `*` does not copy, and why.
     pub skipped: Vec<String>,
     /// Things left out (constraints, defaults) with the reason.
     pub warnings: Vec<String>,
+}
+
+/// A foreign key added after the data.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForeignKey {
+    pub sql: String,
+    /// The referencing and the referenced table (indexes into `Plan::tables`).
+    #[serde(skip)]
+    pub from: usize,
+    #[serde(skip)]
+    pub to: usize,
 }
 
 /// One relation to copy.

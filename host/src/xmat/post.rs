@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use super::catalog::{Catalog, Relation};
 use super::ddl::descendants;
 use super::jobs::TableEntry;
-use super::plan::Plan;
+use super::plan::{ForeignKey, Plan};
 use super::sql::{ident, qualified};
 
 /// Fills each table's `post_data` and the plan's `foreign_keys`.
@@ -100,6 +100,11 @@ pub fn add_post_data(
     }
 
     // Foreign keys, referenced tables first.
+    let index: HashMap<u32, usize> = selected
+        .iter()
+        .enumerate()
+        .map(|(i, (rel, _))| (rel.oid, i))
+        .collect();
     let order = fk_order(
         selected,
         &fks.iter()
@@ -139,9 +144,14 @@ pub fn add_post_data(
                 })
                 .or_else(|| local_function(cat, "pg_constraint", c.oid)),
         };
-        match problem {
-            Some(p) => plan.warnings.push(format!("{what}: {p}; skipped")),
-            None => plan.foreign_keys.push(sql),
+        match (problem, target_root) {
+            (Some(p), _) => plan.warnings.push(format!("{what}: {p}; skipped")),
+            (None, Some(to)) => plan.foreign_keys.push(ForeignKey {
+                sql,
+                from: index[&root_of[&rel.oid]],
+                to: index[&to],
+            }),
+            (None, None) => unreachable!("a key without its table has a problem"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! execute (build, copy in parallel, keys, swap). See the module docs of
 //! [`crate::xmat`] for the order of things.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -294,8 +294,13 @@ pub async fn execute(
         if !plan.foreign_keys.is_empty() {
             observer.step("foreign keys");
         }
-        for sql in &plan.foreign_keys {
-            control.exec(sql).await.map_err(|e| fail(&e))?;
+        let written: HashMap<usize, u64> =
+            tables.iter().map(|(i, s)| (*i, s.rows_written)).collect();
+        for fk in &plan.foreign_keys {
+            let rows = |t: usize| written.get(&t).copied().unwrap_or(0);
+            add_foreign_key(&control, fk, rows(fk.from), rows(fk.to))
+                .await
+                .map_err(|e| fail(&e))?;
         }
         for s in &plan.sequences {
             control.exec(&s.sql()).await.map_err(|e| fail(&e))?;
@@ -341,6 +346,37 @@ pub async fn execute(
     }
     report.tables.sort_by(|a, b| a.table.cmp(&b.table));
     Ok(report)
+}
+
+/// Both sides of a foreign key at least this big: validate it with a merge join.
+const MERGE_JOIN_ROWS: u64 = 100_000;
+
+/// Adds a foreign key, which validates every referencing row. PostgreSQL
+/// checks with one anti join whose plan it picks without statistics (the
+/// tables are new): for big tables that is a hash join probing a table far
+/// bigger than the CPU caches at random, 2-3× slower than sorting the
+/// referencing keys and walking the referenced key's index (measured: 1.5 s
+/// against 0.55 s for 1M rows referencing 500k). Small tables keep the
+/// planner's choice (a nested loop is best for a few rows).
+async fn add_foreign_key(
+    control: &Conn,
+    fk: &plan::ForeignKey,
+    referencing: u64,
+    referenced: u64,
+) -> Result<(), super::sql::StatementError> {
+    if referencing < MERGE_JOIN_ROWS || referenced < MERGE_JOIN_ROWS {
+        return control.exec(&fk.sql).await;
+    }
+    control
+        .exec("BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_nestloop = off")
+        .await?;
+    match control.exec(&fk.sql).await {
+        Ok(()) => control.exec("COMMIT").await,
+        Err(e) => {
+            let _ = control.exec("ROLLBACK").await;
+            Err(e)
+        }
+    }
 }
 
 /// What each worker needs to open its connections.
