@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::{Deref, DerefMut, Range};
 
-use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -138,6 +138,23 @@ impl JsonObject {
     /// Sets `key` to already serialized JSON.
     pub fn set_raw(&mut self, key: &str, value: &RawValue) {
         self.put(key, value.get().into());
+    }
+
+    /// Sets `key` to JSON text built by hand (an error, and no change, if it
+    /// is not one JSON value). Cheaper than [`JsonObject::set_raw`] with
+    /// `RawValue::from_string`: the text is checked by the scanner that
+    /// [`JsonObject::parse`] uses, not by serde_json.
+    pub fn set_json(&mut self, key: &str, json: impl Into<String>) -> Result<(), String> {
+        let json = json.into();
+        check_value(&json).map_err(|e| format!("`{key}`: invalid JSON: {e}"))?;
+        let trimmed = json.trim_matches(WS);
+        let json = if trimmed.len() == json.len() {
+            json.into_boxed_str()
+        } else {
+            trimmed.into()
+        };
+        self.put(key, json);
+        Ok(())
     }
 
     /// Removes `key`; returns whether it was there.
@@ -295,91 +312,318 @@ impl<'de> Deserialize<'de> for JsonObject {
 }
 
 /// Finds each top-level key and value of the object in `src`.
-fn parse_entries(src: &str) -> serde_json::Result<Vec<Entry>> {
-    let mut de = serde_json::Deserializer::from_str(src);
-    let entries = de::Deserializer::deserialize_map(&mut de, EntriesVisitor { src })?;
-    de.end()?;
+///
+/// A hand-written scanner, not serde_json: serde_json would build (and
+/// allocate for) nothing, but it still tokenizes every nested value through
+/// its generic visitor machinery, and most of an item is nested string bodies
+/// (asset hrefs, titles) that only need skipping. This checks the grammar just
+/// as strictly (see `tests::agrees_with_serde_json`), scanning string bodies
+/// eight bytes at a time.
+fn parse_entries(src: &str) -> Result<Vec<Entry>, String> {
+    let mut s = Scanner {
+        b: src.as_bytes(),
+        i: 0,
+    };
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return Err(s.err("expected `{`"));
+    }
+    s.i += 1;
+    s.ws();
+    let mut entries = Vec::with_capacity(16);
+    if s.peek() == Some(b'}') {
+        s.i += 1;
+    } else {
+        loop {
+            if s.peek() != Some(b'"') {
+                return Err(s.err("expected a string key"));
+            }
+            let key_start = s.i;
+            let escaped = s.string()?;
+            let key = key_start..s.i;
+            let name = if escaped {
+                let decoded: String = serde_json::from_str(&src[key.clone()])
+                    .map_err(|e| format!("{e} in the key at byte {key_start}"))?;
+                Some(decoded.into_boxed_str())
+            } else {
+                None
+            };
+            s.ws();
+            if s.peek() != Some(b':') {
+                return Err(s.err("expected `:`"));
+            }
+            s.i += 1;
+            s.ws();
+            let value_start = s.i;
+            s.value(0)?;
+            entries.push(Entry {
+                key: Text::Src(key),
+                name,
+                value: Text::Src(value_start..s.i),
+            });
+            s.ws();
+            match s.peek() {
+                Some(b',') => {
+                    s.i += 1;
+                    s.ws();
+                }
+                Some(b'}') => {
+                    s.i += 1;
+                    break;
+                }
+                _ => return Err(s.err("expected `,` or `}`")),
+            }
+        }
+    }
+    s.ws();
+    if s.i != s.b.len() {
+        return Err(s.err("trailing characters after the object"));
+    }
     Ok(entries)
 }
 
-struct EntriesVisitor<'s> {
-    src: &'s str,
+/// JSON's whitespace.
+const WS: [char; 4] = [' ', '\n', '\r', '\t'];
+
+/// Checks that `src` is one JSON value, with optional whitespace around it.
+fn check_value(src: &str) -> Result<(), String> {
+    let mut s = Scanner {
+        b: src.as_bytes(),
+        i: 0,
+    };
+    s.ws();
+    s.value(0)?;
+    s.ws();
+    if s.i != s.b.len() {
+        return Err(s.err("trailing characters after the value"));
+    }
+    Ok(())
 }
 
-/// A key, borrowed from the input when it has no escapes.
-enum Key<'de> {
-    Borrowed(&'de str),
-    Decoded(String),
+/// Deepest nesting below the top-level object accepted: 127 levels in all,
+/// as many as `serde_json::from_str::<Value>` takes, so that
+/// [`JsonObject::to_value`] and [`JsonObject::get`] can parse whatever
+/// [`JsonObject::parse`] took. (It also bounds the scanner's recursion.)
+const MAX_DEPTH: usize = 126;
+
+/// A JSON grammar checker over bytes; every read is bounds-checked (`get`),
+/// so malformed or truncated input gives an error, never a panic.
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
 }
 
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key<'de>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Key<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string key")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key::Borrowed(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-        Ok(Key::Decoded(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-        Ok(Key::Decoded(v))
-    }
-}
-
-impl<'de> Visitor<'de> for EntriesVisitor<'_> {
-    type Value = Vec<Entry>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Entry>, A::Error> {
-        // Everything borrowed below points into `self.src` (the deserializer
-        // reads from it), so offsets are address differences.
-        let base = self.src.as_ptr() as usize;
-        let mut entries = Vec::with_capacity(16);
-        // Where the text before the next key starts: the `{`, then each value's end.
-        let mut gap_start = self.src.len() - self.src.trim_start().len();
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value: &'de RawValue = map.next_value()?;
-            let start = value.get().as_ptr() as usize - base;
-            let end = start + value.get().len();
-            let (key, name) = match key {
-                Key::Borrowed(k) => {
-                    let at = k.as_ptr() as usize - base;
-                    (Text::Src(at - 1..at + k.len() + 1), None)
-                }
-                Key::Decoded(k) => {
-                    // Between the previous value and this one there is only
-                    // `{` or `,`, the key literal, `:` and whitespace.
-                    let gap = &self.src[gap_start..start];
-                    let literal = gap.trim()[1..]
-                        .trim_start()
-                        .trim_end_matches(':')
-                        .trim_end();
-                    let at = literal.as_ptr() as usize - base;
-                    (Text::Src(at..at + literal.len()), Some(k.into_boxed_str()))
-                }
-            };
-            entries.push(Entry {
-                key,
-                name,
-                value: Text::Src(start..end),
-            });
-            gap_start = end;
+impl Scanner<'_> {
+    #[cold]
+    fn err(&self, what: &str) -> String {
+        match self.b.get(self.i) {
+            None => format!("{what}, found the end of the text at byte {}", self.i),
+            Some(_) => format!("{what} at byte {}", self.i),
         }
-        Ok(entries)
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<(), String> {
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.err("expected a value")),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nested too deep"));
+        }
+        self.i += 1; // {
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a string key"));
+            }
+            self.string()?;
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected `:`"));
+            }
+            self.i += 1;
+            self.ws();
+            self.value(depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `}`")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nested too deep"));
+        }
+        self.i += 1; // [
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `]`")),
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), String> {
+        if self
+            .b
+            .get(self.i..)
+            .is_some_and(|rest| rest.starts_with(word))
+        {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    #[inline]
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Result<(), String> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips a string literal (at its opening quote); returns whether it has
+    /// escapes.
+    fn string(&mut self) -> Result<bool, String> {
+        self.i += 1; // "
+        let mut escaped = false;
+        loop {
+            self.skip_plain();
+            match self.peek() {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.i += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                        Some(b'u') => {
+                            let hex = self.b.get(self.i + 1..self.i + 5);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.err("invalid `\\u` escape"));
+                            }
+                            self.i += 5;
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+                Some(_) => return Err(self.err("control character in a string")),
+                None => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+
+    /// Skips string bytes that need no attention: not `"`, not `\`, not a
+    /// control character; eight bytes at a time.
+    #[inline(always)]
+    fn skip_plain(&mut self) {
+        const LO: u64 = 0x0101_0101_0101_0101;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        let b = self.b;
+        while let Some(chunk) = b.get(self.i..self.i + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            // The high bit of each byte that is < 0x20, `"` or `\` (Mycroft's
+            // zero-byte test; bytes >= 0x80, UTF-8, are masked out). A borrow
+            // can only flag bytes above a flagged one, so the lowest flag is
+            // exact and the bytes are little-endian: it is the first special byte.
+            let lt20 = w.wrapping_sub(LO * 0x20);
+            let quote = (w ^ (LO * b'"' as u64)).wrapping_sub(LO);
+            let bslash = (w ^ (LO * b'\\' as u64)).wrapping_sub(LO);
+            let special = (lt20 | quote | bslash) & !w & HI;
+            if special != 0 {
+                self.i += special.trailing_zeros() as usize / 8;
+                return;
+            }
+            self.i += 8;
+        }
+        while let Some(&c) = b.get(self.i) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                return;
+            }
+            self.i += 1;
+        }
     }
 }
 
@@ -579,5 +823,158 @@ mod tests {
         assert_eq!(o.get_raw("a"), Some("1"));
         o.set("a", 3);
         assert_eq!(o.to_json(), r#"{"a":3,"a":2}"#);
+    }
+
+    /// serde_json's verdict: one JSON object, whitespace around allowed.
+    fn serde_says(text: &str) -> bool {
+        serde_json::from_str::<de::IgnoredAny>(text).is_ok() && text.trim_start().starts_with('{')
+    }
+
+    /// Every JSON object in the repository's STAC fixtures: whole `.json`
+    /// files and the lines of `.ndjson` ones.
+    fn fixtures() -> Vec<String> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let ext = path.extension().and_then(|e| e.to_str());
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if ext == Some("json") {
+                    out.push(std::fs::read_to_string(&path).unwrap());
+                } else if ext == Some("ndjson") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    out.extend(text.lines().take(200).map(str::to_owned));
+                }
+            }
+        }
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/stac");
+        let mut out = Vec::new();
+        walk(std::path::Path::new(root), &mut out);
+        assert!(out.len() > 50, "fixtures not found under {root}");
+        out
+    }
+
+    fn agree(text: &str) {
+        let ours = JsonObject::parse(text);
+        assert_eq!(ours.is_ok(), serde_says(text), "{text:?}: {ours:?}");
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_fixtures() {
+        for text in fixtures() {
+            let o = JsonObject::parse(text.as_str()).unwrap();
+            let Value::Object(map) = serde_json::from_str::<Value>(&text).unwrap() else {
+                panic!()
+            };
+            assert_eq!(o.len(), map.len());
+            for (k, v) in &map {
+                assert_eq!(o.get(k).as_ref(), Some(v), "{k}");
+            }
+            assert_eq!(o.to_json(), text);
+        }
+    }
+
+    #[test]
+    fn truncated_and_corrupted_fixtures_agree_with_serde_json() {
+        for text in fixtures().iter().take(150) {
+            // Every truncation of small objects (each one must be an error,
+            // like serde_json says), every 13th of the larger ones.
+            let step = if text.len() <= 8000 { 1 } else { 13 };
+            for end in (0..text.len()).step_by(step) {
+                if text.is_char_boundary(end) {
+                    agree(&text[..end]);
+                }
+            }
+            // ASCII bytes replaced by structural or odd characters.
+            let step = if text.len() <= 8000 { 3 } else { 97 };
+            for at in (0..text.len()).step_by(step) {
+                if !text.as_bytes()[at].is_ascii() {
+                    continue;
+                }
+                for c in [
+                    "\"", "\\", "{", "}", "[", "]", ",", ":", "x", "0", "-", "\u{1}", " ",
+                ] {
+                    let mut bad = text.clone();
+                    bad.replace_range(at..at + 1, c);
+                    agree(&bad);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_odd_texts() {
+        for text in [
+            "{}",
+            " {\t}\n",
+            "{",
+            "}",
+            "{\"a\"",
+            "{\"a\":",
+            "{\"a\":1",
+            "{\"a\":1}}",
+            "{\"a\":[}",
+            "{\"a\":{]}",
+            "{\"a\":[1,]}",
+            "{\"a\":[,1]}",
+            "{\"a\":{\"b\"}}",
+            "{\"a\":-}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":1e}",
+            "{\"a\":1e+5}",
+            "{\"a\":-0.5E-3}",
+            "{\"a\":tru}",
+            "{\"a\":nul}",
+            "{\"a\":truex}",
+            "{\"a\":\"\\x\"}",
+            "{\"a\":\"\\u12\"}",
+            "{\"a\":\"\\u12G4\"}",
+            "{\"a\":\"\\u00e9\"}",
+            "{\"a\":\"\u{7}\"}",
+            "{\"a\":\"é\u{7f}\"}",
+            "{\"a\":\"\\ud800\"}",
+            "{\"a\":1 2}",
+            "{\"a\" 1}",
+            "{1:1}",
+            "{\"a\":\"0123456789abcdef\\\"0123456789\"}",
+            "{\"a\":\"01234567\"}",
+        ] {
+            agree(text);
+        }
+        // Keys are decoded, so a lone surrogate there is an error (as it was
+        // when serde_json found the keys), though serde_json can skip it.
+        assert!(JsonObject::parse("{\"\\ud800\":1}").is_err());
+        // serde_json skips values nested at any depth, but parses into a
+        // `Value` at most 127 levels: so many are taken, no more.
+        for depth in [125, 126, 127, 128, 129, 300] {
+            let text = format!(
+                "{{\"a\":{}{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            );
+            let value = serde_json::from_str::<Value>(&text);
+            assert_eq!(
+                JsonObject::parse(text.as_str()).is_ok(),
+                value.is_ok(),
+                "{depth}"
+            );
+            assert_eq!(value.is_ok(), depth <= 127);
+        }
+    }
+
+    #[test]
+    fn set_json_checks_the_text() {
+        let mut o = JsonObject::parse(r#"{"a":1}"#).unwrap();
+        o.set_json("b", " [1, {\"c\":null}] ").unwrap();
+        assert!(
+            o.set_json("c", "[1,")
+                .unwrap_err()
+                .starts_with("`c`: invalid JSON")
+        );
+        assert!(o.set_json("c", "1 2").is_err());
+        assert!(o.set_json("c", "").is_err());
+        o.set_json("a", "1").unwrap();
+        assert_eq!(o.to_json(), r#"{"a":1,"b":[1, {"c":null}]}"#);
     }
 }

@@ -1,5 +1,6 @@
 //! STAC helpers: RFC 3339 times, intervals and bounding boxes of items.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
@@ -342,6 +343,9 @@ pub fn item_bbox(item: &Item) -> Result<Option<Bbox>, String> {
 /// Query and fragment are kept; segments compare percent-decoded and `new`
 /// is percent-encoded as a path segment needs.
 pub fn relink_collection(href: &str, rel: &str, old: &str, new: &str) -> Option<String> {
+    if !matches!(rel, "collection" | "parent" | "self") {
+        return None; // before splitting the href: most links are none of these
+    }
     let split = href.find(['?', '#']).unwrap_or(href.len());
     let (path, tail) = href.split_at(split);
     let trimmed = path.strip_suffix('/').unwrap_or(path);
@@ -373,7 +377,10 @@ pub fn relink_collection(href: &str, rel: &str, old: &str, new: &str) -> Option<
     Some(out)
 }
 
-fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -392,7 +399,7 @@ fn percent_decode(s: &str) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn percent_encode_segment(s: &str, out: &mut String) {

@@ -1,5 +1,6 @@
 //! `set_collection`: moves STAC items to another collection. See README.md.
 
+use host_plugin_sdk::serde_json::value::RawValue;
 use host_plugin_sdk::stac::relink_collection;
 use host_plugin_sdk::{Item, ItemOutcome, ItemRewriter, JsonObject, Params, Plugin};
 
@@ -33,7 +34,11 @@ impl ItemRewriter for SetCollection {
         item.set("collection", &self.collection);
         if let Some(old) = old {
             match relink(&item, &old, &self.collection) {
-                Ok(Some(links)) => item.set("links", links),
+                Ok(Some(links)) => {
+                    if let Err(e) = item.set_json("links", links) {
+                        return ItemOutcome::Reject(e);
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => return ItemOutcome::Reject(e),
             }
@@ -42,23 +47,53 @@ impl ItemRewriter for SetCollection {
     }
 }
 
-/// The item's links with those pointing at collection `old` pointed at
-/// `new`; `None` if no link changes.
-fn relink(item: &Item, old: &str, new: &str) -> Result<Option<Vec<JsonObject>>, String> {
-    let Some(mut links) = item.get_as::<Vec<JsonObject>>("links")? else {
+/// The item's `links` array as JSON text, with the links pointing at
+/// collection `old` pointed at `new`; `None` if no link changes.
+///
+/// Links that do not change keep their text as given; a changed link is
+/// printed compactly (as [`JsonObject::to_json`] prints it), and the array
+/// too: `[link,link,...]`.
+fn relink(item: &Item, old: &str, new: &str) -> Result<Option<String>, String> {
+    // Borrowed: no copy of links that stay as they are.
+    let Some(links) = item.get_as::<Vec<&RawValue>>("links")? else {
         return Ok(None);
     };
+    let mut out = String::new();
     let mut changed = false;
-    for link in &mut links {
-        let (Some(rel), Some(href)) = (link.get_str("rel"), link.get_str("href")) else {
-            continue;
+    for (i, raw) in links.iter().enumerate() {
+        let mut link = JsonObject::parse(raw.get()).map_err(|e| format!("`links`: {e}"))?;
+        let new_href = match (link.get_str("rel"), link.get_str("href")) {
+            (Some(rel), Some(href)) => relink_collection(&href, &rel, old, new),
+            _ => None,
         };
-        if let Some(href) = relink_collection(&href, &rel, old, new) {
+        if let Some(href) = new_href {
+            if !changed {
+                // Everything before this link, as given.
+                out.reserve(item.get_raw("links").map_or(0, str::len) + 64);
+                out.push('[');
+                for (j, before) in links[..i].iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(before.get());
+                }
+                changed = true;
+            }
+            if i > 0 {
+                out.push(',');
+            }
             link.set("href", href);
-            changed = true;
+            out.push_str(&link.to_json());
+        } else if changed {
+            out.push(',');
+            out.push_str(raw.get());
         }
     }
-    Ok(changed.then_some(links))
+    if !changed {
+        return Ok(None);
+    }
+    out.push(']');
+    Ok(Some(out))
 }
 
 host_plugin_sdk::export_item_rewriter!(SetCollection);
