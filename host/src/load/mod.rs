@@ -38,6 +38,19 @@ pub enum Method {
     Delsert,
 }
 
+/// Which schema a load writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetSchema {
+    /// The host schema if the database has it, else pgstac if it has that.
+    #[default]
+    Auto,
+    /// The built-in schema (`host migrate`).
+    Host,
+    /// pgstac, in its own layout (`host migrate --dir` with pypgstac's files).
+    Pgstac,
+}
+
 /// When collection extents follow item loads (the `update_extents` setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]

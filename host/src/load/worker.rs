@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::reject::RejectWriter;
 use super::{Kind, LoadError, Origin, RecordError};
 use crate::plugin::chain::ItemChain;
+use crate::stac::pgstac::{self, Collections};
 use crate::stac::{ItemContext, check_collection, check_item, rows};
 
 /// One record as read.
@@ -52,6 +53,9 @@ pub(super) struct Worker {
     pub collection: Option<String>,
     pub strict_bbox: bool,
     pub rejects: Option<RejectWriter>,
+    /// Into pgstac (its layout, items dehydrated against these collections'
+    /// base items); `None`: the host schema.
+    pub pgstac: Option<Arc<Collections>>,
     /// The next record's position in the load, when rows carry it (staged loads).
     pub seq: Option<u64>,
     pub totals: Totals,
@@ -168,9 +172,18 @@ impl Worker {
                         known: &self.known,
                         strict_bbox: self.strict_bbox,
                     };
-                    match check_item(&text, &ctx) {
+                    let written = check_item(&text, &ctx).and_then(|fields| {
+                        match &self.pgstac {
+                            Some(p) => {
+                                let seq = self.seq.unwrap_or_default();
+                                pgstac::rows::write_item(&mut out, seq, &fields, &text, p)?
+                            }
+                            None => rows::write_item(&mut out, self.seq, &fields, &text),
+                        }
+                        Ok(fields)
+                    });
+                    match written {
                         Ok(fields) => {
-                            rows::write_item(&mut out, self.seq, &fields, &text);
                             if !self.totals.collections.contains(fields.collection.as_ref()) {
                                 self.totals
                                     .collections
@@ -185,7 +198,15 @@ impl Worker {
                 }
                 Kind::Collections => match check_collection(&text) {
                     Ok(id) => {
-                        rows::write_collection(&mut out, self.seq, &id, &text);
+                        match &self.pgstac {
+                            Some(_) => pgstac::rows::write_collection(
+                                &mut out,
+                                self.seq.unwrap_or_default(),
+                                &id,
+                                &text,
+                            ),
+                            None => rows::write_collection(&mut out, self.seq, &id, &text),
+                        }
                         self.totals.collections.insert(id.into_owned());
                     }
                     Err(e) => {
