@@ -44,7 +44,7 @@ pub enum StoreError {
     )]
     PgstacVersion { found: String, known: String },
     #[error(
-        "the database has neither the host schema nor pgstac; run `host migrate` (or `host migrate --dir` with pgstac's files) first"
+        "the database has no host schema (and no pgstac); run `host migrate` (or `host migrate --dir` with pgstac's files) first"
     )]
     NoSchema,
     #[error("the database has no pgstac schema (--target pgstac)")]
