@@ -16,8 +16,8 @@
 //! are synchronous and CPU-bound, so they run on a blocking thread, never on
 //! an async worker.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -135,7 +135,11 @@ pub async fn copy_table(
         let (btx, brx) = mpsc::channel::<Batch>(DEPTH);
         let brx = Arc::new(Mutex::new(brx));
         let stop = Arc::new(AtomicBool::new(false));
-        let threads = if threads == 0 { plugin_threads() } else { threads };
+        let threads = if threads == 0 {
+            plugin_threads()
+        } else {
+            threads
+        };
         let filters: Vec<_> = (0..threads)
             .map(|_| {
                 let (plugins, table) = (plugins.to_vec(), source_table.clone());

@@ -228,27 +228,43 @@ async fn merge_items(
             ..Merged::default()
         });
     }
-    // One copy per id: insert_ignore keeps the first in the load, the others the last.
-    let order = if method == Method::InsertIgnore {
-        "seq"
-    } else {
-        "seq DESC"
-    };
-    tx.batch_execute(&format!(
-        "CREATE TEMP TABLE host_pgstac_src ON COMMIT DROP AS \
-         SELECT DISTINCT ON (collection, id) {ITEM_COLUMNS} FROM {s} ORDER BY collection, id, {order}; \
-         ANALYZE host_pgstac_src"
-    ))
-    .await?;
-    let distinct: i64 = tx
-        .query_one("SELECT count(*) FROM pg_temp.host_pgstac_src", &[])
+    // One copy per id: insert_ignore keeps the first in the load, the others
+    // the last. Most loads have no duplicates, and then the staged rows are
+    // used as they are (no second copy of every row).
+    let duplicates: bool = tx
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {s} GROUP BY collection, id HAVING count(*) > 1)"
+            ),
+            &[],
+        )
         .await?
         .get(0);
-    let distinct = distinct as u64;
+    let (src, distinct) = if duplicates {
+        let order = if method == Method::InsertIgnore {
+            "seq"
+        } else {
+            "seq DESC"
+        };
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE host_pgstac_src ON COMMIT DROP AS \
+             SELECT DISTINCT ON (collection, id) {ITEM_COLUMNS} FROM {s} ORDER BY collection, id, {order}; \
+             ANALYZE host_pgstac_src"
+        ))
+        .await?;
+        let n: i64 = tx
+            .query_one("SELECT count(*) FROM pg_temp.host_pgstac_src", &[])
+            .await?
+            .get(0);
+        ("pg_temp.host_pgstac_src", n as u64)
+    } else {
+        tx.batch_execute(&format!("ANALYZE {s}")).await?;
+        (s, staged)
+    };
     // Deletes name one collection at a time, so only its partitions are scanned.
     let collections: Vec<String> = tx
         .query(
-            "SELECT DISTINCT collection FROM pg_temp.host_pgstac_src ORDER BY 1",
+            &format!("SELECT DISTINCT collection FROM {src} ORDER BY 1"),
             &[],
         )
         .await?
@@ -270,7 +286,7 @@ async fn merge_items(
                 tx.execute(
                     &format!(
                         "WITH locked AS (SELECT o.collection, o.id FROM pgstac.items o \
-                           JOIN pg_temp.host_pgstac_src s ON o.id = s.id AND o.collection = s.collection \
+                           JOIN {src} s ON o.id = s.id AND o.collection = s.collection \
                            WHERE o.collection = $1 AND s.collection = $1 {differs} \
                            ORDER BY o.collection, o.id FOR UPDATE OF o) \
                          DELETE FROM pgstac.items i USING locked l \
@@ -287,7 +303,7 @@ async fn merge_items(
         .execute(
             &format!(
                 "INSERT INTO pgstac.items ({ITEM_COLUMNS}) \
-                 SELECT {ITEM_COLUMNS} FROM pg_temp.host_pgstac_src ORDER BY collection, id \
+                 SELECT {ITEM_COLUMNS} FROM {src} ORDER BY collection, id \
                  ON CONFLICT DO NOTHING"
             ),
             &[],
