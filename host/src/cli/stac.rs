@@ -99,6 +99,10 @@ Methods:
   upsert         replace items that changed, leave identical ones untouched
   delsert        delete the existing items with those ids, then insert
 
+Into pgstac (detected, or --target pgstac): items are dehydrated against their
+collection's base item and written to pgstac's partitions, as pypgstac does; the
+methods keep pgstac's semantics (upsert leaves identical items untouched).
+
 Examples:
   host load collections collection.json
   host load items items.ndjson.gz --method upsert

@@ -11,6 +11,10 @@
 //! ```
 //!
 //! Memory stays flat: a few batches are in flight at a time, whatever the input size.
+//!
+//! Into pgstac ([`crate::stac::pgstac`]) the staging table is a session temp
+//! table: COPY fills it, pgstac's partitions are prepared in short
+//! transactions of their own, then one transaction merges.
 
 mod pipeline;
 mod reject;
