@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::{PluginChainArgs, PluginOpts};
 use crate::db::ConnArgs;
-use crate::load::{ExtentMode, Method};
+use crate::load::{ExtentMode, Method, TargetSchema};
 use crate::migrate::Version;
 use crate::plugin::parse_duration;
 
@@ -99,6 +99,10 @@ Methods:
   upsert         replace items that changed, leave identical ones untouched
   delsert        delete the existing items with those ids, then insert
 
+Into pgstac (detected, or --target pgstac): items are dehydrated against their
+collection's base item and written to pgstac's partitions, as pypgstac does; the
+methods keep pgstac's semantics (upsert leaves identical items untouched).
+
 Examples:
   host load collections collection.json
   host load items items.ndjson.gz --method upsert
@@ -126,6 +130,11 @@ pub struct LoadArgs {
     /// load the rest; without it, the first such record fails the whole load.
     #[arg(long, value_name = "FILE")]
     pub reject_file: Option<PathBuf>,
+
+    /// The schema to write: the built-in one, or pgstac in its own layout
+    /// [default: auto, the host schema if the database has it, else pgstac].
+    #[arg(long, value_enum, default_value_t = TargetSchema::Auto, value_name = "SCHEMA")]
+    pub target: TargetSchema,
 
     /// Print the summary as JSON on stdout.
     #[arg(long)]

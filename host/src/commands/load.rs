@@ -48,6 +48,7 @@ fn options(a: &LoadArgs, kind: Kind) -> LoadOptions {
         batch_size: 256,
         strict_bbox: false,
         progress: !a.json && !a.no_progress,
+        target: a.target,
     }
 }
 

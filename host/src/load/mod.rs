@@ -11,6 +11,10 @@
 //! ```
 //!
 //! Memory stays flat: a few batches are in flight at a time, whatever the input size.
+//!
+//! Into pgstac ([`crate::stac::pgstac`]) the staging table is a session temp
+//! table: COPY fills it, pgstac's partitions are prepared in short
+//! transactions of their own, then one transaction merges.
 
 mod pipeline;
 mod reject;
@@ -36,6 +40,19 @@ pub enum Method {
     Upsert,
     /// Delete the existing records with those ids, then insert.
     Delsert,
+}
+
+/// Which schema a load writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetSchema {
+    /// The host schema if the database has it, else pgstac if it has that.
+    #[default]
+    Auto,
+    /// The built-in schema (`host migrate`).
+    Host,
+    /// pgstac, in its own layout (`host migrate --dir` with pypgstac's files).
+    Pgstac,
 }
 
 /// When collection extents follow item loads (the `update_extents` setting).

@@ -16,11 +16,12 @@ use tokio_postgres::error::SqlState;
 use super::reject::RejectWriter;
 use super::split::Splitter;
 use super::worker::{Batch, Input, Totals, Worker};
-use super::{ExtentMode, Kind, LoadError, Method, Summary, source};
+use super::{ExtentMode, Kind, LoadError, Method, Summary, TargetSchema, source};
 use crate::plugin::Plugin;
 use crate::plugin::chain::ItemChain;
+use crate::stac::pgstac::{self, Collections};
 use crate::stac::rows;
-use crate::stac::store::{self, Merged, Route, Target};
+use crate::stac::store::{self, Merged, Route, StoreError, Target};
 
 /// What to load, and how.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct LoadOptions {
     pub strict_bbox: bool,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// The schema to write (`--target`).
+    pub target: TargetSchema,
 }
 
 /// A batch also ends once it holds this many bytes.
@@ -53,17 +56,39 @@ pub async fn load(
     plugins: Vec<Plugin>,
 ) -> Result<Summary, LoadError> {
     let started = Instant::now();
-    store::check_schema(client).await?;
     let target = match opts.kind {
         Kind::Items => Target::Items,
         Kind::Collections => Target::Collections,
     };
-    let known = match opts.kind {
-        Kind::Items => {
+    // Into pgstac: its collections and their base items; `None`: the host schema.
+    let pgstac: Option<Arc<Collections>> = match choose_schema(client, opts.target).await? {
+        Schema::Host => {
+            store::check_schema(client).await?;
+            None
+        }
+        Schema::Pgstac => {
+            if let Some(mode) = opts.update_extents
+                && mode != ExtentMode::Off
+            {
+                return Err(LoadError::Source(format!(
+                    "--update-extents {} is for the host schema; pgstac keeps extents itself \
+                     (its update_collection_extent setting)",
+                    mode.as_str()
+                )));
+            }
+            Some(Arc::new(match opts.kind {
+                Kind::Items => pgstac::store::collections(client).await?,
+                Kind::Collections => Collections::new(),
+            }))
+        }
+    };
+    let known: HashSet<String> = match (opts.kind, &pgstac) {
+        (Kind::Items, None) => {
             store::ensure_partitions(client).await?;
             store::known_collections(client).await?
         }
-        Kind::Collections => HashSet::new(),
+        (Kind::Items, Some(p)) => p.keys().cloned().collect(),
+        (Kind::Collections, _) => HashSet::new(),
     };
     if let Some(c) = &opts.collection
         && !known.contains(c)
@@ -78,15 +103,24 @@ pub async fn load(
         .map(RejectWriter::create)
         .transpose()?;
 
-    let route = Route::for_load(target, opts.method);
-    let tx = client.transaction().await.map_err(db)?;
-    if route == Route::Staged {
-        store::create_staging(&tx, target).await?;
+    let route = match pgstac {
+        Some(_) => Route::Staged,
+        None => Route::for_load(target, opts.method),
+    };
+    if pgstac.is_some() {
+        pgstac::store::create_staging(client, target).await?;
     }
-    let sink = tx
-        .copy_in::<_, bytes::Bytes>(store::copy_statement(target, route))
-        .await
-        .map_err(db)?;
+    let tx = client.transaction().await.map_err(db)?;
+    let copy = match pgstac {
+        Some(_) => pgstac::store::copy_statement(target),
+        None => {
+            if route == Route::Staged {
+                store::create_staging(&tx, target).await?;
+            }
+            store::copy_statement(target, route)
+        }
+    };
+    let sink = tx.copy_in::<_, bytes::Bytes>(copy).await.map_err(db)?;
     let mut sink = Box::pin(sink);
     sink.feed(bytes::Bytes::from_static(rows::HEADER))
         .await
@@ -111,6 +145,7 @@ pub async fn load(
             })
             .map_err(|e| LoadError::Source(format!("cannot start the reader thread: {e}")))?;
     }
+    let into_pgstac = pgstac.is_some();
     let worker = {
         let kind = opts.kind;
         let collection = opts.collection.clone();
@@ -129,6 +164,7 @@ pub async fn load(
                 collection,
                 strict_bbox,
                 rejects,
+                pgstac,
                 seq: (route == Route::Staged).then_some(0),
                 totals: Totals::default(),
             }
@@ -177,29 +213,61 @@ pub async fn load(
         seconds = started.elapsed().as_secs_f64(),
         "staged"
     );
-    let phase = Instant::now();
-    let merged = match route {
-        Route::Direct => Merged {
-            loaded: staged,
-            ..Merged::default()
-        },
-        Route::Staged => store::merge(&tx, target, opts.method, staged)
-            .await
-            .map_err(|e| merge_error(e, opts.kind))?,
-    };
-    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "merged");
     let collections: Vec<String> = totals.collections.into_iter().collect();
-    let phase = Instant::now();
-    if opts.kind == Kind::Items {
-        store::items_changed(&tx, &collections, opts.update_extents)
+    let merged = if into_pgstac {
+        // The staged rows are in a session temp table: commit that, make the
+        // partitions in their own transactions, then merge in one.
+        tx.commit().await.map_err(db)?;
+        let phase = Instant::now();
+        if opts.kind == Kind::Items {
+            let n = pgstac::store::prepare_partitions(client)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Db(e) => merge_error(e, opts.kind),
+                    e => LoadError::Store(e),
+                })?;
+            tracing::debug!(
+                partitions = n,
+                seconds = phase.elapsed().as_secs_f64(),
+                "partitions"
+            );
+        }
+        let phase = Instant::now();
+        let tx = client.transaction().await.map_err(db)?;
+        let merged = pgstac::store::merge(&tx, target, opts.method, staged)
             .await
-            .map_err(db)?;
-    }
-    tx.commit().await.map_err(db)?;
-    tracing::debug!(
-        seconds = phase.elapsed().as_secs_f64(),
-        "extents and commit"
-    );
+            .map_err(|e| merge_error(e, opts.kind))?;
+        tx.commit().await.map_err(|e| merge_error(e, opts.kind))?;
+        tracing::debug!(
+            seconds = phase.elapsed().as_secs_f64(),
+            "merged and committed"
+        );
+        merged
+    } else {
+        let phase = Instant::now();
+        let merged = match route {
+            Route::Direct => Merged {
+                loaded: staged,
+                ..Merged::default()
+            },
+            Route::Staged => store::merge(&tx, target, opts.method, staged)
+                .await
+                .map_err(|e| merge_error(e, opts.kind))?,
+        };
+        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "merged");
+        let phase = Instant::now();
+        if opts.kind == Kind::Items {
+            store::items_changed(&tx, &collections, opts.update_extents)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        tracing::debug!(
+            seconds = phase.elapsed().as_secs_f64(),
+            "extents and commit"
+        );
+        merged
+    };
 
     Ok(Summary {
         kind: opts.kind,
@@ -215,6 +283,33 @@ pub async fn load(
         collections,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The schema a load writes.
+enum Schema {
+    Host,
+    Pgstac,
+}
+
+/// Resolves `--target`: `auto` takes the host schema when the database has
+/// it, else pgstac. A pgstac version this binary cannot write is refused.
+async fn choose_schema(client: &Client, wanted: TargetSchema) -> Result<Schema, LoadError> {
+    let host: bool = client
+        .query_one("SELECT to_regclass('host.migrations') IS NOT NULL", &[])
+        .await
+        .map_err(db)?
+        .get(0);
+    if wanted == TargetSchema::Host || (wanted == TargetSchema::Auto && host) {
+        return Ok(Schema::Host);
+    }
+    match pgstac::store::version(client).await? {
+        Some(v) => {
+            pgstac::store::check_version(&v)?;
+            Ok(Schema::Pgstac)
+        }
+        None if wanted == TargetSchema::Pgstac => Err(StoreError::NoPgstac.into()),
+        None => Err(StoreError::NoSchema.into()),
+    }
 }
 
 /// The reader thread: opens each source in turn and sends its records in batches.

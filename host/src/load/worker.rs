@@ -12,6 +12,8 @@ use bytes::Bytes;
 use super::reject::RejectWriter;
 use super::{Kind, LoadError, Origin, RecordError};
 use crate::plugin::chain::ItemChain;
+use crate::stac::pgstac::{self, Collections};
+
 use crate::stac::{ItemContext, check_collection, check_item, rows};
 
 /// One record as read.
@@ -52,6 +54,9 @@ pub(super) struct Worker {
     pub collection: Option<String>,
     pub strict_bbox: bool,
     pub rejects: Option<RejectWriter>,
+    /// Into pgstac (its layout, items dehydrated against these collections'
+    /// base items); `None`: the host schema.
+    pub pgstac: Option<Arc<Collections>>,
     /// The next record's position in the load, when rows carry it (staged loads).
     pub seq: Option<u64>,
     pub totals: Totals,
@@ -159,45 +164,72 @@ impl Worker {
             texts = out.kept.into_iter().map(|(k, s)| (idx[k], s)).collect();
         }
 
-        let mut out = Vec::with_capacity(total + total / 8 + 256 * n.min(1024));
-        for (i, text) in texts {
-            match self.kind {
-                Kind::Items => {
-                    let ctx = ItemContext {
-                        collection: self.collection.as_deref(),
-                        known: &self.known,
-                        strict_bbox: self.strict_bbox,
-                    };
-                    match check_item(&text, &ctx) {
-                        Ok(fields) => {
-                            rows::write_item(&mut out, self.seq, &fields, &text);
-                            if !self.totals.collections.contains(fields.collection.as_ref()) {
-                                self.totals
-                                    .collections
-                                    .insert(fields.collection.to_string());
-                            }
-                        }
-                        Err(e) => {
-                            turned_away.push(TurnedAway::invalid(i, e, text));
-                            continue;
-                        }
-                    }
+        let writer = RowWriter {
+            kind: self.kind,
+            known: &self.known,
+            collection: self.collection.as_deref(),
+            strict_bbox: self.strict_bbox,
+            pgstac: self.pgstac.as_deref(),
+        };
+        let capacity = |total: usize, n: usize| total + total / 8 + 256 * n.min(1024);
+        // Dehydrating for pgstac parses every item whole: worth more than one core.
+        let threads = if self.pgstac.is_some() && self.kind == Kind::Items && texts.len() >= 64 {
+            row_threads()
+        } else {
+            1
+        };
+        let parts: Vec<Rows> = if threads <= 1 {
+            vec![writer.write(texts, self.seq, capacity(total, n))]
+        } else {
+            let per = texts.len().div_ceil(threads);
+            let mut chunks = Vec::with_capacity(threads);
+            let mut rest = texts;
+            while !rest.is_empty() {
+                let tail = rest.split_off(per.min(rest.len()));
+                chunks.push(std::mem::replace(&mut rest, tail));
+            }
+            let base = self.seq.unwrap_or_default();
+            std::thread::scope(|scope| {
+                let writer = &writer;
+                let handles: Vec<_> = chunks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, chunk)| {
+                        // Each chunk numbers its rows from its first record's
+                        // place: gaps where records are turned away, order kept.
+                        let seq = Some(base + (k * per) as u64);
+                        let cap = capacity(total / threads, chunk.len());
+                        scope.spawn(move || writer.write(chunk, seq, cap))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a row thread panicked"))
+                    .collect()
+            })
+        };
+        let mut out = Vec::new();
+        let last_seq = parts.last().and_then(|p| p.seq);
+        for part in parts {
+            if out.is_empty() {
+                out = part.out;
+            } else {
+                out.extend_from_slice(&part.out);
+            }
+            turned_away.extend(part.turned_away);
+            self.totals.rows += part.rows;
+            for c in part.collections {
+                if !self.totals.collections.contains(&c) {
+                    self.totals.collections.insert(c);
                 }
-                Kind::Collections => match check_collection(&text) {
-                    Ok(id) => {
-                        rows::write_collection(&mut out, self.seq, &id, &text);
-                        self.totals.collections.insert(id.into_owned());
-                    }
-                    Err(e) => {
-                        turned_away.push(TurnedAway::invalid(i, e, text));
-                        continue;
-                    }
-                },
             }
-            if let Some(seq) = &mut self.seq {
-                *seq += 1;
-            }
-            self.totals.rows += 1;
+        }
+        if self.seq.is_some() {
+            self.seq = if threads <= 1 {
+                last_seq
+            } else {
+                self.seq.map(|s| s + n as u64)
+            };
         }
         turned_away.sort_by_key(|t| t.index);
         for t in turned_away {
@@ -243,6 +275,104 @@ impl Worker {
             }))),
         }
     }
+}
+
+/// Rows for part of a batch, and what was turned away.
+struct Rows {
+    out: Vec<u8>,
+    turned_away: Vec<TurnedAway>,
+    collections: BTreeSet<String>,
+    rows: u64,
+    /// The next `seq` after this part.
+    seq: Option<u64>,
+}
+
+/// What validating records and writing their rows needs (shared by threads).
+struct RowWriter<'a> {
+    kind: Kind,
+    known: &'a HashSet<String>,
+    collection: Option<&'a str>,
+    strict_bbox: bool,
+    pgstac: Option<&'a Collections>,
+}
+
+impl RowWriter<'_> {
+    /// Checks each record and writes its row, numbering rows from `seq`.
+    fn write(&self, texts: Vec<(usize, String)>, mut seq: Option<u64>, capacity: usize) -> Rows {
+        let mut out = Vec::with_capacity(capacity);
+        let mut turned_away = Vec::new();
+        let mut collections = BTreeSet::new();
+        let mut rows = 0;
+        for (i, text) in texts {
+            match self.kind {
+                Kind::Items => {
+                    let ctx = ItemContext {
+                        collection: self.collection,
+                        known: self.known,
+                        strict_bbox: self.strict_bbox,
+                    };
+                    let written = check_item(&text, &ctx).and_then(|fields| {
+                        match self.pgstac {
+                            Some(p) => pgstac::rows::write_item(
+                                &mut out,
+                                seq.unwrap_or_default(),
+                                &fields,
+                                &text,
+                                p,
+                            )?,
+                            None => rows::write_item(&mut out, seq, &fields, &text),
+                        }
+                        Ok(fields)
+                    });
+                    match written {
+                        Ok(fields) => {
+                            if !collections.contains(fields.collection.as_ref()) {
+                                collections.insert(fields.collection.to_string());
+                            }
+                        }
+                        Err(e) => {
+                            turned_away.push(TurnedAway::invalid(i, e, text));
+                            continue;
+                        }
+                    }
+                }
+                Kind::Collections => match check_collection(&text) {
+                    Ok(id) => {
+                        match self.pgstac {
+                            Some(_) => pgstac::rows::write_collection(
+                                &mut out,
+                                seq.unwrap_or_default(),
+                                &id,
+                                &text,
+                            ),
+                            None => rows::write_collection(&mut out, seq, &id, &text),
+                        }
+                        collections.insert(id.into_owned());
+                    }
+                    Err(e) => {
+                        turned_away.push(TurnedAway::invalid(i, e, text));
+                        continue;
+                    }
+                },
+            }
+            if let Some(s) = &mut seq {
+                *s += 1;
+            }
+            rows += 1;
+        }
+        Rows {
+            out,
+            turned_away,
+            collections,
+            rows,
+            seq,
+        }
+    }
+}
+
+/// Threads that turn one batch into pgstac rows: the cores, at most 4.
+fn row_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// The `id` of a record, if it has a string one (for messages).

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::ledger::{Applied, current};
-use super::{MigrateError, MigrationSet, Plan, Version};
+use super::{Flavor, MigrateError, MigrationSet, Plan, Version};
 
 /// What `migrate` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +77,13 @@ pub async fn migrate(
     request: &Request,
     on_plan: impl FnOnce(&Report),
 ) -> Result<Report, MigrateError> {
+    if set.flavor == Flavor::Pgstac {
+        // pgstac's files talk a lot ("role ... already exists, skipping"); as
+        // with pypgstac, only warnings and errors are shown.
+        client
+            .batch_execute("SET client_min_messages TO warning")
+            .await?;
+    }
     let tx = client.transaction().await?;
     // Transaction-level: released by commit, rollback, or the connection
     // closing, whatever path we leave by.
@@ -131,9 +138,10 @@ pub async fn migrate(
     }
     for step in &plan.steps {
         tracing::debug!(file = %step.name, "applying");
-        tx.batch_execute(&step.sql)
+        let sql = step.body();
+        tx.batch_execute(&sql)
             .await
-            .map_err(|e| MigrateError::sql(&step.name, &step.sql, &e))?;
+            .map_err(|e| MigrateError::sql(&step.name, &sql, &e))?;
         if let Some(record) = &set.ledger.record_sql {
             tx.execute(
                 record.as_str(),
@@ -155,6 +163,16 @@ pub async fn migrate(
     }
     tx.commit().await?;
     report.applied = true;
+    if set.flavor == Flavor::Pgstac {
+        // Committed already: a statement that cannot run is pgstac's queue
+        // history's to report, not a reason to call the migration failed.
+        if let Err(e) = super::pgstac::drain_queue(client).await {
+            tracing::warn!(
+                "pgstac migrated to {target}, but running its queued maintenance failed: {}; run `pypgstac runqueue`",
+                crate::db::describe(&e)
+            );
+        }
+    }
     Ok(report)
 }
 

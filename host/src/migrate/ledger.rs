@@ -71,6 +71,16 @@ impl Ledger {
         })
     }
 
+    /// pgstac's own ledger: `pgstac.migrations (version, datetime)`, filled
+    /// by its files through `set_version`. It keeps no checksums.
+    pub fn pgstac() -> Ledger {
+        Ledger::new(
+            "pgstac",
+            "pgstac.migrations",
+            "SELECT version, NULL::text, NULL::text FROM pgstac.migrations",
+        )
+    }
+
     /// The applied versions, or `None` when the set is not installed.
     pub async fn read(&self, tx: &Transaction<'_>) -> Result<Option<Vec<Applied>>, MigrateError> {
         let row = tx

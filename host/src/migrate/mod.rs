@@ -21,12 +21,13 @@
 mod apply;
 mod embedded;
 mod ledger;
+mod pgstac;
 mod set;
 mod version;
 
 pub use apply::{Report, Request, Step, current_version, migrate};
 pub use ledger::{Applied, Ledger};
-pub use set::{MigrationFile, MigrationSet, Naming, Plan};
+pub use set::{Flavor, MigrationFile, MigrationSet, Naming, Plan};
 pub use version::Version;
 
 /// Why a migration was refused or failed. Nothing was changed in any case.

@@ -8,6 +8,7 @@
 //! - [`Naming::Dotted`] (how pypgstac's wheel ships pgstac):
 //!   `pgstac.0.9.0.sql` (base) and `pgstac.0.8.6-0.9.0.sql` (incremental).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
@@ -84,6 +85,14 @@ pub struct MigrationFile {
 }
 
 impl MigrationFile {
+    /// The SQL to run inside the migration's own transaction: a file wrapped
+    /// in `BEGIN; ... COMMIT;` (as pgstac's incremental files are) loses the
+    /// wrapper, or its COMMIT would end that transaction half-way through a
+    /// chain. Lines keep their numbers (for error messages).
+    pub fn body(&self) -> Cow<'_, str> {
+        unwrap_transaction(&self.sql)
+    }
+
     /// `base` or `incremental`, as recorded in the ledger.
     pub fn kind(&self) -> &'static str {
         if self.from.is_some() {
@@ -92,6 +101,42 @@ impl MigrationFile {
             "base"
         }
     }
+}
+
+/// `sql` without a leading `BEGIN;` and a trailing `COMMIT;` (both or
+/// neither; case-insensitive, like pypgstac). Only those statements are
+/// cut, so the text keeps its line numbers.
+fn unwrap_transaction(sql: &str) -> Cow<'_, str> {
+    let body = sql.trim_start();
+    let lead = &sql[..sql.len() - body.len()];
+    let Some(rest) = strip_keyword(body, "BEGIN") else {
+        return Cow::Borrowed(sql);
+    };
+    let Some(rest) = rest.trim_start().strip_prefix(';') else {
+        return Cow::Borrowed(sql);
+    };
+    let Some(before) = rest.trim_end().strip_suffix(';') else {
+        return Cow::Borrowed(sql);
+    };
+    let before = before.trim_end();
+    let n = before.len();
+    let ends_with_commit = n >= 6
+        && before.is_char_boundary(n - 6)
+        && before[n - 6..].eq_ignore_ascii_case("COMMIT")
+        && !before[..n - 6].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    if !ends_with_commit {
+        return Cow::Borrowed(sql);
+    }
+    Cow::Owned(format!("{lead}{}", &before[..n - 6]))
+}
+
+/// `text` after `word` (case-insensitive) when `word` is followed by a non-identifier character.
+fn strip_keyword<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let head = text.get(..word.len())?;
+    let rest = &text[word.len()..];
+    (head.eq_ignore_ascii_case(word)
+        && !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+    .then_some(rest)
 }
 
 /// A set of migration files and where the database records what was applied.
@@ -105,6 +150,19 @@ pub struct MigrationSet {
     pub files: Vec<MigrationFile>,
     /// Where the applied versions are kept.
     pub ledger: Ledger,
+    /// Whose files these are.
+    pub flavor: Flavor,
+}
+
+/// Whose migration files a set holds; pgstac's need a little more than running them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Files that leave bookkeeping to `migrate` ([`Ledger::own`]).
+    Own,
+    /// pgstac as pypgstac ships it (`pgstac.X.sql`, `pgstac.X-Y.sql`): the
+    /// files record their version themselves, may wrap themselves in
+    /// `BEGIN; ... COMMIT;`, and queue maintenance to be run once committed.
+    Pgstac,
 }
 
 /// A chain of files from the database's version to a target.
@@ -206,7 +264,15 @@ impl MigrationSet {
         naming: Naming,
         files: impl IntoIterator<Item = (String, String)>,
     ) -> Result<MigrationSet, MigrateError> {
-        let ledger = Ledger::own(prefix)?;
+        let flavor = if prefix == "pgstac" && naming == Naming::Dotted {
+            Flavor::Pgstac
+        } else {
+            Flavor::Own
+        };
+        let ledger = match flavor {
+            Flavor::Pgstac => Ledger::pgstac(),
+            Flavor::Own => Ledger::own(prefix)?,
+        };
         let mut out: Vec<MigrationFile> = Vec::new();
         for (name, sql) in files {
             let bad = |reason: String| MigrateError::BadName {
@@ -246,6 +312,7 @@ impl MigrationSet {
             naming,
             files: out,
             ledger,
+            flavor,
         })
     }
 
@@ -315,6 +382,23 @@ impl MigrationSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transaction_wrappers_are_cut_both_or_neither() {
+        assert_eq!(
+            unwrap_transaction("BEGIN;\nSELECT 1;\nCOMMIT;\n"),
+            "\nSELECT 1;\n"
+        );
+        assert_eq!(unwrap_transaction("\n begin ;\nx;\ncommit;"), "\n \nx;\n");
+        assert_eq!(unwrap_transaction("BEGIN;\nx;\n"), "BEGIN;\nx;\n");
+        assert_eq!(unwrap_transaction("x;\nCOMMIT;"), "x;\nCOMMIT;");
+        assert_eq!(unwrap_transaction("BEGINX;\nCOMMIT;"), "BEGINX;\nCOMMIT;");
+        assert_eq!(unwrap_transaction("BEGIN;\nXCOMMIT;"), "BEGIN;\nXCOMMIT;");
+        assert_eq!(
+            unwrap_transaction("DO $$ BEGIN END $$;"),
+            "DO $$ BEGIN END $$;"
+        );
+    }
 
     fn set(names: &[&str]) -> MigrationSet {
         MigrationSet::from_files(

@@ -46,6 +46,9 @@ pub struct ItemFields<'a> {
     pub datetime: Option<i64>,
     pub start: i64,
     pub end: i64,
+    /// Whether both `start_datetime` and `end_datetime` were given (then
+    /// they, not `datetime`, are the item's range).
+    pub ranged: bool,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +178,7 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
     let datetime = time("datetime", times.datetime)?;
     let start = time("start_datetime", times.start_datetime)?;
     let end = time("end_datetime", times.end_datetime)?;
+    let ranged = start.is_some() && end.is_some();
     let (start, end) = match (datetime, start, end) {
         (_, Some(s), Some(e)) => (s, e),
         (Some(d), s, e) => (s.unwrap_or(d), e.unwrap_or(d)),
@@ -216,6 +220,7 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         datetime,
         start,
         end,
+        ranged,
     })
 }
 

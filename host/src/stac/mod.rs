@@ -15,6 +15,7 @@
 mod collection;
 pub mod geojson;
 mod item;
+pub mod pgstac;
 pub mod rows;
 pub mod store;
 pub mod time;

@@ -73,20 +73,20 @@ pub fn write_collection(out: &mut Vec<u8>, seq: Option<u64>, id: &str, content: 
     jsonb(out, content, None);
 }
 
-fn len(out: &mut Vec<u8>, n: usize) {
+pub(super) fn len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as i32).to_be_bytes());
 }
 
-fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn field(out: &mut Vec<u8>, bytes: &[u8]) {
     len(out, bytes.len());
     out.extend_from_slice(bytes);
 }
 
-fn null(out: &mut Vec<u8>) {
+pub(super) fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
-fn timestamptz(out: &mut Vec<u8>, micros_since_1970: i64) {
+pub(super) fn timestamptz(out: &mut Vec<u8>, micros_since_1970: i64) {
     field(out, &(micros_since_1970 - PG_EPOCH_MICROS).to_be_bytes());
 }
 
@@ -153,6 +153,7 @@ mod tests {
             datetime: None,
             start: PG_EPOCH_MICROS,
             end: PG_EPOCH_MICROS + 1,
+            ranged: false,
         };
         let mut out = Vec::new();
         write_item(&mut out, Some(7), &f, "{\n \"id\":\"a\\\\b\"}");

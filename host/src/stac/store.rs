@@ -38,6 +38,17 @@ pub enum StoreError {
         db: crate::migrate::Version,
         binary: crate::migrate::Version,
     },
+    #[error(
+        "the database runs pgstac {found}, which this binary does not know how to write (it writes pgstac {known}); \
+         migrate it with `host migrate --dir <pypgstac's migrations>` or use a host that knows {found}"
+    )]
+    PgstacVersion { found: String, known: String },
+    #[error(
+        "the database has no host schema (and no pgstac); run `host migrate` (or `host migrate --dir` with pgstac's files) first"
+    )]
+    NoSchema,
+    #[error("the database has no pgstac schema (--target pgstac)")]
+    NoPgstac,
     #[error("{0}")]
     Migrate(#[from] crate::migrate::MigrateError),
     #[error("{}", crate::db::describe(.0))]

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Loading into pgstac (issue 5): `host load items` vs `pypgstac load items`, into the same
+pgstac 0.10.0 database (installed by `host migrate --dir` from the pypgstac wheel), the same
+Sentinel-2-like items (bench/gen_items.py, ~4.5 KB, 15 assets), each method.
+
+The collection has item_assets matching the items' assets, so both tools dehydrate every item
+against a real base item. Each run starts from a copy of one template database (pgstac and the
+collection, no items). SCENARIO=empty (default) loads into the empty collection; SCENARIO=existing
+first loads the same items with insert (untimed) and then times the method over them.
+
+After the first run of each method the stored rows of both tools are compared (id, collection,
+datetime, end_datetime, geometry, content, private): "same rows" says whether host wrote exactly
+what pypgstac wrote.
+
+Goal: host >= 2x pypgstac's items/s for every method. Figures are medians of RUNS (default 3).
+Run from the project root after `cargo build --release -p host`.
+Environment: RUNS, N_ITEMS (100000), SCENARIO, HOST_DSN, PYPGSTAC (a pypgstac 0.10.0 binary;
+default: a venv in .bench/, made with pip on first use).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOST = os.path.join(ROOT, "target/release/host")
+DATA = os.path.join(ROOT, ".bench")
+RUNS = int(os.environ.get("RUNS", "3"))
+N_ITEMS = int(os.environ.get("N_ITEMS", "100000"))
+SCENARIO = os.environ.get("SCENARIO", "empty")
+ADMIN = os.environ.get("HOST_DSN", "postgresql://host:host@127.0.0.1:55432/host")
+COLLECTION = "sentinel-2-l2a"
+METHODS = os.environ.get("METHODS", "insert,insert_ignore,upsert,delsert").split(",")
+TEMPLATE = "bench_pgstac_tmpl"
+RUN_DB = "bench_pgstac_run"
+
+
+def dsn(db):
+    return ADMIN.rsplit("/", 1)[0] + "/" + db
+
+
+def psql(db, *sql, out=False):
+    args = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", dsn(db)]
+    for s in sql:
+        args += ["-c", s]
+    r = subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True)
+    return r.stdout.strip() if out else None
+
+
+def admin(sql):
+    psql(ADMIN.rsplit("/", 1)[1], sql)
+
+
+def ensure_items(n):
+    path = os.path.join(DATA, f"s2-{n}.ndjson")
+    if not os.path.exists(path):
+        os.makedirs(DATA, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench/gen_items.py"), str(n)], stdout=f, check=True)
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def ensure_pypgstac():
+    exe = os.environ.get("PYPGSTAC")
+    if exe:
+        return exe
+    venv = os.path.join(DATA, "venv-pypgstac-0.10.0")
+    exe = os.path.join(venv, "bin", "pypgstac")
+    if not os.path.exists(exe):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "--quiet", "pypgstac[psycopg]==0.10.0"], check=True)
+    return exe
+
+
+def collection_file():
+    """Sentinel-2 L2A with item_assets like the Planetary Computer's: what items share."""
+    bands = [("B01", 60), ("B02", 10), ("B03", 10), ("B04", 10), ("B05", 20), ("B06", 20), ("B07", 20),
+             ("B08", 10), ("B8A", 20), ("B09", 60), ("B11", 20), ("B12", 20)]
+    item_assets = {name: {"type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                          "title": f"Band {name} - {res}m", "roles": ["data"], "gsd": float(res)}
+                   for name, res in bands}
+    for name in ("AOT", "SCL", "visual"):
+        item_assets[name] = {"type": "image/tiff; application=geotiff", "roles": ["data"], "title": name}
+    path = os.path.join(DATA, f"collection-{COLLECTION}-item-assets.json")
+    with open(path, "w") as f:
+        json.dump({"type": "Collection", "stac_version": "1.0.0", "id": COLLECTION, "description": "benchmark",
+                   "license": "CC-BY-4.0", "links": [], "item_assets": item_assets,
+                   "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
+                              "temporal": {"interval": [["2020-01-01T00:00:00Z", None]]}}}, f)
+    return path
+
+
+def timed(args):
+    """(wall seconds, CPU seconds of the process and its children)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    if status != 0:
+        sys.exit(f"{' '.join(args[:4])} failed with status {status}: {p.stderr.read().decode()[-2000:]}")
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def fresh_run_db():
+    admin(f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE)")
+    admin(f"CREATE DATABASE {RUN_DB} TEMPLATE {TEMPLATE}")
+    return dsn(RUN_DB)
+
+
+ROWS_DIGEST = ("SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, collection, datetime, end_datetime, "
+               "encode(ST_AsEWKB(geometry), 'hex'), content::text, private::text), E'\\n' ORDER BY collection, id)) "
+               "FROM pgstac.items")
+
+
+def main():
+    items = ensure_items(N_ITEMS)
+    size = os.path.getsize(items) / N_ITEMS
+    pypgstac = ensure_pypgstac()
+    migrations = subprocess.run([os.path.join(ROOT, "scripts/pgstac-migrations"), "0.10.0"], check=True,
+                                stdout=subprocess.PIPE, text=True).stdout.strip()
+
+    admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+    admin(f"CREATE DATABASE {TEMPLATE}")
+    subprocess.run([HOST, "migrate", "--dir", migrations, "--dsn", dsn(TEMPLATE)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([HOST, "load", "collections", collection_file(), "--dsn", dsn(TEMPLATE)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+    commands = {
+        "pypgstac": lambda d, m: [pypgstac, "load", "items", items, "--dsn", d, "--method", m],
+        "host": lambda d, m: [HOST, "load", "items", items, "--dsn", d, "--method", m, "--no-progress"],
+    }
+    rows = []
+    for method in METHODS:
+        walls = {"pypgstac": [], "host": []}
+        cpus = {"pypgstac": [], "host": []}
+        digests = {}
+        for run in range(RUNS):
+            for system in ("pypgstac", "host"):
+                d = fresh_run_db()
+                if SCENARIO == "existing":
+                    timed(commands[system](d, "insert"))
+                wall, cpu = timed(commands[system](d, method))
+                walls[system].append(wall)
+                cpus[system].append(cpu)
+                n = int(psql(RUN_DB, "SELECT count(*) FROM pgstac.items", out=True))
+                if n != N_ITEMS:
+                    sys.exit(f"{system} {method}: {n} items in pgstac.items, expected {N_ITEMS}")
+                if run == 0:
+                    digests[system] = psql(RUN_DB, ROWS_DIGEST, out=True)
+        p = statistics.median(walls["pypgstac"])
+        h = statistics.median(walls["host"])
+        rows.append((method, N_ITEMS / p, N_ITEMS / h, p / h, digests["pypgstac"] == digests["host"],
+                     walls, cpus))
+        print(f"{method}: pypgstac {N_ITEMS / p:,.0f}/s, host {N_ITEMS / h:,.0f}/s, {p / h:.2f}x", flush=True)
+
+    admin(f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE)")
+    admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+
+    print()
+    print(f"{N_ITEMS:,} items, {size:.0f} B/item, scenario {SCENARIO}, median of {RUNS}; load average {os.getloadavg()}")
+    print(f"| method | pypgstac items/s | host items/s | host / pypgstac | goal >= 2x | same rows | runs pypgstac (s) | runs host (s) |")
+    print(f"|---|---:|---:|---:|---|---|---|---|")
+    ok_all = True
+    for method, p, h, ratio, same, walls, cpus in rows:
+        ok = ratio >= 2
+        ok_all &= ok
+        fmt = lambda xs: " ".join(f"{x:.2f}" for x in xs)
+        print(f"| {method} | {p:,.0f} | {h:,.0f} | **{ratio:.2f}×** | {'yes' if ok else 'NO'} | "
+              f"{'yes' if same else 'no'} | {fmt(walls['pypgstac'])} | {fmt(walls['host'])} |")
+    sys.exit(0 if ok_all else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,662 @@
+//! `host migrate --dir` and `host load` against real pgstac: pgstac's own
+//! migration files from the pypgstac wheel on PyPI (`scripts/pgstac-migrations`),
+//! items read back through pgstac's `search()` and `get_item()`.
+
+#[rustfmt::skip]
+mod util;
+mod stac_util;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use host::stac::pgstac::dehydrate::strip_nulls;
+use serde_json::{Value, json};
+use stac_util::{collection, count, counts, fails, item, load, ndjson, ok, s, summary};
+use util::{TestDb, fixture, host, root, run, stderr, stdout, wasm};
+
+/// pgstac's migration files from the pypgstac wheel of `version`
+/// (`HOST_PGSTAC_MIGRATIONS` overrides the 0.10.0 directory).
+fn migrations(version: &str) -> PathBuf {
+    static DIRS: OnceLock<std::sync::Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let dirs = DIRS.get_or_init(Default::default);
+    let mut dirs = dirs.lock().unwrap();
+    if let Some(d) = dirs.get(version) {
+        return d.clone();
+    }
+    let dir = match std::env::var("HOST_PGSTAC_MIGRATIONS") {
+        Ok(d) if version == "0.10.0" => PathBuf::from(d),
+        _ => {
+            let o = Command::new(root().join("scripts/pgstac-migrations"))
+                .arg(version)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run scripts/pgstac-migrations");
+            assert!(
+                o.status.success(),
+                "scripts/pgstac-migrations {version} failed"
+            );
+            PathBuf::from(stdout(&o).trim())
+        }
+    };
+    dirs.insert(version.to_string(), dir.clone());
+    dir
+}
+
+/// `host migrate ARGS`, one at a time: pgstac's files grant and alter its
+/// roles, which are the cluster's, and PostgreSQL fails concurrent changes to
+/// one role ("tuple concurrently updated").
+fn migrate(args: &[&str]) -> std::process::Output {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = vec!["migrate"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+/// A fresh database with pgstac 0.10.0 installed by `host migrate --dir`.
+fn pgstac_db(label: &str) -> TestDb {
+    let db = TestDb::new(label);
+    let dir = migrations("0.10.0");
+    ok(&migrate(&["--dir", s(&dir), "--dsn", &db.dsn]));
+    db
+}
+
+/// Geometry coordinates as numbers: PostGIS writes 1.0 as 1.
+fn same_numbers(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Number(n) => *v = json!(n.as_f64().unwrap()),
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Some(c) = v.get_mut("geometry").and_then(|g| g.get_mut("coordinates")) {
+        walk(c);
+    }
+    v
+}
+
+fn version(db: &TestDb) -> String {
+    db.client()
+        .query_one("SELECT pgstac.get_version()", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// The features pgstac's `search()` returns for one collection.
+fn search(db: &TestDb, collection: &str) -> Vec<Value> {
+    let body = json!({"collections": [collection], "limit": 10000}).to_string();
+    let mut c = db.client();
+    // pgstac's functions expect its schema on the search path (its roles have it).
+    c.batch_execute("SET search_path TO pgstac, public")
+        .unwrap();
+    let text: String = c
+        .query_one("SELECT pgstac.search($1::text::jsonb)::text", &[&body])
+        .unwrap()
+        .get(0);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["features"].as_array().cloned().unwrap_or_default()
+}
+
+/// The records of an NDJSON file, by id, as pgstac returns them (no nulls).
+fn originals(path: &Path, collection: Option<&str>) -> HashMap<String, Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            if let Some(c) = collection {
+                v["collection"] = json!(c);
+            }
+            (v["id"].as_str().unwrap().to_string(), strip_nulls(v))
+        })
+        .collect()
+}
+
+/// Asserts search() returns exactly `expected`, and get_item() each of them.
+fn assert_search_equals(db: &TestDb, collection: &str, expected: &HashMap<String, Value>) {
+    let got = search(db, collection);
+    assert_eq!(got.len(), expected.len(), "search() count for {collection}");
+    for f in &got {
+        let id = f["id"].as_str().unwrap();
+        let want = expected
+            .get(id)
+            .unwrap_or_else(|| panic!("search() returned {id}, which was not loaded"));
+        assert_eq!(
+            same_numbers(f.clone()),
+            same_numbers(want.clone()),
+            "{collection}/{id} reads back different"
+        );
+    }
+    let mut c = db.client();
+    c.batch_execute("SET search_path TO pgstac, public")
+        .unwrap();
+    for (id, want) in expected.iter().take(20) {
+        let text: String = c
+            .query_one(
+                "SELECT pgstac.get_item($1, $2)::text",
+                &[&id.as_str(), &collection],
+            )
+            .unwrap()
+            .get(0);
+        let got: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            same_numbers(got),
+            same_numbers(want.clone()),
+            "get_item({id})"
+        );
+    }
+}
+
+/// xmin of every item row, to see which were rewritten.
+fn row_versions(db: &TestDb) -> HashMap<String, String> {
+    db.client()
+        .query("SELECT id, xmin::text FROM pgstac.items", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+fn migrate_installs_pgstac_from_the_wheel_and_is_idempotent() {
+    let db = pgstac_db("pgstac_install");
+    assert_eq!(version(&db), "0.10.0");
+    let dir = migrations("0.10.0");
+    let o = ok(&migrate(&["--dir", s(&dir), "--dsn", &db.dsn])).clone();
+    assert!(stdout(&o).contains("already at 0.10.0"), "{}", stdout(&o));
+    // pgstac's roles and extensions are there, and its queue was drained.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_roles WHERE rolname IN ('pgstac_admin','pgstac_read','pgstac_ingest')"
+        ),
+        3
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM pgstac.query_queue"), 0);
+    let o = ok(&run(&["version", "--dir", s(&dir), "--dsn", &db.dsn])).clone();
+    assert!(stdout(&o).contains("0.10.0"), "{}", stdout(&o));
+}
+
+#[test]
+fn upgrade_from_0_9_12_through_the_incremental_file_keeps_items() {
+    let db = TestDb::new("pgstac_upgrade");
+    let dir = migrations("0.10.0");
+    ok(&migrate(&[
+        "--dir",
+        s(&dir),
+        "--to",
+        "0.9.12",
+        "--dsn",
+        &db.dsn,
+    ]));
+    assert_eq!(version(&db), "0.9.12");
+    // A version host does not write is refused, naming it.
+    let tmp = tempfile::tempdir().unwrap();
+    let c = ndjson(tmp.path(), "c.json", &[collection("c")]);
+    fails(
+        &load(&db, "collections", &[s(&c)]),
+        1,
+        &["pgstac 0.9.12", "does not know how to write", "0.10.0"],
+    );
+    // Items written by pgstac 0.9.12 itself survive the upgrade.
+    let mut client = db.client();
+    client
+        .batch_execute(&format!(
+            "SET search_path TO pgstac, public; SELECT create_collection('{}'::jsonb);",
+            collection("c")
+        ))
+        .unwrap();
+    for i in 0..5 {
+        let it = item(&format!("i{i}"), "c", f64::from(i), 1.0, i + 1);
+        client
+            .execute(
+                "SELECT pgstac.create_item($1::text::jsonb)",
+                &[&it.to_string()],
+            )
+            .unwrap();
+    }
+    let o = ok(&migrate(&["--dir", s(&dir), "--dry-run", "--dsn", &db.dsn])).clone();
+    assert!(
+        stdout(&o).contains("pgstac.0.9.12-0.10.0.sql"),
+        "{}",
+        stdout(&o)
+    );
+    ok(&migrate(&["--dir", s(&dir), "--dsn", &db.dsn]));
+    assert_eq!(version(&db), "0.10.0");
+    assert_eq!(search(&db, "c").len(), 5);
+    // And host can write to it now.
+    let more: Vec<Value> = (5..8)
+        .map(|i| item(&format!("i{i}"), "c", f64::from(i), 1.0, i + 1))
+        .collect();
+    let f = ndjson(tmp.path(), "more.ndjson", &more);
+    ok(&load(&db, "items", &[s(&f)]));
+    assert_eq!(search(&db, "c").len(), 8);
+}
+
+#[test]
+fn the_0_9_12_wheel_installs_its_own_version() {
+    let db = TestDb::new("pgstac_0912");
+    let dir = migrations("0.9.12");
+    ok(&migrate(&["--dir", s(&dir), "--dsn", &db.dsn]));
+    assert_eq!(version(&db), "0.9.12");
+}
+
+#[test]
+fn fixtures_load_with_each_method_and_read_back_through_search() {
+    let db = pgstac_db("pgstac_methods");
+    let f = |p: &str| fixture(&format!("stac/pgstac-testdata/{p}"));
+    ok(&load(
+        &db,
+        "collections",
+        &[s(&f("collections.ndjson")), "--json"],
+    ));
+    assert_eq!(count(&db, "SELECT count(*) FROM pgstac.collections"), 2);
+    let items = f("items.ndjson");
+    let expected = originals(&items, None);
+    let c = "pgstac-test-collection";
+
+    counts(
+        ok(&load(&db, "items", &[s(&items), "--json"])),
+        (100, 100, 0, 0, 0, 0),
+    );
+    assert_search_equals(&db, c, &expected);
+    let before = row_versions(&db);
+
+    // insert refuses an existing id, and changes nothing.
+    fails(
+        &load(&db, "items", &[s(&items)]),
+        1,
+        &["already exists", "insert_ignore"],
+    );
+    // insert_ignore skips them all.
+    counts(
+        ok(&load(
+            &db,
+            "items",
+            &[s(&items), "--method", "insert_ignore", "--json"],
+        )),
+        (100, 0, 100, 0, 0, 0),
+    );
+    // upsert of identical items rewrites none.
+    counts(
+        ok(&load(
+            &db,
+            "items",
+            &[s(&items), "--method", "upsert", "--json"],
+        )),
+        (100, 0, 0, 100, 0, 0),
+    );
+    assert_eq!(row_versions(&db), before, "upsert rewrote identical items");
+    assert_search_equals(&db, c, &expected);
+
+    // upsert of one changed item rewrites that one.
+    let dir = tempfile::tempdir().unwrap();
+    let mut changed: Vec<Value> = std::fs::read_to_string(&items)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    changed[3]["properties"]["title"] = json!("changed");
+    let changed_id = changed[3]["id"].as_str().unwrap().to_string();
+    let p = ndjson(dir.path(), "changed.ndjson", &changed);
+    counts(
+        ok(&load(
+            &db,
+            "items",
+            &[s(&p), "--method", "upsert", "--json"],
+        )),
+        (100, 1, 0, 99, 0, 0),
+    );
+    let after = row_versions(&db);
+    let rewritten: Vec<&String> = after
+        .iter()
+        .filter(|(id, x)| before.get(*id) != Some(*x))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(rewritten, vec![&changed_id]);
+    let mut expected2 = expected.clone();
+    expected2.insert(changed_id.clone(), strip_nulls(changed[3].clone()));
+    assert_search_equals(&db, c, &expected2);
+
+    // delsert rewrites them all, back to the originals.
+    counts(
+        ok(&load(
+            &db,
+            "items",
+            &[s(&items), "--method", "delsert", "--json"],
+        )),
+        (100, 100, 0, 0, 0, 0),
+    );
+    assert!(
+        row_versions(&db)
+            .iter()
+            .all(|(id, x)| before.get(id) != Some(x))
+    );
+    assert_search_equals(&db, c, &expected);
+
+    // Items with a private member keep it out of the content (pypgstac's layout).
+    let private = f("items_private.ndjson");
+    ok(&load(&db, "items", &[s(&private), "--method", "upsert"]));
+    assert!(
+        count(
+            &db,
+            "SELECT count(*) FROM pgstac.items WHERE private IS NOT NULL"
+        ) > 0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pgstac.items WHERE content ? 'private'"
+        ),
+        0
+    );
+}
+
+#[test]
+fn naip_items_load_through_set_collection_into_pgstac() {
+    let db = pgstac_db("pgstac_naip");
+    let dir = tempfile::tempdir().unwrap();
+    let mut naip: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("stac/planetary-computer/naip-collection.json")).unwrap(),
+    )
+    .unwrap();
+    naip["id"] = json!("naip-copy");
+    let c = ndjson(dir.path(), "naip-copy.json", &[naip]);
+    ok(&load(&db, "collections", &[s(&c)]));
+    // Monthly partitions, as large catalogs use.
+    db.client()
+        .execute(
+            "UPDATE pgstac.collections SET partition_trunc = 'month' WHERE id = 'naip-copy'",
+            &[],
+        )
+        .unwrap();
+    let items = fixture("stac/planetary-computer/naip-items.ndjson");
+    let o = ok(&load(
+        &db,
+        "items",
+        &[
+            s(&items),
+            "--plugin",
+            s(&wasm("set_collection")),
+            "--plugin-arg",
+            "collection=naip-copy",
+            "--json",
+        ],
+    ))
+    .clone();
+    counts(&o, (1000, 1000, 0, 0, 0, 0));
+    assert!(
+        count(
+            &db,
+            "SELECT count(*) FROM pgstac.partitions WHERE collection = 'naip-copy'"
+        ) > 1
+    );
+    // What search() returns is what set_collection made of each item.
+    let out = host()
+        .args([
+            "plugin",
+            "run",
+            s(&wasm("set_collection")),
+            "--plugin-arg",
+            "collection=naip-copy",
+            s(&items),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = dir.path().join("rewritten.ndjson");
+    std::fs::write(&p, &out.stdout).unwrap();
+    let expected = originals(&p, None);
+    assert_eq!(expected.len(), 1000);
+    assert_search_equals(&db, "naip-copy", &expected);
+    // Items are stored dehydrated: the collection's item_assets are not repeated.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pgstac.items i, jsonb_each(i.content->'assets') a \
+             WHERE a.value ? 'roles' AND a.value->'roles' = \
+                   (SELECT c.content->'item_assets'->a.key->'roles' FROM pgstac.collections c WHERE c.id = i.collection)"
+        ),
+        0
+    );
+}
+
+#[test]
+fn refusals_name_the_problem_and_change_nothing() {
+    let db = pgstac_db("pgstac_refusals");
+    let dir = tempfile::tempdir().unwrap();
+    let c = ndjson(dir.path(), "c.json", &[collection("c")]);
+    ok(&load(&db, "collections", &[s(&c)]));
+
+    // An unknown collection.
+    let f = ndjson(
+        dir.path(),
+        "x.ndjson",
+        &[item("a", "c", 1.0, 1.0, 1), item("b", "nope", 1.0, 1.0, 1)],
+    );
+    fails(
+        &load(&db, "items", &[s(&f)]),
+        1,
+        &["x.ndjson:2", "(b)", "\"nope\" does not exist"],
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM pgstac.items"), 0);
+
+    // pgstac stores no item without a geometry; with a reject file the rest load.
+    let mut g = item("nogeom", "c", 1.0, 1.0, 1);
+    g["geometry"] = Value::Null;
+    g.as_object_mut().unwrap().remove("bbox");
+    let f = ndjson(dir.path(), "g.ndjson", &[item("a", "c", 1.0, 1.0, 1), g]);
+    fails(
+        &load(&db, "items", &[s(&f)]),
+        1,
+        &["g.ndjson:2", "nogeom", "without a geometry"],
+    );
+    let rejects = dir.path().join("rejects.ndjson");
+    let o = load(
+        &db,
+        "items",
+        &[s(&f), "--reject-file", s(&rejects), "--json"],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    counts(&o, (2, 1, 0, 0, 0, 1));
+    assert!(
+        std::fs::read_to_string(&rejects)
+            .unwrap()
+            .contains("nogeom")
+    );
+
+    // Twice the same id in one insert load fails it whole; insert_ignore keeps
+    // the first copy, upsert the last.
+    let copy = |title: &str| {
+        let mut v = item("d1", "c", 2.0, 2.0, 2);
+        v["properties"]["title"] = json!(title);
+        v
+    };
+    let dup = ndjson(dir.path(), "dup.ndjson", &[copy("first"), copy("second")]);
+    let title = || -> String {
+        db.client()
+            .query_one(
+                "SELECT content->'properties'->>'title' FROM pgstac.items WHERE id = 'd1'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    fails(&load(&db, "items", &[s(&dup)]), 1, &["already exists"]);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM pgstac.items WHERE id = 'd1'"),
+        0
+    );
+    counts(
+        ok(&load(
+            &db,
+            "items",
+            &[s(&dup), "--method", "insert_ignore", "--json"],
+        )),
+        (2, 1, 1, 0, 0, 0),
+    );
+    assert_eq!(title(), "first");
+    counts(
+        ok(&load(
+            &db,
+            "items",
+            &[s(&dup), "--method", "upsert", "--json"],
+        )),
+        (2, 1, 1, 0, 0, 0),
+    );
+    assert_eq!(title(), "second");
+
+    // A collection load with an existing id (insert) fails; upsert of the same is unchanged.
+    fails(&load(&db, "collections", &[s(&c)]), 1, &["already exists"]);
+    counts(
+        ok(&load(
+            &db,
+            "collections",
+            &[s(&c), "--method", "upsert", "--json"],
+        )),
+        (1, 0, 0, 1, 0, 0),
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM pgstac.base_items"), 0);
+
+    // --update-extents is the host schema's.
+    fails(
+        &load(&db, "items", &[s(&f), "--update-extents", "immediate"]),
+        1,
+        &["pgstac keeps extents itself"],
+    );
+
+    // A version host does not know is refused.
+    db.client()
+        .execute("SELECT pgstac.set_version('0.11.0')", &[])
+        .unwrap();
+    fails(
+        &load(&db, "items", &[s(&f)]),
+        1,
+        &["pgstac 0.11.0", "does not know how to write"],
+    );
+    // --target host on a pgstac-only database says what is missing.
+    fails(
+        &load(&db, "collections", &[s(&c), "--target", "host"]),
+        1,
+        &["host migrate"],
+    );
+}
+
+#[test]
+fn items_hydrate_against_the_base_item_they_were_loaded_with() {
+    let db = pgstac_db("pgstac_base_items");
+    let dir = tempfile::tempdir().unwrap();
+    let mut col = collection("c");
+    col["item_assets"] = json!({"data": {"type": "image/tiff", "roles": ["data"]}});
+    let c1 = ndjson(dir.path(), "c1.json", &[col.clone()]);
+    ok(&load(&db, "collections", &[s(&c1)]));
+    let with_asset = |id: &str| {
+        let mut v = item(id, "c", 1.0, 1.0, 1);
+        v["assets"] = json!({"data": {"href": "s3://x", "type": "image/tiff", "roles": ["data"]}});
+        v
+    };
+    let f = ndjson(dir.path(), "a.ndjson", &[with_asset("a")]);
+    ok(&load(&db, "items", &[s(&f)]));
+    // The collection's item_assets change: a new base item.
+    col["item_assets"] = json!({"data": {"type": "image/png", "roles": ["overview"]}});
+    let c2 = ndjson(dir.path(), "c2.json", &[col]);
+    counts(
+        ok(&load(
+            &db,
+            "collections",
+            &[s(&c2), "--method", "upsert", "--json"],
+        )),
+        (1, 1, 0, 0, 0, 0),
+    );
+    let f = ndjson(dir.path(), "b.ndjson", &[with_asset("b")]);
+    ok(&load(&db, "items", &[s(&f)]));
+    let expected: HashMap<String, Value> = ["a", "b"]
+        .iter()
+        .map(|id| (id.to_string(), strip_nulls(with_asset(id))))
+        .collect();
+    assert_search_equals(&db, "c", &expected);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pgstac.items WHERE content ? 'pgstac:base_item'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn concurrent_loads_into_one_pgstac_collection_neither_deadlock_nor_lose_items() {
+    let db = pgstac_db("pgstac_concurrent");
+    let dir = tempfile::tempdir().unwrap();
+    let c = ndjson(dir.path(), "c.json", &[collection("c")]);
+    ok(&load(&db, "collections", &[s(&c)]));
+    db.client()
+        .execute(
+            "UPDATE pgstac.collections SET partition_trunc = 'month' WHERE id = 'c'",
+            &[],
+        )
+        .unwrap();
+    // Overlapping halves, in opposite orders, over several months.
+    let make = |who: &str, range: std::ops::Range<u32>, reverse: bool| {
+        let mut ids: Vec<u32> = range.collect();
+        if reverse {
+            ids.reverse();
+        }
+        let values: Vec<Value> = ids
+            .iter()
+            .map(|i| {
+                let mut v = item(&format!("i{i:05}"), "c", f64::from(i % 90), 0.0, 1);
+                v["properties"]["datetime"] =
+                    json!(format!("2020-{:02}-{:02}T00:00:00Z", i % 6 + 1, i % 28 + 1));
+                v["properties"]["title"] = json!(who);
+                v
+            })
+            .collect();
+        ndjson(dir.path(), &format!("{who}.ndjson"), &values)
+    };
+    let a = make("a", 0..3000, false);
+    let b = make("b", 1500..4500, true);
+    for method in ["insert_ignore", "upsert", "delsert", "upsert"] {
+        let spawn = |f: &Path| {
+            host()
+                .args([
+                    "load",
+                    "items",
+                    s(f),
+                    "--method",
+                    method,
+                    "--json",
+                    "--dsn",
+                    &db.dsn,
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (pa, pb) = (spawn(&a), spawn(&b));
+        let (oa, ob) = (
+            pa.wait_with_output().unwrap(),
+            pb.wait_with_output().unwrap(),
+        );
+        for o in [&oa, &ob] {
+            assert!(o.status.success(), "{method}: {}", stderr(o));
+            assert_eq!(summary(o)["read"], 3000);
+        }
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM pgstac.items"),
+            4500,
+            "{method}"
+        );
+        assert_eq!(
+            count(&db, "SELECT count(DISTINCT id) FROM pgstac.items"),
+            4500,
+            "{method}: duplicates"
+        );
+        assert_eq!(search(&db, "c").len(), 4500, "{method}");
+    }
+}
