@@ -157,6 +157,33 @@ pub struct Merged {
     pub unchanged: u64,
 }
 
+impl Merged {
+    /// What a merge of `staged` rows, `distinct` of them with different
+    /// ids, did when it wrote `written`: later copies of an id supersede
+    /// earlier ones; insert_ignore skips ids already there; upsert leaves
+    /// identical rows unchanged.
+    pub fn counted(method: Method, staged: u64, distinct: u64, written: u64) -> Merged {
+        let superseded = staged.saturating_sub(distinct);
+        match method {
+            Method::Upsert => Merged {
+                loaded: written,
+                skipped: superseded,
+                unchanged: distinct - written,
+            },
+            Method::InsertIgnore => Merged {
+                loaded: written,
+                skipped: staged - written,
+                unchanged: 0,
+            },
+            _ => Merged {
+                loaded: written,
+                skipped: superseded,
+                unchanged: 0,
+            },
+        }
+    }
+}
+
 const ITEM_COLUMNS: &str =
     "collection, id, geometry, bbox, datetime, start_datetime, end_datetime, content";
 const ITEM_UPDATE: &str = "geometry = EXCLUDED.geometry, bbox = EXCLUDED.bbox, \
@@ -253,24 +280,7 @@ pub async fn merge(
         .await?;
     let distinct = row.get::<_, i64>(0) as u64;
     let written = row.get::<_, i64>(1) as u64;
-    let superseded = staged.saturating_sub(distinct);
-    Ok(match method {
-        Method::Upsert => Merged {
-            loaded: written,
-            skipped: superseded,
-            unchanged: distinct - written,
-        },
-        Method::InsertIgnore => Merged {
-            loaded: written,
-            skipped: staged - written,
-            unchanged: 0,
-        },
-        _ => Merged {
-            loaded: written,
-            skipped: superseded,
-            unchanged: 0,
-        },
-    })
+    Ok(Merged::counted(method, staged, distinct, written))
 }
 
 /// Tells the database which collections' items changed, so it updates

@@ -375,22 +375,5 @@ async fn merge_collections(
         .await?;
     let distinct = row.get::<_, i64>(0) as u64;
     let written = row.get::<_, i64>(1) as u64;
-    let superseded = staged.saturating_sub(distinct);
-    Ok(match method {
-        Method::Upsert => Merged {
-            loaded: written,
-            skipped: superseded,
-            unchanged: distinct - written,
-        },
-        Method::InsertIgnore => Merged {
-            loaded: written,
-            skipped: staged - written,
-            unchanged: 0,
-        },
-        _ => Merged {
-            loaded: written,
-            skipped: superseded,
-            unchanged: 0,
-        },
-    })
+    Ok(Merged::counted(method, staged, distinct, written))
 }
