@@ -9,10 +9,14 @@ use crate::cli::PgreadyArgs;
 /// Runs the command.
 pub async fn run(args: PgreadyArgs) -> anyhow::Result<Status> {
     let dsn = args.conn.dsn()?;
-    let client = dsn
-        .wait_ready(args.timeout)
-        .await
-        .with_context(|| format!("not ready after {:?}", args.timeout))?;
+    let client = match dsn.wait_ready(args.timeout).await {
+        Ok(c) => c,
+        Err(e) if e.is_transient() => {
+            return Err(e).with_context(|| format!("not ready after {:?}", args.timeout));
+        }
+        // Waiting would not help (a refused login, a bad certificate): say so now.
+        Err(e) => return Err(e.into()),
+    };
     // Connecting is not always enough (a server in recovery refuses queries).
     client.simple_query("SELECT 1").await.map_err(|e| {
         anyhow::anyhow!(

@@ -1,19 +1,26 @@
 //! Connecting the way PostgreSQL tools do: `--dsn` (a `postgresql://` URL or
 //! a `key=value` string), else the standard `PGHOST`, `PGPORT`, `PGUSER`,
-//! `PGPASSWORD`, `PGDATABASE` variables. Passwords never appear in messages:
-//! every place a connection string is shown goes through [`redact`].
+//! `PGPASSWORD`, `PGDATABASE` variables; `PGAPPNAME`, `PGCONNECT_TIMEOUT`,
+//! the password file (`PGPASSFILE`, `~/.pgpass`) and TLS as libpq does it
+//! (`sslmode` and friends, see [`super::tls`]). Passwords never appear in
+//! messages: every place a connection string is shown goes through [`redact`].
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::Args;
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::tls::{self, SslMode, TlsOptions};
+use super::{conninfo, pgpass};
 
 /// Connection flags for commands that talk to one database.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnArgs {
-    /// postgresql://user:pass@host:port/db or "host=... dbname=..." [default: from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE]
+    /// postgresql://user:pass@host:port/db?sslmode=... or "host=... dbname=..." [default: from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, ...]
     #[arg(long, value_name = "DSN")]
     pub dsn: Option<String>,
 }
@@ -23,7 +30,7 @@ impl ConnArgs {
     pub fn dsn(&self) -> Result<Dsn, ConnectError> {
         match &self.dsn {
             Some(text) => Dsn::parse(text),
-            None => Ok(Dsn::from_env()),
+            None => Dsn::from_env(),
         }
     }
 }
@@ -34,13 +41,35 @@ pub enum ConnectError {
     #[error("invalid connection string {shown}: {reason}")]
     Invalid { shown: String, reason: String },
     #[error("cannot connect to {shown}: {reason}")]
-    Connect { shown: String, reason: String },
+    Connect {
+        shown: String,
+        reason: String,
+        /// Worth trying again (the server is not up yet), unlike a refused
+        /// login or a certificate that does not check out.
+        transient: bool,
+    },
+}
+
+impl ConnectError {
+    /// Whether waiting and trying again may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::Connect {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 /// Parsed connection settings, with a password-free description for messages.
 #[derive(Clone)]
 pub struct Dsn {
     config: Config,
+    tls: TlsOptions,
+    /// Built on first use and shared by every connection of this DSN.
+    connector: Arc<OnceLock<Result<Option<MakeRustlsConnect>, String>>>,
     shown: String,
 }
 
@@ -59,28 +88,51 @@ impl std::fmt::Display for Dsn {
 impl Dsn {
     /// Parses a URL or key=value connection string; variables fill what it leaves out.
     pub fn parse(text: &str) -> Result<Dsn, ConnectError> {
-        let mut config: Config =
-            text.parse()
-                .map_err(|e: tokio_postgres::Error| ConnectError::Invalid {
-                    shown: redact(text),
-                    reason: scrub(&e.to_string(), text),
-                })?;
-        fill_from_env(&mut config);
-        Ok(Dsn::from_config(config))
+        let invalid = |reason: String| ConnectError::Invalid {
+            shown: redact(text),
+            reason: scrub(&reason, text),
+        };
+        // tokio-postgres knows neither verify-ca/verify-full nor the
+        // certificate options: those are ours.
+        let (rest, taken) = conninfo::take(text, tls::KEYS).map_err(invalid)?;
+        let mut tls = TlsOptions::default();
+        for (k, v) in &taken {
+            tls.set(k, v).map_err(invalid)?;
+        }
+        let mut config: Config = rest
+            .parse()
+            .map_err(|e: tokio_postgres::Error| invalid(e.to_string()))?;
+        fill_from_env(&mut config, &mut tls).map_err(invalid)?;
+        Ok(Dsn::from_config(config, tls))
     }
 
     /// Settings from `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`
-    /// (libpq's defaults: local socket or localhost, port 5432, the OS user).
-    pub fn from_env() -> Dsn {
+    /// and the others (libpq's defaults: local socket or localhost, port
+    /// 5432, the OS user).
+    pub fn from_env() -> Result<Dsn, ConnectError> {
         let mut config = Config::new();
-        fill_from_env(&mut config);
-        Dsn::from_config(config)
+        let mut tls = TlsOptions::default();
+        fill_from_env(&mut config, &mut tls).map_err(|reason| ConnectError::Invalid {
+            shown: "(from the environment)".into(),
+            reason,
+        })?;
+        Ok(Dsn::from_config(config, tls))
     }
 
-    fn from_config(mut config: Config) -> Dsn {
+    fn from_config(mut config: Config, tls: TlsOptions) -> Dsn {
         if config.get_application_name().is_none() {
             config.application_name("host");
         }
+        // libpq ignores sslmode on Unix-domain sockets (the server offers no TLS there).
+        let all_sockets = config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, Host::Unix(_)));
+        config.ssl_mode(if all_sockets {
+            tokio_postgres::config::SslMode::Disable
+        } else {
+            tls.mode().driver()
+        });
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
@@ -97,7 +149,12 @@ impl Dsn {
             port,
             config.get_dbname().unwrap_or("")
         );
-        Dsn { config, shown }
+        Dsn {
+            config,
+            tls,
+            connector: Arc::new(OnceLock::new()),
+            shown,
+        }
     }
 
     /// The database name.
@@ -110,45 +167,143 @@ impl Dsn {
         &self.config
     }
 
+    /// The `sslmode` in force.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.tls.mode()
+    }
+
     /// The same server, another database (tests and `migrate` use this).
     pub fn with_dbname(&self, db: &str) -> Dsn {
         let mut c = self.config.clone();
         c.dbname(db);
-        Dsn::from_config(c)
+        Dsn::from_config(c, self.tls.clone())
     }
 
     /// Opens a connection; its driver task runs on the current tokio runtime.
     pub async fn connect(&self) -> Result<Client, ConnectError> {
-        let (client, connection) =
-            self.config
-                .connect(NoTls)
-                .await
-                .map_err(|e| ConnectError::Connect {
-                    shown: self.shown.clone(),
-                    reason: describe(&e),
-                })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection closed");
+        let connector = self
+            .connector
+            .get_or_init(|| self.tls.connector())
+            .clone()
+            .map_err(|reason| ConnectError::Connect {
+                shown: self.shown.clone(),
+                reason,
+                transient: false,
+            })?;
+        let fail = |e: tokio_postgres::Error| ConnectError::Connect {
+            shown: self.shown.clone(),
+            reason: describe(&e) + &self.tls_hint(&e),
+            transient: transient(&e),
+        };
+        let client = match connector {
+            Some(tls) if self.config.get_ssl_mode() != tokio_postgres::config::SslMode::Disable => {
+                let (client, connection) = self.config.connect(tls).await.map_err(fail)?;
+                tokio::spawn(drive(connection));
+                client
             }
-        });
+            _ => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(fail)?;
+                tokio::spawn(drive(connection));
+                client
+            }
+        };
         Ok(client)
     }
 
+    /// What to check when the server's certificate was refused.
+    fn tls_hint(&self, e: &tokio_postgres::Error) -> String {
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            // rustls's error arrives wrapped in an io::Error, whose source()
+            // skips it: look inside.
+            let inner = match s.downcast_ref::<std::io::Error>() {
+                Some(io) => io
+                    .get_ref()
+                    .map(|e| e as &(dyn std::error::Error + 'static)),
+                None => Some(s),
+            };
+            if let Some(rustls::Error::InvalidCertificate(c)) =
+                inner.and_then(|e| e.downcast_ref::<rustls::Error>())
+            {
+                return match c {
+                    rustls::CertificateError::UnknownIssuer => format!(
+                        " (sslmode={}: no CA in {} signed the server's certificate)",
+                        self.tls.mode().name(),
+                        self.tls
+                            .root_cert
+                            .as_deref()
+                            .map_or("~/.postgresql/root.crt".into(), |r| format!(
+                                "sslrootcert={r}"
+                            ))
+                    ),
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. } => format!(
+                        " (sslmode={} checks the host name; connect with a name the certificate \
+                         lists, or use sslmode=verify-ca)",
+                        self.tls.mode().name()
+                    ),
+                    _ => String::new(),
+                };
+            }
+            source = s.source();
+        }
+        String::new()
+    }
+
     /// Waits until the server accepts connections, or the timeout passes.
+    /// Errors that waiting cannot cure (a refused login, a certificate that
+    /// does not check out) end the wait at once.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<Client, ConnectError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match self.connect().await {
                 Ok(c) => return Ok(c),
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(e) if !e.is_transient() || tokio::time::Instant::now() >= deadline => {
+                    return Err(e);
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
     }
 }
 
-fn fill_from_env(config: &mut Config) {
+/// Runs a connection's protocol until the client is dropped.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %e, "connection closed");
+    }
+}
+
+/// A server that is not (yet) listening or is still starting up; not a
+/// refused login, a TLS failure or a bad option.
+fn transient(e: &tokio_postgres::Error) -> bool {
+    use std::io::ErrorKind;
+    if let Some(db) = e.as_db_error() {
+        return db.code() == &tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::NotFound
+                    | ErrorKind::TimedOut
+                    | ErrorKind::UnexpectedEof
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn fill_from_env(config: &mut Config, tls: &mut TlsOptions) -> Result<(), String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if config.get_hosts().is_empty() {
         match var("PGHOST") {
@@ -189,6 +344,42 @@ fn fill_from_env(config: &mut Config) {
             config.dbname(&db);
         }
     }
+    if config.get_application_name().is_none()
+        && let Some(name) = var("PGAPPNAME")
+    {
+        config.application_name(&name);
+    }
+    if config.get_connect_timeout().is_none()
+        && let Some(secs) = var("PGCONNECT_TIMEOUT")
+    {
+        let secs: u64 = secs
+            .parse()
+            .map_err(|_| format!("PGCONNECT_TIMEOUT `{secs}` is not a number of seconds"))?;
+        // libpq: 0 means wait forever; less than 2 s counts as 2 s.
+        if secs > 0 {
+            config.connect_timeout(Duration::from_secs(secs.max(2)));
+        }
+    }
+    tls.fill_from_env()?;
+    if config.get_password().is_none()
+        && let Some(password) = pgpass::lookup(&pgpass::Target {
+            host: &match config.get_hosts().first() {
+                Some(Host::Tcp(h)) => h.clone(),
+                // libpq looks up the default socket directory as `localhost`.
+                Some(Host::Unix(p)) if p == std::path::Path::new("/var/run/postgresql") => {
+                    "localhost".into()
+                }
+                Some(Host::Unix(p)) => p.display().to_string(),
+                None => "localhost".into(),
+            },
+            port: config.get_ports().first().copied().unwrap_or(5432),
+            dbname: config.get_dbname().unwrap_or(""),
+            user: config.get_user().unwrap_or(""),
+        })
+    {
+        config.password(password);
+    }
+    Ok(())
 }
 
 /// The error's message with its SQLSTATE-free cause; tokio-postgres errors
