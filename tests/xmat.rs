@@ -1057,7 +1057,7 @@ fn a_schema_other_schemas_depend_on_is_not_dropped() {
 }
 
 /// Foreign keys between big tables are validated with a merge join (see
-/// `add_foreign_key`): the check must still find a single dangling row.
+/// `xmat/foreign_keys.rs`): the check must still find a single dangling row.
 #[test]
 fn big_foreign_keys_are_checked_too() {
     let p = Pair::new(
@@ -1094,4 +1094,58 @@ fn big_foreign_keys_are_checked_too() {
     assert!(err.contains("(parent)=(77777)"), "{err}");
     // The first run's copy is still there, whole.
     assert_eq!(col(&p.dst, "SELECT count(*) FROM big.parents"), ["150000"]);
+}
+
+/// With `--jobs`, foreign keys are added several at a time, never two on one
+/// table at once: keys both ways between two tables (which would deadlock),
+/// a self-reference and a chain all arrive validated; one dangling row among
+/// them fails the run, names its key, and leaves the old target whole.
+#[test]
+fn foreign_keys_are_added_in_parallel_without_deadlocks() {
+    let p = Pair::new(
+        "parfk",
+        "CREATE TABLE a (id int PRIMARY KEY, b_id int, parent int REFERENCES a(id), keep bool NOT NULL DEFAULT true);
+         CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a(id));
+         ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b(id) DEFERRABLE INITIALLY DEFERRED;
+         CREATE TABLE c (id int PRIMARY KEY, b_id int REFERENCES b(id));
+         CREATE TABLE d (id int PRIMARY KEY, c_id int REFERENCES c(id), a_id int REFERENCES a(id));
+         BEGIN;
+         INSERT INTO a SELECT i, i, NULLIF(i - 1, 0) FROM generate_series(1, 2000) i;
+         INSERT INTO b SELECT i, i FROM generate_series(1, 2000) i;
+         COMMIT;
+         INSERT INTO c SELECT i, i FROM generate_series(1, 2000) i;
+         INSERT INTO d SELECT i, i, i FROM generate_series(1, 2000) i;
+         UPDATE a SET keep = false WHERE id = 1500;
+         UPDATE d SET a_id = NULL WHERE a_id = 1500;",
+    );
+    let text = [
+        p.job("all", "web", "tables = [\"*\"]"),
+        // a 1500 is left out: b 1500 and a 1501 still point at it.
+        p.job(
+            "holes",
+            "web",
+            "[holes.tables.\"*\"]\n[holes.tables.a]\nwhere = { keep = true }",
+        ),
+    ]
+    .concat();
+    let file = p.file("xmat.toml", &text);
+    let o = p.xmat(&file, &["all", "--jobs", "4", "-v"]);
+    ok(&o);
+    assert_eq!(
+        col(
+            &p.dst,
+            "SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
+             WHERE n.nspname = 'web' AND contype = 'f' AND convalidated"
+        ),
+        ["6"]
+    );
+    // More than one key connection was used.
+    assert!(stderr(&o).contains("target fk 2:"), "{}", stderr(&o));
+    let err = failed(&p.xmat(&file, &["holes", "--jobs", "4"]));
+    assert!(err.contains("job holes"), "{err}");
+    assert!(
+        err.contains("b_a_id_fkey") || err.contains("a_parent_fkey"),
+        "{err}"
+    );
+    assert_eq!(col(&p.dst, "SELECT count(*) FROM web.a"), ["2000"]);
 }

@@ -27,7 +27,7 @@ pub struct XmatArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Tables copied at the same time (each uses one source and one target connection).
+    /// Tables copied at the same time (each uses one source and one target connection); also how many foreign keys are validated at once.
     #[arg(short = 'j', long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,

@@ -28,6 +28,7 @@
 pub mod catalog;
 pub mod copy;
 pub mod ddl;
+mod foreign_keys;
 pub mod jobs;
 pub mod node;
 pub mod plan;

@@ -13,7 +13,7 @@ use super::copy::{self, CopyError, Counters, TableStats};
 use super::jobs::Job;
 use super::plan::{self, Plan};
 use super::sql::{Conn, ident, literal};
-use super::{XmatError, catalog, swap};
+use super::{XmatError, catalog, foreign_keys, swap};
 use crate::db::Dsn;
 use crate::plugin::chain::RowChain;
 use crate::plugin::{Plugin, Table};
@@ -43,7 +43,7 @@ impl Default for Options {
 /// checks existing rows with a hash join that gets the same budget; 64 MB
 /// (the default) spills for a few million rows. Raised for our own target
 /// sessions only, and never lowered.
-const MAINTENANCE_MEMORY: &str = "SELECT set_config('maintenance_work_mem', '256MB', false) \
+pub(super) const MAINTENANCE_MEMORY: &str = "SELECT set_config('maintenance_work_mem', '256MB', false) \
      WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('256MB')";
 
 /// Hears about progress (the command prints it).
@@ -296,12 +296,16 @@ pub async fn execute(
         }
         let written: HashMap<usize, u64> =
             tables.iter().map(|(i, s)| (*i, s.rows_written)).collect();
-        for fk in &plan.foreign_keys {
-            let rows = |t: usize| written.get(&t).copied().unwrap_or(0);
-            add_foreign_key(&control, fk, rows(fk.from), rows(fk.to))
-                .await
-                .map_err(|e| fail(&e))?;
-        }
+        foreign_keys::add_all(
+            &job,
+            &control,
+            &conns.target,
+            &plan.build_schema,
+            &plan.foreign_keys,
+            &written,
+            opts.jobs,
+        )
+        .await?;
         for s in &plan.sequences {
             control.exec(&s.sql()).await.map_err(|e| fail(&e))?;
         }
@@ -346,37 +350,6 @@ pub async fn execute(
     }
     report.tables.sort_by(|a, b| a.table.cmp(&b.table));
     Ok(report)
-}
-
-/// Both sides of a foreign key at least this big: validate it with a merge join.
-const MERGE_JOIN_ROWS: u64 = 100_000;
-
-/// Adds a foreign key, which validates every referencing row. PostgreSQL
-/// checks with one anti join whose plan it picks without statistics (the
-/// tables are new): for big tables that is a hash join probing a table far
-/// bigger than the CPU caches at random, 2-3× slower than sorting the
-/// referencing keys and walking the referenced key's index (measured: 1.5 s
-/// against 0.55 s for 1M rows referencing 500k). Small tables keep the
-/// planner's choice (a nested loop is best for a few rows).
-async fn add_foreign_key(
-    control: &Conn,
-    fk: &plan::ForeignKey,
-    referencing: u64,
-    referenced: u64,
-) -> Result<(), super::sql::StatementError> {
-    if referencing < MERGE_JOIN_ROWS || referenced < MERGE_JOIN_ROWS {
-        return control.exec(&fk.sql).await;
-    }
-    control
-        .exec("BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_nestloop = off")
-        .await?;
-    match control.exec(&fk.sql).await {
-        Ok(()) => control.exec("COMMIT").await,
-        Err(e) => {
-            let _ = control.exec("ROLLBACK").await;
-            Err(e)
-        }
-    }
 }
 
 /// What each worker needs to open its connections.
