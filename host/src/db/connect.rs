@@ -13,7 +13,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::tls::{self, SslMode, TlsOptions};
+use super::tls::{self, TlsOptions};
 use super::{conninfo, pgpass};
 
 /// Connection flags for commands that talk to one database.
@@ -165,11 +165,6 @@ impl Dsn {
     /// The underlying tokio-postgres settings.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The `sslmode` in force.
-    pub fn ssl_mode(&self) -> SslMode {
-        self.tls.mode()
     }
 
     /// The same server, another database (tests and `migrate` use this).

@@ -8,4 +8,3 @@ mod tls;
 
 pub use connect::{ConnArgs, ConnectError, Dsn, redact};
 pub use error::{describe, error_line};
-pub use tls::SslMode;
