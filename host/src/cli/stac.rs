@@ -71,7 +71,7 @@ pub struct VersionArgs {
 
 #[derive(Debug, Args)]
 pub struct PgreadyArgs {
-    /// How long to keep trying (e.g. 30, 30s, 500ms).
+    /// How long to keep trying while the server starts (e.g. 30, 30s, 500ms); a refused login or certificate fails at once.
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "S")]
     pub timeout: std::time::Duration,
 
