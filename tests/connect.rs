@@ -216,6 +216,15 @@ fn client_certificates_log_in() {
     std::fs::copy(cert("client.crt"), dir.join("postgresql.crt")).unwrap();
     std::fs::copy(cert("client.key"), dir.join("postgresql.key")).unwrap();
     connected(&pgready(&dsn, &[], home.path()));
+    // As libpq: without sslkey, the key is ~/.postgresql/postgresql.key
+    // wherever sslcert is.
+    let elsewhere = home.path().join("mine.crt");
+    std::fs::copy(cert("client.crt"), &elsewhere).unwrap();
+    connected(&pgready(
+        &with(&dsn, &format!("sslcert={}", elsewhere.display())),
+        &[],
+        home.path(),
+    ));
     refused(
         &pgready(&with(&dsn, "sslcert=/nonexistent.crt"), &[], home.path()),
         "/nonexistent.crt",

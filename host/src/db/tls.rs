@@ -214,9 +214,10 @@ impl TlsOptions {
                 None => return Ok(None),
             },
         };
+        // libpq's default key is ~/.postgresql/postgresql.key whatever sslcert says.
         let key = match &self.key {
             Some(p) => p.clone(),
-            None => cert.with_extension("key"),
+            None => default_file("postgresql.key").unwrap_or_else(|| cert.with_extension("key")),
         };
         let chain = CertificateDer::pem_file_iter(&cert)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
