@@ -49,37 +49,17 @@ fn take_from_pairs(text: &str, keys: &[&str]) -> Result<(String, Vec<(String, St
             return Err(format!("missing `=` after `{key}`"));
         };
         rest = after_eq.trim_start();
-        let mut value = String::new();
-        if let Some(quoted) = rest.strip_prefix('\'') {
-            let mut chars = quoted.char_indices();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next().map(|(_, c)| c)),
-                    '\'' => {
-                        end = Some(i + 1);
-                        break;
-                    }
-                    c => value.push(c),
-                }
+        let (value, after) = match rest.strip_prefix('\'') {
+            Some(quoted) => match unescape_until(quoted, |c| c == '\'') {
+                (value, Some(end)) => (value, &quoted[end + 1..]),
+                (_, None) => return Err(format!("unterminated quoted value for `{key}`")),
+            },
+            None => {
+                let (value, end) = unescape_until(rest, char::is_whitespace);
+                (value, &rest[end.unwrap_or(rest.len())..])
             }
-            let end = end.ok_or_else(|| format!("unterminated quoted value for `{key}`"))?;
-            rest = &quoted[end..];
-        } else {
-            let mut chars = rest.char_indices();
-            let mut end = rest.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    c if c.is_whitespace() => {
-                        end = i;
-                        break;
-                    }
-                    '\\' => value.extend(chars.next().map(|(_, c)| c)),
-                    c => value.push(c),
-                }
-            }
-            rest = &rest[end..];
-        }
+        };
+        rest = after;
         let pair = &start[..start.len() - rest.len()];
         if keys.contains(&key) {
             taken.push((key.to_string(), value));
@@ -89,6 +69,21 @@ fn take_from_pairs(text: &str, keys: &[&str]) -> Result<(String, Vec<(String, St
         rest = rest.trim_start();
     }
     Ok((kept.join(" "), taken))
+}
+
+/// The text of `s` up to the first unescaped character that `stop` accepts,
+/// with `\` escapes removed, and where that character is (if anywhere).
+fn unescape_until(s: &str, stop: impl Fn(char) -> bool) -> (String, Option<usize>) {
+    let mut value = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => value.extend(chars.next().map(|(_, c)| c)),
+            c if stop(c) => return (value, Some(i)),
+            c => value.push(c),
+        }
+    }
+    (value, None)
 }
 
 #[cfg(test)]
