@@ -136,7 +136,7 @@ impl TlsOptions {
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = self.roots()?;
-        let verifier: Arc<dyn ServerCertVerifier> = match (mode, roots) {
+        let chain = match (mode, roots) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
                 return Err(format!(
                     "sslmode={} needs the CA that signed the server's certificate: set sslrootcert \
@@ -147,7 +147,7 @@ impl TlsOptions {
                         .map_or("~/.postgresql/root.crt".into(), |p| p.display().to_string())
                 ));
             }
-            (SslMode::VerifyFull, Some(roots)) => webpki(roots, &provider)?,
+            (SslMode::VerifyFull, Some(roots)) => Some(webpki(roots, &provider)?),
             (SslMode::VerifyCa | SslMode::Require, Some(roots)) => {
                 if self.root_cert.as_deref() == Some("system") {
                     return Err(format!(
@@ -156,10 +156,15 @@ impl TlsOptions {
                         mode.name()
                     ));
                 }
-                Arc::new(ChainOnly(webpki(roots, &provider)?))
+                Some(webpki(roots, &provider)?)
             }
-            (_, _) => Arc::new(AnyCertificate(provider.signature_verification_algorithms)),
+            (_, _) => None,
         };
+        let verifier = Arc::new(ServerCheck {
+            chain,
+            names: mode == SslMode::VerifyFull,
+            algorithms: provider.signature_verification_algorithms,
+        });
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
@@ -261,11 +266,20 @@ fn webpki(
         .map_err(|e| format!("sslrootcert: {e}"))
 }
 
-/// `verify-ca`: the chain must lead to a trusted CA; the name may be anything.
+/// What is checked of the server's certificate: with `chain`, that it leads
+/// to a trusted CA, and with `names` too, that it was issued for the host
+/// (verify-full); without `chain` nothing (prefer, require without a root
+/// certificate: encryption without knowing who is at the other end, as
+/// libpq). The handshake signature is always checked: the server must hold
+/// the certificate's key.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct ServerCheck {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    names: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for ServerCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -274,15 +288,15 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        // The chain is checked before the name, so a name error means the
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // webpki checks the chain before the name, so a name error means the
         // chain was good.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.names => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -292,7 +306,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -300,48 +314,10 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a root certificate: encryption without
-/// knowing who is at the other end, as libpq does. The handshake itself is
-/// still verified (the server must hold the certificate's key).
-#[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
