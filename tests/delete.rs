@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use serde_json::Value;
-use util::{TestDb, host, run, stderr, stdout};
+use util::{TestDb, run, run_stdin, stderr, stdout};
 
 /// pgstac's 100 items and the stac-spec examples (one id in three collections).
 fn loaded(label: &str) -> (TestDb, postgres::Client) {
@@ -78,22 +78,22 @@ fn delete_items_by_id_and_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ids.txt");
     std::fs::write(&file, "pgstac-test-item-0005\n\n  pgstac-test-item-0006  \npgstac-test-item-0005\npgstac-test-item-0003\n").unwrap();
-    let mut child = host()
-        .args(["delete", "items", "--collection", PG, "--ids-file"])
-        .arg(&file)
-        .args(["--ids-file", "-", "--json", "--dsn", &db.dsn])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"pgstac-test-item-0007\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = run_stdin(
+        &[
+            "delete",
+            "items",
+            "--collection",
+            PG,
+            "--ids-file",
+            file.to_str().unwrap(),
+            "--ids-file",
+            "-",
+            "--json",
+            "--dsn",
+            &db.dsn,
+        ],
+        b"pgstac-test-item-0007\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(

@@ -8,11 +8,10 @@ mod stac_util;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
 use stac_util::{add_collection, counts, fails, item, load, migrated, ndjson, ok, s};
-use util::{TestDb, host, stderr};
+use util::{TestDb, run_stdin, stderr};
 
 /// Whether the database holds exactly this JSON for the item (compared as jsonb).
 fn stored_equals(db: &TestDb, collection: &str, id: &str, expected: &str) -> bool {
@@ -83,15 +82,12 @@ fn every_source_kind_and_format_loads() {
     );
 
     // stdin.
-    let mut child = host()
-        .args(["load", "items", "-", "--json", "--dsn", &db.dsn])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    write!(child.stdin.take().unwrap(), "{}\n{}\n", items[2], items[3]).unwrap();
-    counts(ok(&child.wait_with_output().unwrap()), (2, 2, 0, 0, 0, 0));
+    let input = format!("{}\n{}\n", items[2], items[3]);
+    let o = run_stdin(
+        &["load", "items", "-", "--json", "--dsn", &db.dsn],
+        input.as_bytes(),
+    );
+    counts(ok(&o), (2, 2, 0, 0, 0, 0));
 
     // Gzip, recognised by content.
     let gz = dir.path().join("items.ndjson.gz");

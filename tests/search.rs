@@ -6,15 +6,13 @@ mod stacdb;
 mod util;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
 use stacdb::eval::{
     cmp_nullable, datetime, item_intersects, num, outer_ring, point_in, rect, span, t, text,
 };
 use stacdb::fixture::{Key, features, loaded, sorted};
-use util::{TestDb, host, run, stderr, stdout};
+use util::{TestDb, run, run_stdin, stderr, stdout};
 
 #[test]
 fn core_members_match_a_plain_evaluation() {
@@ -584,20 +582,10 @@ fn request_from_a_file_stdin_or_nothing() {
     let page: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(page["features"][0]["id"], "pgstac-test-item-0003");
 
-    let mut child = host()
-        .args(["search", "-", "--dsn", &f.db.dsn])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(req.to_string().as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = run_stdin(
+        &["search", "-", "--dsn", &f.db.dsn],
+        req.to_string().as_bytes(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let page: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(page["numberReturned"], 1);

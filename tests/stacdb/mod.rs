@@ -6,12 +6,10 @@ pub mod eval;
 pub mod fixture;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-use crate::util::{TestDb, fixture, host, run, stderr};
+use crate::util::{TestDb, fixture, run, run_stdin, stderr};
 
 /// Migrates a test database to the built-in schema and returns a client on it.
 pub fn setup(db: &TestDb) -> postgres::Client {
@@ -65,19 +63,11 @@ pub fn pgstac_items() -> Vec<Value> {
 
 /// Loads documents with `host load KIND -` (NDJSON on stdin).
 fn load(db: &TestDb, kind: &str, docs: &[Value]) {
-    let mut child = host()
-        .args(["load", kind, "-", "--no-progress", "--dsn", &db.dsn])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run host load");
-    let mut stdin = child.stdin.take().unwrap();
-    for d in docs {
-        writeln!(stdin, "{d}").unwrap();
-    }
-    drop(stdin);
-    let o = child.wait_with_output().unwrap();
+    let ndjson: String = docs.iter().map(|d| format!("{d}\n")).collect();
+    let o = run_stdin(
+        &["load", kind, "-", "--no-progress", "--dsn", &db.dsn],
+        ndjson.as_bytes(),
+    );
     assert!(o.status.success(), "host load {kind}: {}", stderr(&o));
 }
 

@@ -5,8 +5,9 @@
 //! `HOST_DSN` and `HOST_DSN2` point at them, with the script's defaults.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The workspace root.
@@ -31,6 +32,26 @@ pub fn host() -> Command {
 /// Runs `host` with args and returns its output.
 pub fn run(args: &[&str]) -> Output {
     host().args(args).output().expect("run host")
+}
+
+/// Runs `host` with args and `input` on its stdin, written from another
+/// thread so that a large output cannot block the writing.
+pub fn run_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = host()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn host");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
 }
 
 /// stdout as text.
