@@ -361,17 +361,8 @@ fn parse_entries(src: &str) -> Result<Vec<Entry>, String> {
                 name,
                 value: Text::Src(value_start..s.i),
             });
-            s.ws();
-            match s.peek() {
-                Some(b',') => {
-                    s.i += 1;
-                    s.ws();
-                }
-                Some(b'}') => {
-                    s.i += 1;
-                    break;
-                }
-                _ => return Err(s.err("expected `,` or `}`")),
+            if !s.more(b'}')? {
+                break;
             }
         }
     }
@@ -469,17 +460,8 @@ impl Scanner<'_> {
             self.i += 1;
             self.ws();
             self.value(depth)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.err("expected `,` or `}`")),
+            if !self.more(b'}')? {
+                return Ok(());
             }
         }
     }
@@ -496,18 +478,26 @@ impl Scanner<'_> {
         }
         loop {
             self.value(depth)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.err("expected `,` or `]`")),
+            if !self.more(b']')? {
+                return Ok(());
             }
+        }
+    }
+
+    /// After a member or element: `,` (another follows) or `close` (the end).
+    fn more(&mut self, close: u8) -> Result<bool, String> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(self.err(&format!("expected `,` or `{}`", char::from(close)))),
         }
     }
 
