@@ -159,27 +159,21 @@ pub struct Merged {
 
 impl Merged {
     /// What a merge of `staged` rows, `distinct` of them with different
-    /// ids, did when it wrote `written`: later copies of an id supersede
-    /// earlier ones; insert_ignore skips ids already there; upsert leaves
-    /// identical rows unchanged.
+    /// ids, did when it wrote `written`: upsert leaves the distinct rows it
+    /// did not write unchanged (they were identical); every other row not
+    /// written was skipped (an earlier copy of an id a later one superseded,
+    /// or with insert_ignore an id already there). Every staged row is
+    /// counted once.
     pub fn counted(method: Method, staged: u64, distinct: u64, written: u64) -> Merged {
-        let superseded = staged.saturating_sub(distinct);
-        match method {
-            Method::Upsert => Merged {
-                loaded: written,
-                skipped: superseded,
-                unchanged: distinct - written,
-            },
-            Method::InsertIgnore => Merged {
-                loaded: written,
-                skipped: staged - written,
-                unchanged: 0,
-            },
-            _ => Merged {
-                loaded: written,
-                skipped: superseded,
-                unchanged: 0,
-            },
+        let unchanged = if method == Method::Upsert {
+            distinct - written
+        } else {
+            0
+        };
+        Merged {
+            loaded: written,
+            skipped: staged - written - unchanged,
+            unchanged,
         }
     }
 }

@@ -309,24 +309,7 @@ async fn merge_items(
             &[],
         )
         .await?;
-    let superseded = staged.saturating_sub(distinct);
-    Ok(match method {
-        Method::Upsert => Merged {
-            loaded: written,
-            skipped: superseded,
-            unchanged: distinct - written,
-        },
-        Method::InsertIgnore => Merged {
-            loaded: written,
-            skipped: staged - written,
-            unchanged: 0,
-        },
-        _ => Merged {
-            loaded: written,
-            skipped: staged - written,
-            unchanged: 0,
-        },
-    })
+    Ok(Merged::counted(method, staged, distinct, written))
 }
 
 async fn merge_collections(
