@@ -11,8 +11,9 @@
 //!    ([`swap`]): types, sequences and tables first; then worker pairs of
 //!    connections (`--jobs`) each import the snapshot and stream tables
 //!    ([`copy`]), building each table's keys, indexes and checks right after
-//!    its data; then foreign keys and sequence values; then one transaction
-//!    swaps the new schema in. Any failure drops the new schema instead.
+//!    its data; each foreign key is added as soon as both its tables are
+//!    loaded (`schedule`); then sequence values; then one transaction swaps
+//!    the new schema in. Any failure drops the new schema instead.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +35,7 @@ pub mod node;
 pub mod plan;
 mod post;
 pub mod run;
+mod schedule;
 pub mod select;
 pub mod sql;
 pub mod swap;

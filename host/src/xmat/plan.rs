@@ -27,7 +27,7 @@ pub struct Plan {
     /// Types, sequences and tables (run with `search_path` = the build schema).
     pub pre_data: Vec<String>,
     pub tables: Vec<TablePlan>,
-    /// After every table is loaded, in an order where referenced tables come first.
+    /// Each added once both its tables are loaded, referenced tables first.
     pub foreign_keys: Vec<ForeignKey>,
     pub sequences: Vec<SequenceReset>,
     /// Relations of the source schema that `*` does not copy, and why.
@@ -37,8 +37,11 @@ pub struct Plan {
 }
 
 /// A foreign key added after the data.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ForeignKey {
+    /// The constraint's name, for progress and errors.
+    #[serde(skip)]
+    pub name: String,
     pub sql: String,
     /// The referencing and the referenced table (indexes into `Plan::tables`).
     #[serde(skip)]

@@ -147,6 +147,7 @@ pub fn add_post_data(
         match (problem, target_root) {
             (Some(p), _) => plan.warnings.push(format!("{what}: {p}; skipped")),
             (None, Some(to)) => plan.foreign_keys.push(ForeignKey {
+                name: c.name.clone(),
                 sql,
                 from: index[&root_of[&rel.oid]],
                 to: index[&to],

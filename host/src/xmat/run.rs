@@ -2,16 +2,17 @@
 //! execute (build, copy in parallel, keys, swap). See the module docs of
 //! [`crate::xmat`] for the order of things.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use super::copy::{self, CopyError, Counters, TableStats};
 use super::jobs::Job;
 use super::plan::{self, Plan};
+use super::schedule::{Next, Schedule};
 use super::sql::{Conn, ident, literal};
 use super::{XmatError, catalog, foreign_keys, swap};
 use crate::db::Dsn;
@@ -287,23 +288,13 @@ pub async fn execute(
         }
         control.exec("COMMIT").await.map_err(|e| fail(&e))?;
 
-        let tables = copy_all(&conns, &plan, plugins, opts, observer.clone()).await?;
-        // Every worker has its snapshot: the exporting transaction can end.
-        let _ = snapshot_holder.exec("COMMIT").await;
-
-        if !plan.foreign_keys.is_empty() {
-            observer.step("foreign keys");
-        }
-        let written: HashMap<usize, u64> =
-            tables.iter().map(|(i, s)| (*i, s.rows_written)).collect();
-        foreign_keys::add_all(
-            &job,
-            &control,
-            &conns.target,
-            &plan.build_schema,
-            &plan.foreign_keys,
-            &written,
-            opts.jobs,
+        let tables = load_all(
+            &conns,
+            &plan,
+            plugins,
+            opts,
+            observer.clone(),
+            snapshot_holder,
         )
         .await?;
         for s in &plan.sequences {
@@ -360,29 +351,60 @@ struct Endpoints {
     search_path: String,
 }
 
-/// Runs the workers; the first failure cancels the others.
-async fn copy_all(
+/// What the workers share: the schedule, and a signal for its changes.
+struct Shared {
+    schedule: Mutex<Schedule>,
+    /// Woken when a table is loaded, a key added, or the job fails.
+    changed: Notify,
+    /// Set with a failure, so tables in the middle of their copy stop too.
+    cancel: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn update<T>(&self, f: impl FnOnce(&mut Schedule) -> T) -> T {
+        let out = f(&mut self.schedule.lock().expect("schedule lock"));
+        self.changed.notify_waiters();
+        out
+    }
+
+    fn stop(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.update(Schedule::fail);
+    }
+}
+
+/// Runs the workers over the [`Schedule`]: every table, and each foreign key
+/// once its tables are loaded. The first failure stops the others.
+/// `snapshot_holder`'s transaction, which exported the snapshot, ends once
+/// every table is loaded: no worker imports it after that.
+async fn load_all(
     prep: &Endpoints,
     plan: &Arc<Plan>,
     plugins: Vec<Vec<Plugin>>,
     opts: &Options,
     observer: Arc<dyn Observer>,
+    snapshot_holder: Conn,
 ) -> Result<Vec<(usize, TableStats)>, XmatError> {
-    // Biggest first: the longest table starts at once instead of last.
-    let mut order: Vec<usize> = (0..plan.tables.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(plan.tables[i].bytes));
-    let queue = Arc::new(Mutex::new(order.into_iter().collect::<VecDeque<_>>()));
+    let sizes = plan
+        .tables
+        .iter()
+        .map(|t| t.bytes.max(0).unsigned_abs())
+        .enumerate();
+    let shared = Arc::new(Shared {
+        schedule: Mutex::new(Schedule::new(sizes, &plan.foreign_keys)),
+        changed: Notify::new(),
+        cancel: Arc::new(AtomicBool::new(false)),
+    });
     let plugins = Arc::new(plugins);
-    let cancel = Arc::new(AtomicBool::new(false));
     let mut set = tokio::task::JoinSet::new();
+    // A key locks two tables, or one: more workers than tables never run.
     for id in 1..=opts.jobs.clamp(1, plan.tables.len().max(1)) {
         let w = Worker {
             id,
             plugin_threads: opts.plugin_threads,
             plan: plan.clone(),
             plugins: plugins.clone(),
-            queue: queue.clone(),
-            cancel: cancel.clone(),
+            shared: shared.clone(),
             observer: observer.clone(),
             source: prep.source.clone(),
             target: prep.target.clone(),
@@ -392,48 +414,63 @@ async fn copy_all(
         set.spawn(async move {
             let r = w.run().await;
             if r.is_err() {
-                w.cancel.store(true, Ordering::Relaxed);
+                w.shared.stop();
             }
             r
         });
     }
-    let mut done = Vec::new();
-    let mut first_error: Option<XmatError> = None;
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(Ok(tables)) => done.extend(tables),
-            Ok(Err(e)) => {
-                // A cancelled table only echoes another's failure.
-                let cancelled = matches!(&e, XmatError::Table { message, .. } if message.ends_with("another table failed"));
-                if first_error.is_none() || (!cancelled && is_cancel(first_error.as_ref())) {
-                    first_error = Some(e);
+    let release = async {
+        loop {
+            let changed = shared.changed.notified();
+            if shared.schedule.lock().expect("schedule lock").tables_done() {
+                break;
+            }
+            changed.await;
+        }
+        let _ = snapshot_holder.exec("COMMIT").await;
+    };
+    let collect = async {
+        let mut done = Vec::new();
+        let mut first_error: Option<XmatError> = None;
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(Ok(tables)) => done.extend(tables),
+                Ok(Err(e)) => {
+                    // A cancelled table only echoes another's failure.
+                    if first_error.is_none()
+                        || (!is_cancel(Some(&e)) && is_cancel(first_error.as_ref()))
+                    {
+                        first_error = Some(e);
+                    }
+                }
+                Err(e) => {
+                    shared.stop();
+                    first_error.get_or_insert_with(|| {
+                        XmatError::job(&plan.job, format!("a worker stopped: {e}"))
+                    });
                 }
             }
-            Err(e) => {
-                first_error.get_or_insert_with(|| {
-                    XmatError::job(&plan.job, format!("a worker stopped: {e}"))
-                });
-            }
         }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(done),
-    }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    };
+    let (result, ()) = tokio::join!(collect, release);
+    result
 }
 
 fn is_cancel(e: Option<&XmatError>) -> bool {
     matches!(e, Some(XmatError::Table { message, .. }) if message.ends_with("another table failed"))
 }
 
-/// One pair of connections copying tables off the shared queue.
+/// One pair of connections taking work off the shared schedule.
 struct Worker {
     id: usize,
     plugin_threads: usize,
     plan: Arc<Plan>,
     plugins: Arc<Vec<Vec<Plugin>>>,
-    queue: Arc<Mutex<VecDeque<usize>>>,
-    cancel: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     observer: Arc<dyn Observer>,
     source: Dsn,
     target: Dsn,
@@ -445,18 +482,6 @@ impl Worker {
     async fn run(&self) -> Result<Vec<(usize, TableStats)>, XmatError> {
         let job = &self.plan.job;
         let fail = |e: &dyn std::fmt::Display| XmatError::job(job, e);
-        let src = Conn {
-            client: self.source.connect().await.map_err(|e| fail(&e))?,
-            label: format!("source {}", self.id),
-        };
-        src.exec(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; \
-             SET LOCAL search_path = {}",
-            literal(&self.snapshot),
-            self.search_path
-        ))
-        .await
-        .map_err(|e| fail(&e))?;
         let dst = Conn {
             client: self.target.connect().await.map_err(|e| fail(&e))?,
             label: format!("target {}", self.id),
@@ -469,18 +494,66 @@ impl Worker {
         .await
         .map_err(|e| fail(&e))?;
 
+        // Opened with the first table; a worker that only adds keys never needs it.
+        let mut src: Option<Conn> = None;
         let mut done = Vec::new();
         loop {
-            let next = self.queue.lock().expect("queue lock").pop_front();
-            let Some(i) = next else { break };
-            if self.cancel.load(Ordering::Relaxed) {
-                break;
+            let changed = self.shared.changed.notified();
+            let next = self.shared.schedule.lock().expect("schedule lock").next();
+            if !matches!(next, Next::Table(_)) {
+                // No table is left to start: end the source transaction now
+                // rather than hold its snapshot while keys are validated.
+                if let Some(src) = src.take() {
+                    src.exec("COMMIT").await.map_err(|e| fail(&e))?;
+                }
             }
-            let stats = self.table(&src, &dst, i).await?;
-            done.push((i, stats));
+            match next {
+                Next::Table(i) => {
+                    let src = match &mut src {
+                        Some(src) => src,
+                        None => src.insert(self.source().await?),
+                    };
+                    let stats = self.table(src, &dst, i).await?;
+                    let rows = stats.rows_written;
+                    self.shared.update(|s| s.table_loaded(i, rows));
+                    done.push((i, stats));
+                }
+                Next::Key {
+                    key,
+                    referencing,
+                    referenced,
+                } => {
+                    let table = &self.plan.tables[key.from].name;
+                    self.observer
+                        .step(&format!("{table}: adding foreign key {}", key.name));
+                    foreign_keys::add(&dst, &key, referencing, referenced)
+                        .await
+                        .map_err(|e| XmatError::table(job, table, e))?;
+                    self.shared.update(|s| s.key_added(&key));
+                }
+                Next::Wait => changed.await,
+                Next::Done => break,
+            }
         }
-        src.exec("COMMIT").await.map_err(|e| fail(&e))?;
         Ok(done)
+    }
+
+    /// A source connection inside the job's snapshot.
+    async fn source(&self) -> Result<Conn, XmatError> {
+        let fail = |e: &dyn std::fmt::Display| XmatError::job(&self.plan.job, e);
+        let src = Conn {
+            client: self.source.connect().await.map_err(|e| fail(&e))?,
+            label: format!("source {}", self.id),
+        };
+        src.exec(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; \
+             SET LOCAL search_path = {}",
+            literal(&self.snapshot),
+            self.search_path
+        ))
+        .await
+        .map_err(|e| fail(&e))?;
+        Ok(src)
     }
 
     /// Loads one table and builds its keys and indexes, in one target transaction.
@@ -505,7 +578,7 @@ impl Worker {
             self.plugin_threads,
             source_table(&self.plan, t),
             counters,
-            self.cancel.clone(),
+            self.shared.cancel.clone(),
         )
         .await;
         let mut stats = match copied {
