@@ -388,7 +388,7 @@ async fn load_all(
     let sizes = plan
         .tables
         .iter()
-        .map(|t| t.bytes.max(0).unsigned_abs())
+        .map(|t| u64::try_from(t.bytes).unwrap_or(0))
         .enumerate();
     let shared = Arc::new(Shared {
         schedule: Mutex::new(Schedule::new(sizes, &plan.foreign_keys)),
