@@ -53,7 +53,7 @@ pub trait Observer: Send + Sync {
     fn table_started(&self, _table: &str, _counters: Arc<Counters>) {}
     /// A table is loaded, indexed and committed.
     fn table_finished(&self, _table: &str, _stats: &TableStats) {}
-    /// A step of the job (`foreign keys`, `swap`).
+    /// A step of the job (each foreign key as it starts, `swap`).
     fn step(&self, _message: &str) {}
 }
 
@@ -437,8 +437,9 @@ async fn load_all(
                 Ok(Ok(tables)) => done.extend(tables),
                 Ok(Err(e)) => {
                     // A cancelled table only echoes another's failure.
-                    if first_error.is_none()
-                        || (!is_cancel(Some(&e)) && is_cancel(first_error.as_ref()))
+                    if first_error
+                        .as_ref()
+                        .is_none_or(|f| is_cancel(f) && !is_cancel(&e))
                     {
                         first_error = Some(e);
                     }
@@ -460,8 +461,8 @@ async fn load_all(
     result
 }
 
-fn is_cancel(e: Option<&XmatError>) -> bool {
-    matches!(e, Some(XmatError::Table { message, .. }) if message.ends_with("another table failed"))
+fn is_cancel(e: &XmatError) -> bool {
+    matches!(e, XmatError::Table { message, .. } if message.ends_with("another table failed"))
 }
 
 /// One pair of connections taking work off the shared schedule.
