@@ -10,6 +10,7 @@
 //! - [`load`]: streaming sources through plugins into PostgreSQL.
 //! - [`xmat`]: cross-database materialisation jobs.
 //! - [`cli`] and [`commands`]: the `host` command line.
+//! - [`terminal`]: what reaches a person's terminal (untrusted text escaped).
 
 pub mod cli;
 pub mod commands;
@@ -22,4 +23,5 @@ pub mod migrate;
 pub mod plugin;
 pub mod search;
 pub mod stac;
+pub mod terminal;
 pub mod xmat;

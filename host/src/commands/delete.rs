@@ -85,7 +85,7 @@ async fn items(args: DeleteItemsArgs) -> anyhow::Result<Status> {
                 "; {} of the {} requested ids not found: {}{}",
                 not_found.len(),
                 ids.len(),
-                shown.join(", "),
+                crate::terminal::Shown(shown.join(", ")),
                 if not_found.len() > shown.len() {
                     ", ..."
                 } else {

@@ -126,54 +126,64 @@ fn plugin_line(p: &Plugin, shown: &str) -> String {
     )
 }
 
+/// `println!` with anything from the source database (names, SQL) escaped.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", crate::terminal::escape(&format!($($arg)*)))
+    };
+}
+
 fn print_plan(prep: &Prepared, plugins: &[Vec<Plugin>]) {
     let plan = &prep.plan;
-    println!("job {}", plan.job);
-    println!(
+    say!("job {}", plan.job);
+    say!(
         "  source: {} schema {}",
-        prep.source_shown, plan.source_schema
+        prep.source_shown,
+        plan.source_schema
     );
-    println!(
+    say!(
         "  target: {} schema {} (built as {}, swapped in at the end)",
-        prep.target_shown, plan.target_schema, plan.build_schema
+        prep.target_shown,
+        plan.target_schema,
+        plan.build_schema
     );
-    println!("  before the data:");
+    say!("  before the data:");
     for s in &plan.pre_data {
-        println!("    {s};");
+        say!("    {s};");
     }
-    println!("  tables:");
+    say!("  tables:");
     for (t, ps) in plan.tables.iter().zip(plugins) {
         let format = if t.binary { "binary" } else { "text" };
-        println!(
+        say!(
             "    {} ({format} COPY{})",
             t.name,
             if t.freeze { ", FREEZE" } else { "" }
         );
-        println!("      {};", t.select);
+        say!("      {};", t.select);
         for (p, r) in ps.iter().zip(&t.plugins) {
-            println!("      plugin: {}", plugin_line(p, &r.display()));
+            say!("      plugin: {}", plugin_line(p, &r.display()));
         }
         for s in &t.post_data {
-            println!("      then: {s};");
+            say!("      then: {s};");
         }
     }
     if !plan.foreign_keys.is_empty() {
-        println!("  foreign keys:");
+        say!("  foreign keys:");
         for fk in &plan.foreign_keys {
-            println!("    {};", fk.sql);
+            say!("    {};", fk.sql);
         }
     }
     if !plan.sequences.is_empty() {
-        println!("  sequences:");
+        say!("  sequences:");
         for s in &plan.sequences {
-            println!("    {};", s.sql());
+            say!("    {};", s.sql());
         }
     }
     for s in &plan.skipped {
-        println!("  not copied: {s}");
+        say!("  not copied: {s}");
     }
     for w in &plan.warnings {
-        println!("  warning: {w}");
+        say!("  warning: {w}");
     }
 }
 
