@@ -13,7 +13,7 @@ pub mod version;
 pub mod xmat;
 
 use crate::cli::PluginOpts;
-use crate::fetch::Location;
+use crate::fetch::{FetchError, Location};
 use crate::plugin::{Plugin, PluginError, PluginSpec, Runtime};
 
 /// How a command that finished went, beyond plain success.
@@ -45,13 +45,21 @@ pub async fn load_plugins(
 ) -> anyhow::Result<(Runtime, Vec<Plugin>)> {
     let cache_dir = opts.cache_dir();
     let runtime = Runtime::new(opts.limits(), cache_dir.as_deref())?;
+    let bounds = opts.fetch_bounds();
     let mut plugins = Vec::with_capacity(specs.len());
     for spec in specs {
         let location = Location::parse(&spec.location)?;
-        let bytes = location.read_all().await.map_err(|e| PluginError::Fetch {
-            location: spec.location.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = location
+            .read_bounded(&bounds)
+            .await
+            .map_err(|e| PluginError::Fetch {
+                location: spec.shown(),
+                reason: match e {
+                    FetchError::TooLarge { .. } => format!("{e} (--plugin-max-size)"),
+                    FetchError::TimedOut { .. } => format!("{e} (--fetch-timeout)"),
+                    e => e.to_string(),
+                },
+            })?;
         plugins.push(runtime.load(spec, &bytes)?);
     }
     Ok((runtime, plugins))
