@@ -2,17 +2,17 @@
 //! ticker, the compile cache, and loading components into [`Plugin`]s.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{CacheOutcome, CompileCache};
+use super::instance::Live;
 use super::limits::{EPOCH_TICK, Limits};
 use super::model::{Info, Kind};
-use super::sandbox::StoreState;
+use super::sandbox::{self, StoreState};
 use super::wit::{self, v0_1};
 use super::{PluginError, PluginInstance, PluginSpec};
 
@@ -20,7 +20,6 @@ use super::{PluginError, PluginInstance, PluginSpec};
 pub struct Runtime {
     pub(crate) shared: Arc<Shared>,
     cache: Option<CompileCache>,
-    ticker_stop: Arc<AtomicBool>,
 }
 
 /// What instances need from the runtime.
@@ -40,6 +39,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        sandbox::link_virtual_time(&mut linker).map_err(engine_err)?;
 
         let cache = match cache_dir {
             Some(dir) => Some(CompileCache::open(dir, &engine)?),
@@ -47,21 +47,19 @@ impl Runtime {
         };
 
         // Epoch interruption needs someone to advance the epoch; a deadline is
-        // then honoured to within one tick.
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        {
-            let engine = engine.clone();
-            let stop = ticker_stop.clone();
-            std::thread::Builder::new()
-                .name("plugin-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                })
-                .map_err(|e| PluginError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        }
+        // then honoured to within one tick. The ticker lives exactly as long
+        // as the engine: as long as any plugin, instance or store can run.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| PluginError::Engine(format!("cannot start the epoch ticker: {e}")))?;
 
         Ok(Runtime {
             shared: Arc::new(Shared {
@@ -70,7 +68,6 @@ impl Runtime {
                 limits,
             }),
             cache,
-            ticker_stop,
         })
     }
 
@@ -89,7 +86,17 @@ impl Runtime {
     pub fn load(&self, spec: &PluginSpec, bytes: &[u8]) -> Result<Plugin, PluginError> {
         let started = Instant::now();
         let sha256 = spec.verify(bytes)?;
-        let location = spec.location.clone();
+        let location = spec.shown();
+        // Memory a plugin needs just to start is refused here, in the
+        // --plugin-memory terms the user can act on.
+        let needs = initial_memory(bytes);
+        if needs > self.shared.limits.memory_bytes {
+            return Err(PluginError::TooBig {
+                location,
+                needs,
+                limit: self.shared.limits.memory_bytes,
+            });
+        }
 
         let (component, cache) = match self
             .cache
@@ -229,10 +236,20 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+/// The largest initial size of any memory the component's core modules
+/// define, in bytes (0 if the bytes cannot be read: compiling says why).
+fn initial_memory(bytes: &[u8]) -> u64 {
+    let mut largest = 0u64;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else { break };
+        if let wasmparser::Payload::MemorySection(reader) = payload {
+            for memory in reader.into_iter().flatten() {
+                let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                largest = largest.max(memory.initial.saturating_mul(page));
+            }
+        }
     }
+    largest
 }
 
 fn engine_config(limits: &Limits) -> Config {
@@ -347,34 +364,15 @@ impl Plugin {
         PluginInstance::new(self.clone())
     }
 
+    /// Asks a fresh instance who it is, under the same limits as any call.
     fn query_info(&self) -> Result<Info, PluginError> {
-        let shared = &self.0.shared;
-        let mut store = Store::new(&shared.engine, StoreState::new(&shared.limits));
-        super::instance::arm(&mut store, &shared.limits);
-        let err = |e: wasmtime::Error| PluginError::Failed {
+        let fault = |during: &str, fault| PluginError::Fault {
             plugin: self.name().to_string(),
-            during: "info".into(),
-            message: format!("{e:#}"),
+            during: during.into(),
+            fault,
         };
-        let info = match &self.0.pre {
-            Pre::Item(p) => p
-                .instantiate(&mut store)
-                .map_err(err)?
-                .host_plugin_plugin()
-                .call_info(&mut store),
-            Pre::Row(p) => p
-                .instantiate(&mut store)
-                .map_err(err)?
-                .host_plugin_plugin()
-                .call_info(&mut store),
-            Pre::Filter(p) => p
-                .instantiate(&mut store)
-                .map_err(err)?
-                .host_plugin_plugin()
-                .call_info(&mut store),
-        }
-        .map_err(err)?;
-        Ok(info.into())
+        let mut live = Live::start(self).map_err(|f| fault("instantiation", f))?;
+        live.info(self).map_err(|f| fault("info", f))
     }
 }
 

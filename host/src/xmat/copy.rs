@@ -70,10 +70,11 @@ pub enum CopyError {
     Source(StatementError),
     #[error("writing the target: {0}")]
     Target(StatementError),
-    #[error("plugin {plugin}: {message}")]
+    #[error("plugin {}: {message}", crate::terminal::Shown(.plugin))]
     Plugin { plugin: String, message: String },
     #[error(
-        "plugin {plugin} rejected {count} row(s); the first is row {row} of the table: {reason}"
+        "plugin {} rejected {count} row(s); the first is row {row} of the table: {}",
+        crate::terminal::Shown(.plugin), crate::terminal::Shown(.reason)
     )]
     Rejected {
         plugin: String,
@@ -357,15 +358,9 @@ fn run_chain(
     stop: &AtomicBool,
 ) -> Result<u64, CopyError> {
     let plugin_error = |e: crate::plugin::PluginError| {
-        let plugin = match &e {
-            crate::plugin::PluginError::Table { plugin, .. }
-            | crate::plugin::PluginError::Configure { plugin, .. }
-            | crate::plugin::PluginError::Failed { plugin, .. }
-            | crate::plugin::PluginError::Trap { plugin, .. }
-            | crate::plugin::PluginError::Limit { plugin, .. }
-            | crate::plugin::PluginError::Contract { plugin, .. }
-            | crate::plugin::PluginError::WrongKind { plugin, .. } => plugin.clone(),
-            _ => plugins
+        let plugin = match e.plugin() {
+            Some(p) => p.to_string(),
+            None => plugins
                 .first()
                 .map(|p| p.name().to_string())
                 .unwrap_or_default(),
@@ -394,7 +389,7 @@ fn run_chain(
                 plugin: first.plugin.clone(),
                 count: out.rejected.len(),
                 row: offset + first.index as u64 + 1,
-                reason: first.reason.clone(),
+                reason: first.reason.to_string(),
             });
         }
         dropped += out.dropped.len() as u64;
