@@ -25,6 +25,8 @@ mod worker;
 use clap::ValueEnum;
 use serde::Serialize;
 
+use crate::terminal::Shown;
+
 pub use pipeline::{LoadOptions, load};
 
 /// What to do with ids that already exist.
@@ -116,7 +118,7 @@ pub struct Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)?;
+        write!(f, "{}:{}", Shown(&self.source), self.line)?;
         if let Some(i) = self.index {
             write!(f, " (element {i})")?;
         }
@@ -138,17 +140,21 @@ pub struct RecordError {
 
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id and the reason come from the data or a plugin: escaped.
         let id = self
             .id
             .as_ref()
-            .map(|i| format!(" ({i})"))
+            .map(|i| format!(" ({})", Shown(i)))
             .unwrap_or_default();
+        let reason = Shown(&self.reason);
         match &self.plugin {
-            None => write!(f, "{}: invalid {}{id}: {}", self.at, self.what, self.reason),
+            None => write!(f, "{}: invalid {}{id}: {reason}", self.at, self.what),
             Some(p) => write!(
                 f,
-                "{}: {}{id} rejected by plugin {p}: {}",
-                self.at, self.what, self.reason
+                "{}: {}{id} rejected by plugin {}: {reason}",
+                self.at,
+                self.what,
+                Shown(p)
             ),
         }
     }

@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 use super::reject::RejectWriter;
-use super::split::Splitter;
+use super::split::{Body, Splitter};
 use super::worker::{Batch, Input, Totals, Worker};
 use super::{ExtentMode, Kind, LoadError, Method, Summary, TargetSchema, source};
 use crate::plugin::Plugin;
@@ -331,9 +331,12 @@ fn read_sources(
                 .next_record()
                 .map_err(|e| LoadError::Source(format!("{name}: {e}")))?;
             let Some(r) = record else { break };
-            size += r.bytes.len();
+            size += match &r.body {
+                Body::Json(b) => b.len(),
+                Body::TooLarge(_) => 0,
+            };
             inputs.push(Input {
-                bytes: r.bytes,
+                body: r.body,
                 line: r.line,
                 index: r.index,
             });

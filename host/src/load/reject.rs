@@ -37,6 +37,7 @@ struct Line<'a> {
 enum Record<'a> {
     Json(&'a RawValue),
     Text(&'a str),
+    None,
 }
 
 impl RejectWriter {
@@ -85,6 +86,8 @@ impl RejectWriter {
             reason,
             record: match raw {
                 Some(r) => Record::Json(r),
+                // A record skipped unread (too large) has no text to show.
+                None if record.is_empty() => Record::None,
                 None => Record::Text(record),
             },
         };
