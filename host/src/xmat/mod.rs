@@ -35,6 +35,7 @@ pub mod node;
 pub mod plan;
 mod post;
 pub mod run;
+pub mod same;
 mod schedule;
 pub mod select;
 pub mod sql;

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use super::copy::{self, CopyError, Counters, TableStats};
 use super::jobs::Job;
 use super::plan::{self, Plan};
+use super::same::{self, Sameness};
 use super::schedule::{Next, Schedule};
 use super::sql::{Conn, ident, literal};
 use super::{XmatError, catalog, foreign_keys, swap};
@@ -115,11 +116,32 @@ fn parse_dsn(
     Ok((dsn, shown))
 }
 
-fn same_database(a: &Dsn, b: &Dsn) -> bool {
-    let (a, b) = (a.config(), b.config());
-    a.get_hosts() == b.get_hosts()
-        && a.get_ports() == b.get_ports()
-        && a.get_dbname() == b.get_dbname()
+/// A job whose target schema is its source schema, in the same database,
+/// would swap a filtered copy over its own source: refused before anything
+/// is written (and so in `--dry-run` too).
+async fn refuse_self_replacement(job: &Job, source: &Dsn, target: &Dsn) -> Result<(), XmatError> {
+    let how = match same::compare(source, target)
+        .await
+        .map_err(|e| XmatError::job(&job.name, e))?
+    {
+        Sameness::Different => return Ok(()),
+        Sameness::SameDatabase => format!(
+            "both reach database {} on one server (the target's server sees the source's session)",
+            source.dbname()
+        ),
+        Sameness::StandbyOfTarget(id) => format!(
+            "the source is a standby of the target's cluster (system identifier {id}), so the \
+             target's changes replace its data too"
+        ),
+    };
+    Err(XmatError::job(
+        &job.name,
+        format!(
+            "source and target are the same schema {}: {how}; it would replace itself \
+             (nothing was written)",
+            crate::terminal::Shown(&job.source.schema)
+        ),
+    ))
 }
 
 /// Connects to the source, exports a snapshot, reads the catalog, plans, and
@@ -129,15 +151,8 @@ pub async fn prepare(job: &Job, opts: &Options) -> Result<Prepared, XmatError> {
     let name = job.name.as_str();
     let (source, source_shown) = parse_dsn(job, "source", &job.source)?;
     let (target, target_shown) = parse_dsn(job, "target", &job.target)?;
-    if same_database(&source, &target) && job.source.schema == job.target.schema {
-        return Err(XmatError::job(
-            name,
-            format!(
-                "source and target are the same schema ({}.{}); it would replace itself",
-                source.dbname(),
-                job.source.schema
-            ),
-        ));
+    if job.source.schema == job.target.schema {
+        refuse_self_replacement(job, &source, &target).await?;
     }
     let control = Conn {
         client: source
