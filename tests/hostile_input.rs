@@ -275,6 +275,8 @@ fn what_postgresql_would_refuse_is_caught_first_and_named() {
             serde_json::from_str(std::fs::read_to_string(&rejects).unwrap().trim()).unwrap();
         assert_eq!(line["line"], 2);
         assert!(line["reason"].as_str().unwrap().contains(reason), "{line}");
+        // The record is kept whole, as a string: readers refuse it as JSON too.
+        assert_eq!(line["record"].as_str(), Some(bad.as_str()), "{name}");
     }
     // Their near misses are fine: a surrogate pair, the largest numeric.
     let f = dir.path().join("fine.ndjson");
@@ -439,7 +441,8 @@ fn positions_off_the_earth_are_refused_and_the_extent_stays() {
     assert_eq!(
         reasons,
         [
-            "geometry: LineString coordinates[1]: longitude 1e308 is outside [-360, 360]",
+            // As written in the file (serde_json writes 1e308 so).
+            "geometry: LineString coordinates[1]: longitude 1e+308 is outside [-360, 360]",
             "bbox has latitude 1e308, outside [-90, 90]",
         ]
     );

@@ -55,11 +55,14 @@ pub fn run_stdin(args: &[&str], input: &[u8]) -> Output {
 }
 
 /// Runs `host` with args (and `input` on stdin) and returns its output and
-/// its peak resident memory in KiB, as the kernel accounted it for that one
-/// child (`wait4`), whatever else the test process runs meanwhile.
+/// its peak resident memory in KiB: the high-water mark of its own address
+/// space (`VmHWM`), sampled every few milliseconds until it exits.
+///
+/// Not `wait4`'s `ru_maxrss`: the kernel carries the spawning process's
+/// high-water mark across `exec` into it, so it would report this test
+/// binary's peak (and that of every test running beside it), not host's.
 pub fn run_peak(args: &[&str], input: &[u8]) -> (Output, u64) {
     use std::io::Read;
-    use std::os::unix::process::ExitStatusExt;
     let mut child = host()
         .args(args)
         .stdin(Stdio::piped())
@@ -79,22 +82,35 @@ pub fn run_peak(args: &[&str], input: &[u8]) -> (Output, u64) {
         let _ = out.read_to_end(&mut b);
         b
     });
-    let mut stderr = Vec::new();
-    let _ = err.read_to_end(&mut stderr);
-    let stdout = reader.join().unwrap();
-    writer.join().unwrap();
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, once; std's Child is not waited on after this.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4");
-    let output = Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout,
-        stderr,
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        // While it runs (or is a zombie, with no VmHWM any more).
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait for host") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     };
-    (output, usage.ru_maxrss as u64)
+    let output = Output {
+        status,
+        stdout: reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    };
+    writer.join().unwrap();
+    (output, peak)
 }
 
 /// stdout as text.

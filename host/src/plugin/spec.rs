@@ -136,7 +136,10 @@ mod tests {
     fn urls_are_shown_without_credentials() {
         let s = PluginSpec::parse("https://u:secret@h/p.wasm?X-Amz-Signature=abc").unwrap();
         assert_eq!(s.shown(), "https://u:***@h/p.wasm?***");
-        assert_eq!(PluginSpec::parse("dir/p.wasm").unwrap().shown(), "dir/p.wasm");
+        assert_eq!(
+            PluginSpec::parse("dir/p.wasm").unwrap().shown(),
+            "dir/p.wasm"
+        );
     }
 
     #[test]
