@@ -57,6 +57,18 @@ pub enum PluginError {
     },
 
     #[error(
+        "{location} needs at least {} of linear memory at start, but the memory cap (--plugin-memory) is {}; raise --plugin-memory to at least {}",
+        mib(*needs), mib(*cap), mib(needs.next_multiple_of(1 << 20))
+    )]
+    MemoryBelowMinimum {
+        location: String,
+        /// Bytes the component's largest memory starts with.
+        needs: u64,
+        /// The per-instance memory cap, in bytes.
+        cap: u64,
+    },
+
+    #[error(
         "{location} exports more than one plugin kind ({kinds}); a plugin must target exactly one world"
     )]
     AmbiguousKind { location: String, kinds: String },
@@ -107,6 +119,14 @@ pub enum PluginError {
 
     #[error("wasmtime: {0}")]
     Engine(String),
+}
+
+/// `14155776` as `13.5 MiB (14155776 bytes)`.
+fn mib(bytes: u64) -> String {
+    format!(
+        "{:.1} MiB ({bytes} bytes)",
+        bytes as f64 / (1u64 << 20) as f64
+    )
 }
 
 impl PluginError {
