@@ -68,11 +68,8 @@ pub async fn fetch_plugin(location: &str) -> Result<Vec<u8>, PluginError> {
     };
     if location.starts_with(oci::SCHEME) {
         let reference = oci::Reference::parse(location).map_err(fetch_err)?;
-        let mut registry = oci::Registry::new(&reference).map_err(|e| fetch_err(e.to_string()))?;
-        let pulled = registry
-            .pull(MAX_PLUGIN_BYTES)
-            .await
-            .map_err(|e| fetch_err(e.to_string()))?;
+        let mut registry = oci::Registry::new(&reference)?;
+        let pulled = registry.pull(MAX_PLUGIN_BYTES).await?;
         tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
         return Ok(pulled.wasm);
     }

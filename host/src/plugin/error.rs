@@ -30,6 +30,10 @@ pub enum PluginError {
     #[error("cannot read plugin {location}: {reason}")]
     Fetch { location: String, reason: String },
 
+    /// Pulling from an OCI registry failed (the error names the reference).
+    #[error("cannot pull plugin: {0}")]
+    Registry(#[from] crate::oci::OciError),
+
     #[error(
         "plugin {location} has SHA-256 {actual}, but {expected} was pinned; refusing to run it"
     )]
