@@ -346,7 +346,7 @@ fn a_plugin_stuck_in_info_or_too_big_to_start_is_named_in_flag_terms() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("needs 101777408 bytes of memory to start, more than its memory limit (--plugin-memory 64MiB) allows"),
+        err.contains("needs at least 97.1 MiB (101777408 bytes) of linear memory at start, but the memory cap (--plugin-memory) is 64.0 MiB"),
         "{err}"
     );
     assert!(!err.contains("pooling"), "{err}");

@@ -6,6 +6,8 @@ pub mod load;
 pub mod migrate;
 pub mod pgready;
 pub mod plugin_inspect;
+pub mod plugin_new;
+pub mod plugin_push;
 pub mod plugin_run;
 pub mod search;
 pub mod update_extents;
@@ -13,7 +15,8 @@ pub mod version;
 pub mod xmat;
 
 use crate::cli::PluginOpts;
-use crate::fetch::{FetchError, Location};
+use crate::fetch::{Bounds, FetchError, Location};
+use crate::oci;
 use crate::plugin::{Plugin, PluginError, PluginSpec, Runtime};
 
 /// How a command that finished went, beyond plain success.
@@ -48,19 +51,50 @@ pub async fn load_plugins(
     let bounds = opts.fetch_bounds();
     let mut plugins = Vec::with_capacity(specs.len());
     for spec in specs {
-        let location = Location::parse(&spec.location)?;
-        let bytes = location
-            .read_bounded(&bounds)
-            .await
-            .map_err(|e| PluginError::Fetch {
-                location: spec.shown(),
-                reason: match e {
-                    FetchError::TooLarge { .. } => format!("{e} (--plugin-max-size)"),
-                    FetchError::TimedOut { .. } => format!("{e} (--fetch-timeout)"),
-                    e => e.to_string(),
-                },
-            })?;
+        let bytes = fetch_plugin(spec, &bounds).await?;
         plugins.push(runtime.load(spec, &bytes)?);
     }
     Ok((runtime, plugins))
+}
+
+/// A plugin's bytes from a path, a URL or an OCI registry (`oci://`), read
+/// within `bounds` (`--plugin-max-size`, `--fetch-timeout`) and checked
+/// against every digest the location carries.
+pub async fn fetch_plugin(spec: &PluginSpec, bounds: &Bounds) -> Result<Vec<u8>, PluginError> {
+    let fetch_err = |reason: String| PluginError::Fetch {
+        location: spec.shown(),
+        reason,
+    };
+    // Which flag moves the bound that was hit.
+    let flag = |e: &FetchError| match e {
+        FetchError::TooLarge { .. } => " (--plugin-max-size)",
+        FetchError::TimedOut { .. } => " (--fetch-timeout)",
+        _ => "",
+    };
+    let location = spec.location.as_str();
+    if location.starts_with(oci::SCHEME) {
+        let reference = oci::Reference::parse(location).map_err(fetch_err)?;
+        let mut registry = oci::Registry::new(&reference, bounds.timeout)?;
+        let pulled = registry.pull(bounds).await.map_err(|e| {
+            let hint = match &e {
+                oci::OciError::Fetch(f) => flag(f),
+                oci::OciError::TooLarge {
+                    what: "wasm layer", ..
+                } => " (--plugin-max-size)",
+                oci::OciError::Http { source, .. } if source.is_timeout() => " (--fetch-timeout)",
+                _ => "",
+            };
+            match hint {
+                "" => PluginError::from(e),
+                hint => fetch_err(format!("{e}{hint}")),
+            }
+        })?;
+        tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
+        return Ok(pulled.wasm);
+    }
+    let parsed = Location::parse(location).map_err(|e| fetch_err(e.to_string()))?;
+    parsed
+        .read_bounded(bounds)
+        .await
+        .map_err(|e| fetch_err(format!("{e}{}", flag(&e))))
 }

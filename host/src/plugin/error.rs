@@ -26,14 +26,14 @@ impl std::fmt::Display for LimitHit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LimitHit::Time(d) => write!(f, "time limit (--plugin-time {d:?})"),
-            LimitHit::Memory(b) => write!(f, "memory limit (--plugin-memory {})", mib(b)),
+            LimitHit::Memory(b) => write!(f, "memory limit (--plugin-memory {})", flag_size(*b)),
             LimitHit::Fuel(n) => write!(f, "fuel limit (--plugin-fuel {n})"),
         }
     }
 }
 
-fn mib(bytes: &u64) -> String {
-    let bytes = *bytes;
+/// A size as `--plugin-memory` takes it: `64MiB`, or bytes.
+fn flag_size(bytes: u64) -> String {
     if bytes.is_multiple_of(1 << 20) {
         format!("{}MiB", bytes >> 20)
     } else {
@@ -77,6 +77,10 @@ pub enum PluginError {
     #[error("cannot read plugin {}: {reason}", Shown(.location))]
     Fetch { location: String, reason: String },
 
+    /// Pulling from an OCI registry failed (the error names the reference).
+    #[error("cannot pull plugin: {0}")]
+    Registry(#[from] crate::oci::OciError),
+
     #[error(
         "plugin {} has SHA-256 {actual}, but {expected} was pinned; refusing to run it",
         Shown(.location)
@@ -89,16 +93,6 @@ pub enum PluginError {
 
     #[error("{} is not a valid WebAssembly component: {reason}", Shown(.location))]
     Invalid { location: String, reason: String },
-
-    #[error(
-        "{} needs {needs} bytes of memory to start, more than its memory limit (--plugin-memory {}) allows",
-        Shown(.location), mib(.limit)
-    )]
-    TooBig {
-        location: String,
-        needs: u64,
-        limit: u64,
-    },
 
     #[error(
         "{} is not a host plugin: it exports none of the host:plugin interfaces (it exports: {})",
@@ -114,6 +108,18 @@ pub enum PluginError {
         location: String,
         found: String,
         supported: String,
+    },
+
+    #[error(
+        "{} needs at least {} of linear memory at start, but the memory cap (--plugin-memory) is {}; raise --plugin-memory to at least {}",
+        Shown(.location), mib(*needs), mib(*cap), mib(needs.next_multiple_of(1 << 20))
+    )]
+    MemoryBelowMinimum {
+        location: String,
+        /// Bytes the component's largest memory starts with.
+        needs: u64,
+        /// The per-instance memory cap, in bytes.
+        cap: u64,
     },
 
     #[error(
@@ -175,6 +181,14 @@ fn fault_on(fault: &Fault, during: &str) -> String {
         Fault::Panic(_) => format!("trapped on {during}: {fault}"),
         other => format!("{other} on {during}"),
     }
+}
+
+/// `14155776` as `13.5 MiB (14155776 bytes)`.
+fn mib(bytes: u64) -> String {
+    format!(
+        "{:.1} MiB ({bytes} bytes)",
+        bytes as f64 / (1u64 << 20) as f64
+    )
 }
 
 impl PluginError {

@@ -11,6 +11,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::cache::{CacheOutcome, CompileCache};
 use super::instance::Live;
 use super::limits::{EPOCH_TICK, Limits};
+use super::memory;
 use super::model::{Info, Kind};
 use super::sandbox::{self, StoreState};
 use super::wit::{self, v0_1};
@@ -87,14 +88,14 @@ impl Runtime {
         let started = Instant::now();
         let sha256 = spec.verify(bytes)?;
         let location = spec.shown();
-        // Memory a plugin needs just to start is refused here, in the
-        // --plugin-memory terms the user can act on.
-        let needs = initial_memory(bytes);
-        if needs > self.shared.limits.memory_bytes {
-            return Err(PluginError::TooBig {
+        let cap = self.shared.limits.memory_bytes;
+        if let Some(needs) = memory::declared_minimum(bytes)
+            && needs > cap
+        {
+            return Err(PluginError::MemoryBelowMinimum {
                 location,
                 needs,
-                limit: self.shared.limits.memory_bytes,
+                cap,
             });
         }
 
@@ -236,21 +237,6 @@ impl Runtime {
     }
 }
 
-/// The largest initial size of any memory the component's core modules
-/// define, in bytes (0 if the bytes cannot be read: compiling says why).
-fn initial_memory(bytes: &[u8]) -> u64 {
-    let mut largest = 0u64;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let Ok(payload) = payload else { break };
-        if let wasmparser::Payload::MemorySection(reader) = payload {
-            for memory in reader.into_iter().flatten() {
-                let page = 1u64 << memory.page_size_log2.unwrap_or(16);
-                largest = largest.max(memory.initial.saturating_mul(page));
-            }
-        }
-    }
-    largest
-}
 
 fn engine_config(limits: &Limits) -> Config {
     let mut cfg = Config::new();
