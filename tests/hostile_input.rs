@@ -39,23 +39,75 @@ fn schemas(db: &TestDb) -> Vec<String> {
         .collect()
 }
 
+/// A TCP forwarder on a port of its own to `to`, for as long as the test
+/// runs: the same server reached on another port.
+fn forward(to: u16) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                continue;
+            };
+            for (mut from, mut into) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    port
+}
+
 /// Before: the guard compared connection strings; `127.0.0.1` and
-/// `localhost` ran, and swapped a filtered copy over the source.
+/// `localhost` ran, and swapped a filtered copy over the source. Every other
+/// way to name the same database is refused too: key=value pairs, a host
+/// name in capitals, the unix socket instead of TCP, another port that
+/// leads to the same server.
 #[test]
 fn a_copy_onto_its_own_schema_named_another_way_is_refused_before_any_write() {
     let db = TestDb::new("selfcopy");
     db.client().batch_execute(TABLE).unwrap();
     let url = url::Url::parse(&db.dsn).unwrap();
     let port = url.port().unwrap();
-    let by_name = db.dsn.replacen("127.0.0.1", "localhost", 1);
-    let by_pairs = format!(
-        "host=localhost port={port} user={} password={} dbname={}",
-        url.username(),
-        url.password().unwrap(),
-        db.name
-    );
+    let (user, password) = (url.username(), url.password().unwrap());
+    // Where the server's unix socket is, as the server says.
+    let socket_dir: String = db
+        .client()
+        .query_one(
+            "SELECT split_part(current_setting('unix_socket_directories'), ',', 1)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let forwarded = forward(port);
+    let targets = [
+        db.dsn.replacen("127.0.0.1", "localhost", 1),
+        format!(
+            "host=localhost port={port} user={user} password={password} dbname={}",
+            db.name
+        ),
+        format!(
+            "host=LOCALHOST port={port} user={user} password={password} dbname={}",
+            db.name
+        ),
+        format!(
+            "host={} port={port} user={user} password={password} dbname={}",
+            socket_dir.trim(),
+            db.name
+        ),
+        format!(
+            "postgresql://{user}:{password}@127.0.0.1:{forwarded}/{}",
+            db.name
+        ),
+    ];
     let dir = tempfile::tempdir().unwrap();
-    for target in [&by_name, &by_pairs] {
+    for target in &targets {
         let file = dir.path().join("xmat.toml");
         std::fs::write(
             &file,
@@ -70,13 +122,13 @@ fn a_copy_onto_its_own_schema_named_another_way_is_refused_before_any_write() {
         for args in [&["self", "--dry-run"][..], &["self"][..]] {
             let o = xmat(&file, args);
             let err = stderr(&o);
-            assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+            assert_eq!(o.status.code(), Some(1), "{target} {args:?}: {err}");
             assert!(
                 err.contains(&format!(
                     "job self: source and target are the same schema public: both reach database {} on one server",
                     db.name
                 )),
-                "{err}"
+                "{target}: {err}"
             );
             assert!(
                 err.contains("it would replace itself (nothing was written)"),

@@ -304,6 +304,100 @@ fn a_server_that_never_answers_times_out_saying_so() {
         "{err}"
     );
     assert!(took < Duration::from_secs(10), "took {took:?}");
+    // A registry that never answers: the same bound, said in registry terms.
+    let registry = silent
+        .replace("http://", "oci://")
+        .replace("/p.wasm", "/acme/p:1");
+    let started = Instant::now();
+    let out = run(&["plugin", "inspect", &registry, "--fetch-timeout", "1s"]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("pulling {registry}")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read plugin {registry}: the registry did not answer within 1s (--fetch-timeout)"
+        )),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// A registry on loopback: its manifest declares a wasm layer of
+/// `layer_size` bytes, and its blob answer never ends (no length declared).
+fn endless_registry(layer_size: u64) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if request.contains("/manifests/") {
+                    let d = format!("sha256:{}", "ab".repeat(32));
+                    let manifest = format!(
+                        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{d}","size":2}},"layers":[{{"mediaType":"application/wasm","digest":"{d}","size":{layer_size}}}]}}"#
+                    );
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{manifest}",
+                        manifest.len()
+                    );
+                    return;
+                }
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                );
+                let chunk = vec![0u8; 64 << 10];
+                for _ in 0..100_000 {
+                    if write!(s, "{:x}\r\n", chunk.len()).is_err()
+                        || s.write_all(&chunk).is_err()
+                        || s.write_all(b"\r\n").is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("oci://{addr}/acme/p:1")
+}
+
+/// Registry pulls are bounded like URLs: a layer declared past the cap is
+/// refused before it is read, and a blob longer than its manifest said is
+/// stopped as it arrives, in bounded memory.
+#[test]
+fn registry_layers_are_read_within_the_cap() {
+    let declared_big = endless_registry(10 << 20);
+    let out = run(&[
+        "plugin",
+        "inspect",
+        &declared_big,
+        "--plugin-max-size",
+        "1MiB",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "the wasm layer is 10485760 bytes, more than the 1048576 allowed (--plugin-max-size)"
+        ),
+        "{err}"
+    );
+    let lying = endless_registry(1000);
+    let started = Instant::now();
+    let (out, kib) = run_peak(&["plugin", "inspect", &lying], b"");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("(wasm layer) sent more than the 1000 bytes allowed"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(kib < 100 << 10, "peak {} MiB", kib >> 10);
 }
 
 // ---------------------------------------------------------------- 8: terminal injection

@@ -75,19 +75,16 @@ pub async fn fetch_plugin(spec: &PluginSpec, bounds: &Bounds) -> Result<Vec<u8>,
     if location.starts_with(oci::SCHEME) {
         let reference = oci::Reference::parse(location).map_err(fetch_err)?;
         let mut registry = oci::Registry::new(&reference, bounds.timeout)?;
-        let pulled = registry.pull(bounds).await.map_err(|e| {
-            let hint = match &e {
-                oci::OciError::Fetch(f) => flag(f),
-                oci::OciError::TooLarge {
-                    what: "wasm layer", ..
-                } => " (--plugin-max-size)",
-                oci::OciError::Http { source, .. } if source.is_timeout() => " (--fetch-timeout)",
-                _ => "",
-            };
-            match hint {
-                "" => PluginError::from(e),
-                hint => fetch_err(format!("{e}{hint}")),
-            }
+        let pulled = registry.pull(bounds).await.map_err(|e| match &e {
+            oci::OciError::Fetch(f) => fetch_err(format!("{f}{}", flag(f))),
+            oci::OciError::TooLarge {
+                what: "wasm layer", ..
+            } => fetch_err(format!("{e} (--plugin-max-size)")),
+            oci::OciError::Http { error, .. } if error.is_timeout() => fetch_err(format!(
+                "the registry did not answer within {}s (--fetch-timeout)",
+                bounds.timeout.as_secs_f64()
+            )),
+            _ => PluginError::from(e),
         })?;
         tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
         return Ok(pulled.wasm);

@@ -41,10 +41,12 @@ const MAX_ERROR_BODY: u64 = 64 << 10;
 /// What can go wrong talking to a registry; each names the reference.
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
-    #[error("{reference}: {source}")]
+    /// Said once, with its causes ("error sending request: ... connection
+    /// refused"), so not also a `source` (printing the chain would repeat it).
+    #[error("{reference}: {}", chain(.error))]
     Http {
         reference: String,
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     #[error("{reference}: {what} answered {status}{}", detail(.body))]
     Status {
@@ -85,6 +87,20 @@ pub enum OciError {
     /// longer than the timeout, or sent more than it declared.
     #[error(transparent)]
     Fetch(FetchError),
+}
+
+/// An error and its causes on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out += &format!(": {text}");
+        }
+        cause = c.source();
+    }
+    out
 }
 
 fn detail(body: &str) -> String {
@@ -162,9 +178,9 @@ impl Registry {
             .read_timeout(timeout)
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| OciError::Http {
+            .map_err(|error| OciError::Http {
                 reference: shown,
-                source,
+                error,
             })?;
         Ok(Registry {
             reference: reference.clone(),
@@ -201,9 +217,9 @@ impl Registry {
             }
         };
         let shown = self.shown();
-        let http_err = |source| OciError::Http {
+        let http_err = |error| OciError::Http {
             reference: shown.clone(),
-            source,
+            error,
         };
         let resp = attempt(self.authorization.as_ref())
             .send()

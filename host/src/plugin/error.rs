@@ -79,7 +79,8 @@ pub enum PluginError {
 
     /// Pulling from an OCI registry failed (the error names the reference).
     #[error("cannot pull plugin: {0}")]
-    Registry(#[from] crate::oci::OciError),
+    /// (Not a `source`: the message says it whole, and a chain would repeat it.)
+    Registry(crate::oci::OciError),
 
     #[error(
         "plugin {} has SHA-256 {actual}, but {expected} was pinned; refusing to run it",
@@ -171,6 +172,12 @@ pub enum PluginError {
 
     #[error("wasmtime: {0}")]
     Engine(String),
+}
+
+impl From<crate::oci::OciError> for PluginError {
+    fn from(e: crate::oci::OciError) -> PluginError {
+        PluginError::Registry(e)
+    }
 }
 
 /// "exceeded its time limit (...) on batch 3", "trapped on batch 3: ...".

@@ -237,7 +237,6 @@ impl Runtime {
     }
 }
 
-
 fn engine_config(limits: &Limits) -> Config {
     let mut cfg = Config::new();
     cfg.epoch_interruption(true);

@@ -478,7 +478,9 @@ pub fn check_bbox_range(bbox: &[f64]) -> Result<(), String> {
         } else {
             ("latitude", MAX_LATITUDE)
         };
-        if !(v.abs() <= max + BBOX_TOLERANCE) {
+        // NaN compares false, so it is not within either.
+        let within = v.abs() <= max + BBOX_TOLERANCE;
+        if !within {
             return Err(format!(
                 "bbox has {name} {}, outside [-{max}, {max}]",
                 short(v)
