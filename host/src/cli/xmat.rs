@@ -14,7 +14,7 @@ pub struct XmatArgs {
     #[arg(value_name = "PATTERN")]
     pub pattern: String,
 
-    /// The jobs file (TOML, or JSON for *.json).
+    /// The jobs file: TOML, JSON for *.json, or a pg-xmat jobs module for *.py.
     #[arg(
         short = 'c',
         long = "config",
@@ -43,6 +43,10 @@ pub struct XmatArgs {
     /// Print the plan or the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// The Python that evaluates a pg-xmat jobs module (*.py) [default: python3].
+    #[arg(long, value_name = "PATH", env = "HOST_PYTHON")]
+    pub python: Option<PathBuf>,
 
     #[command(flatten)]
     pub opts: PluginOpts,

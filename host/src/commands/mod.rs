@@ -13,8 +13,7 @@ pub mod version;
 pub mod xmat;
 
 use crate::cli::PluginOpts;
-use crate::fetch::Location;
-use crate::plugin::{Plugin, PluginError, PluginSpec, Runtime};
+use crate::plugin::{Plugin, PluginSpec, Runtime};
 
 /// How a command that finished went, beyond plain success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +46,7 @@ pub async fn load_plugins(
     let runtime = Runtime::new(opts.limits(), cache_dir.as_deref())?;
     let mut plugins = Vec::with_capacity(specs.len());
     for spec in specs {
-        let location = Location::parse(&spec.location)?;
-        let bytes = location.read_all().await.map_err(|e| PluginError::Fetch {
-            location: spec.location.clone(),
-            reason: e.to_string(),
-        })?;
-        plugins.push(runtime.load(spec, &bytes)?);
+        plugins.push(runtime.fetch_and_load(spec).await?);
     }
     Ok((runtime, plugins))
 }

@@ -84,6 +84,17 @@ impl Runtime {
         self.cache.as_ref().map(|c| c.dir())
     }
 
+    /// Reads a plugin from its location (a file or a URL) and [loads](Runtime::load) it.
+    pub async fn fetch_and_load(&self, spec: &PluginSpec) -> Result<Plugin, PluginError> {
+        let fetch_error = |e: crate::fetch::FetchError| PluginError::Fetch {
+            location: spec.location.clone(),
+            reason: e.to_string(),
+        };
+        let location = crate::fetch::Location::parse(&spec.location).map_err(fetch_error)?;
+        let bytes = location.read_all().await.map_err(fetch_error)?;
+        self.load(spec, &bytes)
+    }
+
     /// Verifies, compiles (or loads from cache) and checks a plugin, and asks
     /// it for its name, version and kind.
     pub fn load(&self, spec: &PluginSpec, bytes: &[u8]) -> Result<Plugin, PluginError> {

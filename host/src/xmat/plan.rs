@@ -10,11 +10,28 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 
 use super::catalog::{Catalog, RelKind, Relation};
-use super::ddl::{self, ColumnDecl};
-use super::jobs::{Job, PluginRef, TableEntry};
-use super::select::{self, Projected, SourceColumn};
+use super::ddl::{self, ColumnDecl, TypeError};
+use super::jobs::{AllowLoss, Job, Others, PluginRef, Subset, TableEntry, Wildcard};
+use super::select::{self, ColumnError, Projected, SourceColumn};
 use super::sql::{ident, qualified};
 use crate::plugin::Column;
+
+/// A job that does not fit the source's catalog.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanError {
+    #[error("table {table}: there is no table or view {schema}.{table}")]
+    NoSuchTable { schema: String, table: String },
+    #[error(
+        "table {table}: it is a partition of {parent}, which is copied too; configure {parent} instead"
+    )]
+    PartitionOfCopied { table: String, parent: String },
+    #[error("table {table}: {source}")]
+    Columns { table: String, source: ColumnError },
+    #[error("table {table}: no column is left to copy")]
+    NoColumns { table: String },
+    #[error("{0}")]
+    Type(#[from] TypeError),
+}
 
 /// Everything a run does, in order.
 #[derive(Debug, Clone, Serialize)]
@@ -30,10 +47,17 @@ pub struct Plan {
     /// Each added once both its tables are loaded, referenced tables first.
     pub foreign_keys: Vec<ForeignKey>,
     pub sequences: Vec<SequenceReset>,
+    /// How `where`s reach other tables.
+    #[serde(serialize_with = "subset_name")]
+    pub subset: Subset,
     /// Relations of the source schema that `*` does not copy, and why.
     pub skipped: Vec<String>,
     /// Things left out (constraints, defaults) with the reason.
     pub warnings: Vec<String>,
+}
+
+fn subset_name<S: serde::Serializer>(s: &Subset, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.name())
 }
 
 /// A foreign key added after the data.
@@ -43,6 +67,11 @@ pub struct ForeignKey {
     #[serde(skip)]
     pub name: String,
     pub sql: String,
+    /// The referencing columns, and the columns of the referenced table they point at.
+    #[serde(skip)]
+    pub columns: Vec<String>,
+    #[serde(skip)]
+    pub ref_columns: Vec<String>,
     /// The referencing and the referenced table (indexes into `Plan::tables`).
     #[serde(skip)]
     pub from: usize,
@@ -58,6 +87,12 @@ pub struct TablePlan {
     pub oid: u32,
     /// The SELECT that reads its rows.
     pub select: String,
+    /// The source relation (qualified), and whether `ONLY` reads it (tables:
+    /// not their inheritance children; partitioned tables: every partition).
+    #[serde(skip)]
+    pub from: String,
+    #[serde(skip)]
+    pub only: bool,
     #[serde(skip)]
     pub projection: Vec<Projected>,
     /// The copied columns with their types (what plugins are told).
@@ -77,8 +112,22 @@ pub struct TablePlan {
     pub post_data: Vec<String>,
     #[serde(skip)]
     pub plugins: Vec<PluginRef>,
+    /// Unique keys (primary key, unique constraints, unique indexes) built on it.
+    pub unique_keys: Vec<UniqueKey>,
+    /// Which of its unique-key columns may be transformed without proof.
+    #[serde(skip)]
+    pub allow_uniqueness_loss: AllowLoss,
     /// On-disk size in the source, to start big tables first.
     pub bytes: i64,
+}
+
+/// A primary key, unique constraint or unique index of a copied table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UniqueKey {
+    pub name: String,
+    /// The columns it covers (for an expression or partial index, every
+    /// column its expressions and predicate use).
+    pub columns: Vec<String>,
 }
 
 impl TablePlan {
@@ -142,7 +191,7 @@ impl SequenceReset {
 }
 
 /// Builds the plan; errors name the table.
-pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, String> {
+pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanError> {
     let src = job.source.schema.as_str();
     let mut plan = Plan {
         job: job.name.clone(),
@@ -156,10 +205,13 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
         tables: Vec::new(),
         foreign_keys: Vec::new(),
         sequences: Vec::new(),
+        subset: job.subset,
         skipped: Vec::new(),
         warnings: Vec::new(),
     };
     let selected = select_relations(job, cat, &mut plan.skipped)?;
+    // Each table's own `where`, and what it reads from.
+    let mut filters: Vec<Option<String>> = Vec::with_capacity(selected.len());
 
     // Columns created per selected relation (by name), for constraint checks.
     let mut created: HashMap<u32, HashSet<String>> = HashMap::new();
@@ -170,7 +222,10 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
 
     for (rel, entry) in &selected {
         let wildcard = entry.name == "*";
-        let fail = |e: String| format!("table {}: {e}", rel.name);
+        let fail = |source: ColumnError| PlanError::Columns {
+            table: rel.name.clone(),
+            source,
+        };
         // A generated column calling a function of the source schema cannot be
         // recreated; it becomes a plain column holding the copied values.
         let plain_generated: HashSet<&str> = rel
@@ -197,26 +252,27 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
         let projection =
             select::projection(&source_columns, &entry.select, wildcard).map_err(fail)?;
         if projection.is_empty() {
-            return Err(fail("no column is left to copy".into()));
+            return Err(PlanError::NoColumns {
+                table: rel.name.clone(),
+            });
         }
-        let filter = select::where_sql(
-            &entry.filter,
-            |c| rel.columns.iter().any(|x| x.name == c),
-            wildcard,
-        )
-        .map_err(fail)?;
-        let from = qualified(&rel.schema, &rel.name);
-        let select_sql = select::select_statement(
-            &projection,
-            &from,
-            rel.kind == RelKind::Table,
-            filter.as_deref(),
+        filters.push(
+            select::where_sql(
+                &entry.filter,
+                |c| rel.columns.iter().any(|x| x.name == c),
+                wildcard,
+            )
+            .map_err(fail)?,
         );
 
         let keep: HashSet<&str> = projection.iter().map(|p| p.name.as_str()).collect();
         let mut decls = Vec::new();
         for c in &rel.columns {
-            let generated = c.generated.is_some() && !plain_generated.contains(c.name.as_str());
+            // Generated columns are computed again by the target, unless the
+            // columns are only those named (pg-xmat without `"*"`).
+            let generated = c.generated.is_some()
+                && !plain_generated.contains(c.name.as_str())
+                && entry.select.others == Others::Copied;
             if !keep.contains(c.name.as_str()) && !generated {
                 continue;
             }
@@ -308,7 +364,9 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
         plan.tables.push(TablePlan {
             name: rel.name.clone(),
             oid: rel.oid,
-            select: select_sql,
+            select: String::new(), // below, once every table's rows are known
+            from: qualified(&rel.schema, &rel.name),
+            only: rel.kind == RelKind::Table,
             binary_safe: column_type_oids.iter().all(|&t| ddl::binary_safe(cat, t)),
             columns,
             column_type_oids,
@@ -318,8 +376,13 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
             target: qualified(build_schema, &rel.name),
             post_data: Vec::new(),
             plugins: entry.plugins.clone(),
+            unique_keys: Vec::new(),
+            allow_uniqueness_loss: entry.allow_uniqueness_loss.clone(),
             bytes: rel.bytes,
         });
+    }
+    for (t, filter) in plan.tables.iter_mut().zip(&filters) {
+        t.select = select::select_statement(&t.projection, &t.from, t.only, filter.as_deref());
     }
 
     plan.pre_data
@@ -347,12 +410,13 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
 /// The relations to copy, each with the entry that configures it: named
 /// entries in file order, and where `*` stands, every other table and
 /// partitioned table of the schema (views and foreign tables are listed in
-/// `skipped`). A named entry replaces `*` for its table, as in pg-xmat.
+/// `skipped`, unless the job's `*` takes them, as pg-xmat's does). A named
+/// entry replaces `*` for its table, as in pg-xmat.
 fn select_relations<'a>(
     job: &'a Job,
     cat: &'a Catalog,
     skipped: &mut Vec<String>,
-) -> Result<Vec<(&'a Relation, &'a TableEntry)>, String> {
+) -> Result<Vec<(&'a Relation, &'a TableEntry)>, PlanError> {
     let src = job.source.schema.as_str();
     let in_schema = |name: &str| {
         cat.relations
@@ -370,11 +434,9 @@ fn select_relations<'a>(
     let mut out: Vec<(&Relation, &TableEntry)> = Vec::new();
     for entry in &job.tables {
         if entry.name != "*" {
-            let rel = in_schema(&entry.name).ok_or_else(|| {
-                format!(
-                    "table {}: there is no table or view {src}.{}",
-                    entry.name, entry.name
-                )
+            let rel = in_schema(&entry.name).ok_or_else(|| PlanError::NoSuchTable {
+                schema: src.to_string(),
+                table: entry.name.clone(),
             })?;
             out.push((rel, entry));
             continue;
@@ -383,9 +445,11 @@ fn select_relations<'a>(
             if named.contains(rel.name.as_str()) || covered(rel) {
                 continue;
             }
-            match rel.kind {
-                RelKind::Table | RelKind::Partitioned => out.push((rel, entry)),
-                k => skipped.push(format!(
+            match (rel.kind, job.wildcard) {
+                (RelKind::Table | RelKind::Partitioned, _) => out.push((rel, entry)),
+                // pg-xmat's `*` is `information_schema.tables`: views and foreign tables too.
+                (RelKind::View | RelKind::Foreign, Wildcard::Relations) => out.push((rel, entry)),
+                (k, _) => skipped.push(format!(
                     "{} {src}.{} (only tables are copied by *)",
                     k.describe(),
                     rel.name
@@ -399,10 +463,10 @@ fn select_relations<'a>(
         while let Some(p) = parent {
             if oids.contains(&p) {
                 let pname = cat.relation(p).map_or("?", |r| r.name.as_str());
-                return Err(format!(
-                    "table {}: it is a partition of {pname}, which is copied too; configure {pname} instead",
-                    rel.name
-                ));
+                return Err(PlanError::PartitionOfCopied {
+                    table: rel.name.clone(),
+                    parent: pname.to_string(),
+                });
             }
             parent = cat.relation(p).and_then(|r| r.partition_of);
         }

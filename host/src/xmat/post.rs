@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use super::catalog::{Catalog, Relation};
 use super::ddl::descendants;
 use super::jobs::TableEntry;
-use super::plan::{ForeignKey, Plan};
+use super::plan::{ForeignKey, Plan, UniqueKey};
 use super::sql::{ident, qualified};
 
 /// Fills each table's `post_data` and the plan's `foreign_keys`.
@@ -67,6 +67,12 @@ pub fn add_post_data(
                     ident(&c.name),
                     c.def
                 );
+                if matches!(c.kind, 'p' | 'u') {
+                    plan.tables[i].unique_keys.push(UniqueKey {
+                        name: c.name.clone(),
+                        columns: column_names(rel, &c.columns),
+                    });
+                }
                 match c.kind {
                     'p' => steps[0].push(sql),
                     'u' => steps[1].push(sql),
@@ -92,6 +98,12 @@ pub fn add_post_data(
                     plan.warnings.push(format!("{what}: {p}; left out"));
                     missing_keys.insert(ix.oid);
                     continue;
+                }
+                if ix.unique {
+                    plan.tables[i].unique_keys.push(UniqueKey {
+                        name: ix.name.clone(),
+                        columns: column_names(rel, &ix.columns),
+                    });
                 }
                 steps[2].push(index_ddl(&ix.def, &ix.table_sql, &on));
             }
@@ -149,6 +161,11 @@ pub fn add_post_data(
             (None, Some(to)) => plan.foreign_keys.push(ForeignKey {
                 name: c.name.clone(),
                 sql,
+                columns: column_names(rel, &c.columns),
+                ref_columns: cat
+                    .relation(c.ref_table)
+                    .map(|r| column_names(r, &c.ref_columns))
+                    .unwrap_or_default(),
                 from: index[&root_of[&rel.oid]],
                 to: index[&to],
             }),
@@ -172,6 +189,14 @@ fn index_ddl(def: &str, table_sql: &str, target: &str) -> String {
         }
     }
     def.to_string()
+}
+
+/// Column names by attribute number, in the order given.
+fn column_names(rel: &Relation, nums: &[i16]) -> Vec<String> {
+    nums.iter()
+        .filter_map(|n| rel.columns.iter().find(|c| c.num == *n))
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 fn missing_columns(rel: &Relation, nums: &[i16], created: &HashSet<String>) -> Option<String> {

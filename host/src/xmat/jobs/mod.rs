@@ -1,0 +1,214 @@
+//! The jobs file: named jobs, each a source, a target and the tables to copy
+//! with their `where`, `select` and `plugins`.
+//!
+//! ```toml
+//! ["tenant:acme"]
+//! source = { database = "env:PROD_URL", schema = "public" }
+//! target = { database = "postgresql://app@staging/app", schema = "acme" }
+//! subset = "follow"                        # tables referencing a filtered table follow it
+//!
+//! ["tenant:acme".tables."*"]
+//! where = { tenant_id = 42 }               # only on tables that have tenant_id
+//!
+//! ["tenant:acme".tables.users]
+//! where = { tenant_id = 42, created_at = { gte = "2024-01-01" } }
+//! select = { email = "lower({column_name})", password_hash = false }
+//! plugins = [{ plugin = "anonymize.wasm", params = { key = "env:ANON_KEY", name = "name" } }]
+//! allow_uniqueness_loss = ["email"]        # lower() may merge two emails of a unique index
+//! ```
+//!
+//! Three formats, one [`Job`]:
+//! - TOML (`*.toml`, and any other name) and JSON (`*.json`): the shape is
+//!   pg-xmat's `JOBS` dictionary, with `plugins`, `subset` and
+//!   `allow_uniqueness_loss` added. Differences from pg-xmat, on purpose:
+//!   `select` never narrows the column list (every column not named is
+//!   copied unchanged), an empty `IN` list matches nothing instead of
+//!   everything, and unknown keys or operators are errors instead of being ignored.
+//! - A pg-xmat jobs module (`*.py`), unmodified: evaluated by Python and read
+//!   with pg-xmat's own meaning ([`python`]).
+//!
+//! Errors name the file, the line where it can be found, the job and the key.
+
+mod lines;
+mod model;
+mod node;
+mod parse;
+pub mod python;
+
+use std::path::{Path, PathBuf};
+
+pub use lines::KeyLines;
+pub use model::*;
+pub use node::Node;
+pub use parse::{Dialect, OPERATORS, ParseError, Problem};
+pub use python::PythonError;
+
+/// A parsed jobs file.
+#[derive(Debug, Clone)]
+pub struct JobFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Jobs in file order.
+    pub jobs: Vec<Job>,
+}
+
+/// Why a jobs file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    #[error("{}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not TOML or JSON at all.
+    #[error("{}{}: {message}", file.display(), line_suffix(*line))]
+    Syntax {
+        file: PathBuf,
+        line: Option<u32>,
+        message: String,
+    },
+    /// Well-formed, but not a valid set of jobs.
+    #[error("{}{}: {error}", file.display(), line_suffix(*line))]
+    Invalid {
+        file: PathBuf,
+        line: Option<u32>,
+        error: ParseError,
+    },
+    /// A pg-xmat module that could not be evaluated.
+    #[error("{}{}: {source}", file.display(), line_suffix(source.line()))]
+    Python { file: PathBuf, source: PythonError },
+}
+
+fn line_suffix(line: Option<u32>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+/// The format of a jobs file, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Json,
+    /// A pg-xmat jobs module.
+    Python,
+}
+
+impl Format {
+    /// `*.json` is JSON, `*.py` a pg-xmat module, anything else TOML.
+    pub fn of(path: &Path) -> Format {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("json") => Format::Json,
+            Some("py") => Format::Python,
+            _ => Format::Toml,
+        }
+    }
+}
+
+/// How to read a jobs file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The Python that evaluates a pg-xmat module (default `python3`).
+    pub python: Option<PathBuf>,
+}
+
+impl JobFile {
+    /// Reads and checks a jobs file (its format from its name, see [`Format`]).
+    pub fn load(path: &Path) -> Result<JobFile, JobsError> {
+        JobFile::load_with(path, &LoadOptions::default())
+    }
+
+    /// [`JobFile::load`] with options.
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<JobFile, JobsError> {
+        let file = path.to_path_buf();
+        let base = path.parent().unwrap_or(Path::new(""));
+        let parsed = match Format::of(path) {
+            Format::Python => {
+                let module = python::evaluate(path, opts.python.as_deref()).map_err(|source| {
+                    JobsError::Python {
+                        file: file.clone(),
+                        source,
+                    }
+                })?;
+                let dialect = Dialect::PgXmat {
+                    unset: &module.unset,
+                };
+                (parse::jobs(&module.jobs, base, dialect), module.lines)
+            }
+            format => {
+                let text = std::fs::read_to_string(path).map_err(|source| JobsError::Read {
+                    file: file.clone(),
+                    source,
+                })?;
+                let syntax = |message: String, line: Option<u32>| JobsError::Syntax {
+                    file: file.clone(),
+                    line,
+                    message,
+                };
+                let (root, lines) = if format == Format::Json {
+                    let root: Node = serde_json::from_str(&text).map_err(|e| {
+                        let line = u32::try_from(e.line()).ok().filter(|&l| l > 0);
+                        syntax(e.to_string(), line)
+                    })?;
+                    (root, lines::json_keys(&text))
+                } else {
+                    node::from_toml(&text).map_err(|(m, line)| syntax(m, line))?
+                };
+                (parse::jobs(&root, base, Dialect::Host), lines)
+            }
+        };
+        let (result, lines) = parsed;
+        let mut jobs = result.map_err(|error| JobsError::Invalid {
+            file: file.clone(),
+            line: lines.find(&error.key_path()),
+            error,
+        })?;
+        for job in &mut jobs {
+            for note in &mut job.notes {
+                let full: Vec<&str> = std::iter::once(job.name.as_str())
+                    .chain(note.path.iter().map(String::as_str))
+                    .collect();
+                note.line = lines.find(&full);
+            }
+        }
+        Ok(JobFile { path: file, jobs })
+    }
+
+    /// The jobs whose names match a glob (as pg-xmat's `fnmatch`), in file order.
+    pub fn matching(&self, pattern: &str) -> Vec<&Job> {
+        self.jobs
+            .iter()
+            .filter(|j| super::glob::matches(pattern, &j.name))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str, text: &str) -> Result<JobFile, JobsError> {
+        let dir = std::env::temp_dir().join(format!("host-jobs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        JobFile::load(&p)
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let toml = "[a]\nsource = { database = \"x\", schema = \"s\" }\ntarget = { database = \"y\", schema = \"t\" }\n\n[a.tables.users]\nwhere = { id = { like = 1 } }\n";
+        let e = load("lines.toml", toml).unwrap_err().to_string();
+        assert!(e.ends_with("lines.toml:6: job `a`: tables.users.where.id: like: unknown operator (use one of: eq, ne, gt, gte, lt, lte, in, null)"), "{e}");
+        let json = "{\"a\": {\n \"source\": {\"database\": \"x\", \"schema\": \"s\"},\n \"target\": {\"database\": \"y\", \"schema\": \"t\"},\n \"tables\": {\"u\": {\n   \"wehre\": {}}}}}";
+        let e = load("lines.json", json).unwrap_err();
+        assert!(matches!(e, JobsError::Invalid { line: Some(5), .. }), "{e}");
+        let e = load("syntax.json", "{\"a\": \n,}").unwrap_err();
+        assert!(matches!(e, JobsError::Syntax { line: Some(2), .. }), "{e}");
+        let e = load("syntax.toml", "a = 1\n[b\n").unwrap_err();
+        assert!(matches!(e, JobsError::Syntax { line: Some(2), .. }), "{e}");
+    }
+}
