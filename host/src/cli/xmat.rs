@@ -45,8 +45,13 @@ pub struct XmatArgs {
     pub json: bool,
 
     /// The Python that evaluates a pg-xmat jobs module (*.py) [default: python3].
-    #[arg(long, value_name = "PATH", env = "HOST_PYTHON")]
+    #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+
+    /// Copy even where a transform may give two rows of a unique key one value
+    /// (as `allow_uniqueness_loss = true` on every table).
+    #[arg(long)]
+    pub allow_uniqueness_loss: bool,
 
     #[command(flatten)]
     pub opts: PluginOpts,

@@ -39,19 +39,23 @@ pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
             limits: args.opts.limits(),
             cache_dir: args.opts.cache_dir(),
         },
+        allow_uniqueness_loss: args.allow_uniqueness_loss,
         ..Options::default()
     };
     let mut outputs = Vec::new();
     for job in jobs {
-        match run_job(&args, job, &opts).await {
-            Ok(v) => outputs.push(v),
-            Err(e) => {
-                if args.json {
-                    outputs.push(json!({ "job": job.name, "error": format!("{e:#}") }));
-                    println!("{}", json!({ "jobs": outputs }));
+        let before = outputs.len();
+        if let Err(e) = run_job(&args, job, &opts, &mut outputs).await {
+            if args.json {
+                if outputs.len() == before {
+                    outputs.push(json!({ "job": job.name }));
                 }
-                return Err(e);
+                if let Some(out) = outputs.last_mut() {
+                    out["error"] = json!(format!("{e:#}"));
+                }
+                println!("{}", json!({ "jobs": outputs }));
             }
+            return Err(e);
         }
     }
     if args.json {
@@ -60,19 +64,27 @@ pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-/// One job: its plan (`--dry-run`), or its run and summary.
-async fn run_job(args: &XmatArgs, job: &Job, opts: &Options) -> anyhow::Result<serde_json::Value> {
+/// One job: its plan (`--dry-run`), or its run and summary; what `--json`
+/// prints for it goes to `outputs`.
+async fn run_job(
+    args: &XmatArgs,
+    job: &Job,
+    opts: &Options,
+    outputs: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<()> {
     for note in &job.notes {
         tracing::warn!("{}: job {}: {note}", args.file.display(), job.name);
     }
     let prepared = xmat::prepare(job, opts).await?;
     if args.dry_run {
-        return Ok(if args.json {
-            plan_json(&prepared)
+        if args.json {
+            outputs.push(plan_json(&prepared));
         } else {
             print_plan(&prepared, job);
-            serde_json::Value::Null
-        });
+        }
+        // The plan is shown either way; a run that would refuse fails here too.
+        prepared.check()?;
+        return Ok(());
     }
     tracing::info!(
         "job {}: {} -> {} (schema {} -> {})",
@@ -87,7 +99,8 @@ async fn run_job(args: &XmatArgs, job: &Job, opts: &Options) -> anyhow::Result<s
     progress.stop();
     let report = report?;
     print_report(&report);
-    Ok(serde_json::to_value(&report)?)
+    outputs.push(serde_json::to_value(&report)?);
+    Ok(())
 }
 
 fn plugin_line(p: &Plugin, shown: &str) -> String {
@@ -115,6 +128,12 @@ fn print_plan(prep: &Prepared, job: &Job) {
         plan.target_schema,
         plan.build_schema
     );
+    if plan.subset != xmat::jobs::Subset::Off {
+        println!(
+            "  subset: {} (each table's SELECT below keeps only what its keys allow)",
+            plan.subset.name()
+        );
+    }
     println!("  before the data:");
     for s in &plan.pre_data {
         println!("    {s};");
@@ -128,6 +147,12 @@ fn print_plan(prep: &Prepared, job: &Job) {
             if t.freeze { ", FREEZE" } else { "" }
         );
         println!("      {};", t.select);
+        if !t.follows.is_empty() {
+            println!("      follows: {}", t.follows.join(", "));
+        }
+        if !t.added_by.is_empty() {
+            println!("      rows added for: {}", t.added_by.join(", "));
+        }
         for (p, r) in ps.iter().zip(&t.plugins) {
             println!("      plugin: {}", plugin_line(p, &r.display()));
         }
@@ -153,6 +178,16 @@ fn print_plan(prep: &Prepared, job: &Job) {
     for w in &plan.warnings {
         println!("  warning: {w}");
     }
+    let risks = prep.unique_risks();
+    if !risks.0.is_empty() {
+        println!("  unique keys with transformed columns:");
+        for r in &risks.0 {
+            println!(
+                "    {} {r}",
+                if r.accepted { "accepted:" } else { "REFUSED: " }
+            );
+        }
+    }
     for n in &job.notes {
         println!("  note: {n}");
     }
@@ -164,6 +199,8 @@ fn plan_json(prep: &Prepared) -> serde_json::Value {
     let mut v = serde_json::to_value(plan).unwrap_or_default();
     v["source"] = json!(prep.source_shown());
     v["target"] = json!(prep.target_shown());
+    v["unique_risks"] = json!(prep.unique_risks().0);
+    v["refused"] = json!(prep.unique_risks().refuses());
     v["sequences"] = json!(plan.sequences.iter().map(|s| s.sql()).collect::<Vec<_>>());
     if let Some(tables) = v["tables"].as_array_mut() {
         for ((tv, t), ps) in tables.iter_mut().zip(&plan.tables).zip(plugins) {

@@ -15,6 +15,7 @@ mod model;
 mod runtime;
 mod sandbox;
 mod spec;
+mod uniqueness;
 pub mod wit;
 
 pub use cache::{CacheOutcome, CompileCache};
@@ -24,3 +25,4 @@ pub use limits::{EPOCH_TICK, Limits, parse_bytes, parse_duration};
 pub use model::{Column, Info, ItemOutcome, Kind, Outcome, RowBatch, Table};
 pub use runtime::{Plugin, Runtime};
 pub use spec::{PluginSpec, parse_param};
+pub use uniqueness::{ColumnEffect, Declaration, Effect, Uniqueness};

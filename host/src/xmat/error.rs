@@ -7,6 +7,7 @@ use super::jobs::{PluginRefError, UnsetVariable};
 use super::plan::PlanError;
 use super::sql::StatementError;
 use super::swap::SwapError;
+use super::unique::UniqueRisks;
 use crate::db::ConnectError;
 use crate::plugin::PluginError;
 
@@ -91,6 +92,9 @@ pub enum Failure {
         table: String,
         source: ForeignKeyError,
     },
+    /// Transforms on unique keys that the job did not accept.
+    #[error("{0}")]
+    Unique(UniqueRisks),
     /// Preparing or swapping in the target schema.
     #[error("{0}")]
     Swap(#[from] SwapError),

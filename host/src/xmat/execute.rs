@@ -12,7 +12,8 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::copy::{self, Counters, TableStats};
-use super::error::{Failure, Side, TableError, XmatError};
+use super::error::{Failure, ForeignKeyError, Side, TableError, XmatError};
+use super::jobs::DanglingKeys;
 use super::plan::Plan;
 use super::prepare::{Plugins, Prepared, source_table};
 use super::schedule::{Next, Schedule};
@@ -68,10 +69,12 @@ impl Prepared {
     /// Builds the new target, copies every table and swaps it in; on any
     /// failure the new schema is dropped and the old target stays as it was.
     pub async fn execute(self, observer: Arc<dyn Observer>) -> Result<JobReport, XmatError> {
+        self.check()?;
         let started = Instant::now();
         let Prepared {
             plan,
             plugins,
+            unique_risks: _,
             source_shown,
             target_shown,
             source,
@@ -128,7 +131,7 @@ impl Prepared {
                 plugin_threads: opts.plugin_threads,
                 observer: observer.clone(),
             };
-            let tables = workers.run(snapshot_holder).await?;
+            let (tables, warnings) = workers.run(snapshot_holder).await?;
             for s in &plan.sequences {
                 control.exec(&s.sql()).await.map_err(on_target)?;
             }
@@ -136,11 +139,11 @@ impl Prepared {
             swap::swap(&control, &plan.target_schema, &plan.build_schema)
                 .await
                 .map_err(|e| fail(e.into()))?;
-            Ok(tables)
+            Ok((tables, warnings))
         }
         .await;
 
-        let tables = match result {
+        let (tables, warnings) = match result {
             Ok(t) => t,
             Err(e) => {
                 if let Err(d) = swap::discard(&control, &plan.build_schema).await {
@@ -159,7 +162,7 @@ impl Prepared {
             dropped: 0,
             rejected: 0,
             seconds: started.elapsed().as_secs_f64(),
-            warnings: plan.warnings.clone(),
+            warnings: plan.warnings.iter().cloned().chain(warnings).collect(),
         };
         for (i, stats) in tables {
             report.rows_read += stats.rows_read;
@@ -191,6 +194,8 @@ struct Shared {
     changed: Notify,
     /// Set with a failure, so tables in the middle of their copy stop too.
     cancel: Arc<AtomicBool>,
+    /// What the run left out on the way (keys that did not hold, for pg-xmat jobs).
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -221,7 +226,10 @@ impl Workers<'_> {
     /// key once its tables are loaded. The first failure stops the others.
     /// `snapshot_holder`'s transaction, which holds the snapshot, ends once
     /// every table is loaded: no worker imports it after that.
-    async fn run(self, snapshot_holder: Conn) -> Result<Vec<(usize, TableStats)>, XmatError> {
+    async fn run(
+        self,
+        snapshot_holder: Conn,
+    ) -> Result<(Vec<(usize, TableStats)>, Vec<String>), XmatError> {
         let plan = self.plan;
         let sizes = plan
             .tables
@@ -232,6 +240,7 @@ impl Workers<'_> {
             schedule: Mutex::new(Schedule::new(sizes, &plan.foreign_keys)),
             changed: Notify::new(),
             cancel: Arc::new(AtomicBool::new(false)),
+            warnings: Mutex::new(Vec::new()),
         });
         let mut set = tokio::task::JoinSet::new();
         // A key locks two tables, or one: more workers than tables never run.
@@ -295,7 +304,8 @@ impl Workers<'_> {
             }
         };
         let (result, ()) = tokio::join!(collect, release);
-        result
+        let warnings = std::mem::take(&mut *shared.warnings.lock().expect("warnings lock"));
+        result.map(|tables| (tables, warnings))
     }
 }
 
@@ -376,10 +386,19 @@ impl Worker {
                         foreign_keys::add(&dst, &key, referencing, referenced).await
                     {
                         let source = foreign_keys::explain(&dst, &self.plan, &key, source).await;
-                        return Err(self.fail(Failure::ForeignKey {
-                            table: table.clone(),
-                            source,
-                        }));
+                        match (&source, self.plan.dangling_keys) {
+                            (ForeignKeyError::Dangling { .. }, DanglingKeys::LeaveOut) => {
+                                let w = format!("{table}: {source}; left out, as pg-xmat does");
+                                tracing::warn!("{w}");
+                                self.shared.warnings.lock().expect("warnings lock").push(w);
+                            }
+                            _ => {
+                                return Err(self.fail(Failure::ForeignKey {
+                                    table: table.clone(),
+                                    source,
+                                }));
+                            }
+                        }
                     }
                     self.shared.update(|s| s.key_added(&key));
                 }

@@ -8,8 +8,10 @@
 //! 1. [`prepare`]: one `REPEATABLE READ` transaction on the source exports
 //!    a snapshot (or imports one, [`Snapshot::Import`]) and reads the
 //!    [`catalog`]; the [`plan`] says what to create and the exact SELECT per
-//!    table (see [`select`]); the server checks each SELECT; the plugins are
-//!    loaded and shown their tables. Nothing is written yet.
+//!    table (see [`select`], and [`subset`] for `where`s that follow foreign
+//!    keys); the server checks each SELECT; the plugins are loaded and shown
+//!    their tables; transforms on unique keys are checked ([`unique`]).
+//!    Nothing is written yet.
 //! 2. [`Prepared::execute`]: the new target is built in a schema of its own
 //!    ([`swap`]): types, sequences and tables first; then worker pairs of
 //!    connections (`--jobs`) each import the snapshot and stream tables
@@ -51,7 +53,9 @@ mod prepare;
 mod schedule;
 pub mod select;
 pub mod sql;
+pub mod subset;
 pub mod swap;
+pub mod unique;
 
 use std::sync::Arc;
 

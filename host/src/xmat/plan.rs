@@ -11,9 +11,10 @@ use serde::Serialize;
 
 use super::catalog::{Catalog, RelKind, Relation};
 use super::ddl::{self, ColumnDecl, TypeError};
-use super::jobs::{AllowLoss, Job, Others, PluginRef, Subset, TableEntry, Wildcard};
+use super::jobs::{AllowLoss, DanglingKeys, Job, Others, PluginRef, Subset, TableEntry, Wildcard};
 use super::select::{self, ColumnError, Projected, SourceColumn};
 use super::sql::{ident, qualified};
+use super::subset::{self, SubsetError};
 use crate::plugin::Column;
 
 /// A job that does not fit the source's catalog.
@@ -31,6 +32,8 @@ pub enum PlanError {
     NoColumns { table: String },
     #[error("{0}")]
     Type(#[from] TypeError),
+    #[error("{0}")]
+    Subset(#[from] SubsetError),
 }
 
 /// Everything a run does, in order.
@@ -50,6 +53,8 @@ pub struct Plan {
     /// How `where`s reach other tables.
     #[serde(serialize_with = "subset_name")]
     pub subset: Subset,
+    #[serde(skip)]
+    pub dangling_keys: DanglingKeys,
     /// Relations of the source schema that `*` does not copy, and why.
     pub skipped: Vec<String>,
     /// Things left out (constraints, defaults) with the reason.
@@ -87,6 +92,12 @@ pub struct TablePlan {
     pub oid: u32,
     /// The SELECT that reads its rows.
     pub select: String,
+    /// With `subset`: the tables (and keys) whose kept rows it follows, and
+    /// those whose copied rows add the rows they reference to it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub follows: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added_by: Vec<String>,
     /// The source relation (qualified), and whether `ONLY` reads it (tables:
     /// not their inheritance children; partitioned tables: every partition).
     #[serde(skip)]
@@ -206,6 +217,7 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
         foreign_keys: Vec::new(),
         sequences: Vec::new(),
         subset: job.subset,
+        dangling_keys: job.dangling_keys,
         skipped: Vec::new(),
         warnings: Vec::new(),
     };
@@ -266,8 +278,17 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
         );
 
         let keep: HashSet<&str> = projection.iter().map(|p| p.name.as_str()).collect();
+        // The target's columns: the source's order, or the order named when
+        // only the named columns are copied.
+        let ordered: Vec<&super::catalog::ColumnInfo> = match entry.select.others {
+            Others::Copied => rel.columns.iter().collect(),
+            Others::Left => projection
+                .iter()
+                .filter_map(|p| rel.columns.iter().find(|c| c.name == p.name))
+                .collect(),
+        };
         let mut decls = Vec::new();
-        for c in &rel.columns {
+        for c in ordered {
             // Generated columns are computed again by the target, unless the
             // columns are only those named (pg-xmat without `"*"`).
             let generated = c.generated.is_some()
@@ -365,6 +386,8 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
             name: rel.name.clone(),
             oid: rel.oid,
             select: String::new(), // below, once every table's rows are known
+            follows: Vec::new(),
+            added_by: Vec::new(),
             from: qualified(&rel.schema, &rel.name),
             only: rel.kind == RelKind::Table,
             binary_safe: column_type_oids.iter().all(|&t| ddl::binary_safe(cat, t)),
@@ -381,8 +404,31 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
             bytes: rel.bytes,
         });
     }
-    for (t, filter) in plan.tables.iter_mut().zip(&filters) {
-        t.select = select::select_statement(&t.projection, &t.from, t.only, filter.as_deref());
+    // Each table's rows: its own `where`, and what following keys adds.
+    let rels: Vec<&Relation> = selected.iter().map(|(r, _)| *r).collect();
+    let edges = subset::edges(cat, &rels, &roots(cat, &rels));
+    let subset_tables: Vec<subset::Table> = plan
+        .tables
+        .iter()
+        .zip(filters)
+        .map(|(t, own)| subset::Table {
+            name: t.name.clone(),
+            from: t.from.clone(),
+            only: t.only,
+            own,
+        })
+        .collect();
+    let rows = subset::rows(&subset_tables, &edges, job.subset)?;
+    for (t, r) in plan.tables.iter_mut().zip(rows) {
+        t.select = select::select_statement(
+            r.with.as_deref(),
+            &t.projection,
+            &t.from,
+            t.only,
+            r.condition.as_deref(),
+        );
+        t.follows = r.follows;
+        t.added_by = r.added_by;
     }
 
     plan.pre_data
@@ -405,6 +451,19 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
     }
     super::post::add_post_data(cat, &selected, &created, &mut plan);
     Ok(plan)
+}
+
+/// Every relation (a copied one, or a partition at any depth under one) →
+/// the copied relation it belongs to.
+pub(super) fn roots(cat: &Catalog, selected: &[&Relation]) -> HashMap<u32, u32> {
+    let mut root_of = HashMap::new();
+    for rel in selected {
+        root_of.insert(rel.oid, rel.oid);
+        for d in ddl::descendants(cat, rel.oid) {
+            root_of.insert(d.oid, rel.oid);
+        }
+    }
+    root_of
 }
 
 /// The relations to copy, each with the entry that configures it: named

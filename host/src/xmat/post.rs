@@ -25,14 +25,8 @@ pub fn add_post_data(
 ) {
     let build = plan.build_schema.clone();
     let src = plan.source_schema.clone();
-    // Every relation (root or partition) → the selected root it belongs to.
-    let mut root_of: HashMap<u32, u32> = HashMap::new();
-    for (rel, _) in selected {
-        root_of.insert(rel.oid, rel.oid);
-        for d in descendants(cat, rel.oid) {
-            root_of.insert(d.oid, rel.oid);
-        }
-    }
+    let rels: Vec<&Relation> = selected.iter().map(|(r, _)| *r).collect();
+    let root_of = super::plan::roots(cat, &rels);
     // Unique indexes left out (their foreign keys must be too).
     let mut missing_keys: HashSet<u32> = HashSet::new();
     let mut fks = Vec::new();

@@ -10,6 +10,7 @@ use super::error::{Failure, Side, TableError, XmatError};
 use super::jobs::{Endpoint, Job};
 use super::plan::{self, Plan, TablePlan};
 use super::sql::{Conn, StatementError, ident, literal};
+use super::unique::{self, UniqueRisks};
 use super::{catalog, swap};
 use crate::db::Dsn;
 use crate::plugin::chain::RowChain;
@@ -28,6 +29,9 @@ pub struct Options {
     pub plugins: PluginSetup,
     /// Which view of the source the copy reads.
     pub snapshot: Snapshot,
+    /// Accept every transform on a unique key, as `allow_uniqueness_loss =
+    /// true` on every table would.
+    pub allow_uniqueness_loss: bool,
 }
 
 impl Default for Options {
@@ -38,6 +42,7 @@ impl Default for Options {
             plugin_threads: 0,
             plugins: PluginSetup::default(),
             snapshot: Snapshot::Export,
+            allow_uniqueness_loss: false,
         }
     }
 }
@@ -106,6 +111,7 @@ impl Plugins {
 pub struct Prepared {
     pub(super) plan: Plan,
     pub(super) plugins: Plugins,
+    pub(super) unique_risks: UniqueRisks,
     pub(super) source_shown: String,
     pub(super) target_shown: String,
     pub(super) source: Dsn,
@@ -127,6 +133,23 @@ impl Prepared {
     /// The loaded plugins, per table.
     pub fn plugins(&self) -> &Plugins {
         &self.plugins
+    }
+
+    /// Every transformed column of a unique key, accepted or not.
+    pub fn unique_risks(&self) -> &UniqueRisks {
+        &self.unique_risks
+    }
+
+    /// Whether the job may run as planned: refuses transforms on unique keys
+    /// that the job did not accept ([`Prepared::execute`] checks this too).
+    pub fn check(&self) -> Result<(), XmatError> {
+        match self.unique_risks.refuses() {
+            true => Err(XmatError::new(
+                &self.plan.job,
+                Failure::Unique(self.unique_risks.clone()),
+            )),
+            false => Ok(()),
+        }
     }
 
     /// The source, as it may be shown (no password).
@@ -258,9 +281,11 @@ pub async fn prepare(job: &Job, opts: &Options) -> Result<Prepared, XmatError> {
     }
     let plugins = load_plugins(&plan, &opts.plugins).await?;
     check_plugins(&plan, &plugins).await?;
+    let unique_risks = unique::check(&plan, &plugins, opts.allow_uniqueness_loss);
     Ok(Prepared {
         plan,
         plugins,
+        unique_risks,
         source_shown,
         target_shown,
         source,

@@ -38,8 +38,9 @@ pub struct Projected {
     pub expr: Option<String>,
 }
 
-/// The columns to copy, in source order, with `select` applied.
-/// `wildcard`: the entry is `*`, so names the table lacks are not errors.
+/// The columns to copy, with `select` applied: in source order, or in the
+/// order named when only the named columns are copied (as pg-xmat creates
+/// them). `wildcard`: the entry is `*`, so names the table lacks are not errors.
 pub fn projection(
     columns: &[SourceColumn<'_>],
     select: &Select,
@@ -58,8 +59,16 @@ pub fn projection(
             Some(_) => {}
         }
     }
-    Ok(columns
-        .iter()
+    let order: Vec<&SourceColumn<'_>> = match select.others {
+        Others::Copied => columns.iter().collect(),
+        Others::Left => select
+            .items
+            .iter()
+            .filter_map(|(n, _)| columns.iter().find(|c| c.name == n))
+            .collect(),
+    };
+    Ok(order
+        .into_iter()
         .filter(|c| !c.generated)
         .filter_map(|c| {
             let item = select
@@ -149,9 +158,10 @@ fn value_sql(value: &Scalar) -> String {
     }
 }
 
-/// `SELECT cols FROM [ONLY] source [WHERE ...]`. `only` keeps rows of child
-/// tables (table inheritance) out; partitioned tables need it off.
+/// `[WITH ...] SELECT cols FROM [ONLY] source [WHERE ...]`. `only` keeps
+/// rows of child tables (table inheritance) out; partitioned tables need it off.
 pub fn select_statement(
+    with: Option<&str>,
     projection: &[Projected],
     from: &str,
     only: bool,
@@ -164,7 +174,8 @@ pub fn select_statement(
             None => ident(&p.name),
         })
         .collect();
-    let mut sql = format!(
+    let mut sql = with.map(|w| format!("{w} ")).unwrap_or_default();
+    sql += &format!(
         "SELECT {} FROM {}{from}",
         list.join(", "),
         if only { "ONLY " } else { "" }
@@ -270,14 +281,14 @@ mod tests {
         );
         let p = projection(&cols(), &sel, true).unwrap();
         assert_eq!(
-            select_statement(&p, "\"s\".\"t\"", true, Some("x")),
+            select_statement(None, &p, "\"s\".\"t\"", true, Some("x")),
             "SELECT \"id\", lower(\"email\") AS \"email\" FROM ONLY \"s\".\"t\" WHERE x"
         );
         // pg-xmat without "*": only the named columns.
         sel.others = Others::Left;
         let p = projection(&cols(), &sel, true).unwrap();
         assert_eq!(
-            select_statement(&p, "\"s\".\"t\"", true, None),
+            select_statement(None, &p, "\"s\".\"t\"", true, None),
             "SELECT lower(\"email\") AS \"email\" FROM ONLY \"s\".\"t\""
         );
         let gen_sel = Select {

@@ -211,4 +211,115 @@ mod tests {
         let e = load("syntax.toml", "a = 1\n[b\n").unwrap_err();
         assert!(matches!(e, JobsError::Syntax { line: Some(2), .. }), "{e}");
     }
+
+    /// pg-xmat modules are evaluated by the system's `python3`.
+    #[test]
+    fn pg_xmat_modules_are_evaluated() {
+        let module = r#"import os, datetime
+print("the module's own output goes to stderr")
+SRC = os.getenv("HOST_JOBS_TEST_UNSET_A")
+
+def job(schema):
+    return {
+        "source": {"database": "postgresql://h/src", "schema": "public"},
+        "target": {"database": os.environ.get("HOST_JOBS_TEST_UNSET_B", "postgresql://h/dst"), "schema": schema},
+        "tables": {"users": {"where": {"born": {"gte": datetime.date(2001, 2, 3)}, "ids": (1, 2)}}},
+    }
+
+JOBS = {"a:1": job("a"), "a:2": job("b")}
+"#;
+        let f = load("jobs.py", module).unwrap();
+        assert_eq!(f.jobs.len(), 2);
+        assert_eq!(f.jobs[1].target.schema, "b");
+        assert_eq!(
+            f.jobs[0].target.database,
+            Setting::Text("postgresql://h/dst".into())
+        );
+        let Filter::Conditions(c) = &f.jobs[0].tables[0].filter else {
+            panic!()
+        };
+        assert_eq!(
+            c[0].1.0,
+            vec![Test::Compare(Cmp::Gte, Scalar::Text("2001-02-03".into()))]
+        );
+        assert_eq!(
+            c[1].1.0,
+            vec![Test::In(vec![
+                Scalar::Number("1".into()),
+                Scalar::Number("2".into())
+            ])]
+        );
+
+        let unset = "import os\nJOBS = {\"j\": {\n  \"source\": {\"database\": os.getenv(\"HOST_JOBS_TEST_UNSET_C\"), \"schema\": \"s\"},\n  \"target\": {\"database\": \"x\", \"schema\": \"t\"}, \"tables\": {\"u\": {}}}}\n";
+        let e = load("unset.py", unset).unwrap_err().to_string();
+        assert!(e.ends_with("unset.py:3: job `j`: source.database: is None: the jobs module read HOST_JOBS_TEST_UNSET_C from the environment, and it is not set"), "{e}");
+
+        let raises = "import os\n\nJOBS = {\"j\": os.environ[\"HOST_JOBS_TEST_UNSET_D\"]}\n";
+        let e = load("raises.py", raises).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                JobsError::Python {
+                    source: PythonError::Raised { line: Some(3), .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("KeyError: 'HOST_JOBS_TEST_UNSET_D'"),
+            "{e}"
+        );
+
+        let e = load("syntax.py", "JOBS = {\n  'a': [\n").unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                JobsError::Python {
+                    source: PythonError::Raised { line: Some(2), .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = load("nojobs.py", "X = 1\n").unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                JobsError::Python {
+                    source: PythonError::NoJobs,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = load("object.py", "JOBS = {\n 'j': {'source': object()}}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("object.py:2: JOBS[\"j\"][\"source\"]: a value of type object, which a job cannot hold"), "{e}");
+        let e = load("exit.py", "import sys\nsys.exit(3)\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exit.py:2: evaluating it raised it called sys.exit(3)"),
+            "{e}"
+        );
+        let missing = JobFile::load_with(
+            Path::new("/nonexistent/x.py"),
+            &LoadOptions {
+                python: Some("/nonexistent/python3".into()),
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                &missing,
+                JobsError::Python {
+                    source: PythonError::Start { .. },
+                    ..
+                }
+            ),
+            "{missing}"
+        );
+    }
 }

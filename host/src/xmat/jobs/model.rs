@@ -12,6 +12,8 @@ pub struct Job {
     pub wildcard: Wildcard,
     /// Whether the `where` of a table restricts the tables that reference it.
     pub subset: Subset,
+    /// What a foreign key whose rows reference rows that were not copied does.
+    pub dangling_keys: DanglingKeys,
     /// Things in the file that were accepted but are worth a look (pg-xmat
     /// settings it ignores, which host ignores too).
     pub notes: Vec<Note>,
@@ -134,6 +136,17 @@ impl Subset {
             Subset::FollowParents => "follow+parents",
         }
     }
+}
+
+/// A foreign key of the source that the copied rows do not satisfy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DanglingKeys {
+    /// The run fails, naming the key and how many rows dangle; the old target stays.
+    #[default]
+    Fail,
+    /// The key is left out of the target, with a warning: what pg-xmat does
+    /// (its constraints are added one by one, and one that fails is skipped).
+    LeaveOut,
 }
 
 /// One entry of `tables`.

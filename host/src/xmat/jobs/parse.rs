@@ -311,6 +311,11 @@ impl Parser<'_> {
                 Wildcard::Tables
             },
             subset,
+            dangling_keys: if self.pg_xmat() {
+                DanglingKeys::LeaveOut
+            } else {
+                DanglingKeys::Fail
+            },
             notes: std::mem::take(&mut self.notes),
         })
     }

@@ -3,7 +3,7 @@
 //! pg-xmat loads its `-c` file with `importlib` and reads the module's `JOBS`
 //! dict; the module is ordinary Python (`os.getenv` for URLs, helper
 //! functions, `python-dotenv`). So host does the same: it runs Python
-//! (`python3`, or `--python`/`$HOST_PYTHON`, e.g. a virtualenv's) on a small
+//! (`python3`, or `--python`, e.g. a virtualenv's) on a small
 //! program, [`EVALUATE`], that loads the module the way pg-xmat does and
 //! prints `JOBS` as JSON together with the line of every dict-literal key
 //! and the environment variables the module read but found unset. What the
@@ -141,7 +141,7 @@ pub struct Module {
 #[derive(Debug, thiserror::Error)]
 pub enum PythonError {
     #[error(
-        "cannot run {python} (a pg-xmat jobs module is evaluated by Python; name another with --python or $HOST_PYTHON): {source}"
+        "cannot run {python} (a pg-xmat jobs module is evaluated by Python; name another with --python): {source}"
     )]
     Start {
         python: String,
