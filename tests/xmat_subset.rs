@@ -430,3 +430,43 @@ fn cycles_and_two_keys_to_one_table_are_refused_by_name() {
         "{e}"
     );
 }
+
+/// Names with quotes, spaces and capitals, on both sides of a followed key
+/// and of a key to itself.
+#[test]
+fn quoted_names_are_followed() {
+    let p = Pair::new(
+        "quoted",
+        r#"CREATE TABLE "Pa""rent" ("I d" int PRIMARY KEY, "Kind" text NOT NULL, "up" int REFERENCES "Pa""rent");
+           INSERT INTO "Pa""rent" SELECT i, CASE WHEN i % 3 = 0 THEN 'drop' ELSE 'keep' END,
+                                        CASE WHEN i > 10 THEN i - 10 END FROM generate_series(1, 60) i;
+           CREATE TABLE "chi ld" (id int PRIMARY KEY, "p""id" int NOT NULL REFERENCES "Pa""rent");
+           INSERT INTO "chi ld" SELECT i, 1 + i % 60 FROM generate_series(1, 300) i;"#,
+    );
+    let text = p.job(
+        "q",
+        "q",
+        "subset = \"follow\"\n[q.tables.\"Pa\\\"rent\"]\nwhere = { Kind = \"keep\" }\n[q.tables.\"chi ld\"]\n",
+    );
+    let file = p.file("xmat.toml", &text);
+    ok(&p.xmat(&file, &["q"]));
+    // Kept parents: "keep", and every parent above kept too (up = i - 10).
+    let mut kept: HashSet<i64> = HashSet::new();
+    for i in 1..=60i64 {
+        let keep = i % 3 != 0 && (i <= 10 || kept.contains(&(i - 10)));
+        if keep {
+            kept.insert(i);
+        }
+    }
+    let key = |r: &[Option<String>], i: usize| int(&r[i]).unwrap();
+    assert_eq!(
+        same_rows(&p, "q", "\"Pa\"\"rent\"", "1", |r| kept
+            .contains(&key(r, 0))),
+        kept.len()
+    );
+    same_rows(&p, "q", "\"chi ld\"", "1", |r| kept.contains(&key(r, 1)));
+    assert_eq!(
+        validated_keys(&p, "q"),
+        ["Pa\"rent_up_fkey", "chi ld_p\"id_fkey"]
+    );
+}

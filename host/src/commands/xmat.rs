@@ -19,6 +19,7 @@ use crate::xmat::{self, Job, JobFile, JobReport, Observer, Options, PluginSetup,
 pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
     let load = LoadOptions {
         python: args.python.clone(),
+        ..LoadOptions::default()
     };
     let file = JobFile::load_with(&args.file, &load)?;
     let jobs = file.matching(&args.pattern);

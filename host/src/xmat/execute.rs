@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use super::copy::{self, Counters, TableStats};
 use super::error::{Failure, ForeignKeyError, Side, TableError, XmatError};
-use super::jobs::DanglingKeys;
+use super::jobs::{DanglingKeys, Subset};
 use super::plan::Plan;
 use super::prepare::{Plugins, Prepared, source_table};
 use super::schedule::{Next, Schedule};
@@ -27,6 +27,19 @@ use crate::db::Dsn;
 /// sessions only, and never lowered.
 pub(super) const MAINTENANCE_MEMORY: &str = "SELECT set_config('maintenance_work_mem', '256MB', false) \
      WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('256MB')";
+
+/// A followed key is a hash join on the source, whose hash table holds the
+/// kept keys of the referenced table: at the default 4 MB, half a million
+/// keys spill to temporary files in four batches (and the referencing table
+/// with them), so `work_mem` is raised (never lowered). And the planner
+/// prices handing rows from parallel workers to the backend (the `COPY`) at
+/// 0.1 each, so it runs the join in one process; at 0.01 it splits the
+/// probing, the bulk of the join, across `max_parallel_workers_per_gather`
+/// workers (measured: 2.8 s against 4.9 s for 2M orders following 500k
+/// users). Both only in our own source transactions, for jobs that follow keys.
+const FOLLOW_SETTINGS: &str = "SELECT set_config('work_mem', '64MB', true) \
+     WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('64MB'); \
+     SET LOCAL parallel_tuple_cost = 0.01";
 
 /// Hears about progress (the command prints it).
 pub trait Observer: Send + Sync {
@@ -428,6 +441,11 @@ impl Worker {
         ))
         .await
         .map_err(self.on(Side::Source))?;
+        if self.plan.subset != Subset::Off {
+            src.exec(FOLLOW_SETTINGS)
+                .await
+                .map_err(self.on(Side::Source))?;
+        }
         Ok(src)
     }
 

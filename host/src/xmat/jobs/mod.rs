@@ -109,10 +109,21 @@ impl Format {
 }
 
 /// How to read a jobs file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// The Python that evaluates a pg-xmat module (default `python3`).
     pub python: Option<PathBuf>,
+    /// How long evaluating a module may take.
+    pub python_timeout: std::time::Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions {
+            python: None,
+            python_timeout: python::TIMEOUT,
+        }
+    }
 }
 
 impl JobFile {
@@ -127,12 +138,11 @@ impl JobFile {
         let base = path.parent().unwrap_or(Path::new(""));
         let parsed = match Format::of(path) {
             Format::Python => {
-                let module = python::evaluate(path, opts.python.as_deref()).map_err(|source| {
-                    JobsError::Python {
+                let module = python::evaluate(path, opts.python.as_deref(), opts.python_timeout)
+                    .map_err(|source| JobsError::Python {
                         file: file.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 let dialect = Dialect::PgXmat {
                     unset: &module.unset,
                 };
@@ -308,6 +318,7 @@ JOBS = {"a:1": job("a"), "a:2": job("b")}
             Path::new("/nonexistent/x.py"),
             &LoadOptions {
                 python: Some("/nonexistent/python3".into()),
+                ..LoadOptions::default()
             },
         )
         .unwrap_err();
@@ -320,6 +331,47 @@ JOBS = {"a:1": job("a"), "a:2": job("b")}
                 }
             ),
             "{missing}"
+        );
+    }
+
+    /// A module that never finishes is stopped; one whose JOBS would fill
+    /// memory is refused at the size limit.
+    #[test]
+    fn modules_cannot_hang_or_flood() {
+        let dir = std::env::temp_dir().join(format!("host-jobs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spin = dir.join("spin.py");
+        std::fs::write(&spin, "while True:\n    pass\n").unwrap();
+        let started = std::time::Instant::now();
+        let e = JobFile::load_with(
+            &spin,
+            &LoadOptions {
+                python_timeout: std::time::Duration::from_millis(700),
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                JobsError::Python {
+                    source: PythonError::Timeout { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let big = load("big.py", "JOBS = {\"j\": \"x\" * (65 * 1024 * 1024)}\n").unwrap_err();
+        assert!(
+            matches!(
+                &big,
+                JobsError::Python {
+                    source: PythonError::TooBig,
+                    ..
+                }
+            ),
+            "{big}"
         );
     }
 }

@@ -10,7 +10,7 @@
 //! module prints goes to stderr, never into that JSON.
 //!
 //! The JSON is then read with pg-xmat's meaning ([`super::Dialect::PgXmat`]).
-//! A module that runs longer than [`TIMEOUT`] is killed, and `JOBS` may not
+//! A module that runs longer than [`TIMEOUT`] (by default) is killed, and `JOBS` may not
 //! exceed [`MAX_OUTPUT`] bytes as JSON: a jobs file must not hang host or
 //! fill its memory.
 
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::lines::KeyLines;
 use super::node::Node;
 
-/// How long a module may take to evaluate.
+/// How long a module may take to evaluate, by default.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest `JOBS` (as JSON, with its key lines) that is read.
 pub const MAX_OUTPUT: u64 = 64 * 1024 * 1024;
@@ -159,8 +159,8 @@ pub enum PythonError {
         what: String,
         line: Option<u32>,
     },
-    #[error("evaluating it took more than {} s; {python} was stopped", TIMEOUT.as_secs())]
-    Timeout { python: String },
+    #[error("evaluating it took more than {} s; {python} was stopped", limit.as_secs_f64())]
+    Timeout { python: String, limit: Duration },
     #[error("its JOBS is larger than {} MiB as JSON", MAX_OUTPUT >> 20)]
     TooBig,
     #[error("{python} failed ({status}) without saying why (see its messages above)")]
@@ -179,8 +179,13 @@ impl PythonError {
     }
 }
 
-/// Evaluates a pg-xmat jobs module with `python` (default `python3`).
-pub fn evaluate(path: &Path, python: Option<&Path>) -> Result<Module, PythonError> {
+/// Evaluates a pg-xmat jobs module with `python` (default `python3`),
+/// stopping it after `timeout`.
+pub fn evaluate(
+    path: &Path,
+    python: Option<&Path>,
+    timeout: Duration,
+) -> Result<Module, PythonError> {
     let python_path = python.unwrap_or(Path::new("python3"));
     let python = python_path.display().to_string();
     let mut child = Command::new(python_path)
@@ -208,10 +213,13 @@ pub fn evaluate(path: &Path, python: Option<&Path>) -> Result<Module, PythonErro
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > TIMEOUT => {
+            Ok(None) if started.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(PythonError::Timeout { python });
+                return Err(PythonError::Timeout {
+                    python,
+                    limit: timeout,
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(source) => return Err(PythonError::Start { python, source }),
