@@ -6,6 +6,8 @@ pub mod load;
 pub mod migrate;
 pub mod pgready;
 pub mod plugin_inspect;
+pub mod plugin_new;
+pub mod plugin_push;
 pub mod plugin_run;
 pub mod search;
 pub mod update_extents;

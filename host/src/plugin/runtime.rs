@@ -11,10 +11,35 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::cache::{CacheOutcome, CompileCache};
 use super::limits::{EPOCH_TICK, Limits};
+use super::memory;
 use super::model::{Info, Kind};
 use super::sandbox::StoreState;
 use super::wit::{self, v0_1};
 use super::{PluginError, PluginInstance, PluginSpec};
+
+/// Largest plugin fetched from a registry.
+const MAX_PLUGIN_BYTES: u64 = 256 << 20;
+
+/// A plugin's bytes from a path, a URL or an OCI registry (`oci://`), checked
+/// against every digest the location carries.
+pub async fn fetch(location: &str) -> Result<Vec<u8>, PluginError> {
+    let fetch_err = |reason: String| PluginError::Fetch {
+        location: location.to_string(),
+        reason,
+    };
+    if location.starts_with(crate::oci::SCHEME) {
+        let reference = crate::oci::Reference::parse(location).map_err(fetch_err)?;
+        let mut registry = crate::oci::Registry::new(&reference)?;
+        let pulled = registry.pull(MAX_PLUGIN_BYTES).await?;
+        tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
+        return Ok(pulled.wasm);
+    }
+    let parsed = crate::fetch::Location::parse(location).map_err(|e| fetch_err(e.to_string()))?;
+    parsed
+        .read_all()
+        .await
+        .map_err(|e| fetch_err(e.to_string()))
+}
 
 /// Shared by every plugin of a process: build it once at start-up.
 pub struct Runtime {
@@ -84,14 +109,9 @@ impl Runtime {
         self.cache.as_ref().map(|c| c.dir())
     }
 
-    /// Reads a plugin from its location (a file or a URL) and [loads](Runtime::load) it.
+    /// Reads a plugin from its location ([`fetch`]) and [loads](Runtime::load) it.
     pub async fn fetch_and_load(&self, spec: &PluginSpec) -> Result<Plugin, PluginError> {
-        let fetch_error = |e: crate::fetch::FetchError| PluginError::Fetch {
-            location: spec.location.clone(),
-            reason: e.to_string(),
-        };
-        let location = crate::fetch::Location::parse(&spec.location).map_err(fetch_error)?;
-        let bytes = location.read_all().await.map_err(fetch_error)?;
+        let bytes = fetch(&spec.location).await?;
         self.load(spec, &bytes)
     }
 
@@ -101,6 +121,16 @@ impl Runtime {
         let started = Instant::now();
         let sha256 = spec.verify(bytes)?;
         let location = spec.location.clone();
+        let cap = self.shared.limits.memory_bytes;
+        if let Some(needs) = memory::declared_minimum(bytes)
+            && needs > cap
+        {
+            return Err(PluginError::MemoryBelowMinimum {
+                location,
+                needs,
+                cap,
+            });
+        }
 
         let (component, cache) = match self
             .cache
