@@ -1,14 +1,16 @@
 //! Items and collections as binary COPY rows of the pgstac staging tables
-//! (see [`super::store`]): `seq, id, geometry, collection, datetime,
+//! (see [`super::load`]): `seq, id, geometry, collection, datetime,
 //! end_datetime, content, private` for items, `seq, id, content` for
 //! collections. Item content is dehydrated against the collection's base
-//! item the way pypgstac does it.
+//! item the way pypgstac does it, and every JSON value pgstac stores is
+//! written the way pypgstac writes it (see [`super::numbers`]).
 
 use serde_json::{Map, Value};
 
 use super::Collections;
 use super::dehydrate::dehydrate;
-use crate::stac::rows::{field, len, null, timestamptz};
+use super::numbers::integer_zero;
+use crate::copy::binary::{field, int8, jsonb_with, null, row, timestamptz};
 use crate::stac::{Invalid, ItemFields};
 
 /// The key pgstac tags an item with: the base item it was dehydrated against.
@@ -50,37 +52,37 @@ pub fn write_item(
         _ => (f.start, f.end),
     };
 
-    out.extend_from_slice(&8i16.to_be_bytes());
-    field(out, &(seq as i64).to_be_bytes());
+    row(out, 8);
+    int8(out, seq as i64);
     field(out, f.id.as_bytes());
     field(out, &geometry.ewkb);
     field(out, f.collection.as_bytes());
     timestamptz(out, datetime);
     timestamptz(out, end);
-    jsonb(out, &Value::Object(content));
+    json(out, &Value::Object(content));
     match private {
-        Some(p) if !p.is_null() => jsonb(out, &p),
+        Some(p) if !p.is_null() => json(out, &p),
         _ => null(out),
     }
     Ok(())
 }
 
-/// Appends one collection row.
-pub fn write_collection(out: &mut Vec<u8>, seq: u64, id: &str, content: &str) {
-    out.extend_from_slice(&3i16.to_be_bytes());
-    field(out, &(seq as i64).to_be_bytes());
+/// Appends one collection row. The content is written as pypgstac writes
+/// it (read, then serialized again), so both tools store the same numbers.
+pub fn write_collection(out: &mut Vec<u8>, seq: u64, id: &str, text: &str) -> Result<(), Invalid> {
+    let content: Value = serde_json::from_str(&integer_zero(text))
+        .map_err(|e| Invalid::new(Some(id), format!("invalid JSON: {e}")))?;
+    row(out, 3);
+    int8(out, seq as i64);
     field(out, id.as_bytes());
-    len(out, 1 + content.len());
-    out.push(1);
-    out.extend_from_slice(content.as_bytes());
+    json(out, &content);
+    Ok(())
 }
 
-/// A jsonb field: version byte 1, then the JSON text.
-fn jsonb(out: &mut Vec<u8>, v: &Value) {
-    let at = out.len();
-    len(out, 0);
-    out.push(1);
-    serde_json::to_writer(&mut *out, v).expect("writing JSON to memory cannot fail");
-    let n = (out.len() - at - 4) as i32;
-    out[at..at + 4].copy_from_slice(&n.to_be_bytes());
+/// A jsonb field holding `v` serialized: each number as the shortest text
+/// that reads back as the same double (what pypgstac's orjson writes).
+fn json(out: &mut Vec<u8>, v: &Value) {
+    jsonb_with(out, |out| {
+        serde_json::to_writer(out, v).expect("writing JSON to memory cannot fail")
+    });
 }

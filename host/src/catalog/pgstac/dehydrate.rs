@@ -3,9 +3,9 @@
 //! collection's `item_assets` as `assets`, `collection`), and pgstac's
 //! `content_hydrate` (`merge_jsonb`) puts the two back together on read.
 //!
-//! The algorithm is pypgstac's (`hydration.dehydrate`): equal values are
-//! left out, objects are diffed recursively, lists of equal length element
-//! by element, and keys the base has but the item lacks are marked with
+//! The algorithm is pypgstac's (`hydration.dehydrate`): equal values (by
+//! Python's `==`, see [`super::numbers::same`]) are left out, objects are
+//! diffed recursively, lists of equal length element by element, and keys the base has but the item lacks are marked with
 //! [`DO_NOT_MERGE`] so hydration does not bring them back. Two cases differ,
 //! where pypgstac's output does not hydrate back to the item: an empty list
 //! where the base has something else is kept (pypgstac drops it, and the
@@ -14,6 +14,8 @@
 //! returns no nulls at all, so the key is then simply absent).
 
 use serde_json::{Map, Value};
+
+use super::numbers::same;
 
 /// The value that tells `merge_jsonb` to leave a base item's key out.
 pub const DO_NOT_MERGE: &str = "𒍟※";
@@ -28,7 +30,7 @@ pub fn dehydrate(base: &Map<String, Value>, item: Map<String, Value>) -> Map<Str
             out.insert(key, value);
             continue;
         };
-        if *b == value {
+        if same(b, &value) {
             continue;
         }
         let kept = match (b, value) {
