@@ -24,7 +24,12 @@ use util::{TestDb, fixture, root};
 /// with pypgstac into another, and compares everything both store. Keys of
 /// collections listed in `unlike` are left out of the collections'
 /// comparison (see the NAIP test data's). Returns the two databases.
-fn same_as_pypgstac(label: &str, collections: &Path, items: &Path, unlike: &[&str]) -> (TestDb, TestDb) {
+fn same_as_pypgstac(
+    label: &str,
+    collections: &Path,
+    items: &Path,
+    unlike: &[&str],
+) -> (TestDb, TestDb) {
     let by_host = pgstac_db(&format!("{label}_host"));
     let by_pypgstac = pgstac_db(&format!("{label}_pypgstac"));
     ok(&load(&by_host, "collections", &[s(collections)]));
@@ -63,7 +68,11 @@ fn same_as_pypgstac(label: &str, collections: &Path, items: &Path, unlike: &[&st
     let before = item_versions(&by_pypgstac);
     let n = before.len() as u64;
     counts(
-        ok(&load(&by_pypgstac, "items", &[s(items), "--method", "upsert", "--json"])),
+        ok(&load(
+            &by_pypgstac,
+            "items",
+            &[s(items), "--method", "upsert", "--json"],
+        )),
         (n, 0, 0, n, 0, 0),
     );
     assert_eq!(
@@ -140,14 +149,27 @@ fn pgstac_test_data_is_stored_as_pypgstac_stores_it() {
     // host's is the source's.
     let dir = tempfile::tempdir().unwrap();
     let items = root().join("tests/fixtures/stac/pgstac-testdata/items.ndjson");
-    let private = std::fs::read_to_string(fixture("stac/pgstac-testdata/items_private.ndjson")).unwrap();
-    let mut lines: Vec<String> = std::fs::read_to_string(&items).unwrap().lines().map(str::to_string).collect();
+    let private =
+        std::fs::read_to_string(fixture("stac/pgstac-testdata/items_private.ndjson")).unwrap();
+    let mut lines: Vec<String> = std::fs::read_to_string(&items)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     let private_ids: Vec<String> = private
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     lines.retain(|l| {
-        let id = serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string();
+        let id = serde_json::from_str::<Value>(l).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         !private_ids.contains(&id)
     });
     lines.extend(private.lines().map(str::to_string));
@@ -159,7 +181,10 @@ fn pgstac_test_data_is_stored_as_pypgstac_stores_it() {
         &["description"],
     );
     assert!(
-        stac_util::count(&by_host, "SELECT count(*) FROM pgstac.items WHERE private IS NOT NULL") > 0
+        stac_util::count(
+            &by_host,
+            "SELECT count(*) FROM pgstac.items WHERE private IS NOT NULL"
+        ) > 0
     );
     let source: Value = serde_json::from_str(
         std::fs::read_to_string(fixture("stac/pgstac-testdata/collections.ndjson"))
@@ -184,21 +209,28 @@ fn pgstac_test_data_is_stored_as_pypgstac_stores_it() {
 fn stac_spec_examples_are_stored_as_pypgstac_stores_them() {
     let dir = tempfile::tempdir().unwrap();
     let read = |f: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(fixture(&format!("stac/stac-spec-examples/{f}"))).unwrap())
-            .unwrap()
+        serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("stac/stac-spec-examples/{f}"))).unwrap(),
+        )
+        .unwrap()
     };
     let collection = read("collection.json");
     let id = collection["id"].as_str().unwrap().to_string();
-    let items: Vec<String> = ["simple-item.json", "core-item.json", "extended-item.json", "collectionless-item.json"]
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let mut v = read(f);
-            v["collection"] = json!(id);
-            v["id"] = json!(format!("{}-{i}", v["id"].as_str().unwrap()));
-            v.to_string()
-        })
-        .collect();
+    let items: Vec<String> = [
+        "simple-item.json",
+        "core-item.json",
+        "extended-item.json",
+        "collectionless-item.json",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, f)| {
+        let mut v = read(f);
+        v["collection"] = json!(id);
+        v["id"] = json!(format!("{}-{i}", v["id"].as_str().unwrap()));
+        v.to_string()
+    })
+    .collect();
     same_as_pypgstac(
         "oracle_spec",
         &write(dir.path(), "collection.json", &[collection.to_string()]),
@@ -220,12 +252,27 @@ fn generated_sentinel2_items_are_stored_as_pypgstac_stores_them() {
     std::fs::write(&items, &o.stdout).unwrap();
     // The collection's item_assets say "gsd": 10 where items say 10.0 (and
     // Python's 10 == 10.0): both tools leave the value to the base item.
-    let bands = [("B01", 60), ("B02", 10), ("B03", 10), ("B04", 10), ("B05", 20), ("B06", 20),
-                 ("B07", 20), ("B08", 10), ("B8A", 20), ("B09", 60), ("B11", 20), ("B12", 20)];
+    let bands = [
+        ("B01", 60),
+        ("B02", 10),
+        ("B03", 10),
+        ("B04", 10),
+        ("B05", 20),
+        ("B06", 20),
+        ("B07", 20),
+        ("B08", 10),
+        ("B8A", 20),
+        ("B09", 60),
+        ("B11", 20),
+        ("B12", 20),
+    ];
     let mut assets = serde_json::Map::new();
     for (name, gsd) in bands {
-        assets.insert(name.into(), json!({"type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "title": format!("Band {name} - {gsd}m"), "roles": ["data"], "gsd": gsd}));
+        assets.insert(
+            name.into(),
+            json!({"type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "title": format!("Band {name} - {gsd}m"), "roles": ["data"], "gsd": gsd}),
+        );
     }
     let collection = json!({"type": "Collection", "stac_version": "1.0.0", "id": "sentinel-2-l2a",
         "description": "generated", "license": "CC-BY-4.0", "links": [], "item_assets": assets,
@@ -238,7 +285,10 @@ fn generated_sentinel2_items_are_stored_as_pypgstac_stores_them() {
         &[],
     );
     assert_eq!(
-        stac_util::count(&by_host, "SELECT count(*) FROM pgstac.items WHERE content->'assets'->'B02' ? 'gsd'"),
+        stac_util::count(
+            &by_host,
+            "SELECT count(*) FROM pgstac.items WHERE content->'assets'->'B02' ? 'gsd'"
+        ),
         0,
         "10.0 equals the base item's 10"
     );
@@ -248,13 +298,40 @@ fn generated_sentinel2_items_are_stored_as_pypgstac_stores_them() {
 /// 17 significant digits that are not the shortest, subnormals, the largest
 /// double, integers around 2^53 and 2^64, negative zero, exponents.
 const HARD: &[&str] = &[
-    "440633.39999999997", "428699.69999999995", "0.1", "0.30000000000000004",
-    "0.10000000000000001", "1.0000000000000002", "1.00000000000000022", "12345678.900000001",
-    "5e-324", "4.9406564584124654e-324", "2.2250738585072011e-308", "2.2250738585072014e-308",
-    "1.7976931348623157e308", "9007199254740993", "9007199254740992.0", "18446744073709551615",
-    "18446744073709551616", "-9223372036854775808", "-9223372036854775809",
-    "123456789012345678901234567890", "-0", "-0.0", "0.0", "1e16", "1E22", "1.5e-7", "2.5E+300",
-    "1e-400", "100", "1.0", "1.50", "-1e-7", "0.000001", "3.141592653589793238462643383279",
+    "440633.39999999997",
+    "428699.69999999995",
+    "0.1",
+    "0.30000000000000004",
+    "0.10000000000000001",
+    "1.0000000000000002",
+    "1.00000000000000022",
+    "12345678.900000001",
+    "5e-324",
+    "4.9406564584124654e-324",
+    "2.2250738585072011e-308",
+    "2.2250738585072014e-308",
+    "1.7976931348623157e308",
+    "9007199254740993",
+    "9007199254740992.0",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "123456789012345678901234567890",
+    "-0",
+    "-0.0",
+    "0.0",
+    "1e16",
+    "1E22",
+    "1.5e-7",
+    "2.5E+300",
+    "1e-400",
+    "100",
+    "1.0",
+    "1.50",
+    "-1e-7",
+    "0.000001",
+    "3.141592653589793238462643383279",
 ];
 
 #[test]
@@ -278,7 +355,11 @@ fn hard_numbers_are_stored_as_pypgstac_stores_them() {
             3 => "2020-01-01T00:00:00.9999995Z".to_string(),
             i => format!("2020-01-{:02}T{:02}:00:00.123456789Z", 2 + i / 24, i % 24),
         };
-        let x = if *n == "-0" { "-0".to_string() } else { format!("-86.1234567890123456{}", i % 10) };
+        let x = if *n == "-0" {
+            "-0".to_string()
+        } else {
+            format!("-86.1234567890123456{}", i % 10)
+        };
         items.push(format!(
             r#"{{"type":"Feature","stac_version":"1.0.0","id":"n{i:02}","collection":"hard",
                "geometry":{{"type":"Polygon","coordinates":[[[{x},30.000000000000004],[-86.0,30.000000000000004],[-86.0,30.1],[{x},30.000000000000004]]]}},

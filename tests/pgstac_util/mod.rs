@@ -68,7 +68,10 @@ pub fn pgstac_search(db: &TestDb, body: &Value) -> Value {
     c.batch_execute("SET search_path TO pgstac, public")
         .unwrap();
     let text: String = c
-        .query_one("SELECT pgstac.search($1::text::jsonb)::text", &[&body.to_string()])
+        .query_one(
+            "SELECT pgstac.search($1::text::jsonb)::text",
+            &[&body.to_string()],
+        )
         .unwrap_or_else(|e| panic!("pgstac search({body}): {e}"))
         .get(0);
     serde_json::from_str(&text).unwrap()
@@ -105,9 +108,7 @@ pub fn pypgstac(args: &[&str]) -> Output {
 
 /// `pypgstac load TABLE FILE --method METHOD --dsn DB`, asserting success.
 pub fn pypgstac_load(db: &TestDb, table: &str, file: &Path, method: &str) {
-    let o = pypgstac(&[
-        "load", table, s(file), "--method", method, "--dsn", &db.dsn,
-    ]);
+    let o = pypgstac(&["load", table, s(file), "--method", method, "--dsn", &db.dsn]);
     assert!(
         o.status.success(),
         "pypgstac load {table} {} --method {method}: {}",

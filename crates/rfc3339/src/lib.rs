@@ -108,7 +108,11 @@ pub fn parse(s: &str) -> Result<i64, Error> {
             if h > 23 || m > 59 {
                 return Err(Error::Offset);
             }
-            if *sign == b'-' { -(h * 60 + m) } else { h * 60 + m }
+            if *sign == b'-' {
+                -(h * 60 + m)
+            } else {
+                h * 60 + m
+            }
         }
         _ => return Err(Error::Zone),
     };
@@ -231,10 +235,7 @@ mod tests {
             format(parse("1969-12-31T23:59:59.5Z").unwrap()),
             "1969-12-31T23:59:59.500000Z"
         );
-        assert_eq!(
-            parse("2016-12-31T23:59:60Z"),
-            parse("2017-01-01T00:00:00Z")
-        );
+        assert_eq!(parse("2016-12-31T23:59:60Z"), parse("2017-01-01T00:00:00Z"));
         assert_eq!(
             parse("2016-12-31T23:59:60.0000001Z"),
             parse("2017-01-01T00:00:00Z")
@@ -296,7 +297,14 @@ mod tests {
 
     #[test]
     fn text_round_trips() {
-        for t in [0, 1, -1, 951_868_800_000_000, 253_402_300_799_999_999, -62_135_596_800_000_000] {
+        for t in [
+            0,
+            1,
+            -1,
+            951_868_800_000_000,
+            253_402_300_799_999_999,
+            -62_135_596_800_000_000,
+        ] {
             assert_eq!(parse(&format(t)), Ok(t), "{}", format(t));
         }
         for days in [-800_000, -1, 0, 1, 11_016, 2_932_896] {

@@ -197,11 +197,7 @@ pub struct ItemsDeleted {
 
 impl ItemsDeleted {
     /// What deleting `which` from `collection` did, given the ids that went.
-    fn new(
-        collection: &str,
-        which: &ItemSelection,
-        deleted: Vec<String>,
-    ) -> ItemsDeleted {
+    fn new(collection: &str, which: &ItemSelection, deleted: Vec<String>) -> ItemsDeleted {
         let not_found = match which {
             ItemSelection::All => Vec::new(),
             ItemSelection::Ids(ids) => {
@@ -341,7 +337,11 @@ impl Catalog {
     }
 
     /// Runs an item search and returns one page.
-    pub async fn search(&self, client: &Client, request: &SearchRequest) -> Result<Page, CatalogError> {
+    pub async fn search(
+        &self,
+        client: &Client,
+        request: &SearchRequest,
+    ) -> Result<Page, CatalogError> {
         match self {
             Catalog::Host(c) => c.search(client, request).await,
             Catalog::Pgstac(c) => c.search(client, request).await,

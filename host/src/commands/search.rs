@@ -15,12 +15,15 @@ pub async fn run(args: SearchArgs) -> anyhow::Result<Status> {
     // What either catalog would refuse is refused before connecting.
     crate::search::sql::check(&request).context("invalid search request")?;
     let (client, catalog) = open_catalog(&args.conn, args.catalog.catalog).await?;
-    let page = catalog.search(&client, &request).await.map_err(|e| match e {
-        crate::catalog::CatalogError::Search(e) => {
-            anyhow::Error::new(e).context("invalid search request")
-        }
-        e => anyhow::Error::new(e),
-    })?;
+    let page = catalog
+        .search(&client, &request)
+        .await
+        .map_err(|e| match e {
+            crate::catalog::CatalogError::Search(e) => {
+                anyhow::Error::new(e).context("invalid search request")
+            }
+            e => anyhow::Error::new(e),
+        })?;
     let mut out = std::io::stdout().lock();
     out.write_all(page.feature_collection(&request).as_bytes())?;
     out.write_all(b"\n")?;

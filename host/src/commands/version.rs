@@ -47,9 +47,9 @@ pub async fn run(args: VersionArgs) -> anyhow::Result<Status> {
             bail!("{dsn} has no host schema; run `host migrate` to install it")
         }
         (CatalogChoice::Pgstac, _, None) => bail!("{dsn} has no pgstac"),
-        (CatalogChoice::Auto, None, None) => bail!(
-            "{dsn} has no host schema (and no pgstac); run `host migrate` to install it"
-        ),
+        (CatalogChoice::Auto, None, None) => {
+            bail!("{dsn} has no host schema (and no pgstac); run `host migrate` to install it")
+        }
     };
     let writable = match kind {
         CatalogKind::Host => {
@@ -73,7 +73,11 @@ fn binary(args: &VersionArgs) -> anyhow::Result<Status> {
         return Ok(Status::Success);
     }
     let set = migration_set(&args.set)?;
-    let version = if args.oldest { set.oldest() } else { set.latest() };
+    let version = if args.oldest {
+        set.oldest()
+    } else {
+        set.latest()
+    };
     match version {
         Some(v) => print(args, &set.name, v.as_str(), None),
         None => bail!("the {} migration set has no files", set.name),

@@ -8,9 +8,9 @@
 use serde_json::{Value, json};
 
 use super::cql2::Property;
-use super::{Page, SearchError};
 use super::datetime::Instant;
 use super::request::{SearchRequest, SortBy};
+use super::{Page, SearchError};
 
 const PREFIX: &str = "next:";
 

@@ -194,7 +194,9 @@ struct Builder {
 /// `to_text` as pgstac defines it: a string's text, a number's or boolean's
 /// text, an array's or object's JSON text.
 fn to_text(j: &str) -> String {
-    format!("(CASE WHEN jsonb_typeof({j}) IN ('array', 'object') THEN {j}::text ELSE {j} ->> 0 END)")
+    format!(
+        "(CASE WHEN jsonb_typeof({j}) IN ('array', 'object') THEN {j}::text ELSE {j} ->> 0 END)"
+    )
 }
 
 impl Builder {
@@ -361,9 +363,9 @@ impl Builder {
     /// pgstac's (the start of its range), a date the whole day.
     fn time_span(&mut self, arg: &Arg) -> Result<(String, String), SearchError> {
         Ok(match &arg.value {
-            Operand::Property(p @ (Property::Datetime | Property::StartDatetime | Property::EndDatetime)) => {
-                (column(p).into(), column(p).into())
-            }
+            Operand::Property(
+                p @ (Property::Datetime | Property::StartDatetime | Property::EndDatetime),
+            ) => (column(p).into(), column(p).into()),
             Operand::Property(Property::Json(name)) => {
                 let j = self.json_property(name);
                 let t = format!(

@@ -30,7 +30,9 @@ const ORDER: &str =
 
 /// pgstac's `to_text` of a property.
 fn to_text(j: &str) -> String {
-    format!("(CASE WHEN jsonb_typeof({j}) IN ('array', 'object') THEN {j}::text ELSE {j} ->> 0 END)")
+    format!(
+        "(CASE WHEN jsonb_typeof({j}) IN ('array', 'object') THEN {j}::text ELSE {j} ->> 0 END)"
+    )
 }
 
 #[test]
@@ -102,8 +104,9 @@ fn comparisons_read_operands_as_pgstac_does() {
     assert_eq!(params(&s), r#"["eo:cloud_cover", "10", 11]"#);
 
     // With a string: as text (a number's text too).
-    let s =
-        build(json!({"filter": {"op": "=", "args": ["al", {"property": "properties.naip:state"}]}}));
+    let s = build(
+        json!({"filter": {"op": "=", "args": ["al", {"property": "properties.naip:state"}]}}),
+    );
     let j2 = "(content->'properties'->($2::text))";
     assert!(
         s.sql
@@ -136,7 +139,8 @@ fn comparisons_read_operands_as_pgstac_does() {
     // A boolean as text: true and "true" alike.
     let s = build(json!({"filter": {"op": "<>", "args": [{"property": "flag"}, true]}}));
     assert!(
-        s.sql.contains(&format!("WHERE ({} <> $2::text)", to_text(j))),
+        s.sql
+            .contains(&format!("WHERE ({} <> $2::text)", to_text(j))),
         "{}",
         s.sql
     );

@@ -182,19 +182,46 @@ mod tests {
             Ok(Mode::Time)
         );
         assert_eq!(
-            m(&[json!({"timestamp": "2020-01-01T00:00:00Z"}), p("end_datetime")]),
+            m(&[
+                json!({"timestamp": "2020-01-01T00:00:00Z"}),
+                p("end_datetime")
+            ]),
             Ok(Mode::Time)
         );
         for (args, msg) in [
-            (vec![p("id"), json!(3)], "a[1]: '=' cannot compare a number with a string"),
-            (vec![p("x"), json!(3), json!("a")], "a[2]: '=' cannot compare a string with a number"),
-            (vec![p("x"), json!(3), json!(true)], "a[2]: '=' cannot compare a boolean with a number"),
-            (vec![p("datetime"), json!({"date": "2020-01-01"})], "a date is a whole day"),
-            (vec![p("datetime"), json!("yesterday")], "not an RFC 3339 date-time"),
-            (vec![p("datetime"), json!(5)], "cannot compare a number with a timestamp"),
-            (vec![p("x"), json!({"timestamp": "2020-01-01T00:00:00Z"})], "use t_before"),
+            (
+                vec![p("id"), json!(3)],
+                "a[1]: '=' cannot compare a number with a string",
+            ),
+            (
+                vec![p("x"), json!(3), json!("a")],
+                "a[2]: '=' cannot compare a string with a number",
+            ),
+            (
+                vec![p("x"), json!(3), json!(true)],
+                "a[2]: '=' cannot compare a boolean with a number",
+            ),
+            (
+                vec![p("datetime"), json!({"date": "2020-01-01"})],
+                "a date is a whole day",
+            ),
+            (
+                vec![p("datetime"), json!("yesterday")],
+                "not an RFC 3339 date-time",
+            ),
+            (
+                vec![p("datetime"), json!(5)],
+                "cannot compare a number with a timestamp",
+            ),
+            (
+                vec![p("x"), json!({"timestamp": "2020-01-01T00:00:00Z"})],
+                "use t_before",
+            ),
             (vec![p("geometry"), json!("x")], "cannot take the geometry"),
-            (vec![p("id"), p("x")], "cannot compare a property with a string"),
+            (
+                vec![p("id"), p("x")],
+                "cannot compare a property with a string",
+            ),
         ] {
             let e = m(&args).unwrap_err();
             assert!(e.contains(msg), "{args:?}: {e}");

@@ -14,7 +14,10 @@ mod tests {
 
     #[test]
     fn messages_name_the_value_and_the_reason() {
-        assert_eq!(parse_rfc3339("2020-12-11 22:38:32Z"), Ok(1_607_726_312_000_000));
+        assert_eq!(
+            parse_rfc3339("2020-12-11 22:38:32Z"),
+            Ok(1_607_726_312_000_000)
+        );
         assert_eq!(
             parse_rfc3339("2020-12-11").unwrap_err(),
             "'2020-12-11' is not an RFC 3339 date-time (expected YYYY-MM-DDTHH:MM:SS)"

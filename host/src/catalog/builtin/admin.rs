@@ -66,9 +66,12 @@ impl Builtin {
         tx.execute("SELECT host.drop_partition($1::text)", &[&collection])
             .await
             .map_err(&db)?;
-        tx.execute("DELETE FROM host.collections WHERE id = $1::text", &[&collection])
-            .await
-            .map_err(&db)?;
+        tx.execute(
+            "DELETE FROM host.collections WHERE id = $1::text",
+            &[&collection],
+        )
+        .await
+        .map_err(&db)?;
         tx.commit().await.map_err(&db)?;
         Ok(CollectionDeleted {
             collection: collection.to_string(),

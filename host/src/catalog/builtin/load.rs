@@ -76,7 +76,10 @@ impl Plan {
     }
 
     /// Opens the load's transaction and its staging table (dropped at commit).
-    pub(in crate::catalog) async fn begin(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+    pub(in crate::catalog) async fn begin(
+        &self,
+        client: &Client,
+    ) -> Result<(), tokio_postgres::Error> {
         let staging = match (self.route, self.kind) {
             (Route::Direct, _) => "",
             // Same column types, and the same compression so staged values are
@@ -101,7 +104,9 @@ impl Plan {
                 "COPY host.items (collection, id, geometry, bbox, datetime, start_datetime, \
                  end_datetime, content) FROM STDIN (FORMAT binary)"
             }
-            (Kind::Items, Route::Staged) => "COPY pg_temp.host_load_items FROM STDIN (FORMAT binary)",
+            (Kind::Items, Route::Staged) => {
+                "COPY pg_temp.host_load_items FROM STDIN (FORMAT binary)"
+            }
             (Kind::Collections, _) => {
                 "COPY pg_temp.host_load_collections FROM STDIN (FORMAT binary)"
             }

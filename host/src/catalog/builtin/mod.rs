@@ -16,9 +16,7 @@ use std::collections::HashSet;
 
 use tokio_postgres::Client;
 
-use super::{
-    CatalogError, ExtentMode, Kind, LoadSession, Method, Rows, load::Finish,
-};
+use super::{CatalogError, ExtentMode, Kind, LoadSession, Method, Rows, load::Finish};
 use crate::migrate::{MigrationSet, Version, current_version};
 use crate::search::{Page, SearchRequest};
 

@@ -192,7 +192,10 @@ pub(super) async fn update_partition_stats(client: &Client, partition: &str) {
 
 async fn refuse_readonly(client: &Client, what: &str) -> Result<(), CatalogError> {
     let readonly: bool = in_pgstac(client, async {
-        Ok(client.query_one("SELECT pgstac.readonly()", &[]).await?.get(0))
+        Ok(client
+            .query_one("SELECT pgstac.readonly()", &[])
+            .await?
+            .get(0))
     })
     .await
     .map_err(CatalogError::db("reading pgstac's settings"))?;

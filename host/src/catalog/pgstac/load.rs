@@ -61,7 +61,10 @@ impl Plan {
 
     /// Creates the load's staging table (session-long: it outlives step 1's
     /// transaction; step 3 drops it) and opens step 1's transaction.
-    pub(in crate::catalog) async fn begin(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+    pub(in crate::catalog) async fn begin(
+        &self,
+        client: &Client,
+    ) -> Result<(), tokio_postgres::Error> {
         let sql = match self.kind {
             Kind::Items => format!(
                 "SET client_min_messages TO warning; DROP TABLE IF EXISTS {ITEMS_STAGING}; DROP TABLE IF EXISTS {PARTS}; \

@@ -78,9 +78,7 @@ pub fn same(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
         (a, b) => a == b,
     }
@@ -103,7 +101,9 @@ fn integer(n: &Number) -> Option<i128> {
 
 /// Whether the double `n` is exactly the integer `i`.
 fn float_is(n: &Number, i: i128) -> bool {
-    let f = n.as_f64().expect("a JSON number that is not an integer is a double");
+    let f = n
+        .as_f64()
+        .expect("a JSON number that is not an integer is a double");
     f.fract() == 0.0 && f.abs() < 2f64.powi(127) && f as i128 == i
 }
 
@@ -116,7 +116,10 @@ mod tests {
     fn integer_negative_zero_reads_as_zero_outside_strings() {
         for (text, want) in [
             (r#"{"a":-0}"#, r#"{"a":0}"#),
-            (r#"{"a":[-0,-0.0,-0e0,-0E1,-01,-00]}"#, r#"{"a":[0,-0.0,-0e0,-0E1,-01,-00]}"#),
+            (
+                r#"{"a":[-0,-0.0,-0e0,-0E1,-01,-00]}"#,
+                r#"{"a":[0,-0.0,-0e0,-0E1,-01,-00]}"#,
+            ),
             (r#"{"a":"-0","b":-0}"#, r#"{"a":"-0","b":0}"#),
             (r#"{"a\"-0":"x\\","b":-0}"#, r#"{"a\"-0":"x\\","b":0}"#),
             (r#"{"c":[1,-0 ,-0]}"#, r#"{"c":[1,0 ,0]}"#),
@@ -136,7 +139,10 @@ mod tests {
         assert!(same(&v("10"), &v("10.0")));
         assert!(same(&v("1e2"), &v("100")));
         assert!(same(&v("-0.0"), &v("0")));
-        assert!(same(&v(r#"{"a":[1,{"b":2.0}]}"#), &v(r#"{"a":[1.0,{"b":2}]}"#)));
+        assert!(same(
+            &v(r#"{"a":[1,{"b":2.0}]}"#),
+            &v(r#"{"a":[1.0,{"b":2}]}"#)
+        ));
         assert!(!same(&v("9007199254740993"), &v("9007199254740992.0")));
         assert!(same(&v("9007199254740992"), &v("9007199254740992.0")));
         assert!(same(&v("18446744073709551615"), &v("18446744073709551615")));

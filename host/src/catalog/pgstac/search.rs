@@ -78,7 +78,8 @@ pub(super) async fn in_pgstac<T>(
 
 /// pgstac's tokens are `next:` or `prev:`, then hex, `:`, hex.
 fn check_token(t: &str) -> Result<(), SearchError> {
-    let hex = |s: &str| !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex =
+        |s: &str| !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit());
     let parts: Vec<&str> = t.split(':').collect();
     match parts.as_slice() {
         [dir, c, i] if (*dir == "next" || *dir == "prev") && hex(c) && hex(i) => Ok(()),
@@ -250,9 +251,7 @@ fn expr(e: &Expr) -> Result<Value, SearchError> {
             };
             op(o.name(), vec![json!({"property": "geometry"}), shape])
         }
-        Expr::Temporal { op: o, left, right } => {
-            op(o.name(), vec![time(left), time(right)])
-        }
+        Expr::Temporal { op: o, left, right } => op(o.name(), vec![time(left), time(right)]),
     })
 }
 
@@ -304,14 +303,24 @@ mod tests {
         );
         assert_eq!(
             b(json!({"bbox": [170, -10, -170, 10]}))["intersects"]["coordinates"][1],
-            json!([[[-180.0, -10.0], [-170.0, -10.0], [-170.0, 10.0], [-180.0, 10.0], [-180.0, -10.0]]])
+            json!([[
+                [-180.0, -10.0],
+                [-170.0, -10.0],
+                [-170.0, 10.0],
+                [-180.0, 10.0],
+                [-180.0, -10.0]
+            ]])
         );
-        let f = b(json!({"filter": {"op": "s_within", "args": [{"bbox": [0, 0, 1, 1]}, {"property": "geometry"}]}}));
+        let f = b(
+            json!({"filter": {"op": "s_within", "args": [{"bbox": [0, 0, 1, 1]}, {"property": "geometry"}]}}),
+        );
         assert_eq!(
             f["filter"],
             json!({"op": "s_contains", "args": [{"property": "geometry"}, [0.0, 0.0, 1.0, 1.0]]})
         );
-        let f = b(json!({"filter": {"op": "=", "args": [{"property": "datetime"}, "2020-01-01 00:00:00.0000005z"]}}));
+        let f = b(
+            json!({"filter": {"op": "=", "args": [{"property": "datetime"}, "2020-01-01 00:00:00.0000005z"]}}),
+        );
         assert_eq!(f["filter"]["args"][1], json!("2020-01-01T00:00:00Z"));
     }
 
@@ -319,7 +328,13 @@ mod tests {
     fn tokens_are_pgstacs() {
         assert!(check_token("next:6162:6364").is_ok());
         assert!(check_token("prev:61:62").is_ok());
-        for bad in ["next:7b22", "next:zz:aa", "up:61:62", "next::61", "next:616:62"] {
+        for bad in [
+            "next:7b22",
+            "next:zz:aa",
+            "up:61:62",
+            "next::61",
+            "next:616:62",
+        ] {
             assert!(check_token(bad).is_err(), "{bad}");
         }
         let p = page(r#"{"features":[{"id":"a"}],"links":[{"rel":"next","href":"./search?token=next:61:62"}]}"#).unwrap();
