@@ -78,8 +78,9 @@ pub(super) async fn in_pgstac<T>(
 
 /// pgstac's tokens are `next:` or `prev:`, then hex, `:`, hex.
 fn check_token(t: &str) -> Result<(), SearchError> {
-    let hex =
-        |s: &str| !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex = |s: &str| {
+        !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
+    };
     let parts: Vec<&str> = t.split(':').collect();
     match parts.as_slice() {
         [dir, c, i] if (*dir == "next" || *dir == "prev") && hex(c) && hex(i) => Ok(()),
