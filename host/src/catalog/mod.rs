@@ -27,6 +27,7 @@ pub mod builtin;
 mod error;
 mod load;
 pub mod pgstac;
+mod tables;
 
 use std::collections::HashSet;
 
@@ -290,8 +291,8 @@ impl Catalog {
             (CatalogChoice::Auto, None, Some(_)) => CatalogKind::Pgstac,
             (CatalogChoice::Auto, Some(_), Some(_)) => {
                 // Never an empty catalog over the one that holds the collections.
-                let host = builtin::collection_count(client).await?;
-                let pgstac = pgstac::collection_count(client).await?;
+                let host = tables::collection_count(client, "host").await?;
+                let pgstac = tables::collection_count(client, "pgstac").await?;
                 match (host, pgstac) {
                     (h, 0) if h > 0 => CatalogKind::Host,
                     (0, p) if p > 0 => CatalogKind::Pgstac,
@@ -350,10 +351,8 @@ impl Catalog {
 
     /// How many items a collection holds; an error if it does not exist.
     pub async fn item_count(&self, client: &Client, collection: &str) -> Result<u64, CatalogError> {
-        match self {
-            Catalog::Host(c) => c.item_count(client, collection).await,
-            Catalog::Pgstac(c) => c.item_count(client, collection).await,
-        }
+        // Both keep SCHEMA.collections and SCHEMA.items, the schema named as the kind.
+        tables::item_count(client, self.kind().as_str(), collection).await
     }
 
     /// Deletes items of one collection, in one transaction.

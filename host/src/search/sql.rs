@@ -397,7 +397,7 @@ impl Builder {
             _ => {
                 return Err(SearchError::new(
                     &arg.path,
-                    format!("expected a time, got {}", describe(arg)),
+                    format!("expected a time, got {}", typing::describe(&arg.value)),
                 ));
             }
         })
@@ -483,7 +483,7 @@ fn check_spatial(left: &Arg, right: &Arg) -> Result<(), SearchError> {
                 &a.path,
                 match &a.value {
                     Operand::Property(_) => "only the \"geometry\" property is spatial".to_string(),
-                    _ => format!("expected a geometry, got {}", describe(a)),
+                    _ => format!("expected a geometry, got {}", typing::describe(&a.value)),
                 },
             ));
         }
@@ -551,19 +551,6 @@ fn temporal(op: TemporalOp, ll: &str, lh: &str, rl: &str, rh: &str) -> String {
         TemporalOp::Equals => format!("{ll} = {rl} AND {lh} = {rh}"),
         TemporalOp::Disjoint => format!("NOT ({ll} <= {rh} AND {lh} >= {rl})"),
         TemporalOp::Intersects => format!("{ll} <= {rh} AND {lh} >= {rl}"),
-    }
-}
-
-fn describe(arg: &Arg) -> &'static str {
-    match &arg.value {
-        Operand::Property(_) => "a property",
-        Operand::Text(_) => "a string",
-        Operand::Number(_) => "a number",
-        Operand::Bool(_) => "a boolean",
-        Operand::Timestamp(_) => "a timestamp",
-        Operand::Date(..) => "a date",
-        Operand::Interval(_) => "an interval",
-        Operand::Geometry(_) | Operand::Bbox(_) => "a geometry",
     }
 }
 

@@ -39,7 +39,8 @@ pub enum Mode {
     Text,
 }
 
-fn describe(v: &Operand) -> &'static str {
+/// An operand as messages name it ("a number", "a property").
+pub(super) fn describe(v: &Operand) -> &'static str {
     match v {
         Operand::Property(Property::Geometry) => "the geometry",
         Operand::Property(_) => "a property",

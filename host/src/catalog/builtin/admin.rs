@@ -1,22 +1,15 @@
 //! Deleting items and collections from host's schema, each in one
 //! transaction, and recomputing collection extents.
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::Client;
 
 use super::Builtin;
+use crate::catalog::tables::{item_count, lock_collection};
 use crate::catalog::{
     CatalogError, CollectionDeleted, ExtentSelection, ExtentsUpdated, ItemSelection, ItemsDeleted,
 };
 
 impl Builtin {
-    pub(in crate::catalog) async fn item_count(
-        &self,
-        client: &Client,
-        collection: &str,
-    ) -> Result<u64, CatalogError> {
-        item_count(client, collection).await
-    }
-
     pub(in crate::catalog) async fn delete_items(
         &self,
         client: &mut Client,
@@ -25,7 +18,7 @@ impl Builtin {
     ) -> Result<ItemsDeleted, CatalogError> {
         let db = CatalogError::db("delete");
         let tx = client.transaction().await.map_err(&db)?;
-        lock_collection(&tx, collection).await?;
+        lock_collection(&tx, "host", collection, "FOR UPDATE").await?;
         let deleted: Vec<String> = match which {
             ItemSelection::All => {
                 tx.query(
@@ -58,11 +51,11 @@ impl Builtin {
     ) -> Result<CollectionDeleted, CatalogError> {
         let db = CatalogError::db("delete");
         let tx = client.transaction().await.map_err(&db)?;
-        lock_collection(&tx, collection).await?;
+        lock_collection(&tx, "host", collection, "FOR UPDATE").await?;
         // The collection's items are exactly its partition: dropping the
         // partition deletes them without leaving an empty table behind. The
         // count under the collection's lock is what goes away.
-        let items = item_count(&tx, collection).await?;
+        let items = item_count(&tx, "host", collection).await?;
         tx.execute("SELECT host.drop_partition($1::text)", &[&collection])
             .await
             .map_err(&db)?;
@@ -114,37 +107,5 @@ impl Builtin {
             collections: n as u64,
             statements: None,
         })
-    }
-}
-
-/// The collection's item count; a clear error when there is no such collection.
-async fn item_count(client: &impl GenericClient, c: &str) -> Result<u64, CatalogError> {
-    let row = client
-        .query_opt(
-            "SELECT (SELECT count(*) FROM host.items WHERE collection = $1::text) \
-             FROM host.collections WHERE id = $1::text",
-            &[&c],
-        )
-        .await
-        .map_err(CatalogError::db("delete"))?;
-    match row {
-        Some(r) => Ok(r.get::<_, i64>(0) as u64),
-        None => Err(CatalogError::NoSuchCollection(c.to_string())),
-    }
-}
-
-/// Holds the collection row for the transaction (concurrent deletes queue up),
-/// and fails if it went away since the count.
-async fn lock_collection(tx: &impl GenericClient, c: &str) -> Result<(), CatalogError> {
-    let row = tx
-        .query_opt(
-            "SELECT 1 FROM host.collections WHERE id = $1::text FOR UPDATE",
-            &[&c],
-        )
-        .await
-        .map_err(CatalogError::db("delete"))?;
-    match row {
-        Some(_) => Ok(()),
-        None => Err(CatalogError::NoSuchCollection(c.to_string())),
     }
 }

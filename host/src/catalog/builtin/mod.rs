@@ -40,16 +40,6 @@ pub(super) async fn installed_version(client: &mut Client) -> Result<Option<Stri
     Ok(version.map(|v| v.to_string()))
 }
 
-/// How many collections host's schema holds.
-pub(super) async fn collection_count(client: &Client) -> Result<u64, CatalogError> {
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM host.collections", &[])
-        .await
-        .map_err(CatalogError::db("reading the catalog"))?
-        .get(0);
-    Ok(n as u64)
-}
-
 impl Builtin {
     /// Opens host's schema; refuses a version other than this binary's.
     pub async fn open(client: &mut Client) -> Result<Builtin, CatalogError> {

@@ -16,23 +16,16 @@
 
 use std::collections::BTreeSet;
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::Client;
 
 use super::Pgstac;
 use super::search::in_pgstac;
+use crate::catalog::tables::{item_count, lock_collection};
 use crate::catalog::{
     CatalogError, CollectionDeleted, ExtentSelection, ExtentsUpdated, ItemSelection, ItemsDeleted,
 };
 
 impl Pgstac {
-    pub(in crate::catalog) async fn item_count(
-        &self,
-        client: &Client,
-        collection: &str,
-    ) -> Result<u64, CatalogError> {
-        item_count(client, collection).await
-    }
-
     pub(in crate::catalog) async fn delete_items(
         &self,
         client: &mut Client,
@@ -44,7 +37,7 @@ impl Pgstac {
         let tx = client.transaction().await.map_err(&db)?;
         // KEY SHARE: the collection cannot be deleted meanwhile, and loads
         // into it (whose items take the same lock) go on.
-        lock_collection(&tx, collection, "FOR KEY SHARE").await?;
+        lock_collection(&tx, "pgstac", collection, "FOR KEY SHARE").await?;
         let rows = match which {
             ItemSelection::All => {
                 tx.query(
@@ -91,10 +84,10 @@ impl Pgstac {
         let db = CatalogError::db("delete");
         refuse_readonly(client, "delete a collection").await?;
         let tx = client.transaction().await.map_err(&db)?;
-        lock_collection(&tx, collection, "FOR UPDATE").await?;
+        lock_collection(&tx, "pgstac", collection, "FOR UPDATE").await?;
         // Under the collection's lock no item can be added: this count is
         // what goes away.
-        let items = item_count(&tx, collection).await?;
+        let items = item_count(&tx, "pgstac", collection).await?;
         tx.batch_execute("SET LOCAL search_path TO pgstac, public")
             .await
             .map_err(&db)?;
@@ -128,7 +121,7 @@ impl Pgstac {
                 let ids: Vec<String> = match which {
                     ExtentSelection::Collections(ids) => {
                         for id in ids {
-                            item_count(client, id).await?;
+                            item_count(client, "pgstac", id).await?;
                         }
                         ids.clone()
                     }
@@ -206,38 +199,4 @@ async fn refuse_readonly(client: &Client, what: &str) -> Result<(), CatalogError
         )));
     }
     Ok(())
-}
-
-/// The collection's item count; a clear error when there is no such collection.
-async fn item_count(client: &impl GenericClient, c: &str) -> Result<u64, CatalogError> {
-    let row = client
-        .query_opt(
-            "SELECT (SELECT count(*) FROM pgstac.items WHERE collection = $1::text) \
-             FROM pgstac.collections WHERE id = $1::text",
-            &[&c],
-        )
-        .await
-        .map_err(CatalogError::db("reading the collection"))?;
-    match row {
-        Some(r) => Ok(r.get::<_, i64>(0) as u64),
-        None => Err(CatalogError::NoSuchCollection(c.to_string())),
-    }
-}
-
-async fn lock_collection(
-    tx: &impl GenericClient,
-    c: &str,
-    strength: &str,
-) -> Result<(), CatalogError> {
-    let row = tx
-        .query_opt(
-            &format!("SELECT 1 FROM pgstac.collections WHERE id = $1::text {strength}"),
-            &[&c],
-        )
-        .await
-        .map_err(CatalogError::db("delete"))?;
-    match row {
-        Some(_) => Ok(()),
-        None => Err(CatalogError::NoSuchCollection(c.to_string())),
-    }
 }

@@ -71,16 +71,6 @@ pub(super) async fn installed_version(client: &Client) -> Result<Option<String>,
     Ok(row.map(|r| r.get(0)))
 }
 
-/// How many collections pgstac holds.
-pub(super) async fn collection_count(client: &Client) -> Result<u64, CatalogError> {
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM pgstac.collections", &[])
-        .await
-        .map_err(CatalogError::db("reading the catalog"))?
-        .get(0);
-    Ok(n as u64)
-}
-
 impl Pgstac {
     /// Opens pgstac; refuses versions this binary does not know.
     pub async fn open(client: &Client) -> Result<Pgstac, CatalogError> {
