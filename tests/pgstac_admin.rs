@@ -452,7 +452,7 @@ fn version_reports_the_catalog_and_what_this_binary_knows() {
     fails(
         &run(&["version", "--catalog", "host", "--dsn", &db.dsn]),
         1,
-        &["has no host schema"],
+        &["holds no host's schema", "host migrate"],
     );
 }
 
@@ -491,6 +491,12 @@ fn migrate_keeps_one_catalog_unless_told_and_auto_follows_the_collections() {
     let o = ok(&load(&db, "items", &[s(&f), "--json"])).clone();
     assert_eq!(summary(&o)["catalog"], "pgstac");
     assert_eq!(count(&db, "SELECT count(*) FROM pgstac.items"), 1);
+    let v: Value =
+        serde_json::from_str(&stdout(ok(&run(&["version", "--json", "--dsn", &db.dsn])))).unwrap();
+    assert_eq!(
+        v["catalog"], "pgstac",
+        "version chooses as the other commands do"
+    );
     let page: Value =
         serde_json::from_slice(&ok(&run(&["search", "{}", "--dsn", &db.dsn])).stdout).unwrap();
     assert_eq!(page["numberReturned"], 1);

@@ -270,6 +270,34 @@ impl Installed {
             pgstac: pgstac::installed_version(client).await?,
         })
     }
+
+    /// The catalog `choice` names among these, with its recorded version
+    /// (see the module docs for `auto`); every command chooses by this.
+    pub async fn choose(
+        &self,
+        client: &Client,
+        choice: CatalogChoice,
+    ) -> Result<(CatalogKind, &str), CatalogError> {
+        use CatalogChoice as C;
+        use CatalogKind as K;
+        match (choice, self.host.as_deref(), self.pgstac.as_deref()) {
+            (C::Host, None, _) => Err(CatalogError::NotInstalled(K::Host)),
+            (C::Pgstac, _, None) => Err(CatalogError::NotInstalled(K::Pgstac)),
+            (C::Host, Some(h), _) | (C::Auto, Some(h), None) => Ok((K::Host, h)),
+            (C::Pgstac, _, Some(p)) | (C::Auto, None, Some(p)) => Ok((K::Pgstac, p)),
+            (C::Auto, None, None) => Err(CatalogError::NoCatalog),
+            (C::Auto, Some(h), Some(p)) => {
+                // Never an empty catalog over the one that holds the collections.
+                let host = tables::collection_count(client, "host").await?;
+                let pgstac = tables::collection_count(client, "pgstac").await?;
+                match (host, pgstac) {
+                    (n, 0) if n > 0 => Ok((K::Host, h)),
+                    (0, n) if n > 0 => Ok((K::Pgstac, p)),
+                    (host, pgstac) => Err(CatalogError::Ambiguous { host, pgstac }),
+                }
+            }
+        }
+    }
 }
 
 impl Catalog {
@@ -277,29 +305,7 @@ impl Catalog {
     /// refusing versions this binary cannot work with.
     pub async fn open(client: &mut Client, choice: CatalogChoice) -> Result<Catalog, CatalogError> {
         let installed = Installed::read(client).await?;
-        let kind = match (choice, &installed.host, &installed.pgstac) {
-            (CatalogChoice::Host, None, _) => {
-                return Err(CatalogError::NotInstalled(CatalogKind::Host));
-            }
-            (CatalogChoice::Pgstac, _, None) => {
-                return Err(CatalogError::NotInstalled(CatalogKind::Pgstac));
-            }
-            (CatalogChoice::Host, Some(_), _) => CatalogKind::Host,
-            (CatalogChoice::Pgstac, _, Some(_)) => CatalogKind::Pgstac,
-            (CatalogChoice::Auto, None, None) => return Err(CatalogError::NoCatalog),
-            (CatalogChoice::Auto, Some(_), None) => CatalogKind::Host,
-            (CatalogChoice::Auto, None, Some(_)) => CatalogKind::Pgstac,
-            (CatalogChoice::Auto, Some(_), Some(_)) => {
-                // Never an empty catalog over the one that holds the collections.
-                let host = tables::collection_count(client, "host").await?;
-                let pgstac = tables::collection_count(client, "pgstac").await?;
-                match (host, pgstac) {
-                    (h, 0) if h > 0 => CatalogKind::Host,
-                    (0, p) if p > 0 => CatalogKind::Pgstac,
-                    (host, pgstac) => return Err(CatalogError::Ambiguous { host, pgstac }),
-                }
-            }
-        };
+        let (kind, _) = installed.choose(client, choice).await?;
         Ok(match kind {
             CatalogKind::Host => Catalog::Host(builtin::Builtin::open(client).await?),
             CatalogKind::Pgstac => Catalog::Pgstac(pgstac::Pgstac::open(client).await?),

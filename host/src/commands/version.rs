@@ -33,30 +33,16 @@ pub async fn run(args: VersionArgs) -> anyhow::Result<Status> {
     let installed = Installed::read(&mut client)
         .await
         .with_context(|| format!("reading the catalogs of {dsn}"))?;
-    let (kind, version) = match (choice, &installed.host, &installed.pgstac) {
-        (CatalogChoice::Host, Some(v), _) | (CatalogChoice::Auto, Some(v), None) => {
-            (CatalogKind::Host, v)
-        }
-        (CatalogChoice::Pgstac, _, Some(v)) | (CatalogChoice::Auto, None, Some(v)) => {
-            (CatalogKind::Pgstac, v)
-        }
-        (CatalogChoice::Auto, Some(h), Some(p)) => bail!(
-            "{dsn} holds both host's schema ({h}) and pgstac ({p}); say which with --catalog host or --catalog pgstac"
-        ),
-        (CatalogChoice::Host, None, _) => {
-            bail!("{dsn} has no host schema; run `host migrate` to install it")
-        }
-        (CatalogChoice::Pgstac, _, None) => bail!("{dsn} has no pgstac"),
-        (CatalogChoice::Auto, None, None) => {
-            bail!("{dsn} has no host schema (and no pgstac); run `host migrate` to install it")
-        }
-    };
+    let (kind, version) = installed
+        .choose(&client, choice)
+        .await
+        .with_context(|| format!("reading the catalog of {dsn}"))?;
     let writable = match kind {
         CatalogKind::Host => {
             let set = crate::migrate::MigrationSet::builtin();
             set.latest().is_some_and(|l| l.as_str() == version)
         }
-        CatalogKind::Pgstac => pgstac::KNOWN_VERSIONS.contains(&version.as_str()),
+        CatalogKind::Pgstac => pgstac::KNOWN_VERSIONS.contains(&version),
     };
     print(&args, kind.as_str(), version, Some(writable));
     Ok(Status::Success)
