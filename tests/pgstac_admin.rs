@@ -549,3 +549,64 @@ fn a_fresh_database_shows_the_plan_and_quiet_shows_nothing() {
     let o = ok(&run(&["migrate", "--dsn", &db.dsn])).clone();
     assert!(stdout(&o).contains("install 0.2.0"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_collection_deleted_during_a_load_fails_it_by_name() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let db = pgstac_db("pgstac_delete_during_load");
+    let dir = tempfile::tempdir().unwrap();
+    let c = ndjson(dir.path(), "c.json", &[collection("c")]);
+    ok(&load(&db, "collections", &[s(&c)]));
+    // Items on stdin: the load is streaming them (its COPY open) when the
+    // collection goes.
+    let mut child = util::host()
+        .args(["load", "items", "-", "--no-progress", "--dsn", &db.dsn])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..600 {
+        writeln!(
+            stdin,
+            "{}",
+            item(&format!("i{i}"), "c", 1.0, 1.0, 1 + i % 28)
+        )
+        .unwrap();
+    }
+    stdin.flush().unwrap();
+    let copying = || {
+        count(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE 'COPY %' AND pid <> pg_backend_pid()",
+        ) > 0
+    };
+    let started = std::time::Instant::now();
+    while !copying() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the load never began its COPY"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ok(&run(&[
+        "delete",
+        "collection",
+        "c",
+        "--yes",
+        "--dsn",
+        &db.dsn,
+    ]));
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    fails(
+        &o,
+        1,
+        &["collection \"c\" was deleted while its items were loading"],
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM pgstac.items"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM pgstac.partition_stats"), 0);
+}

@@ -59,6 +59,8 @@ pub enum CatalogError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("collection \"{0}\" was deleted while its items were loading")]
+    CollectionDeleted(String),
     #[error("a collection was deleted while its items were loading ({detail})")]
     CollectionGone {
         detail: String,

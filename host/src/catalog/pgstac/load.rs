@@ -27,6 +27,7 @@
 //! CONFLICT`, so an id another load committed meanwhile is skipped or
 //! replaced, never lost.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use tokio_postgres::Client;
@@ -114,6 +115,9 @@ impl Plan {
         };
         let phase = Instant::now();
         client.batch_execute("BEGIN").await.map_err(load)?;
+        if self.kind == Kind::Items {
+            lock_collections(client, collections).await?;
+        }
         let merged = match self.kind {
             Kind::Items => merge_items(client, self.method, staged).await,
             Kind::Collections => merge_collections(client, self.method, staged).await,
@@ -145,6 +149,28 @@ impl Plan {
                  DROP TABLE IF EXISTS {PARTS}"
             ))
             .await;
+    }
+}
+
+/// Step 3 begins by locking the items' collections (`FOR KEY SHARE`, in id
+/// order, as `host delete items` does): a collection deleted meanwhile waits
+/// for the load to commit, or, deleted before, fails the load by name here
+/// instead of as a row with no partition (pgstac drops a collection's
+/// partitions with it).
+async fn lock_collections(client: &Client, collections: &[String]) -> Result<(), CatalogError> {
+    let found: HashSet<String> = client
+        .query(
+            "SELECT id FROM pgstac.collections WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE",
+            &[&collections],
+        )
+        .await
+        .map_err(|e| CatalogError::load(Kind::Items, e))?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    match collections.iter().find(|c| !found.contains(*c)) {
+        Some(gone) => Err(CatalogError::CollectionDeleted(gone.clone())),
+        None => Ok(()),
     }
 }
 
