@@ -132,6 +132,24 @@ fn delete_items_leaves_pgstac_consistent() {
         .get(0);
     assert_eq!(got, None);
     assert_consistent(&db);
+    // Oracle: pgstac's own delete_item on the same items leaves search()
+    // answering the same, feature by feature.
+    let oracle = loaded("pgstac_delete_items_oracle");
+    {
+        let mut c = oracle.client();
+        c.batch_execute("SET search_path TO pgstac, public")
+            .unwrap();
+        for id in ["pgstac-test-item-0003", "pgstac-test-item-0004"] {
+            c.execute("SELECT pgstac.delete_item($1, $2)", &[&id, &PG])
+                .unwrap();
+        }
+    }
+    let all = json!({"collections": [PG], "limit": 10000});
+    assert_eq!(
+        pgstac_search(&db, &all)["features"],
+        pgstac_search(&oracle, &all)["features"],
+        "after host delete vs after pgstac's delete_item"
+    );
 
     // Every item of a month: its partition stays, empty, and pgstac still works.
     let august: Vec<String> = db
@@ -388,6 +406,31 @@ fn extents_and_partition_statistics_follow_the_items() {
     .clone();
     assert_eq!(summary(&o)["collections"], 2);
     assert_eq!(bbox(&extent(&db, "b")), [5.0, -9.0, 9.0, -5.0]);
+    // Oracle: pgstac's own update_collection_extents() finds nothing to change.
+    let contents = |db: &TestDb| -> Vec<(String, String)> {
+        db.client()
+            .query(
+                "SELECT id, content::text FROM pgstac.collections ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let by_host = contents(&db);
+    {
+        let mut c = db.client();
+        c.batch_execute(
+            "SET search_path TO pgstac, public; SELECT pgstac.update_collection_extents()",
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        contents(&db),
+        by_host,
+        "pgstac's update_collection_extents()"
+    );
     fails(
         &run(&["update-extents", "--collection", "nope", "--dsn", &db.dsn]),
         1,
