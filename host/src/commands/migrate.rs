@@ -60,8 +60,9 @@ async fn refuse_beside_pgstac(client: &mut tokio_postgres::Client) -> anyhow::Re
         bail!(
             "the database runs pgstac {pgstac}, and `host migrate` without --dir installs host's own \
              schema beside it (a second, empty catalog). To migrate pgstac, give pgstac's files: \
-             `host migrate --dir \"$(scripts/pgstac-migrations VERSION)\"`; to install host's schema \
-             anyway, add --alongside-pgstac"
+             `host migrate --dir DIR` with the `migrations` directory of the pypgstac wheel (in a \
+             checkout of host: `scripts/pgstac-migrations VERSION` prints one); to install host's \
+             schema anyway, add --alongside-pgstac"
         );
     }
     Ok(())
