@@ -14,7 +14,11 @@ pub mod update_extents;
 pub mod version;
 pub mod xmat;
 
+use anyhow::Context;
+
+use crate::catalog::{Catalog, CatalogChoice};
 use crate::cli::PluginOpts;
+use crate::db::ConnArgs;
 use crate::plugin::{Plugin, PluginSpec, Runtime};
 
 /// How a command that finished went, beyond plain success.
@@ -52,3 +56,17 @@ pub async fn load_plugins(
     }
     Ok((runtime, plugins))
 }
+
+/// Connects and opens the catalog `choice` names.
+pub async fn open_catalog(
+    conn: &ConnArgs,
+    choice: CatalogChoice,
+) -> anyhow::Result<(tokio_postgres::Client, Catalog)> {
+    let dsn = conn.dsn()?;
+    let mut client = dsn.connect().await?;
+    let catalog = Catalog::open(&mut client, choice)
+        .await
+        .with_context(|| format!("opening the STAC catalog of {dsn}"))?;
+    Ok((client, catalog))
+}
+
