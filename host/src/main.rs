@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(cli.verbose, cli.quiet);
+    let quiet = cli.quiet;
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
             }
             Command::Search(args) => commands::search::run(args).await,
             Command::Delete(cmd) => commands::delete::run(cmd).await,
-            Command::Migrate(args) => commands::migrate::run(args).await,
+            Command::Migrate(args) => commands::migrate::run(args, quiet).await,
             Command::Version(args) => commands::version::run(args).await,
             Command::Pgready(args) => commands::pgready::run(args).await,
             Command::Load(cmd) => {

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 pub use plugins::{PluginChainArgs, PluginOpts, plugin_specs};
 pub use search::{DeleteCollectionArgs, DeleteCommand, DeleteItemsArgs, SearchArgs};
 pub use stac::{
-    LoadArgs, LoadCollectionsArgs, LoadCommand, LoadItemsArgs, MigrateArgs, PgreadyArgs, SetArgs,
-    UpdateExtentsArgs, VersionArgs,
+    CatalogArgs, LoadArgs, LoadCollectionsArgs, LoadCommand, LoadItemsArgs, MigrateArgs,
+    PgreadyArgs, SetArgs, UpdateExtentsArgs, VersionArgs,
 };
 pub use xmat::XmatArgs;
 
@@ -63,7 +63,7 @@ pub enum Command {
     /// Inspect, develop and test plugins without a database.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Search items: STAC API item search with CQL2-JSON filters, printed as a FeatureCollection.
+    /// Search items (host's schema or pgstac): STAC API item search with CQL2-JSON filters, printed as a FeatureCollection.
     Search(SearchArgs),
     /// Delete items, or a collection with its items.
     #[command(subcommand)]
@@ -71,14 +71,15 @@ pub enum Command {
     /// Install or upgrade the STAC schema (or another migration set with --dir).
     #[command(after_help = stac::MIGRATE_HELP)]
     Migrate(MigrateArgs),
-    /// Print the database's schema version (--binary: the one this binary installs).
+    /// Print the database's catalog version (--binary: the one this binary installs).
+    #[command(after_help = stac::VERSION_HELP)]
     Version(VersionArgs),
     /// Wait until the database accepts connections.
     Pgready(PgreadyArgs),
     /// Load STAC collections or items.
     #[command(subcommand)]
     Load(LoadCommand),
-    /// Recompute collection extents (queued ones by default).
+    /// Recompute collection extents (queued ones by default), in host's schema or pgstac.
     UpdateExtents(UpdateExtentsArgs),
     /// Copy tables between PostgreSQL databases as described by jobs in a file (cross-database materialisation).
     Xmat(XmatArgs),

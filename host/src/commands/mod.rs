@@ -14,10 +14,12 @@ pub mod update_extents;
 pub mod version;
 pub mod xmat;
 
+use anyhow::Context;
+
+use crate::catalog::{Catalog, CatalogChoice};
 use crate::cli::PluginOpts;
-use crate::fetch::{Bounds, FetchError, Location};
-use crate::oci;
-use crate::plugin::{Plugin, PluginError, PluginSpec, Runtime};
+use crate::db::ConnArgs;
+use crate::plugin::{Plugin, PluginSpec, Runtime};
 
 /// How a command that finished went, beyond plain success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,47 +53,20 @@ pub async fn load_plugins(
     let bounds = opts.fetch_bounds();
     let mut plugins = Vec::with_capacity(specs.len());
     for spec in specs {
-        let bytes = fetch_plugin(spec, &bounds).await?;
-        plugins.push(runtime.load(spec, &bytes)?);
+        plugins.push(runtime.fetch_and_load(spec, &bounds).await?);
     }
     Ok((runtime, plugins))
 }
 
-/// A plugin's bytes from a path, a URL or an OCI registry (`oci://`), read
-/// within `bounds` (`--plugin-max-size`, `--fetch-timeout`) and checked
-/// against every digest the location carries.
-pub async fn fetch_plugin(spec: &PluginSpec, bounds: &Bounds) -> Result<Vec<u8>, PluginError> {
-    let fetch_err = |reason: String| PluginError::Fetch {
-        location: spec.shown(),
-        reason,
-    };
-    // Which flag moves the bound that was hit.
-    let flag = |e: &FetchError| match e {
-        FetchError::TooLarge { .. } => " (--plugin-max-size)",
-        FetchError::TimedOut { .. } => " (--fetch-timeout)",
-        _ => "",
-    };
-    let location = spec.location.as_str();
-    if location.starts_with(oci::SCHEME) {
-        let reference = oci::Reference::parse(location).map_err(fetch_err)?;
-        let mut registry = oci::Registry::new(&reference, bounds.timeout)?;
-        let pulled = registry.pull(bounds).await.map_err(|e| match &e {
-            oci::OciError::Fetch(f) => fetch_err(format!("{f}{}", flag(f))),
-            oci::OciError::TooLarge {
-                what: "wasm layer", ..
-            } => fetch_err(format!("{e} (--plugin-max-size)")),
-            oci::OciError::Http { error, .. } if error.is_timeout() => fetch_err(format!(
-                "the registry did not answer within {}s (--fetch-timeout)",
-                bounds.timeout.as_secs_f64()
-            )),
-            _ => PluginError::from(e),
-        })?;
-        tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
-        return Ok(pulled.wasm);
-    }
-    let parsed = Location::parse(location).map_err(|e| fetch_err(e.to_string()))?;
-    parsed
-        .read_bounded(bounds)
+/// Connects and opens the catalog `choice` names.
+pub async fn open_catalog(
+    conn: &ConnArgs,
+    choice: CatalogChoice,
+) -> anyhow::Result<(tokio_postgres::Client, Catalog)> {
+    let dsn = conn.dsn()?;
+    let mut client = dsn.connect().await?;
+    let catalog = Catalog::open(&mut client, choice)
         .await
-        .map_err(|e| fetch_err(format!("{e}{}", flag(&e))))
+        .with_context(|| format!("opening the STAC catalog of {dsn}"))?;
+    Ok((client, catalog))
 }

@@ -28,6 +28,16 @@ pub struct Bounds {
     pub timeout: Duration,
 }
 
+impl Default for Bounds {
+    /// The command line's defaults (`--plugin-max-size 256MiB`, `--fetch-timeout 30s`).
+    fn default() -> Bounds {
+        Bounds {
+            max_bytes: 256 << 20,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 impl Location {
     /// Reads the whole object within `bounds`, with progress on a terminal.
     pub async fn read_bounded(&self, bounds: &Bounds) -> Result<Vec<u8>, FetchError> {

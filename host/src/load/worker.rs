@@ -12,10 +12,9 @@ use bytes::Bytes;
 use super::reject::RejectWriter;
 use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
+use crate::catalog::Rows as CatalogRows;
 use crate::plugin::chain::{ItemChain, Reason};
-use crate::stac::pgstac::{self, Collections};
-
-use crate::stac::{ItemContext, check_collection, check_item, rows};
+use crate::stac::{ItemContext, check_collection, check_item};
 
 /// One record as read.
 pub(super) struct Input {
@@ -55,9 +54,8 @@ pub(super) struct Worker {
     pub collection: Option<String>,
     pub strict_bbox: bool,
     pub rejects: Option<RejectWriter>,
-    /// Into pgstac (its layout, items dehydrated against these collections'
-    /// base items); `None`: the host schema.
-    pub pgstac: Option<Arc<Collections>>,
+    /// How the catalog loaded into writes rows.
+    pub rows: CatalogRows,
     /// The next record's position in the load, when rows carry it (staged loads).
     pub seq: Option<u64>,
     pub totals: Totals,
@@ -192,11 +190,11 @@ impl Worker {
             known: &self.known,
             collection: self.collection.as_deref(),
             strict_bbox: self.strict_bbox,
-            pgstac: self.pgstac.as_deref(),
+            rows: &self.rows,
         };
         let capacity = |total: usize, n: usize| total + total / 8 + 256 * n.min(1024);
         // Dehydrating for pgstac parses every item whole: worth more than one core.
-        let threads = if self.pgstac.is_some() && self.kind == Kind::Items && texts.len() >= 64 {
+        let threads = if self.rows.parallel() && self.kind == Kind::Items && texts.len() >= 64 {
             row_threads()
         } else {
             1
@@ -316,7 +314,7 @@ struct RowWriter<'a> {
     known: &'a HashSet<String>,
     collection: Option<&'a str>,
     strict_bbox: bool,
-    pgstac: Option<&'a Collections>,
+    rows: &'a CatalogRows,
 }
 
 impl RowWriter<'_> {
@@ -327,56 +325,34 @@ impl RowWriter<'_> {
         let mut collections = BTreeSet::new();
         let mut rows = 0;
         for (i, text) in texts {
-            match self.kind {
+            let written = match self.kind {
                 Kind::Items => {
                     let ctx = ItemContext {
                         collection: self.collection,
                         known: self.known,
                         strict_bbox: self.strict_bbox,
                     };
-                    let written = check_item(&text, &ctx).and_then(|fields| {
-                        match self.pgstac {
-                            Some(p) => pgstac::rows::write_item(
-                                &mut out,
-                                seq.unwrap_or_default(),
-                                &fields,
-                                &text,
-                                p,
-                            )?,
-                            None => rows::write_item(&mut out, seq, &fields, &text),
-                        }
-                        Ok(fields)
-                    });
-                    match written {
-                        Ok(fields) => {
-                            if !collections.contains(fields.collection.as_ref()) {
-                                collections.insert(fields.collection.to_string());
-                            }
-                        }
-                        Err(e) => {
-                            turned_away.push(TurnedAway::invalid(i, e, text));
-                            continue;
-                        }
+                    let item = self.rows.item_text(&text);
+                    check_item(&item, &ctx).and_then(|fields| {
+                        self.rows.write_item(&mut out, seq, &fields, &item)?;
+                        Ok(fields.collection.into_owned())
+                    })
+                }
+                Kind::Collections => check_collection(&text).and_then(|id| {
+                    self.rows.write_collection(&mut out, seq, &id, &text)?;
+                    Ok(id.into_owned())
+                }),
+            };
+            match written {
+                Ok(c) => {
+                    if !collections.contains(&c) {
+                        collections.insert(c);
                     }
                 }
-                Kind::Collections => match check_collection(&text) {
-                    Ok(id) => {
-                        match self.pgstac {
-                            Some(_) => pgstac::rows::write_collection(
-                                &mut out,
-                                seq.unwrap_or_default(),
-                                &id,
-                                &text,
-                            ),
-                            None => rows::write_collection(&mut out, seq, &id, &text),
-                        }
-                        collections.insert(id.into_owned());
-                    }
-                    Err(e) => {
-                        turned_away.push(TurnedAway::invalid(i, e, text));
-                        continue;
-                    }
-                },
+                Err(e) => {
+                    turned_away.push(TurnedAway::invalid(i, e, text));
+                    continue;
+                }
             }
             if let Some(s) = &mut seq {
                 *s += 1;

@@ -16,6 +16,47 @@ use super::model::{Info, Kind};
 use super::sandbox::{self, StoreState};
 use super::wit::{self, v0_1};
 use super::{PluginError, PluginInstance, PluginSpec};
+use crate::fetch::{Bounds, FetchError, Location};
+use crate::oci;
+
+/// A plugin's bytes from a path, a URL or an OCI registry (`oci://`), read
+/// within `bounds` (`--plugin-max-size`, `--fetch-timeout`) and checked
+/// against every digest the location carries.
+pub async fn fetch(spec: &PluginSpec, bounds: &Bounds) -> Result<Vec<u8>, PluginError> {
+    let fetch_err = |reason: String| PluginError::Fetch {
+        location: spec.shown(),
+        reason,
+    };
+    // Which flag moves the bound that was hit.
+    let flag = |e: &FetchError| match e {
+        FetchError::TooLarge { .. } => " (--plugin-max-size)",
+        FetchError::TimedOut { .. } => " (--fetch-timeout)",
+        _ => "",
+    };
+    let location = spec.location.as_str();
+    if location.starts_with(oci::SCHEME) {
+        let reference = oci::Reference::parse(location).map_err(fetch_err)?;
+        let mut registry = oci::Registry::new(&reference, bounds.timeout)?;
+        let pulled = registry.pull(bounds).await.map_err(|e| match &e {
+            oci::OciError::Fetch(f) => fetch_err(format!("{f}{}", flag(f))),
+            oci::OciError::TooLarge {
+                what: "wasm layer", ..
+            } => fetch_err(format!("{e} (--plugin-max-size)")),
+            oci::OciError::Http { error, .. } if error.is_timeout() => fetch_err(format!(
+                "the registry did not answer within {}s (--fetch-timeout)",
+                bounds.timeout.as_secs_f64()
+            )),
+            _ => PluginError::from(e),
+        })?;
+        tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
+        return Ok(pulled.wasm);
+    }
+    let parsed = Location::parse(location).map_err(|e| fetch_err(e.to_string()))?;
+    parsed
+        .read_bounded(bounds)
+        .await
+        .map_err(|e| fetch_err(format!("{e}{}", flag(&e))))
+}
 
 /// Shared by every plugin of a process: build it once at start-up.
 pub struct Runtime {
@@ -80,6 +121,16 @@ impl Runtime {
     /// The compile cache directory, if caching is on.
     pub fn cache_dir(&self) -> Option<&std::path::Path> {
         self.cache.as_ref().map(|c| c.dir())
+    }
+
+    /// Reads a plugin from its location ([`fetch`]) and [loads](Runtime::load) it.
+    pub async fn fetch_and_load(
+        &self,
+        spec: &PluginSpec,
+        bounds: &Bounds,
+    ) -> Result<Plugin, PluginError> {
+        let bytes = fetch(spec, bounds).await?;
+        self.load(spec, &bytes)
     }
 
     /// Verifies, compiles (or loads from cache) and checks a plugin, and asks

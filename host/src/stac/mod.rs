@@ -1,5 +1,6 @@
-//! STAC records: the validation rules items and collections must meet, the
-//! fields the database indexes, and how they are written for COPY.
+//! STAC records: the validation rules items and collections must meet and
+//! the fields a catalog indexes. How they are stored is the catalogs'
+//! ([`crate::catalog`]).
 //!
 //! ```
 //! use std::collections::HashSet;
@@ -15,9 +16,6 @@
 mod collection;
 pub mod geojson;
 mod item;
-pub mod pgstac;
-pub mod rows;
-pub mod store;
 pub mod time;
 
 use std::borrow::Cow;

@@ -70,8 +70,13 @@ pub enum CopyError {
     Source(StatementError),
     #[error("writing the target: {0}")]
     Target(StatementError),
-    #[error("plugin {}: {message}", crate::terminal::Shown(.plugin))]
-    Plugin { plugin: String, message: String },
+    /// The plugin's own error names it.
+    #[error("{source}")]
+    Plugin {
+        plugin: String,
+        /// Boxed: a plugin's fault carries its text, and this error travels every row's `?`.
+        source: Box<crate::plugin::PluginError>,
+    },
     #[error(
         "plugin {} rejected {count} row(s); the first is row {row} of the table: {}",
         crate::terminal::Shown(.plugin), crate::terminal::Shown(.reason)
@@ -367,7 +372,7 @@ fn run_chain(
         };
         CopyError::Plugin {
             plugin,
-            message: e.to_string(),
+            source: Box::new(e),
         }
     };
     let mut chain = RowChain::new(&plugins).map_err(plugin_error)?;

@@ -15,6 +15,8 @@ use std::hash::{BuildHasher, RandomState};
 
 use tokio_postgres::Client;
 
+use super::error::{Failure, Side};
+use super::sql::StatementError;
 use crate::db::Dsn;
 
 /// How the source and target are related.
@@ -31,30 +33,33 @@ pub enum Sameness {
 
 /// Compares the databases `source` and `target` reach. Opens a short
 /// connection to each (writing nothing) and closes them.
-pub async fn compare(source: &Dsn, target: &Dsn) -> Result<Sameness, String> {
-    let src = source.connect().await.map_err(|e| format!("source: {e}"))?;
-    let tgt = target.connect().await.map_err(|e| format!("target: {e}"))?;
+pub async fn compare(source: &Dsn, target: &Dsn) -> Result<Sameness, Failure> {
+    let connect = |side| move |source| Failure::Connect { side, source };
+    let statement = |side, sql: &'static str| {
+        move |e: tokio_postgres::Error| Failure::Statement {
+            side,
+            source: StatementError::new(sql, &e),
+        }
+    };
+    let src = source.connect().await.map_err(connect(Side::Source))?;
+    let tgt = target.connect().await.map_err(connect(Side::Target))?;
     // Two random non-negative keys: no other session holds this lock.
     let key = RandomState::new().hash_one(std::process::id());
     let (k1, k2) = ((key >> 33) as i32, (key & 0x7fff_ffff) as i32);
     // Held until `src` closes, at the end of this function.
+    const LOCK: &str = "SELECT pg_is_in_recovery(), pg_try_advisory_lock_shared($1, $2)";
     let in_recovery: bool = src
-        .query_one(
-            "SELECT pg_is_in_recovery(), pg_try_advisory_lock_shared($1, $2)",
-            &[&k1, &k2],
-        )
+        .query_one(LOCK, &[&k1, &k2])
         .await
-        .map_err(|e| format!("source: {}", crate::db::describe(&e)))?
+        .map_err(statement(Side::Source, LOCK))?
         .get(0);
+    const SEEN: &str = "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' \
+         AND classid = $1::int8::oid AND objid = $2::int8::oid AND objsubid = 2 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))";
     let seen: bool = tgt
-        .query_one(
-            "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' \
-             AND classid = $1::int8::oid AND objid = $2::int8::oid AND objsubid = 2 \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-            &[&i64::from(k1), &i64::from(k2)],
-        )
+        .query_one(SEEN, &[&i64::from(k1), &i64::from(k2)])
         .await
-        .map_err(|e| format!("target: {}", crate::db::describe(&e)))?
+        .map_err(statement(Side::Target, SEEN))?
         .get(0);
     if seen {
         return Ok(Sameness::SameDatabase);
