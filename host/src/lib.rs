@@ -13,6 +13,7 @@
 //! - [`load`]: streaming sources through plugins into a catalog.
 //! - [`xmat`]: cross-database materialisation jobs.
 //! - [`cli`] and [`commands`]: the `host` command line.
+//! - [`terminal`]: what reaches a person's terminal (untrusted text escaped).
 
 pub mod catalog;
 pub mod cli;
@@ -27,4 +28,5 @@ pub mod oci;
 pub mod plugin;
 pub mod search;
 pub mod stac;
+pub mod terminal;
 pub mod xmat;

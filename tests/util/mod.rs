@@ -60,6 +60,65 @@ pub fn run_cmd_stdin(mut cmd: Command, input: &[u8]) -> Output {
     out
 }
 
+/// Runs `host` with args (and `input` on stdin) and returns its output and
+/// its peak resident memory in KiB: the high-water mark of its own address
+/// space (`VmHWM`), sampled every few milliseconds until it exits.
+///
+/// Not `wait4`'s `ru_maxrss`: the kernel carries the spawning process's
+/// high-water mark across `exec` into it, so it would report this test
+/// binary's peak (and that of every test running beside it), not host's.
+pub fn run_peak(args: &[&str], input: &[u8]) -> (Output, u64) {
+    use std::io::Read;
+    let mut child = host()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn host");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        // While it runs (or is a zombie, with no VmHWM any more).
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait for host") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let output = Output {
+        status,
+        stdout: reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    };
+    writer.join().unwrap();
+    (output, peak)
+}
+
 /// stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

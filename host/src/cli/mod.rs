@@ -16,6 +16,18 @@ pub use stac::{
 };
 pub use xmat::XmatArgs;
 
+/// A mistake in the command line that clap cannot see (an argument that
+/// would do nothing, a malformed value): reported like clap's own, exit 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl From<String> for UsageError {
+    fn from(message: String) -> UsageError {
+        UsageError(message)
+    }
+}
+
 /// Exit codes, for scripts.
 pub const EXIT_HELP: &str = "\
 Exit codes:
@@ -167,6 +179,7 @@ Examples:
 Exit codes:
   0  every record was kept or dropped
   1  error (bad input or a plugin could not be loaded or configured)
+  2  usage error
   3  some records were rejected (reasons on stderr or in --reject-file)
   4  a plugin failed on some batches (it was restarted; those records were rejected)";
 

@@ -126,7 +126,7 @@ pub enum LoadCommand {
     Collections(LoadCollectionsArgs),
     /// Load STAC items, through plugins if given.
     #[command(after_help = LOAD_HELP)]
-    Items(LoadItemsArgs),
+    Items(Box<LoadItemsArgs>),
 }
 
 pub const LOAD_HELP: &str = "\

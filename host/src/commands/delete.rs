@@ -59,7 +59,7 @@ async fn items(args: DeleteItemsArgs) -> anyhow::Result<Status> {
                 "; {} of the {} requested ids not found: {}{}",
                 done.not_found.len(),
                 ids.len(),
-                shown.join(", "),
+                crate::terminal::Shown(shown.join(", ")),
                 if done.not_found.len() > shown.len() {
                     ", ..."
                 } else {

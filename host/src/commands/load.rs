@@ -19,7 +19,7 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
             let sub = matches
                 .subcommand_matches("items")
                 .expect("clap matched load items");
-            let specs = plugin_specs(sub, None).map_err(anyhow::Error::msg)?;
+            let specs = plugin_specs(sub, None)?;
             // The runtime lives until the load is over (it ticks plugin deadlines).
             let (_runtime, plugins) = if specs.is_empty() {
                 (None, Vec::new())

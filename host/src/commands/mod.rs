@@ -50,9 +50,10 @@ pub async fn load_plugins(
 ) -> anyhow::Result<(Runtime, Vec<Plugin>)> {
     let cache_dir = opts.cache_dir();
     let runtime = Runtime::new(opts.limits(), cache_dir.as_deref())?;
+    let bounds = opts.fetch_bounds();
     let mut plugins = Vec::with_capacity(specs.len());
     for spec in specs {
-        plugins.push(runtime.fetch_and_load(spec).await?);
+        plugins.push(runtime.fetch_and_load(spec, &bounds).await?);
     }
     Ok((runtime, plugins))
 }
@@ -69,4 +70,3 @@ pub async fn open_catalog(
         .with_context(|| format!("opening the STAC catalog of {dsn}"))?;
     Ok((client, catalog))
 }
-

@@ -26,6 +26,7 @@ mod worker;
 use serde::Serialize;
 
 pub use crate::catalog::{ExtentMode, Kind, Method};
+use crate::terminal::Shown;
 pub use pipeline::{LoadOptions, load};
 
 /// Where a record came from, for messages: `items.ndjson:12`, or
@@ -40,7 +41,7 @@ pub struct Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)?;
+        write!(f, "{}:{}", Shown(&self.source), self.line)?;
         if let Some(i) = self.index {
             write!(f, " (element {i})")?;
         }
@@ -62,17 +63,21 @@ pub struct RecordError {
 
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id and the reason come from the data or a plugin: escaped.
         let id = self
             .id
             .as_ref()
-            .map(|i| format!(" ({i})"))
+            .map(|i| format!(" ({})", Shown(i)))
             .unwrap_or_default();
+        let reason = Shown(&self.reason);
         match &self.plugin {
-            None => write!(f, "{}: invalid {}{id}: {}", self.at, self.what, self.reason),
+            None => write!(f, "{}: invalid {}{id}: {reason}", self.at, self.what),
             Some(p) => write!(
                 f,
-                "{}: {}{id} rejected by plugin {p}: {}",
-                self.at, self.what, self.reason
+                "{}: {}{id} rejected by plugin {}: {reason}",
+                self.at,
+                self.what,
+                Shown(p)
             ),
         }
     }

@@ -12,7 +12,7 @@ use futures::SinkExt;
 use tokio_postgres::Client;
 
 use super::reject::RejectWriter;
-use super::split::Splitter;
+use super::split::{Body, Splitter};
 use super::worker::{Batch, Input, Totals, Worker};
 use super::{ExtentMode, Kind, LoadError, Method, Summary, source};
 use crate::catalog::{Catalog, CatalogError, LoadSession};
@@ -247,9 +247,12 @@ fn read_sources(
                 .next_record()
                 .map_err(|e| LoadError::Source(format!("{name}: {e}")))?;
             let Some(r) = record else { break };
-            size += r.bytes.len();
+            size += match &r.body {
+                Body::Json(b) => b.len(),
+                Body::TooLarge(_) => 0,
+            };
             inputs.push(Input {
-                bytes: r.bytes,
+                body: r.body,
                 line: r.line,
                 index: r.index,
             });

@@ -10,14 +10,15 @@ use std::sync::mpsc::Receiver;
 use bytes::Bytes;
 
 use super::reject::RejectWriter;
+use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
 use crate::catalog::Rows as CatalogRows;
-use crate::plugin::chain::ItemChain;
+use crate::plugin::chain::{ItemChain, Reason};
 use crate::stac::{ItemContext, check_collection, check_item};
 
 /// One record as read.
 pub(super) struct Input {
-    pub bytes: Vec<u8>,
+    pub body: Body,
     pub line: u64,
     pub index: Option<u64>,
 }
@@ -66,7 +67,8 @@ struct TurnedAway {
     id: Option<String>,
     /// The plugin that rejected it; `None`: it failed validation.
     plugin: Option<String>,
-    reason: String,
+    /// Shared by the records of a batch a plugin failed on.
+    reason: Arc<str>,
     record: String,
 }
 
@@ -76,7 +78,7 @@ impl TurnedAway {
             index,
             id: e.id,
             plugin: None,
-            reason: e.reason,
+            reason: e.reason.into(),
             record,
         }
     }
@@ -123,7 +125,25 @@ impl Worker {
         let mut texts: Vec<(usize, String)> = Vec::with_capacity(n);
         let mut total = 0;
         for (i, input) in batch.inputs.into_iter().enumerate() {
-            match String::from_utf8(input.bytes) {
+            let bytes = match input.body {
+                Body::Json(b) => b,
+                Body::TooLarge(size) => {
+                    turned_away.push(TurnedAway {
+                        index: i,
+                        id: None,
+                        plugin: None,
+                        reason: format!(
+                            "the record is {size} bytes, more than the {} MiB a record may have \
+                             (PostgreSQL's jsonb cannot hold it); it was skipped unread",
+                            MAX_RECORD_BYTES >> 20
+                        )
+                        .into(),
+                        record: String::new(),
+                    });
+                    continue;
+                }
+            };
+            match String::from_utf8(bytes) {
                 Ok(s) => {
                     total += s.len();
                     texts.push((i, s));
@@ -132,7 +152,7 @@ impl Worker {
                     index: i,
                     id: None,
                     plugin: None,
-                    reason: format!("not UTF-8: {}", e.utf8_error()),
+                    reason: format!("not UTF-8: {}", e.utf8_error()).into(),
                     record: String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 }),
             }
@@ -155,7 +175,10 @@ impl Worker {
                     index: idx[r.index],
                     id: item_id(&strings[r.index]),
                     plugin: Some(r.plugin.clone()),
-                    reason: r.reason.clone(),
+                    reason: match &r.reason {
+                        Reason::Rejected(text) => text.as_str().into(),
+                        Reason::Failed(failure) => failure.clone(),
+                    },
                     record: strings[r.index].clone(),
                 });
             }
@@ -235,7 +258,7 @@ impl Worker {
                 Some(p) => Stage::Plugin(p),
                 None => Stage::Validation,
             };
-            self.reject(origin(t.index), &t.record, t.id, stage, t.reason)?;
+            self.reject(origin(t.index), &t.record, t.id, stage, &t.reason)?;
         }
         Ok(Chunk {
             bytes: Bytes::from(out),
@@ -250,16 +273,16 @@ impl Worker {
         record: &str,
         id: Option<String>,
         stage: Stage<'_>,
-        reason: String,
+        reason: &str,
     ) -> Result<(), LoadError> {
         self.totals.rejected += 1;
         let what = self.kind.singular();
         match (&mut self.rejects, stage) {
             (Some(w), Stage::Validation) => {
-                w.write(&at, id.as_deref(), "validation", &reason, record)
+                w.write(&at, id.as_deref(), "validation", reason, record)
             }
             (Some(w), Stage::Plugin(p)) => {
-                w.write(&at, id.as_deref(), &format!("plugin {p}"), &reason, record)
+                w.write(&at, id.as_deref(), &format!("plugin {p}"), reason, record)
             }
             (None, stage) => Err(LoadError::Record(Box::new(RecordError {
                 at,
@@ -269,7 +292,7 @@ impl Worker {
                     Stage::Validation => None,
                     Stage::Plugin(p) => Some(p.to_string()),
                 },
-                reason,
+                reason: reason.to_string(),
             }))),
         }
     }
