@@ -69,4 +69,3 @@ pub async fn open_catalog(
         .with_context(|| format!("opening the STAC catalog of {dsn}"))?;
     Ok((client, catalog))
 }
-
