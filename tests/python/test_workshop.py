@@ -191,3 +191,24 @@ def test_files_and_the_builtin_catalog(fresh_db):
     assert (s.read, s.loaded) == (100, 100)
     assert len(list(db.search({"collections": [COLLECTION], "limit": 30}))) == 100
     assert db.delete_collection(COLLECTION) == {"collection": COLLECTION, "items": 100}
+
+
+def test_plugins_with_parameters_pinned_by_digest(make_pgstac_db, tmp_path):
+    import hashlib
+
+    from conftest import ROOT
+
+    wasm = ROOT / "target" / "wasm32-wasip2" / "release" / "set_collection.wasm"
+    if not wasm.exists():
+        pytest.skip("scripts/build-plugins has not built set_collection.wasm")
+    digest = hashlib.sha256(wasm.read_bytes()).hexdigest()
+    pg = make_pgstac_db()
+    db = host.connect(pg.dsn)
+    db.load_collections(collections())
+    other = [dict(i, collection="elsewhere") for i in items()[:5]]
+    plugin = {"location": str(wasm), "sha256": digest, "params": {"collection": COLLECTION}}
+    s = db.load_items(other, plugins=[plugin])
+    assert (s.loaded, s.collections) == (5, [COLLECTION])
+    with pytest.raises(host.PluginError, match="SHA-256 .* was pinned; refusing to run it"):
+        db.load_items(other, plugins=[f"{wasm}#sha256={'0' * 64}"])
+    assert db.count(COLLECTION) == 5
