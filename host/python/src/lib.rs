@@ -94,6 +94,20 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// The connection and its catalog, opened.
+    async fn catalog_session(&self) -> PyResult<(Session<'_>, Catalog)> {
+        let mut s = self.session().await?;
+        match Catalog::open(s.client(), self.choice).await {
+            Ok(c) => Ok((s, c)),
+            Err(e) => s.done(Err(errors::catalog(
+                &format!("opening the STAC catalog of {}", self.dsn),
+                e,
+            ))),
+        }
+    }
+}
+
 impl Session<'_> {
     fn client(&mut self) -> &mut tokio_postgres::Client {
         self.guard.as_mut().expect("connected")
@@ -112,12 +126,6 @@ impl Drop for Session<'_> {
             *self.guard = None;
         }
     }
-}
-
-async fn open_catalog(conn: &Conn, s: &mut Session<'_>) -> PyResult<Catalog> {
-    Catalog::open(s.client(), conn.choice)
-        .await
-        .map_err(|e| errors::catalog(&format!("opening the STAC catalog of {}", conn.dsn), e))
 }
 
 fn choice_of(text: &str) -> PyResult<CatalogChoice> {
@@ -481,11 +489,7 @@ impl Client {
     fn count(&self, py: Python<'_>, collection: String) -> PyResult<u64> {
         let conn = self.conn.clone();
         run(py, move || async move {
-            let mut s = conn.session().await?;
-            let catalog = match open_catalog(&conn, &mut s).await {
-                Ok(c) => c,
-                Err(e) => return s.done(Err(e)),
-            };
+            let (mut s, catalog) = conn.catalog_session().await?;
             let r = catalog.item_count(s.client(), &collection).await;
             s.done(r.map_err(|e| errors::catalog("", e)))
         })
@@ -512,11 +516,7 @@ impl Client {
         };
         let conn = self.conn.clone();
         let done = run(py, move || async move {
-            let mut s = conn.session().await?;
-            let catalog = match open_catalog(&conn, &mut s).await {
-                Ok(c) => c,
-                Err(e) => return s.done(Err(e)),
-            };
+            let (mut s, catalog) = conn.catalog_session().await?;
             let r = catalog.delete_items(s.client(), &collection, &which).await;
             s.done(r.map_err(|e| errors::catalog("", e)))
         })?;
@@ -532,11 +532,7 @@ impl Client {
     ) -> PyResult<Bound<'py, PyAny>> {
         let conn = self.conn.clone();
         let done = run(py, move || async move {
-            let mut s = conn.session().await?;
-            let catalog = match open_catalog(&conn, &mut s).await {
-                Ok(c) => c,
-                Err(e) => return s.done(Err(e)),
-            };
+            let (mut s, catalog) = conn.catalog_session().await?;
             let r = catalog.delete_collection(s.client(), &collection).await;
             s.done(r.map_err(|e| errors::catalog("", e)))
         })?;
@@ -556,11 +552,7 @@ impl Client {
         };
         let conn = self.conn.clone();
         let done = run(py, move || async move {
-            let mut s = conn.session().await?;
-            let catalog = match open_catalog(&conn, &mut s).await {
-                Ok(c) => c,
-                Err(e) => return s.done(Err(e)),
-            };
+            let (mut s, catalog) = conn.catalog_session().await?;
             let r = catalog.update_extents(s.client(), &which).await;
             s.done(r.map_err(|e| errors::catalog("", e)))
         })?;
@@ -615,11 +607,7 @@ impl Client {
                 }
                 Some(rt)
             };
-            let mut s = conn.session().await?;
-            let catalog = match open_catalog(&conn, &mut s).await {
-                Ok(c) => c,
-                Err(e) => return s.done(Err(e)),
-            };
+            let (mut s, catalog) = conn.catalog_session().await?;
             let r = host::load::load(s.client(), &catalog, opts, plugins).await;
             s.done(Ok(r.map_err(|e| (context, e))))
         })?;

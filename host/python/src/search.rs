@@ -9,7 +9,7 @@ use pyo3::types::PyString;
 
 use host::search::SearchRequest;
 
-use super::{Conn, errors, open_catalog, run};
+use super::{Conn, errors, run};
 
 /// The items of a search, fetched a page (the body's `limit`) at a time.
 #[pyclass(module = "host")]
@@ -58,11 +58,7 @@ impl Items {
         let mut request = self.request.clone();
         request.token = self.next.take();
         let page = run(py, move || async move {
-            let mut s = conn.session().await?;
-            let catalog = match open_catalog(&conn, &mut s).await {
-                Ok(c) => c,
-                Err(e) => return s.done(Err(e)),
-            };
+            let (mut s, catalog) = conn.catalog_session().await?;
             let r = catalog.search(s.client(), &request).await;
             s.done(r.map_err(|e| errors::catalog("search", e)))
         })?;
