@@ -54,7 +54,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> anyhow::Result<Status> {
 
 /// Installing host's schema into a database that runs pgstac makes two
 /// catalogs, which is rarely meant: it needs `--alongside-pgstac`.
-async fn refuse_beside_pgstac(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+pub async fn refuse_beside_pgstac(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
     let installed = Installed::read(client).await?;
     if let (None, Some(pgstac)) = (&installed.host, &installed.pgstac) {
         bail!(

@@ -28,6 +28,7 @@ use serde::Serialize;
 pub use crate::catalog::{ExtentMode, Kind, Method};
 use crate::terminal::Shown;
 pub use pipeline::{LoadOptions, load};
+pub use source::SourceSpec;
 
 /// Where a record came from, for messages: `items.ndjson:12`, or
 /// `items.json:3 (element 5)` inside an array or FeatureCollection.

@@ -12,20 +12,21 @@ use futures::SinkExt;
 use tokio_postgres::Client;
 
 use super::reject::RejectWriter;
+use super::source::{self, SourceSpec};
 use super::split::{Body, Splitter};
 use super::worker::{Batch, Input, Totals, Worker};
-use super::{ExtentMode, Kind, LoadError, Method, Summary, source};
+use super::{ExtentMode, Kind, LoadError, Method, Summary};
 use crate::catalog::{Catalog, CatalogError, LoadSession};
 use crate::copy::binary;
 use crate::plugin::Plugin;
 use crate::plugin::chain::ItemChain;
 
 /// What to load, and how.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LoadOptions {
     pub kind: Kind,
-    /// Paths, `-`, or URLs, read in order.
-    pub sources: Vec<String>,
+    /// Paths, `-`, URLs or readers, read in order.
+    pub sources: Vec<SourceSpec>,
     pub method: Method,
     /// Where invalid and rejected records go; `None`: they fail the load.
     pub reject_file: Option<PathBuf>,
@@ -44,10 +45,10 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Options for loading `sources` of `kind` with `method`, everything
     /// else as the command line's defaults.
-    pub fn new(kind: Kind, sources: Vec<String>, method: Method) -> LoadOptions {
+    pub fn new<S: Into<SourceSpec>>(kind: Kind, sources: Vec<S>, method: Method) -> LoadOptions {
         LoadOptions {
             kind,
-            sources,
+            sources: sources.into_iter().map(Into::into).collect(),
             method,
             reject_file: None,
             collection: None,
@@ -66,14 +67,15 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 pub async fn load(
     client: &mut Client,
     catalog: &Catalog,
-    opts: LoadOptions,
+    mut opts: LoadOptions,
     plugins: Vec<Plugin>,
 ) -> Result<Summary, LoadError> {
     let started = Instant::now();
+    let sources = std::mem::take(&mut opts.sources);
     let session = catalog
         .begin_load(client, opts.kind, opts.method, opts.update_extents)
         .await?;
-    let streamed = match stream(client, &session, &opts, plugins).await {
+    let streamed = match stream(client, &session, &opts, sources, plugins).await {
         Ok(s) => s,
         Err(e) => {
             session.abort(client).await;
@@ -121,6 +123,7 @@ async fn stream(
     client: &Client,
     session: &LoadSession,
     opts: &LoadOptions,
+    sources: Vec<SourceSpec>,
     plugins: Vec<Plugin>,
 ) -> Result<Streamed, LoadError> {
     let known = session.known_collections().clone();
@@ -150,14 +153,13 @@ async fn stream(
     // read from a stalled pipe (the runtime waits for its blocking tasks).
     let (reader_tx, reader_rx) = tokio::sync::oneshot::channel();
     {
-        let sources = opts.sources.clone();
         let handle = tokio::runtime::Handle::current();
         let bytes = bytes.clone();
         let batch_size = opts.batch_size.max(1);
         std::thread::Builder::new()
             .name("load-reader".into())
             .spawn(move || {
-                let r = read_sources(&sources, batch_size, &handle, bytes, batch_tx);
+                let r = read_sources(sources, batch_size, &handle, bytes, batch_tx);
                 let _ = reader_tx.send(r);
             })
             .map_err(|e| LoadError::Source(format!("cannot start the reader thread: {e}")))?;
@@ -230,14 +232,14 @@ async fn stream(
 
 /// The reader thread: opens each source in turn and sends its records in batches.
 fn read_sources(
-    sources: &[String],
+    sources: Vec<SourceSpec>,
     batch_size: usize,
     handle: &tokio::runtime::Handle,
     bytes: Arc<AtomicU64>,
     batches: SyncSender<Batch>,
 ) -> Result<(), LoadError> {
-    for text in sources {
-        let src = source::open(text, handle, bytes.clone()).map_err(LoadError::Source)?;
+    for spec in sources {
+        let src = source::open(spec, handle, bytes.clone()).map_err(LoadError::Source)?;
         let name: Arc<str> = src.name.into();
         let mut splitter = Splitter::new(src.reader);
         let mut inputs = Vec::with_capacity(batch_size);
