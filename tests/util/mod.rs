@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The workspace root.
@@ -43,7 +43,16 @@ pub fn run_stdin(args: &[&str], input: &[u8]) -> Output {
 }
 
 /// Runs a prepared command with `input` on its stdin (as [`run_stdin`]).
-pub fn run_cmd_stdin(mut cmd: Command, input: &[u8]) -> Output {
+pub fn run_cmd_stdin(cmd: Command, input: &[u8]) -> Output {
+    let (child, writer) = spawn_feeding(cmd, input);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// Spawns `cmd` with piped stdio and a thread writing `input` to its stdin
+/// (so a child that writes before it reads cannot deadlock us).
+fn spawn_feeding(mut cmd: Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -55,9 +64,7 @@ pub fn run_cmd_stdin(mut cmd: Command, input: &[u8]) -> Output {
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+    (child, writer)
 }
 
 /// Runs `host` with args (and `input` on stdin) and returns its output and
@@ -69,18 +76,9 @@ pub fn run_cmd_stdin(mut cmd: Command, input: &[u8]) -> Output {
 /// binary's peak (and that of every test running beside it), not host's.
 pub fn run_peak(args: &[&str], input: &[u8]) -> (Output, u64) {
     use std::io::Read;
-    let mut child = host()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn host");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
+    let mut cmd = host();
+    cmd.args(args);
+    let (mut child, writer) = spawn_feeding(cmd, input);
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
