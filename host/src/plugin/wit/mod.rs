@@ -155,7 +155,10 @@ pub(crate) fn identify(exports: &[String], location: &str) -> Result<Identified,
         supported: supported(),
     })?;
     let mut kinds: Vec<Kind> = Vec::new();
-    for k in ours.iter().filter_map(|(iface, _)| interface.kind_of(iface)) {
+    for k in ours
+        .iter()
+        .filter_map(|(iface, _)| interface.kind_of(iface))
+    {
         if !kinds.contains(&k) {
             kinds.push(k);
         }

@@ -10,20 +10,20 @@ use crate::plugin::limits::{MESSAGE_BYTES, NAME_BYTES, cap_text};
 use crate::plugin::model::{self, Kind};
 use crate::plugin::sandbox::StoreState;
 
-pub(crate) mod item {
+pub mod item {
     wasmtime::component::bindgen!({
         world: "item-rewriter",
         path: "../wit/v0.1",
     });
 }
-pub(crate) mod row {
+pub mod row {
     wasmtime::component::bindgen!({
         world: "row-transformer",
         path: "../wit/v0.1",
         with: { "host:plugin/types": super::item::host::plugin::types },
     });
 }
-pub(crate) mod filter {
+pub mod filter {
     wasmtime::component::bindgen!({
         world: "where-filter",
         path: "../wit/v0.1",
@@ -31,7 +31,7 @@ pub(crate) mod filter {
     });
 }
 /// The types every 0.1 world shares; later versions reuse what they did not change.
-pub(crate) use item::host::plugin::types;
+pub use item::host::plugin::types;
 use types as t;
 
 /// The 0.1 interface.

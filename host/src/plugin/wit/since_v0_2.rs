@@ -177,3 +177,95 @@ impl Guest for Bindings {
         Ok(out.map(since_v0_1::outcomes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::plugin::chain::RowChain;
+    use crate::plugin::{Column, Limits, Plugin, PluginError, PluginSpec, Runtime, Table};
+
+    /// A test plugin built by `scripts/build-plugins`, loaded with `params`.
+    fn load(rt: &Runtime, name: &str, params: &[(&str, &str)]) -> Plugin {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/release")
+            .join(format!("{name}.wasm"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!("{}: {e} (run scripts/build-plugins first)", path.display())
+        });
+        let mut spec = PluginSpec::parse(path.to_str().unwrap()).unwrap();
+        spec.params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        rt.load(&spec, &bytes).unwrap()
+    }
+
+    fn table(schema: &str, name: &str, columns: &[&str]) -> Table {
+        Table {
+            schema: schema.into(),
+            name: name.into(),
+            columns: columns
+                .iter()
+                .map(|c| Column {
+                    name: c.to_string(),
+                    type_name: "text".into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// `upper` speaks 0.1 (the table once, at `begin-table`), `table_tag`
+    /// speaks 0.2 (the table with every batch): one chain runs both, and
+    /// `table_tag` writes the table it was handed into its column.
+    #[test]
+    fn a_0_2_plugin_runs_beside_0_1_plugins_in_one_chain() {
+        let rt = Runtime::new(Limits::default(), None).unwrap();
+        let upper = load(&rt, "upper", &[("columns", "name")]);
+        let tag = load(&rt, "table_tag", &[("column", "name")]);
+        assert_eq!(upper.interface_version(), "0.1.0");
+        assert_eq!(tag.interface_version(), "0.2.0");
+
+        let mut chain = RowChain::new(&[upper.clone(), tag, upper]).unwrap();
+        chain
+            .begin_table(&table("public", "people", &["id", "name"]))
+            .unwrap();
+        let out = chain.run(b"1\tada\n2\t\\N\n3\tgrace hopper\n", 3);
+        assert!(out.failure.is_none(), "{:?}", out.failure);
+        assert!(out.dropped.is_empty() && out.rejected.is_empty());
+        assert_eq!(out.kept_count, 3);
+        assert_eq!(
+            String::from_utf8(out.kept).unwrap(),
+            "1\tPUBLIC.PEOPLE:ADA\n2\t\\N\n3\tPUBLIC.PEOPLE:GRACE HOPPER\n"
+        );
+
+        // The next table reaches the 0.2 plugin with each batch; its name
+        // comes back escaped as COPY text (and `upper`, reading the value
+        // unescaped, upper-cases the tab but not its escape).
+        chain
+            .begin_table(&table("we\tird", "pets", &["name", "id"]))
+            .unwrap();
+        let out = chain.run(b"rex\t1\n", 1);
+        assert!(out.failure.is_none(), "{:?}", out.failure);
+        assert_eq!(
+            String::from_utf8(out.kept).unwrap(),
+            "WE\\tIRD.PETS:REX\t1\n"
+        );
+    }
+
+    /// 0.2's `begin-table` answer goes through the same errors as 0.1's.
+    #[test]
+    fn a_0_2_plugin_refusing_a_table_is_named() {
+        let rt = Runtime::new(Limits::default(), None).unwrap();
+        let tag = load(&rt, "table_tag", &[("column", "nope")]);
+        let mut chain = RowChain::new(&[tag]).unwrap();
+        let err = chain
+            .begin_table(&table("public", "people", &["id", "name"]))
+            .unwrap_err();
+        assert!(matches!(err, PluginError::Table { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "plugin table_tag refused table public.people: table public.people has no column `nope`"
+        );
+    }
+}
