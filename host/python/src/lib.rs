@@ -8,6 +8,7 @@
 //! server rolls back its transaction and the database is as it was.
 
 mod errors;
+mod encode;
 mod records;
 mod search;
 
