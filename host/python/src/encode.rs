@@ -32,7 +32,11 @@ pub fn write(value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), Unsuppor
     write_value(value, out, 0)
 }
 
-fn write_value(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), Unsupported> {
+fn write_value(
+    value: &Bound<'_, PyAny>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Unsupported> {
     if depth > MAX_DEPTH {
         return Err(Unsupported);
     }

@@ -7,8 +7,8 @@
 //! every 100 ms: Ctrl-C drops the operation and its connection, so the
 //! server rolls back its transaction and the database is as it was.
 
-mod errors;
 mod encode;
+mod errors;
 mod records;
 mod search;
 
