@@ -9,7 +9,8 @@
 //!    each in its own short transaction (as pypgstac does), under a
 //!    per-collection advisory lock so two loads never compute constraints
 //!    from each other's half-finished state;
-//! 3. one transaction moves the rows in with the method's semantics;
+//! 3. one transaction moves the rows in with the method's semantics (into
+//!    the collection's own partition when the load has one collection);
 //! 4. after commit, `update_partition_stats_q` for every partition loaded
 //!    into, as pypgstac does: it fills `partition_stats` (ranges, extent,
 //!    `last_updated`), narrows the partitions' constraints to their rows,
