@@ -94,10 +94,10 @@ def collection_file():
     return path
 
 
-def timed(args):
+def timed(args, env=None):
     """(wall seconds, CPU seconds of the process and its children)."""
     t = time.perf_counter()
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     if status != 0:
@@ -115,6 +115,11 @@ ITEM_COLUMNS = "id, geometry, collection, datetime, end_datetime, content, priva
 FLOOR_ROWS = os.path.join(DATA, "pgstac-floor-rows.bin")
 
 
+def host_compression():
+    """The TOAST compression host's rows have (host uses lz4 where the server's default is untouched)."""
+    return psql(RUN_DB, "SELECT coalesce(min(pg_column_compression(content)), 'pglz') FROM pgstac.items", out=True)
+
+
 def save_floor_rows():
     """The rows host wrote, as the binary COPY the floor sends, and their time ranges."""
     psql(RUN_DB, f"\\copy (SELECT {ITEM_COLUMNS} FROM pgstac.items ORDER BY collection, id) "
@@ -124,14 +129,16 @@ def save_floor_rows():
                 out=True).splitlines()
 
 
-def floor_run(ranges):
-    """A bare COPY of host's rows into pgstac.items, the partitions made first (untimed)."""
+def floor_run(ranges, compression):
+    """A bare COPY of host's rows into pgstac.items, the partitions made first (untimed), with the
+    TOAST compression host's rows have."""
     d = fresh_run_db()
     for r in ranges:
         c, dt, edt = r.split("|")
         psql(RUN_DB, f"SELECT pgstac.check_partition('{c}', '{dt}', '{edt}')")
+    env = dict(os.environ, PGOPTIONS=f"-c default_toast_compression={compression}")
     return timed(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", d, "-c",
-                  f"\\copy pgstac.items ({ITEM_COLUMNS}) FROM '{FLOOR_ROWS}' WITH (FORMAT binary)"])
+                  f"\\copy pgstac.items ({ITEM_COLUMNS}) FROM '{FLOOR_ROWS}' WITH (FORMAT binary)"], env)
 
 
 ROWS_DIGEST = ("SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, collection, datetime, end_datetime, "
@@ -158,6 +165,7 @@ def main():
     }
     rows = []
     floor_ranges = None
+    compression = None
     floor_walls, floor_cpus = [], []
     for method in METHODS:
         walls = {"pypgstac": [], "host": []}
@@ -179,8 +187,10 @@ def main():
                 if system == "host" and method == "insert" and SCENARIO == "empty":
                     if floor_ranges is None:
                         floor_ranges = save_floor_rows()
+                        compression = host_compression()
+                        print(f"host's rows are compressed with {compression}; so are the floor's", flush=True)
                     # The floor right after host, on the same rows.
-                    fw, fc = floor_run(floor_ranges)
+                    fw, fc = floor_run(floor_ranges, compression)
                     n = int(psql(RUN_DB, "SELECT count(*) FROM pgstac.items", out=True))
                     if n != N_ITEMS:
                         sys.exit(f"floor: {n} items in pgstac.items, expected {N_ITEMS}")

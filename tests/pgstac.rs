@@ -614,3 +614,72 @@ fn concurrent_loads_into_one_pgstac_collection_neither_deadlock_nor_lose_items()
         assert_eq!(search(&db, "c").len(), 4500, "{method}");
     }
 }
+
+/// Items large enough for PostgreSQL to compress, in collection `c`.
+fn compressible_items(dir: &Path, name: &str, ids: std::ops::Range<u32>) -> std::path::PathBuf {
+    let values: Vec<Value> = ids
+        .map(|i| {
+            let mut v = item(&format!("i{i}"), "c", 1.0, 2.0, 1);
+            v["properties"]["description"] = json!("a long and repetitive text ".repeat(200));
+            v
+        })
+        .collect();
+    ndjson(dir, name, &values)
+}
+
+/// The TOAST compression of the stored items' content, and how many have it.
+fn content_compression(db: &TestDb) -> Vec<(Option<String>, i64)> {
+    db.client()
+        .query(
+            "SELECT pg_column_compression(content)::text, count(*) FROM pgstac.items GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+fn loads_compress_with_lz4_unless_the_database_chose_its_compression() {
+    let db = pgstac_db("pgstac_lz4");
+    let dir = tempfile::tempdir().unwrap();
+    let c = ndjson(dir.path(), "c.json", &[collection("c")]);
+    ok(&load(&db, "collections", &[s(&c)]));
+    let has_lz4: bool = db
+        .client()
+        .query_one(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let first = compressible_items(dir.path(), "a.ndjson", 0..20);
+    for method in ["insert", "upsert"] {
+        ok(&load(&db, "items", &[s(&first), "--method", method]));
+    }
+    let expected = if has_lz4 { "lz4" } else { "pglz" };
+    assert_eq!(content_compression(&db), [(Some(expected.to_string()), 20)]);
+    // A choice someone made (here the database's own setting) is kept.
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET default_toast_compression = pglz",
+            db.name
+        ))
+        .unwrap();
+    let more = compressible_items(dir.path(), "b.ndjson", 20..30);
+    ok(&load(
+        &db,
+        "items",
+        &[s(&more), "--method", "insert_ignore"],
+    ));
+    let got = content_compression(&db);
+    let pglz = got.iter().find(|(c, _)| c.as_deref() == Some("pglz"));
+    assert_eq!(
+        pglz.map(|p| p.1),
+        Some(if has_lz4 { 10 } else { 30 }),
+        "{got:?}"
+    );
+    // The rows read back as loaded.
+    assert_eq!(search(&db, "c").len(), 30);
+}

@@ -7,6 +7,7 @@
 //! every 100 ms: Ctrl-C drops the operation and its connection, so the
 //! server rolls back its transaction and the database is as it was.
 
+mod encode;
 mod errors;
 mod records;
 mod search;

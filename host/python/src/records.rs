@@ -66,14 +66,13 @@ impl Records {
                 };
                 let record = next?;
                 self.pulled += 1;
-                let text = encode(&record, dumps, &kwargs).inspect_err(|e| {
+                encode(&record, dumps, &kwargs, &mut self.buf).inspect_err(|e| {
                     let note = format!(
                         "host: record {} of the iterable could not be read (to_dict() or JSON encoding failed)",
                         self.pulled
                     );
                     let _ = e.value(py).call_method1("add_note", (note,));
                 })?;
-                self.buf.extend_from_slice(text.as_bytes());
                 self.buf.push(b'\n');
                 if self.buf.len() >= BATCH_BYTES {
                     break;
@@ -84,12 +83,15 @@ impl Records {
     }
 }
 
-/// One record as JSON text: a dict, or what its `to_dict()` returns.
+/// Appends one record as JSON text: a dict, or what its `to_dict()`
+/// returns; written by [`crate::encode`], or by `json.dumps` where that
+/// declines.
 fn encode(
     record: &Bound<'_, PyAny>,
     dumps: &Bound<'_, PyAny>,
     kwargs: &Bound<'_, PyDict>,
-) -> PyResult<String> {
+    out: &mut Vec<u8>,
+) -> PyResult<()> {
     let dict = if record.is_instance_of::<PyDict>() {
         record.clone()
     } else if record.hasattr("to_dict")? {
@@ -100,7 +102,14 @@ fn encode(
             record.get_type().name()?
         )));
     };
-    dumps.call((dict,), Some(kwargs))?.extract()
+    let start = out.len();
+    if crate::encode::write(&dict, out).is_ok() {
+        return Ok(());
+    }
+    out.truncate(start);
+    let text: String = dumps.call((dict,), Some(kwargs))?.extract()?;
+    out.extend_from_slice(text.as_bytes());
+    Ok(())
 }
 
 impl Read for Records {

@@ -9,7 +9,8 @@
 //!    each in its own short transaction (as pypgstac does), under a
 //!    per-collection advisory lock so two loads never compute constraints
 //!    from each other's half-finished state;
-//! 3. one transaction moves the rows in with the method's semantics;
+//! 3. one transaction moves the rows in with the method's semantics (into
+//!    the collection's own partition when the load has one collection);
 //! 4. after commit, `update_partition_stats_q` for every partition loaded
 //!    into, as pypgstac does: it fills `partition_stats` (ranges, extent,
 //!    `last_updated`), narrows the partitions' constraints to their rows,
@@ -49,14 +50,65 @@ pub struct Plan {
     kind: Kind,
     method: Method,
     extents: Option<ExtentMode>,
+    /// How the load's transactions compress the values PostgreSQL TOASTs.
+    compression: Compression,
+}
+
+/// The TOAST compression of the values a load writes. Compressing items'
+/// `content` with PostgreSQL's default, pglz, is about a third of the
+/// server's work in a load (measured: docs/benchmarks.md, issue 11); lz4
+/// does it several times faster and reads back faster. The values stored
+/// are the same either way: only how PostgreSQL packs them differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::catalog) enum Compression {
+    /// What the database says (someone chose it, or the server has no lz4).
+    Server,
+    /// lz4: the server has it and `default_toast_compression` is its
+    /// built-in default, not anyone's choice.
+    Lz4,
+}
+
+impl Compression {
+    /// What a load into the database behind `client` uses.
+    pub(in crate::catalog) async fn choose(
+        client: &Client,
+    ) -> Result<Compression, tokio_postgres::Error> {
+        let lz4: Option<bool> = client
+            .query_opt(
+                "SELECT source = 'default' AND 'lz4' = ANY (enumvals) FROM pg_settings \
+                 WHERE name = 'default_toast_compression'",
+                &[],
+            )
+            .await?
+            .map(|r| r.get(0));
+        Ok(if lz4 == Some(true) {
+            Compression::Lz4
+        } else {
+            Compression::Server
+        })
+    }
+
+    /// Opens a transaction of the load.
+    fn begin(self) -> &'static str {
+        match self {
+            Compression::Server => "BEGIN",
+            Compression::Lz4 => "BEGIN; SET LOCAL default_toast_compression = lz4",
+        }
+    }
 }
 
 impl Plan {
-    pub(in crate::catalog) fn new(kind: Kind, method: Method, extents: Option<ExtentMode>) -> Plan {
+    pub(in crate::catalog) fn new(
+        kind: Kind,
+        method: Method,
+        extents: Option<ExtentMode>,
+        compression: Compression,
+    ) -> Plan {
         Plan {
             kind,
             method,
             extents,
+            compression,
         }
     }
 
@@ -70,12 +122,14 @@ impl Plan {
             Kind::Items => format!(
                 "SET client_min_messages TO warning; DROP TABLE IF EXISTS {ITEMS_STAGING}; DROP TABLE IF EXISTS {PARTS}; \
                  CREATE TEMP TABLE host_pgstac_items (seq bigint NOT NULL, \
-                 LIKE pgstac.items INCLUDING COMPRESSION INCLUDING STORAGE); BEGIN"
+                 LIKE pgstac.items INCLUDING COMPRESSION INCLUDING STORAGE); {}",
+                self.compression.begin()
             ),
             Kind::Collections => format!(
                 "SET client_min_messages TO warning; DROP TABLE IF EXISTS {COLLECTIONS_STAGING}; \
                  CREATE TEMP TABLE host_pgstac_collections \
-                 (seq bigint NOT NULL, id text NOT NULL, content jsonb NOT NULL); BEGIN"
+                 (seq bigint NOT NULL, id text NOT NULL, content jsonb NOT NULL); {}",
+                self.compression.begin()
             ),
         };
         client.batch_execute(&sql).await
@@ -114,12 +168,15 @@ impl Plan {
             Kind::Collections => Vec::new(),
         };
         let phase = Instant::now();
-        client.batch_execute("BEGIN").await.map_err(load)?;
+        client
+            .batch_execute(self.compression.begin())
+            .await
+            .map_err(load)?;
         if self.kind == Kind::Items {
             lock_collections(client, collections).await?;
         }
         let merged = match self.kind {
-            Kind::Items => merge_items(client, self.method, staged).await,
+            Kind::Items => merge_items(client, self.method, staged, collections).await,
             Kind::Collections => merge_collections(client, self.method, staged).await,
         }
         .map_err(load)?;
@@ -234,20 +291,53 @@ async fn prepare_partitions(client: &Client) -> Result<Vec<String>, tokio_postgr
     Ok(names)
 }
 
-/// Step 3 for items; `staged` is how many rows COPY took.
+/// Where step 3 inserts the rows of `collections`: the one collection's own
+/// partition of `pgstac.items` when the load has one collection, else
+/// `pgstac.items`. Inserting into the partition spares PostgreSQL a copy of
+/// every row: `pgstac.items`' statement trigger captures the rows inserted
+/// (a transition table) only to refresh their partitions' statistics, which
+/// step 4 does anyway (`check_partition`, in step 2, already recorded the
+/// partitions), and it fires only for statements naming `pgstac.items`.
+async fn insert_target(
+    client: &Client,
+    collections: &[String],
+) -> Result<String, tokio_postgres::Error> {
+    let [collection] = collections else {
+        return Ok("pgstac.items".into());
+    };
+    // pgstac names a collection's partition `_items_<key>` (partitioned
+    // further by time when the collection's partition_trunc says so).
+    let partition: Option<String> = client
+        .query_opt(
+            "SELECT format('pgstac.%I', p.relname) FROM pgstac.collections c \
+             JOIN pg_class p ON p.relname = '_items_' || c.key \
+                            AND p.relnamespace = 'pgstac'::regnamespace \
+             JOIN pg_inherits i ON i.inhrelid = p.oid AND i.inhparent = 'pgstac.items'::regclass \
+             WHERE c.id = $1",
+            &[collection],
+        )
+        .await?
+        .map(|r| r.get(0));
+    Ok(partition.unwrap_or_else(|| "pgstac.items".into()))
+}
+
+/// Step 3 for items; `staged` is how many rows COPY took, `collections`
+/// those they belong to.
 async fn merge_items(
     client: &Client,
     method: Method,
     staged: u64,
+    collections: &[String],
 ) -> Result<Merged, tokio_postgres::Error> {
     let s = ITEMS_STAGING;
+    let target = insert_target(client, collections).await?;
     if method == Method::Insert {
         // pgstac's insert: an id already in the item's partition (or twice in
         // the load) fails the load.
         let n = client
             .execute(
                 &format!(
-                    "INSERT INTO pgstac.items ({ITEM_COLUMNS}) \
+                    "INSERT INTO {target} ({ITEM_COLUMNS}) \
                      SELECT {ITEM_COLUMNS} FROM {s} ORDER BY collection, id"
                 ),
                 &[],
@@ -294,7 +384,7 @@ async fn merge_items(
         (s, staged)
     };
     // Deletes name one collection at a time, so only its partitions are scanned.
-    let collections: Vec<String> = client
+    let in_src: Vec<String> = client
         .query(
             &format!("SELECT DISTINCT collection FROM {src} ORDER BY 1"),
             &[],
@@ -314,7 +404,7 @@ async fn merge_items(
             } else {
                 ""
             };
-            for c in &collections {
+            for c in &in_src {
                 client
                     .execute(
                         &format!(
@@ -335,7 +425,7 @@ async fn merge_items(
     let written = client
         .execute(
             &format!(
-                "INSERT INTO pgstac.items ({ITEM_COLUMNS}) \
+                "INSERT INTO {target} ({ITEM_COLUMNS}) \
                  SELECT {ITEM_COLUMNS} FROM {src} ORDER BY collection, id \
                  ON CONFLICT DO NOTHING"
             ),

@@ -105,7 +105,8 @@ impl Pgstac {
             Kind::Collections => Collections::new(),
         };
         let known: HashSet<String> = collections.keys().cloned().collect();
-        let plan = load::Plan::new(kind, method, extents);
+        let compression = load::Compression::choose(client).await.map_err(&db)?;
+        let plan = load::Plan::new(kind, method, extents, compression);
         plan.begin(client).await.map_err(&db)?;
         Ok(LoadSession::new(
             kind,
