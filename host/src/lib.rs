@@ -22,4 +22,5 @@ pub mod migrate;
 pub mod plugin;
 pub mod search;
 pub mod stac;
+pub mod stream;
 pub mod xmat;

@@ -1,0 +1,722 @@
+//! Changes into statements, through the job's plugins.
+//!
+//! v0.1 plugins see rows, not changes, so each change is adapted:
+//! - the new row of an INSERT or UPDATE goes through the table's whole
+//!   chain (transformers and where-filters, in the job's order), as `host
+//!   xmat` would send that row: kept, it is written; dropped by an UPDATE,
+//!   the row has left the subset and its old key is deleted;
+//! - the old key of an UPDATE or DELETE goes through the chain's
+//!   transformers only, as a row whose other columns are NULL, so an
+//!   anonymized key column is transformed exactly as it was when the row
+//!   was inserted. That only holds for plugins whose key output depends on
+//!   the key alone, deterministically: every INSERT and every UPDATE that
+//!   keeps its key checks it (the key from the whole row must equal the key
+//!   from the key alone), and a plugin that fails the check stops apply
+//!   by name instead of leaving rows the target can never find again.
+//! - a column wal2json leaves out of an UPDATE (an unchanged TOASTed value)
+//!   reaches plugins as NULL and is left as it is on the target; with
+//!   REPLICA IDENTITY FULL the old row supplies it instead.
+//!
+//! Changes are batched across transactions, per table, before each plugin
+//! call (a window of up to [`WINDOW_CHANGES`] changes).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::super::tables::{self, StreamTable, TableIndex};
+use super::super::wal2json::{self, Message, Op as RowOp, Value};
+use super::statements::{Params, Shape, update_columns};
+use super::{ChangeError, ErrorKind, Expect, Txn, Unit, Work};
+use crate::copy::text;
+use crate::plugin::chain::RowChain;
+use crate::plugin::{Kind, Plugin, PluginError, Table};
+
+/// Changes per window (and per plugin call at most).
+pub const WINDOW_CHANGES: usize = 4096;
+/// Bytes of spool lines per window.
+pub const WINDOW_BYTES: usize = 4 * 1024 * 1024;
+
+/// One entry of a window, in spool order.
+#[derive(Debug)]
+pub enum Item {
+    Begin(Arc<Txn>),
+    /// A line of the spool (index into the window's lines).
+    Line(usize),
+    Commit(Arc<Txn>),
+}
+
+/// The DDL messages the source's event trigger writes (see `setup`).
+pub const DDL_PREFIX: &str = "host_stream.ddl";
+
+/// Per-table plugin chains.
+struct Chains {
+    /// Every plugin, in order: what the new row goes through.
+    full: RowChain,
+    /// The transformers only: what the old key goes through.
+    keys: Option<RowChain>,
+    /// Their names, for messages.
+    key_plugins: Vec<String>,
+}
+
+/// Turns windows of changes into units of work.
+pub struct Shaper {
+    tables: Arc<Vec<StreamTable>>,
+    index: TableIndex,
+    /// The job copies every table of the schema (`*`): a table not known is new (DDL).
+    whole_schema: bool,
+    /// wal2json writes NaN/Infinity as text (2.6+); before, as null.
+    numeric_as_string: bool,
+    chains: Vec<Option<Chains>>,
+    /// Scratch: the change's columns mapped onto the table's.
+    mapping: Vec<usize>,
+}
+
+impl Shaper {
+    /// Instantiates each table's plugins (`plugins[i]` for table `i`) and
+    /// announces the table to them.
+    pub fn new(
+        tables: Arc<Vec<StreamTable>>,
+        source_schema: &str,
+        whole_schema: bool,
+        numeric_as_string: bool,
+        plugins: &[Vec<Plugin>],
+    ) -> Result<Shaper, (String, PluginError)> {
+        let mut chains = Vec::with_capacity(tables.len());
+        for (t, ps) in tables.iter().zip(plugins) {
+            if ps.is_empty() {
+                chains.push(None);
+                continue;
+            }
+            let announce = Table {
+                schema: source_schema.to_string(),
+                name: t.name.clone(),
+                columns: t.plugin_columns(),
+            };
+            let fail = |e| (t.name.clone(), e);
+            let mut full = RowChain::new(ps).map_err(fail)?;
+            full.begin_table(&announce).map_err(fail)?;
+            let transformers: Vec<Plugin> = ps
+                .iter()
+                .filter(|p| p.kind() == Kind::RowTransformer)
+                .cloned()
+                .collect();
+            let keys = if transformers.is_empty() {
+                None
+            } else {
+                let mut k = RowChain::new(&transformers).map_err(fail)?;
+                k.begin_table(&announce).map_err(fail)?;
+                Some(k)
+            };
+            let key_plugins = transformers.iter().map(|p| p.name().to_string()).collect();
+            chains.push(Some(Chains {
+                full,
+                keys,
+                key_plugins,
+            }));
+        }
+        Ok(Shaper {
+            index: TableIndex::new(&tables),
+            tables,
+            whole_schema,
+            numeric_as_string,
+            chains,
+            mapping: Vec::new(),
+        })
+    }
+
+    /// The units for one window. On a bad change (DDL, a plugin's reject or
+    /// failure, a value that cannot be written) the units end with a
+    /// [`Unit::Fail`] for that change's transaction.
+    /// `open` is the transaction already open when the window starts.
+    pub fn shape(
+        &mut self,
+        open: Option<Arc<Txn>>,
+        items: &[Item],
+        lines: &[Vec<u8>],
+    ) -> Vec<Unit> {
+        let mut failure: Option<(usize, ChangeError)> = None;
+        let mut parsed: Vec<Parsed<'_>> = Vec::new();
+        let mut txn: Option<Arc<Txn>> = open;
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Item::Begin(t) => txn = Some(t.clone()),
+                Item::Commit(_) => {}
+                Item::Line(l) => {
+                    let t = txn.clone().expect("lines come inside a transaction");
+                    match self.parse(&lines[*l], &t) {
+                        Ok(Some(p)) => parsed.push(Parsed { item: i, txn: t, p }),
+                        Ok(None) => {}
+                        Err(e) => {
+                            failure = Some((i, e));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let mut outcomes: Vec<Outcome> = parsed.iter().map(|_| Outcome::default()).collect();
+        if let Err((at, e)) = self.run_plugins(&parsed, &mut outcomes) {
+            let item = parsed[at].item;
+            if failure.as_ref().is_none_or(|(i, _)| item < *i) {
+                failure = Some((item, e));
+            }
+        }
+        let stop_at = failure.as_ref().map_or(items.len(), |(i, _)| *i);
+
+        let mut units = Vec::new();
+        let mut work: Vec<Work> = Vec::new();
+        let mut next = 0;
+        for (i, item) in items.iter().enumerate().take(stop_at) {
+            match item {
+                Item::Begin(t) => units.push(Unit::Begin(t.clone())),
+                Item::Commit(t) => {
+                    if !work.is_empty() {
+                        units.push(Unit::Work(std::mem::take(&mut work)));
+                    }
+                    units.push(Unit::Commit(t.clone()));
+                }
+                Item::Line(_) => {
+                    while next < parsed.len() && parsed[next].item < i {
+                        next += 1;
+                    }
+                    if next < parsed.len() && parsed[next].item == i {
+                        self.statements(&parsed[next], &outcomes[next], &mut work);
+                    }
+                }
+            }
+        }
+        if !work.is_empty() {
+            units.push(Unit::Work(work));
+        }
+        if let Some((_, e)) = failure {
+            units.push(Unit::Fail(e));
+        }
+        units
+    }
+
+    /// A line as a change of a streamed table (`None`: not ours).
+    fn parse<'a>(&mut self, line: &'a [u8], txn: &Txn) -> Result<Option<Change<'a>>, ChangeError> {
+        let err = |kind, lsn, table: Option<&str>, what: String| ChangeError {
+            xid: txn.xid,
+            commit_lsn: txn.commit_lsn,
+            lsn,
+            table: table.map(str::to_string),
+            plugin: None,
+            kind,
+            what,
+        };
+        let text = std::str::from_utf8(line).map_err(|e| {
+            err(
+                ErrorKind::Data,
+                txn.commit_lsn,
+                None,
+                format!("the spool holds invalid UTF-8: {e}"),
+            )
+        })?;
+        let msg = wal2json::parse(text)
+            .map_err(|e| err(ErrorKind::Data, txn.commit_lsn, None, e.to_string()))?;
+        match msg {
+            Message::Begin(_) | Message::Commit(_) => Ok(None),
+            Message::Message {
+                prefix,
+                content,
+                lsn,
+                ..
+            } => {
+                if prefix == DDL_PREFIX {
+                    return Err(err(
+                        ErrorKind::Ddl,
+                        lsn,
+                        None,
+                        format!(
+                            "DDL on the source: {content}. The stream does not replay schema changes; \
+                             apply stopped before this transaction so the target does not diverge \
+                             (make the same change on the target and run `host stream setup` again, \
+                             or re-clone)"
+                        ),
+                    ));
+                }
+                Ok(None)
+            }
+            Message::Truncate { lsn, table, .. } => match self.table(&table) {
+                Some(t) => Ok(Some(Change::Truncate { table: t, lsn })),
+                None if self.whole_schema => Err(err(
+                    ErrorKind::Ddl,
+                    lsn,
+                    Some(&table),
+                    "a table the stream does not know (created or renamed after setup)".into(),
+                )),
+                None => Ok(None),
+            },
+            Message::Change(c) => {
+                let Some(t) = self.table(&c.table) else {
+                    if self.whole_schema {
+                        return Err(err(
+                            ErrorKind::Ddl,
+                            c.lsn,
+                            Some(&c.table),
+                            "a table the stream does not know (created or renamed after setup)"
+                                .into(),
+                        ));
+                    }
+                    return Ok(None);
+                };
+                let table = &self.tables[t];
+                let fail = |kind, what: String| err(kind, c.lsn, Some(&table.name), what);
+                let ddl = |m: tables::Mismatch| {
+                    fail(
+                        ErrorKind::Ddl,
+                        format!(
+                            "{m}: the table's definition changed on the source (DDL); the stream does \
+                             not replay schema changes, so apply stopped before this transaction"
+                        ),
+                    )
+                };
+                // New row, in projection order; missing = unchanged TOAST.
+                let mut new: Vec<Option<Value<'a>>> = Vec::new();
+                if c.op != RowOp::Delete {
+                    tables::match_columns(table, c.op, &c.columns, &mut self.mapping)
+                        .map_err(ddl)?;
+                    let mut by_column: Vec<Option<Value<'a>>> = vec![None; table.columns.len()];
+                    for (v, &idx) in c.columns.into_iter().zip(&self.mapping) {
+                        by_column[idx] = Some(v.value);
+                    }
+                    new = table
+                        .projection
+                        .iter()
+                        .map(|p| by_column[p.column].take())
+                        .collect();
+                }
+                // Old row or key.
+                let mut old: Vec<Option<Value<'a>>> = vec![None; table.columns.len()];
+                if c.op != RowOp::Insert {
+                    for v in c.identity {
+                        let idx = table.columns.iter().position(|d| d.name == v.name).ok_or_else(|| {
+                            ddl(tables::Mismatch(format!(
+                                "the old key has column {}, which is not in the table as it was at setup",
+                                v.name
+                            )))
+                        })?;
+                        old[idx] = Some(v.value);
+                    }
+                }
+                let key: Vec<Value<'a>> = table
+                    .key
+                    .iter()
+                    .map(|&k| {
+                        let v = if c.op == RowOp::Insert {
+                            let p = table
+                                .projection
+                                .iter()
+                                .position(|p| p.column == k)
+                                .expect("key is copied");
+                            new[p].clone()
+                        } else {
+                            old[k].clone()
+                        };
+                        match v {
+                            Some(Value::Text(t)) => Ok(Value::Text(t)),
+                            _ => Err(fail(
+                                ErrorKind::Data,
+                                format!(
+                                    "key column {} has no value in the {}",
+                                    table.columns[k].name,
+                                    c.op.as_str()
+                                ),
+                            )),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                // Unchanged TOAST: the old row has it with REPLICA IDENTITY FULL.
+                let mut missing = Vec::new();
+                for (p, v) in new.iter_mut().enumerate() {
+                    if v.is_none() {
+                        match old[table.projection[p].column].take() {
+                            Some(o) if table.identity_full => *v = Some(o),
+                            _ if c.op == RowOp::Update => missing.push(p),
+                            _ => {}
+                        }
+                    }
+                }
+                if !self.numeric_as_string {
+                    for (p, v) in new.iter().enumerate() {
+                        let def = &table.columns[table.projection[p].column];
+                        if matches!(v, Some(Value::Null)) && def.not_null && def.nan_as_null() {
+                            return Err(fail(
+                                ErrorKind::Data,
+                                format!(
+                                    "column {} is NOT NULL but arrived as null: wal2json before 2.6 writes \
+                                     NaN and Infinity of {} columns as null, so the value cannot be \
+                                     copied exactly (upgrade wal2json on the source to 2.6 or later)",
+                                    def.name, def.type_sql
+                                ),
+                            ));
+                        }
+                    }
+                }
+                let key_changed = c.op == RowOp::Update && {
+                    table
+                        .key_in_projection()
+                        .iter()
+                        .zip(&key)
+                        .any(|(&p, k)| match &new[p] {
+                            Some(v) => v != k,
+                            None => false,
+                        })
+                };
+                Ok(Some(Change::Row(Row {
+                    table: t,
+                    op: c.op,
+                    lsn: c.lsn,
+                    new,
+                    missing,
+                    key,
+                    key_changed,
+                })))
+            }
+        }
+    }
+
+    fn table(&self, name: &str) -> Option<usize> {
+        self.index.get(name)
+    }
+
+    /// Runs every table's plugins over the window's rows, batched per table.
+    /// Fails with the first change (in window order) a plugin refused.
+    fn run_plugins(
+        &mut self,
+        parsed: &[Parsed<'_>],
+        out: &mut [Outcome],
+    ) -> Result<(), (usize, ChangeError)> {
+        let mut per_table: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, p) in parsed.iter().enumerate() {
+            if let Change::Row(r) = &p.p
+                && self.chains[r.table].is_some()
+            {
+                per_table.entry(r.table).or_default().push(i);
+            }
+        }
+        let mut first_error: Option<(usize, ChangeError)> = None;
+        let mut tables: Vec<_> = per_table.into_iter().collect();
+        tables.sort();
+        for (t, changes) in tables {
+            let table = &self.tables[t];
+            let chains = self.chains[t].as_mut().expect("a table with plugins");
+            if let Err(e) = run_table(table, chains, parsed, &changes, out)
+                && first_error.as_ref().is_none_or(|(i, _)| e.0 < *i)
+            {
+                first_error = Some(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The statements for one change.
+    fn statements(&self, parsed: &Parsed<'_>, outcome: &Outcome, work: &mut Vec<Work>) {
+        let row = match &parsed.p {
+            Change::Truncate { table, lsn } => {
+                // One source TRUNCATE of several tables comes as consecutive messages.
+                if let Some(Work::Truncate { tables, lsn: l, .. }) = work.last_mut()
+                    && *l == *lsn
+                {
+                    if !tables.contains(table) {
+                        tables.push(*table);
+                    }
+                } else {
+                    work.push(Work::Truncate {
+                        tables: vec![*table],
+                        lsn: *lsn,
+                        txn: parsed.txn.clone(),
+                    });
+                }
+                return;
+            }
+            Change::Row(r) => r,
+        };
+        let table = &self.tables[row.table];
+        let partial = table.filter.is_some() || !table.plugins.is_empty();
+        // Values after plugins (or as they came), and the target's old key.
+        let values: Vec<Option<&str>> = match &outcome.new {
+            Some(v) => v.iter().map(|x| x.as_deref()).collect(),
+            None => row
+                .new
+                .iter()
+                .map(|v| v.as_ref().and_then(Value::as_text))
+                .collect(),
+        };
+        let key: Vec<Option<&str>> = match &outcome.key {
+            Some(k) => k.iter().map(|x| x.as_deref()).collect(),
+            None => row.key.iter().map(Value::as_text).collect(),
+        };
+        let push = |work: &mut Vec<Work>, shape: Shape, params: Params, expect: Expect| {
+            work.push(Work::Row(super::Op {
+                table: row.table,
+                shape,
+                params,
+                expect,
+                lsn: row.lsn,
+                txn: parsed.txn.clone(),
+            }));
+        };
+        match (row.op, outcome.dropped) {
+            (RowOp::Insert, true) => {}
+            (RowOp::Insert, false) => {
+                let mut p = Params::with_capacity(values.len(), 64);
+                values.iter().for_each(|v| p.push(*v));
+                push(work, Shape::Insert, p, Expect::One);
+            }
+            (RowOp::Update, false) => {
+                let missing = !row.missing.is_empty();
+                if partial && !missing {
+                    let mut p = Params::with_capacity(values.len() + key.len(), 64);
+                    values.iter().for_each(|v| p.push(*v));
+                    key.iter().for_each(|v| p.push(*v));
+                    push(work, Shape::Upsert, p, Expect::Any);
+                } else {
+                    let present: Option<Vec<usize>> = missing.then(|| {
+                        (0..values.len())
+                            .filter(|i| !row.missing.contains(i))
+                            .collect()
+                    });
+                    let cols = update_columns(table, present.as_deref());
+                    let mut p = Params::with_capacity(cols.len() + key.len(), 64);
+                    cols.iter().for_each(|&i| p.push(values[i]));
+                    key.iter().for_each(|v| p.push(*v));
+                    // Without the whole row, a row that is not on the target
+                    // (entering the subset) cannot be inserted: Expect::One
+                    // stops apply there rather than lose it.
+                    let expect = if missing {
+                        Expect::OneKeepingToast
+                    } else {
+                        Expect::One
+                    };
+                    push(work, Shape::Update(present), p, expect);
+                }
+            }
+            (RowOp::Update, true) | (RowOp::Delete, _) => {
+                let mut p = Params::with_capacity(key.len(), 32);
+                key.iter().for_each(|v| p.push(*v));
+                let expect = if partial {
+                    Expect::AtMostOne
+                } else {
+                    Expect::One
+                };
+                push(work, Shape::Delete, p, expect);
+            }
+        }
+    }
+}
+
+/// A parsed change with where it came from.
+struct Parsed<'a> {
+    item: usize,
+    txn: Arc<Txn>,
+    p: Change<'a>,
+}
+
+enum Change<'a> {
+    Row(Row<'a>),
+    Truncate {
+        table: usize,
+        lsn: super::super::Lsn,
+    },
+}
+
+struct Row<'a> {
+    table: usize,
+    op: RowOp,
+    lsn: super::super::Lsn,
+    /// The new row in projection order (`None`: not sent, an unchanged TOASTed value).
+    new: Vec<Option<Value<'a>>>,
+    /// Projection positions of the new row wal2json did not send.
+    missing: Vec<usize>,
+    /// The source key: old (UPDATE, DELETE) or new (INSERT).
+    key: Vec<Value<'a>>,
+    key_changed: bool,
+}
+
+/// What the plugins made of one change.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// The new row dropped by a plugin.
+    dropped: bool,
+    /// The new row as the plugins returned it.
+    new: Option<Vec<Option<String>>>,
+    /// The target's key (the old key, or for an INSERT its own, transformed).
+    key: Option<Vec<Option<String>>>,
+}
+
+/// One table's rows of a window through its chains.
+fn run_table(
+    table: &StreamTable,
+    chains: &mut Chains,
+    parsed: &[Parsed<'_>],
+    changes: &[usize],
+    out: &mut [Outcome],
+) -> Result<(), (usize, ChangeError)> {
+    let key_pos = table.key_in_projection();
+    let rows = |i: usize| match &parsed[i].p {
+        Change::Row(r) => r,
+        Change::Truncate { .. } => unreachable!("only rows are batched"),
+    };
+    let plugin_error = |i: usize, plugin: String, what: String| {
+        let r = rows(i);
+        (
+            i,
+            ChangeError {
+                xid: parsed[i].txn.xid,
+                commit_lsn: parsed[i].txn.commit_lsn,
+                lsn: r.lsn,
+                table: Some(table.name.clone()),
+                plugin: Some(plugin),
+                kind: ErrorKind::Plugin,
+                what,
+            },
+        )
+    };
+
+    // New rows through every plugin.
+    let with_new: Vec<usize> = changes
+        .iter()
+        .copied()
+        .filter(|&i| rows(i).op != RowOp::Delete)
+        .collect();
+    for batch in with_new.chunks(super::shape::WINDOW_CHANGES) {
+        let mut buf = Vec::new();
+        for &i in batch {
+            let r = rows(i);
+            text::encode_row(
+                &mut buf,
+                r.new
+                    .iter()
+                    .map(|v| v.as_ref().and_then(Value::as_text).map(str::as_bytes)),
+            );
+        }
+        let result = chains.full.run(&buf, batch.len());
+        if let Some(failure) = result.failure {
+            let first = result.rejected.first().map_or(0, |r| r.index);
+            let plugin = failure_plugin(&failure);
+            return Err(plugin_error(
+                batch[first],
+                plugin,
+                format!("the plugin failed: {failure}"),
+            ));
+        }
+        if let Some(r) = result.rejected.iter().min_by_key(|r| r.index) {
+            return Err(plugin_error(
+                batch[r.index],
+                r.plugin.clone(),
+                format!("the plugin rejected the row: {}", r.reason),
+            ));
+        }
+        let dropped: Vec<usize> = result.dropped.iter().map(|(i, _)| *i).collect();
+        let mut kept = text::rows(&result.kept);
+        for (n, &i) in batch.iter().enumerate() {
+            if dropped.contains(&n) {
+                out[i].dropped = true;
+                continue;
+            }
+            let row = kept.next().expect("the chain checked the kept count");
+            out[i].new = Some(fields(row));
+        }
+    }
+
+    // Keys through the transformers, as rows with only the key set.
+    let key_plugins = chains.key_plugins.join(", ");
+    let Some(keys) = chains.keys.as_mut() else {
+        return Ok(());
+    };
+    for batch in changes.chunks(super::shape::WINDOW_CHANGES) {
+        let mut buf = Vec::new();
+        for &i in batch {
+            let r = rows(i);
+            let mut row: Vec<Option<&[u8]>> = vec![None; table.projection.len()];
+            for (k, &p) in r.key.iter().zip(&key_pos) {
+                row[p] = k.as_text().map(str::as_bytes);
+            }
+            text::encode_row(&mut buf, row);
+        }
+        let result = keys.run(&buf, batch.len());
+        if let Some(failure) = result.failure {
+            let first = result.rejected.first().map_or(0, |r| r.index);
+            let plugin = failure_plugin(&failure);
+            return Err(plugin_error(
+                batch[first],
+                plugin,
+                format!("the plugin failed on the old key: {failure}"),
+            ));
+        }
+        if let Some(r) = result.rejected.iter().min_by_key(|r| r.index) {
+            return Err(plugin_error(
+                batch[r.index],
+                r.plugin.clone(),
+                format!(
+                    "the plugin rejected the old key (given as a row whose other columns are NULL): {}",
+                    r.reason
+                ),
+            ));
+        }
+        if let Some((n, plugin)) = result.dropped.first() {
+            return Err(plugin_error(
+                batch[*n],
+                plugin.clone(),
+                "the plugin dropped the old key (given as a row whose other columns are NULL); a \
+                 transformer must keep it so the target row can be found"
+                    .into(),
+            ));
+        }
+        for (&i, row) in batch.iter().zip(text::rows(&result.kept)) {
+            let f = fields(row);
+            let key: Vec<Option<String>> = key_pos.iter().map(|&p| f[p].clone()).collect();
+            let r = rows(i);
+            // The same key from the whole row and from the key alone, or the
+            // target could never find this row again.
+            if let Some(new) = &out[i].new
+                && (r.op == RowOp::Insert || (r.op == RowOp::Update && !r.key_changed))
+            {
+                for (n, &p) in key_pos.iter().enumerate() {
+                    if new[p] != key[n] {
+                        return Err(plugin_error(
+                            i,
+                            key_plugins.clone(),
+                            format!(
+                                "key column {} came out as {:?} from the whole row but {:?} from the \
+                                 key alone: the plugin's output for a key column must depend on that \
+                                 column only, deterministically (no clock, no randomness), or rows \
+                                 could not be found again to update or delete",
+                                table.columns[table.key[n]].name,
+                                new[p].as_deref().unwrap_or("NULL"),
+                                key[n].as_deref().unwrap_or("NULL"),
+                            ),
+                        ));
+                    }
+                }
+            }
+            out[i].key = Some(key);
+        }
+    }
+    Ok(())
+}
+
+fn failure_plugin(e: &PluginError) -> String {
+    match e {
+        PluginError::Table { plugin, .. }
+        | PluginError::Configure { plugin, .. }
+        | PluginError::Failed { plugin, .. }
+        | PluginError::Trap { plugin, .. }
+        | PluginError::Limit { plugin, .. }
+        | PluginError::Contract { plugin, .. }
+        | PluginError::WrongKind { plugin, .. } => plugin.clone(),
+        _ => "?".into(),
+    }
+}
+
+/// A COPY text row's fields, decoded.
+fn fields(row: &[u8]) -> Vec<Option<String>> {
+    text::raw_fields(row)
+        .map(|f| text::decode(f).map(|c| String::from_utf8_lossy(&c).into_owned()))
+        .collect()
+}
