@@ -8,6 +8,7 @@ pub mod pgready;
 pub mod plugin_inspect;
 pub mod plugin_run;
 pub mod search;
+pub mod stream;
 pub mod update_extents;
 pub mod version;
 pub mod xmat;
@@ -25,6 +26,8 @@ pub enum Status {
     Rejected,
     /// Done, but a plugin failed on some batches.
     PluginFailed,
+    /// A stream stopped before a transaction with DDL on a streamed table.
+    Ddl,
 }
 
 impl Status {
@@ -34,6 +37,7 @@ impl Status {
             Status::Success => 0,
             Status::Rejected => 3,
             Status::PluginFailed => 4,
+            Status::Ddl => 5,
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct StreamConfig {
     pub plugin_digests: Vec<PluginDigest>,
     /// The DDL event trigger installed on the source, if any.
     pub ddl_trigger: Option<String>,
+    /// Sequences of the streamed tables (set from the source at cutover).
+    pub sequences: Vec<String>,
 }
 
 /// Which source this stream reads: a spool directory only ever belongs to one.

@@ -39,7 +39,9 @@ pub mod dir;
 pub mod lsn;
 pub mod receive;
 pub mod replication;
+pub mod setup;
 pub mod spool;
+pub mod status;
 pub mod tables;
 pub mod wal2json;
 

@@ -145,6 +145,7 @@ pub async fn run(
     published: watch::Sender<Lsn>,
     stop: Arc<Stop>,
 ) -> Result<ReceiveReport, StreamError> {
+    let _lock = dir.lock("receive")?;
     let (writer, start) = prepare_spool(dir, cfg, source, opts.segment_bytes).await?;
     published.send_replace(start);
     let mut repl = ReplicationClient::connect(source).await?;

@@ -125,8 +125,10 @@ pub enum ApplyEnd {
 pub enum ErrorKind {
     /// The source's schema changed.
     Ddl,
-    /// A plugin rejected a row, failed, or broke the key rule.
-    Plugin,
+    /// A plugin rejected a row.
+    Rejected,
+    /// A plugin failed (trap, limit, broken contract) or broke the key rule.
+    PluginFailed,
     /// The target refused a statement or has diverged.
     Target,
     /// A value that cannot be applied exactly.

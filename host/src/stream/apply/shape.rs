@@ -562,7 +562,7 @@ fn run_table(
         Change::Row(r) => r,
         Change::Truncate { .. } => unreachable!("only rows are batched"),
     };
-    let plugin_error = |i: usize, plugin: String, what: String| {
+    let plugin_error = |i: usize, plugin: String, kind: ErrorKind, what: String| {
         let r = rows(i);
         (
             i,
@@ -572,7 +572,7 @@ fn run_table(
                 lsn: r.lsn,
                 table: Some(table.name.clone()),
                 plugin: Some(plugin),
-                kind: ErrorKind::Plugin,
+                kind,
                 what,
             },
         )
@@ -602,6 +602,7 @@ fn run_table(
             return Err(plugin_error(
                 batch[first],
                 plugin,
+                ErrorKind::PluginFailed,
                 format!("the plugin failed: {failure}"),
             ));
         }
@@ -609,6 +610,7 @@ fn run_table(
             return Err(plugin_error(
                 batch[r.index],
                 r.plugin.clone(),
+                ErrorKind::Rejected,
                 format!("the plugin rejected the row: {}", r.reason),
             ));
         }
@@ -646,6 +648,7 @@ fn run_table(
             return Err(plugin_error(
                 batch[first],
                 plugin,
+                ErrorKind::PluginFailed,
                 format!("the plugin failed on the old key: {failure}"),
             ));
         }
@@ -653,6 +656,7 @@ fn run_table(
             return Err(plugin_error(
                 batch[r.index],
                 r.plugin.clone(),
+                ErrorKind::Rejected,
                 format!(
                     "the plugin rejected the old key (given as a row whose other columns are NULL): {}",
                     r.reason
@@ -663,6 +667,7 @@ fn run_table(
             return Err(plugin_error(
                 batch[*n],
                 plugin.clone(),
+                ErrorKind::PluginFailed,
                 "the plugin dropped the old key (given as a row whose other columns are NULL); a \
                  transformer must keep it so the target row can be found"
                     .into(),
@@ -682,6 +687,7 @@ fn run_table(
                         return Err(plugin_error(
                             i,
                             key_plugins.clone(),
+                            ErrorKind::PluginFailed,
                             format!(
                                 "key column {} came out as {:?} from the whole row but {:?} from the \
                                  key alone: the plugin's output for a key column must depend on that \
