@@ -5,7 +5,9 @@
 //!   origin's progress), or, when apply has caught up with the spool, the
 //!   spool's position (nothing is waiting);
 //! - lag in bytes: WAL between the source's current position and those;
-//! - lag in seconds: how old the last applied commit is, while changes wait.
+//! - lag in seconds: how long the oldest spooled, unapplied transaction has
+//!   waited since its commit; with nothing waiting and receive not running,
+//!   how long since the spool was last complete.
 
 use serde::Serialize;
 
@@ -88,17 +90,23 @@ pub async fn status(
     let received = received_state.received.max(cfg.start_lsn);
     let progress = origin_lsn.unwrap_or(apply_state.applied).max(cfg.start_lsn);
     // Nothing waits in the spool once apply caught up with it.
-    let waiting = pending(dir, progress);
-    let applied = if waiting {
+    let oldest_waiting = pending(dir, progress);
+    let applied = if oldest_waiting.is_some() {
         progress
     } else {
         progress.max(received)
     };
     let now_lsn = source_lsn.map(|l| l.max(received));
-    let lag_seconds = if waiting || now_lsn.is_some_and(|n| n > applied && n > received) {
-        commit_age(&apply_state.commit_time).unwrap_or(0.0)
-    } else {
-        0.0
+    let receiving = slot_state.as_ref().is_some_and(|s| s.active);
+    let lag_seconds = match oldest_waiting {
+        // The oldest spooled transaction not applied yet: how long it has waited.
+        Some(t) => commit_age(&t).unwrap_or(0.0),
+        // Nothing spooled waits; with receive down, the source may have
+        // committed anything since the spool was last complete.
+        None if !receiving && now_lsn.is_some_and(|n| n > received) && received_state.at > 0.0 => {
+            (super::dir::now() - received_state.at).max(0.0)
+        }
+        None => 0.0,
     };
     let (spool_bytes, spool_segments) = spool_size(dir);
     Ok(Status {
@@ -169,33 +177,20 @@ async fn origin(target: &Dsn, name: &str) -> Result<Option<Lsn>, StreamError> {
     Ok(row.map(|r| r.get::<_, String>(0).parse().unwrap_or_default()))
 }
 
-/// Whether the spool holds a transaction ending after `applied`.
-fn pending(dir: &StreamDir, applied: Lsn) -> bool {
-    let Ok(segs) = super::spool::segments(&dir.spool()) else {
-        return false;
-    };
-    // Segments are named by their first transaction's end: a newer segment
-    // than `applied` means something waits; otherwise read the last one.
-    if segs.iter().any(|(first, _)| *first > applied) {
-        return true;
-    }
-    if segs.is_empty() {
-        return false;
-    }
-    let Ok(mut r) = super::spool::SpoolReader::open(dir.spool().as_path(), applied) else {
-        return false;
-    };
+/// The commit time of the first spooled transaction ending after `applied`, if any.
+fn pending(dir: &StreamDir, applied: Lsn) -> Option<String> {
+    let mut r = super::spool::SpoolReader::open(dir.spool().as_path(), applied).ok()?;
     let mut line = Vec::new();
     while let Ok(true) = r.next_line(&mut line) {
-        if super::wal2json::action_of(&line) == Some(b'C')
-            && let Ok(super::wal2json::Message::Commit(m)) =
+        if super::wal2json::action_of(&line) == Some(b'B')
+            && let Ok(super::wal2json::Message::Begin(m)) =
                 super::wal2json::parse(std::str::from_utf8(&line).unwrap_or(""))
             && m.end_lsn > applied
         {
-            return true;
+            return Some(m.timestamp.into_owned());
         }
     }
-    false
+    None
 }
 
 fn spool_size(dir: &StreamDir) -> (u64, usize) {

@@ -1,0 +1,90 @@
+//! `host stream` on the two local clusters: changes from a source database
+//! into a target one through the job's plugins, checked against a fresh
+//! `host xmat` of the same job (see `stream_util`).
+
+mod stream_util;
+mod util;
+
+use stream_util::{Fixture, assert_fails};
+use util::{stderr, wasm};
+
+const SHOP: &str = r#"
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE users (
+  id bigint PRIMARY KEY, email text NOT NULL, name text, status text NOT NULL DEFAULT 'active',
+  mood mood, tags text[], doc jsonb, avatar bytea, score numeric, big_int bigint, at timestamptz,
+  "we""ird col" text);
+CREATE TABLE orders (
+  id bigserial PRIMARY KEY, user_id bigint NOT NULL REFERENCES users(id), amount numeric(12,2) NOT NULL,
+  note text);
+"#;
+
+#[test]
+fn every_kind_of_change_and_value_matches_a_fresh_xmat() {
+    let f = Fixture::new("basic", SHOP, "[\"{job}\".tables.\"*\"]\n");
+    f.setup_ok();
+    f.sql(
+        r#"
+INSERT INTO users SELECT i, 'user' || i || '@mail.example', 'Name ' || i, 'active',
+  (ARRAY['sad','ok','happy'])[1 + i % 3]::mood, ARRAY['a' || i, 'b"q'], jsonb_build_object('i', i, 's', E'tab\there'),
+  decode(md5(i::text), 'hex'), i * 1.000001, 9007199254740993 + i, timestamptz '2024-01-01 00:00:00+02' + i * interval '1 hour',
+  E'line\nbreak \\ back'
+FROM generate_series(1, 300) i;
+INSERT INTO users (id, email) VALUES (1000, E'\u00e9\u00e8 \U0001F600 quote''s');
+INSERT INTO orders (user_id, amount, note) SELECT 1 + i % 300, i / 7.0, CASE WHEN i % 5 = 0 THEN NULL ELSE 'n' || i END
+FROM generate_series(1, 900) i;
+UPDATE users SET name = NULL, score = -0.5 WHERE id % 7 = 0;
+UPDATE users SET doc = doc || '{"more": [1, 2.50, null]}' WHERE id % 11 = 0;
+DELETE FROM orders WHERE id % 4 = 0;
+DELETE FROM users WHERE id = 1000;
+UPDATE orders SET user_id = 2 WHERE user_id = 3;
+DELETE FROM users WHERE id = 3;
+INSERT INTO users (id, email) VALUES (7000, 'k'); UPDATE users SET id = 5000 WHERE id = 7000;
+BEGIN; INSERT INTO users (id, email) VALUES (6000, 'a'); UPDATE users SET email = 'b' WHERE id = 6000;
+  DELETE FROM users WHERE id = 6000; INSERT INTO users (id, email) VALUES (6000, 'c'); COMMIT;
+"#,
+    );
+    f.catch_up_and_check();
+    // A second round continues where the first stopped.
+    f.sql("UPDATE users SET status = 'gone' WHERE id < 50; INSERT INTO orders (user_id, amount) VALUES (5000, 1);");
+    f.catch_up_and_check();
+}
+
+#[test]
+fn filtered_updates_move_rows_in_and_out_and_anonymized_keys_are_found_again() {
+    let anon = wasm("anonymize");
+    let filter = wasm("where_filter");
+    let tables = format!(
+        r#"["{{job}}".tables.people]
+plugins = [{{ plugin = "{}", params = {{ "where.status.in" = "active,new" }} }},
+           {{ plugin = "{}", params = {{ key = "k3y", email = "email", name = "name" }} }}]
+"#,
+        filter.display(),
+        anon.display()
+    );
+    let f = Fixture::new(
+        "filtered",
+        "CREATE TABLE people (email text PRIMARY KEY, name text, status text NOT NULL);
+         INSERT INTO people SELECT 'p' || i || '@x.org', 'Name ' || i, CASE WHEN i % 2 = 0 THEN 'active' ELSE 'inactive' END
+         FROM generate_series(1, 200) i;",
+        &tables,
+    );
+    f.setup_ok();
+    f.sql(
+        "UPDATE people SET status = 'inactive' WHERE email IN ('p2@x.org', 'p4@x.org');     -- out of the subset
+         UPDATE people SET status = 'new' WHERE email IN ('p1@x.org', 'p3@x.org');          -- into it
+         UPDATE people SET name = 'Renamed' WHERE email = 'p6@x.org';                        -- stays in
+         UPDATE people SET name = 'Unseen' WHERE email = 'p5@x.org';                         -- stays out
+         UPDATE people SET email = 'moved8@x.org' WHERE email = 'p8@x.org';                 -- anonymized key changes
+         UPDATE people SET email = 'moved1@x.org', name = 'M' WHERE email = 'p1@x.org';
+         DELETE FROM people WHERE email IN ('p10@x.org', 'p11@x.org', 'moved8@x.org');
+         INSERT INTO people VALUES ('late@x.org', 'Late', 'active'), ('later@x.org', 'Later', 'gone');",
+    );
+    f.catch_up_and_check();
+    let rows =
+        f.dst_rows("SELECT email FROM app.people WHERE email LIKE 'p%' OR email LIKE 'moved%'");
+    assert!(
+        rows.is_empty(),
+        "emails are anonymized on the target: {rows:?}"
+    );
+}
