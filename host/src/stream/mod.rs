@@ -35,6 +35,7 @@
 //! throughput is the server's decoding speed (see `docs/benchmarks.md`).
 
 pub mod apply;
+pub mod crash;
 pub mod dir;
 pub mod lsn;
 pub mod receive;

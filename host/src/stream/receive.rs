@@ -229,6 +229,7 @@ impl Receiver<'_> {
                             if let super::spool::Pushed::Commit { .. } = self.writer.push(&data)? {
                                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
                             }
+                            super::crash::point("receive-written");
                             self.counters.messages.fetch_add(1, Ordering::Relaxed);
                             self.counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                             if self.writer.unsynced() >= SYNC_BYTES {
@@ -276,6 +277,9 @@ impl Receiver<'_> {
     /// Syncs the spool and publishes the durable position.
     fn sync(&mut self) -> Result<(), StreamError> {
         let end = tokio::task::block_in_place(|| self.writer.sync())?;
+        if end > self.position {
+            super::crash::point("receive-synced");
+        }
         self.position = self.position.max(end);
         self.publish();
         Ok(())

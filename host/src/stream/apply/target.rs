@@ -194,6 +194,7 @@ impl Target {
                 }
             };
             self.queue(fut);
+            super::super::crash::point("apply-sent");
             while self.pending.len() > IN_FLIGHT {
                 self.settle_one().await;
             }
@@ -236,6 +237,7 @@ impl Target {
                 describe(&e)
             )));
         }
+        super::super::crash::point("apply-committed");
         Ok(())
     }
 
