@@ -88,3 +88,41 @@ plugins = [{{ plugin = "{}", params = {{ "where.status.in" = "active,new" }} }},
         "emails are anonymized on the target: {rows:?}"
     );
 }
+
+#[test]
+fn where_and_select_of_the_job_apply_to_changes_as_in_xmat() {
+    let anon = wasm("anonymize");
+    let tables = format!(
+        r#"["{{job}}".tables.users]
+where = {{ tenant_id = {{ gte = 1, lte = 2 }}, status = ["active", "new"] }}
+select = {{ email = "'user' || id || '@example.com'", secret = false, shout = "upper({{column_name}})" }}
+plugins = [{{ plugin = "{}", params = {{ key = "k", name = "name" }} }}]
+["{{job}}".tables.audit]
+where = "kind <> 'noise'"
+"#,
+        anon.display()
+    );
+    let f = Fixture::new(
+        "expr",
+        "CREATE TABLE users (id int PRIMARY KEY, tenant_id int NOT NULL, status text NOT NULL, email text,
+                             name text, secret text, shout text);
+         CREATE TABLE audit (id bigserial PRIMARY KEY, kind text NOT NULL, at date);
+         INSERT INTO users SELECT i, 1 + i % 4, CASE WHEN i % 3 = 0 THEN 'inactive' ELSE 'active' END,
+           'u' || i || '@x', 'Name ' || i, 's' || i, 'quiet ' || i FROM generate_series(1, 100) i;",
+        &tables,
+    );
+    f.setup_ok();
+    f.sql(
+        "UPDATE users SET tenant_id = 3 WHERE id IN (1, 2, 5);            -- out by tenant
+         UPDATE users SET tenant_id = 1 WHERE id IN (3, 7);               -- 3 stays out (inactive), 7 in
+         UPDATE users SET status = 'new' WHERE id IN (3, 6, 9);           -- in by status
+         UPDATE users SET shout = 'louder', secret = 'x' WHERE id % 10 = 4;
+         DELETE FROM users WHERE id IN (10, 11, 12);
+         INSERT INTO users VALUES (200, 2, 'new', 'e', 'N', 's', 'hi'), (201, 4, 'new', 'e', 'N', 's', 'no');
+         INSERT INTO audit (kind, at) SELECT CASE WHEN i % 2 = 0 THEN 'noise' ELSE 'real' END, date '2024-02-28' + i
+           FROM generate_series(1, 20) i;
+         UPDATE audit SET kind = 'noise' WHERE id = 1;
+         UPDATE audit SET kind = 'real' WHERE id = 2;",
+    );
+    f.catch_up_and_check();
+}

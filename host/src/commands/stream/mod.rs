@@ -240,7 +240,7 @@ async fn check_plugins(
         plugins.to_vec(),
     );
     tokio::task::spawn_blocking(move || {
-        apply::Shaper::new(tables, &schema, false, true, &plugins)
+        apply::Shaper::new(tables, &schema, false, true, &plugins, None)
             .map(|_| ())
             .map_err(|(t, e)| anyhow!("table {t}: {e}"))
     })

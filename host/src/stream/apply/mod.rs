@@ -26,6 +26,8 @@
 //! transaction straddling it is left whole for the next run (pgcopydb
 //! #1049/#1050).
 
+pub mod chains;
+pub mod expr;
 mod reader;
 pub mod shape;
 pub mod statements;
@@ -213,13 +215,6 @@ pub async fn run(
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, StreamError> {
     let _lock = input.dir.lock("apply")?;
-    if let Some(t) = input.cfg.tables.iter().find(|t| t.has_expressions()) {
-        return Err(StreamError::Setup(format!(
-            "table {}: `where` and `select` expressions are not applied to changes yet; use plugins \
-             (where_filter.wasm, a row transformer) for the stream",
-            t.name
-        )));
-    }
     let tables = Arc::new(input.cfg.tables.clone());
     let mut tgt = Target::connect(target, &input.cfg, tables.clone()).await?;
     let started_at = tgt.progress(false).await?;
@@ -232,12 +227,14 @@ pub async fn run(
     let mut books = Books::new(&input.dir);
     loop {
         let after = tgt.progress(false).await?;
+        let evaluator = expressions(target, &input.cfg).await?;
         let shaper = Shaper::new(
             tables.clone(),
             &input.cfg.source_schema,
             input.cfg.whole_schema,
             input.cfg.numeric_as_string,
             &input.plugins,
+            evaluator,
         )
         .map_err(|(table, e)| StreamError::Setup(format!("table {table}: {e}")))?;
         let (tx, rx) = mpsc::channel(16);
@@ -282,6 +279,29 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The evaluator for the tables with `where`/`select` expressions, prepared
+/// (an expression the target cannot run fails here, before anything is applied).
+pub async fn expressions(
+    target: &Dsn,
+    cfg: &StreamConfig,
+) -> Result<Option<expr::Evaluator>, StreamError> {
+    if !cfg.tables.iter().any(|t| t.has_expressions()) {
+        return Ok(None);
+    }
+    let mut ev = expr::Evaluator::connect(target, &cfg.target_schema).await?;
+    for (i, t) in cfg
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.has_expressions())
+    {
+        ev.prepare(i, t)
+            .await
+            .map_err(|e| StreamError::Setup(format!("table {}: {e}", t.name)))?;
+    }
+    Ok(Some(ev))
 }
 
 enum Consume {

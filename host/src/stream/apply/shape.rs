@@ -14,22 +14,27 @@
 //!   from the key alone), and a plugin that fails the check stops apply
 //!   by name instead of leaving rows the target can never find again.
 //! - a column wal2json leaves out of an UPDATE (an unchanged TOASTed value)
-//!   reaches plugins as NULL and is left as it is on the target; with
-//!   REPLICA IDENTITY FULL the old row supplies it instead.
+//!   is left as it is on the target; with REPLICA IDENTITY FULL the old row
+//!   supplies it instead. Plugins get NULL for it, and the row again with a
+//!   stand-in value: an answer that changes with it stops apply (the
+//!   plugins depend on a value the stream does not have).
+//! - the job's `where` and `select` run first, as in `host xmat`, on the
+//!   target's server ([`super::expr`]); a row `where` leaves out is a
+//!   dropped row.
 //!
 //! Changes are batched across transactions, per table, before each plugin
-//! call (a window of up to [`WINDOW_CHANGES`] changes).
+//! call or expression query (a window of up to [`WINDOW_CHANGES`] changes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::super::tables::{self, StreamTable, TableIndex};
 use super::super::wal2json::{self, Message, Op as RowOp, Value};
+use super::chains::{Chains, Refusal, RowIn, RowOut};
+use super::expr::Evaluator;
 use super::statements::{Params, Shape, update_columns};
 use super::{ChangeError, ErrorKind, Expect, Txn, Unit, Work};
-use crate::copy::text;
-use crate::plugin::chain::RowChain;
-use crate::plugin::{Kind, Plugin, PluginError, Table};
+use crate::plugin::{Plugin, PluginError, Table};
 
 /// Changes per window (and per plugin call at most).
 pub const WINDOW_CHANGES: usize = 4096;
@@ -48,16 +53,6 @@ pub enum Item {
 /// The DDL messages the source's event trigger writes (see `setup`).
 pub const DDL_PREFIX: &str = "host_stream.ddl";
 
-/// Per-table plugin chains.
-struct Chains {
-    /// Every plugin, in order: what the new row goes through.
-    full: RowChain,
-    /// The transformers only: what the old key goes through.
-    keys: Option<RowChain>,
-    /// Their names, for messages.
-    key_plugins: Vec<String>,
-}
-
 /// Turns windows of changes into units of work.
 pub struct Shaper {
     tables: Arc<Vec<StreamTable>>,
@@ -67,19 +62,23 @@ pub struct Shaper {
     /// wal2json writes NaN/Infinity as text (2.6+); before, as null.
     numeric_as_string: bool,
     chains: Vec<Option<Chains>>,
+    /// For tables with `where` or `select` expressions.
+    evaluator: Option<Evaluator>,
     /// Scratch: the change's columns mapped onto the table's.
     mapping: Vec<usize>,
 }
 
 impl Shaper {
     /// Instantiates each table's plugins (`plugins[i]` for table `i`) and
-    /// announces the table to them.
+    /// announces the table to them. Tables with expressions need an
+    /// [`Evaluator`] (prepared for them).
     pub fn new(
         tables: Arc<Vec<StreamTable>>,
         source_schema: &str,
         whole_schema: bool,
         numeric_as_string: bool,
         plugins: &[Vec<Plugin>],
+        evaluator: Option<Evaluator>,
     ) -> Result<Shaper, (String, PluginError)> {
         let mut chains = Vec::with_capacity(tables.len());
         for (t, ps) in tables.iter().zip(plugins) {
@@ -92,27 +91,9 @@ impl Shaper {
                 name: t.name.clone(),
                 columns: t.plugin_columns(),
             };
-            let fail = |e| (t.name.clone(), e);
-            let mut full = RowChain::new(ps).map_err(fail)?;
-            full.begin_table(&announce).map_err(fail)?;
-            let transformers: Vec<Plugin> = ps
-                .iter()
-                .filter(|p| p.kind() == Kind::RowTransformer)
-                .cloned()
-                .collect();
-            let keys = if transformers.is_empty() {
-                None
-            } else {
-                let mut k = RowChain::new(&transformers).map_err(fail)?;
-                k.begin_table(&announce).map_err(fail)?;
-                Some(k)
-            };
-            let key_plugins = transformers.iter().map(|p| p.name().to_string()).collect();
-            chains.push(Some(Chains {
-                full,
-                keys,
-                key_plugins,
-            }));
+            chains.push(Some(
+                Chains::new(ps, &announce).map_err(|e| (t.name.clone(), e))?,
+            ));
         }
         Ok(Shaper {
             index: TableIndex::new(&tables),
@@ -120,6 +101,7 @@ impl Shaper {
             whole_schema,
             numeric_as_string,
             chains,
+            evaluator,
             mapping: Vec::new(),
         })
     }
@@ -154,8 +136,8 @@ impl Shaper {
                 }
             }
         }
-        let mut outcomes: Vec<Outcome> = parsed.iter().map(|_| Outcome::default()).collect();
-        if let Err((at, e)) = self.run_plugins(&parsed, &mut outcomes) {
+        let mut outcomes: Vec<RowOut> = parsed.iter().map(|_| RowOut::default()).collect();
+        if let Err((at, e)) = self.run_tables(&parsed, &mut outcomes) {
             let item = parsed[at].item;
             if failure.as_ref().is_none_or(|(i, _)| item < *i) {
                 failure = Some((item, e));
@@ -272,21 +254,6 @@ impl Shaper {
                         ),
                     )
                 };
-                // New row, in projection order; missing = unchanged TOAST.
-                let mut new: Vec<Option<Value<'a>>> = Vec::new();
-                if c.op != RowOp::Delete {
-                    tables::match_columns(table, c.op, &c.columns, &mut self.mapping)
-                        .map_err(ddl)?;
-                    let mut by_column: Vec<Option<Value<'a>>> = vec![None; table.columns.len()];
-                    for (v, &idx) in c.columns.into_iter().zip(&self.mapping) {
-                        by_column[idx] = Some(v.value);
-                    }
-                    new = table
-                        .projection
-                        .iter()
-                        .map(|p| by_column[p.column].take())
-                        .collect();
-                }
                 // Old row or key.
                 let mut old: Vec<Option<Value<'a>>> = vec![None; table.columns.len()];
                 if c.op != RowOp::Insert {
@@ -298,6 +265,35 @@ impl Shaper {
                             )))
                         })?;
                         old[idx] = Some(v.value);
+                    }
+                }
+                // The new row by column; `None`: not sent (unchanged TOAST),
+                // which the whole old row supplies with REPLICA IDENTITY FULL.
+                let mut full: Vec<Option<Value<'a>>> = Vec::new();
+                let mut new: Vec<Option<Value<'a>>> = Vec::new();
+                let mut missing = Vec::new();
+                if c.op != RowOp::Delete {
+                    tables::match_columns(table, c.op, &c.columns, &mut self.mapping)
+                        .map_err(ddl)?;
+                    full = vec![None; table.columns.len()];
+                    for (v, &idx) in c.columns.into_iter().zip(&self.mapping) {
+                        full[idx] = Some(v.value);
+                    }
+                    if table.identity_full {
+                        for (f, o) in full.iter_mut().zip(&old) {
+                            if f.is_none() {
+                                f.clone_from(o);
+                            }
+                        }
+                    }
+                    new = table
+                        .projection
+                        .iter()
+                        .map(|p| full[p.column].clone())
+                        .collect();
+                    missing = (0..new.len()).filter(|&p| new[p].is_none()).collect();
+                    if !table.has_expressions() {
+                        full.clear();
                     }
                 }
                 let key: Vec<Value<'a>> = table
@@ -327,17 +323,6 @@ impl Shaper {
                         }
                     })
                     .collect::<Result<_, _>>()?;
-                // Unchanged TOAST: the old row has it with REPLICA IDENTITY FULL.
-                let mut missing = Vec::new();
-                for (p, v) in new.iter_mut().enumerate() {
-                    if v.is_none() {
-                        match old[table.projection[p].column].take() {
-                            Some(o) if table.identity_full => *v = Some(o),
-                            _ if c.op == RowOp::Update => missing.push(p),
-                            _ => {}
-                        }
-                    }
-                }
                 if !self.numeric_as_string {
                     for (p, v) in new.iter().enumerate() {
                         let def = &table.columns[table.projection[p].column];
@@ -368,6 +353,7 @@ impl Shaper {
                     table: t,
                     op: c.op,
                     lsn: c.lsn,
+                    full,
                     new,
                     missing,
                     key,
@@ -381,41 +367,156 @@ impl Shaper {
         self.index.get(name)
     }
 
-    /// Runs every table's plugins over the window's rows, batched per table.
-    /// Fails with the first change (in window order) a plugin refused.
-    fn run_plugins(
+    /// Runs each table's expressions and plugins over the window's rows,
+    /// batched per table. Fails with the first change (in window order)
+    /// that cannot go through.
+    fn run_tables(
         &mut self,
         parsed: &[Parsed<'_>],
-        out: &mut [Outcome],
+        out: &mut [RowOut],
     ) -> Result<(), (usize, ChangeError)> {
         let mut per_table: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, p) in parsed.iter().enumerate() {
             if let Change::Row(r) = &p.p
-                && self.chains[r.table].is_some()
+                && self.tables[r.table].is_shaped()
             {
                 per_table.entry(r.table).or_default().push(i);
             }
         }
-        let mut first_error: Option<(usize, ChangeError)> = None;
+        let mut first: Option<(usize, ChangeError)> = None;
         let mut tables: Vec<_> = per_table.into_iter().collect();
         tables.sort();
         for (t, changes) in tables {
-            let table = &self.tables[t];
-            let chains = self.chains[t].as_mut().expect("a table with plugins");
-            if let Err(e) = run_table(table, chains, parsed, &changes, out)
-                && first_error.as_ref().is_none_or(|(i, _)| e.0 < *i)
+            if let Err(e) = self.run_table(t, parsed, &changes, out)
+                && first.as_ref().is_none_or(|(i, _)| e.0 < *i)
             {
-                first_error = Some(e);
+                first = Some(e);
             }
         }
-        match first_error {
+        match first {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
+    fn run_table(
+        &mut self,
+        t: usize,
+        parsed: &[Parsed<'_>],
+        changes: &[usize],
+        out: &mut [RowOut],
+    ) -> Result<(), (usize, ChangeError)> {
+        let table = &self.tables[t];
+        let rows: Vec<&Row<'_>> = changes
+            .iter()
+            .map(|&i| match &parsed[i].p {
+                Change::Row(r) => r,
+                Change::Truncate { .. } => unreachable!("only rows are batched"),
+            })
+            .collect();
+        let refuse = |n: usize, plugin: Option<String>, kind: ErrorKind, what: String| {
+            let i = changes[n];
+            (
+                i,
+                ChangeError {
+                    xid: parsed[i].txn.xid,
+                    commit_lsn: parsed[i].txn.commit_lsn,
+                    lsn: rows[n].lsn,
+                    table: Some(table.name.clone()),
+                    plugin: plugin.filter(|p| !p.is_empty()),
+                    kind,
+                    what,
+                },
+            )
+        };
+        // `where` and `select` first, as the source's SELECT does in xmat.
+        let mut evaluated: Vec<Option<Vec<Option<String>>>> = vec![None; rows.len()];
+        if table.has_expressions() {
+            let with_new: Vec<usize> = (0..rows.len())
+                .filter(|&n| rows[n].op != RowOp::Delete)
+                .collect();
+            if let Some(&n) = with_new.iter().find(|&&n| !rows[n].missing.is_empty()) {
+                return Err(refuse(
+                    n,
+                    None,
+                    ErrorKind::Data,
+                    "the UPDATE leaves a large (TOASTed) value unchanged, which wal2json does not send,                      and the job's `where`/`select` would see NULL instead; set REPLICA IDENTITY FULL on                      the source table so the old row carries it"
+                        .into(),
+                ));
+            }
+            let input: Vec<Vec<Option<&str>>> = with_new
+                .iter()
+                .map(|&n| {
+                    rows[n]
+                        .full
+                        .iter()
+                        .map(|v| v.as_ref().and_then(Value::as_text))
+                        .collect()
+                })
+                .collect();
+            let ev = self
+                .evaluator
+                .as_mut()
+                .expect("an evaluator for tables with expressions");
+            let result = ev
+                .eval(t, table, &input)
+                .map_err(|e| refuse(with_new[0], None, ErrorKind::Target, e))?;
+            for (&n, r) in with_new.iter().zip(result) {
+                match r {
+                    Some(v) => evaluated[n] = Some(v),
+                    None => out[changes[n]].dropped = true,
+                }
+            }
+        }
+        let Some(chains) = self.chains[t].as_mut() else {
+            for (n, e) in evaluated.into_iter().enumerate() {
+                out[changes[n]].new = e;
+            }
+            return Ok(());
+        };
+        let input: Vec<RowIn<'_>> = rows
+            .iter()
+            .enumerate()
+            .map(|(n, r)| RowIn {
+                // A row `where` left out only has its old key left to transform.
+                op: if out[changes[n]].dropped {
+                    RowOp::Delete
+                } else {
+                    r.op
+                },
+                new: match &evaluated[n] {
+                    Some(v) => v.iter().map(|x| x.as_deref()).collect(),
+                    None => r
+                        .new
+                        .iter()
+                        .map(|v| v.as_ref().and_then(Value::as_text))
+                        .collect(),
+                },
+                missing: &r.missing,
+                key: r.key.iter().map(Value::as_text).collect(),
+                key_changed: r.key_changed,
+            })
+            .collect();
+        let mut results = vec![RowOut::default(); rows.len()];
+        chains.run(table, &input, &mut results).map_err(
+            |Refusal {
+                 index,
+                 plugin,
+                 kind,
+                 what,
+             }| refuse(index, Some(plugin), kind, what),
+        )?;
+        for (n, r) in results.into_iter().enumerate() {
+            let o = &mut out[changes[n]];
+            o.dropped |= r.dropped;
+            o.new = r.new;
+            o.key = r.key;
+        }
+        Ok(())
+    }
+
     /// The statements for one change.
-    fn statements(&self, parsed: &Parsed<'_>, outcome: &Outcome, work: &mut Vec<Work>) {
+    fn statements(&self, parsed: &Parsed<'_>, outcome: &RowOut, work: &mut Vec<Work>) {
         let row = match &parsed.p {
             Change::Truncate { table, lsn } => {
                 // One source TRUNCATE of several tables comes as consecutive messages.
@@ -529,6 +630,8 @@ struct Row<'a> {
     table: usize,
     op: RowOp,
     lsn: super::super::Lsn,
+    /// Every column of the new row, for `where`/`select` (empty for other tables).
+    full: Vec<Option<Value<'a>>>,
     /// The new row in projection order (`None`: not sent, an unchanged TOASTed value).
     new: Vec<Option<Value<'a>>>,
     /// Projection positions of the new row wal2json did not send.
@@ -536,193 +639,4 @@ struct Row<'a> {
     /// The source key: old (UPDATE, DELETE) or new (INSERT).
     key: Vec<Value<'a>>,
     key_changed: bool,
-}
-
-/// What the plugins made of one change.
-#[derive(Debug, Default)]
-struct Outcome {
-    /// The new row dropped by a plugin.
-    dropped: bool,
-    /// The new row as the plugins returned it.
-    new: Option<Vec<Option<String>>>,
-    /// The target's key (the old key, or for an INSERT its own, transformed).
-    key: Option<Vec<Option<String>>>,
-}
-
-/// One table's rows of a window through its chains.
-fn run_table(
-    table: &StreamTable,
-    chains: &mut Chains,
-    parsed: &[Parsed<'_>],
-    changes: &[usize],
-    out: &mut [Outcome],
-) -> Result<(), (usize, ChangeError)> {
-    let key_pos = table.key_in_projection();
-    let rows = |i: usize| match &parsed[i].p {
-        Change::Row(r) => r,
-        Change::Truncate { .. } => unreachable!("only rows are batched"),
-    };
-    let plugin_error = |i: usize, plugin: String, kind: ErrorKind, what: String| {
-        let r = rows(i);
-        (
-            i,
-            ChangeError {
-                xid: parsed[i].txn.xid,
-                commit_lsn: parsed[i].txn.commit_lsn,
-                lsn: r.lsn,
-                table: Some(table.name.clone()),
-                plugin: Some(plugin),
-                kind,
-                what,
-            },
-        )
-    };
-
-    // New rows through every plugin.
-    let with_new: Vec<usize> = changes
-        .iter()
-        .copied()
-        .filter(|&i| rows(i).op != RowOp::Delete)
-        .collect();
-    for batch in with_new.chunks(super::shape::WINDOW_CHANGES) {
-        let mut buf = Vec::new();
-        for &i in batch {
-            let r = rows(i);
-            text::encode_row(
-                &mut buf,
-                r.new
-                    .iter()
-                    .map(|v| v.as_ref().and_then(Value::as_text).map(str::as_bytes)),
-            );
-        }
-        let result = chains.full.run(&buf, batch.len());
-        if let Some(failure) = result.failure {
-            let first = result.rejected.first().map_or(0, |r| r.index);
-            let plugin = failure_plugin(&failure);
-            return Err(plugin_error(
-                batch[first],
-                plugin,
-                ErrorKind::PluginFailed,
-                format!("the plugin failed: {failure}"),
-            ));
-        }
-        if let Some(r) = result.rejected.iter().min_by_key(|r| r.index) {
-            return Err(plugin_error(
-                batch[r.index],
-                r.plugin.clone(),
-                ErrorKind::Rejected,
-                format!("the plugin rejected the row: {}", r.reason),
-            ));
-        }
-        let dropped: Vec<usize> = result.dropped.iter().map(|(i, _)| *i).collect();
-        let mut kept = text::rows(&result.kept);
-        for (n, &i) in batch.iter().enumerate() {
-            if dropped.contains(&n) {
-                out[i].dropped = true;
-                continue;
-            }
-            let row = kept.next().expect("the chain checked the kept count");
-            out[i].new = Some(fields(row));
-        }
-    }
-
-    // Keys through the transformers, as rows with only the key set.
-    let key_plugins = chains.key_plugins.join(", ");
-    let Some(keys) = chains.keys.as_mut() else {
-        return Ok(());
-    };
-    for batch in changes.chunks(super::shape::WINDOW_CHANGES) {
-        let mut buf = Vec::new();
-        for &i in batch {
-            let r = rows(i);
-            let mut row: Vec<Option<&[u8]>> = vec![None; table.projection.len()];
-            for (k, &p) in r.key.iter().zip(&key_pos) {
-                row[p] = k.as_text().map(str::as_bytes);
-            }
-            text::encode_row(&mut buf, row);
-        }
-        let result = keys.run(&buf, batch.len());
-        if let Some(failure) = result.failure {
-            let first = result.rejected.first().map_or(0, |r| r.index);
-            let plugin = failure_plugin(&failure);
-            return Err(plugin_error(
-                batch[first],
-                plugin,
-                ErrorKind::PluginFailed,
-                format!("the plugin failed on the old key: {failure}"),
-            ));
-        }
-        if let Some(r) = result.rejected.iter().min_by_key(|r| r.index) {
-            return Err(plugin_error(
-                batch[r.index],
-                r.plugin.clone(),
-                ErrorKind::Rejected,
-                format!(
-                    "the plugin rejected the old key (given as a row whose other columns are NULL): {}",
-                    r.reason
-                ),
-            ));
-        }
-        if let Some((n, plugin)) = result.dropped.first() {
-            return Err(plugin_error(
-                batch[*n],
-                plugin.clone(),
-                ErrorKind::PluginFailed,
-                "the plugin dropped the old key (given as a row whose other columns are NULL); a \
-                 transformer must keep it so the target row can be found"
-                    .into(),
-            ));
-        }
-        for (&i, row) in batch.iter().zip(text::rows(&result.kept)) {
-            let f = fields(row);
-            let key: Vec<Option<String>> = key_pos.iter().map(|&p| f[p].clone()).collect();
-            let r = rows(i);
-            // The same key from the whole row and from the key alone, or the
-            // target could never find this row again.
-            if let Some(new) = &out[i].new
-                && (r.op == RowOp::Insert || (r.op == RowOp::Update && !r.key_changed))
-            {
-                for (n, &p) in key_pos.iter().enumerate() {
-                    if new[p] != key[n] {
-                        return Err(plugin_error(
-                            i,
-                            key_plugins.clone(),
-                            ErrorKind::PluginFailed,
-                            format!(
-                                "key column {} came out as {:?} from the whole row but {:?} from the \
-                                 key alone: the plugin's output for a key column must depend on that \
-                                 column only, deterministically (no clock, no randomness), or rows \
-                                 could not be found again to update or delete",
-                                table.columns[table.key[n]].name,
-                                new[p].as_deref().unwrap_or("NULL"),
-                                key[n].as_deref().unwrap_or("NULL"),
-                            ),
-                        ));
-                    }
-                }
-            }
-            out[i].key = Some(key);
-        }
-    }
-    Ok(())
-}
-
-fn failure_plugin(e: &PluginError) -> String {
-    match e {
-        PluginError::Table { plugin, .. }
-        | PluginError::Configure { plugin, .. }
-        | PluginError::Failed { plugin, .. }
-        | PluginError::Trap { plugin, .. }
-        | PluginError::Limit { plugin, .. }
-        | PluginError::Contract { plugin, .. }
-        | PluginError::WrongKind { plugin, .. } => plugin.clone(),
-        _ => "?".into(),
-    }
-}
-
-/// A COPY text row's fields, decoded.
-fn fields(row: &[u8]) -> Vec<Option<String>> {
-    text::raw_fields(row)
-        .map(|f| text::decode(f).map(|c| String::from_utf8_lossy(&c).into_owned()))
-        .collect()
 }
