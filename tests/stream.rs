@@ -126,3 +126,101 @@ where = "kind <> 'noise'"
     );
     f.catch_up_and_check();
 }
+
+const DOCS: &str = "CREATE TABLE docs (id int PRIMARY KEY, small int NOT NULL, big text, other text);
+    INSERT INTO docs SELECT i, i, (SELECT string_agg(md5(i::text || g::text), '') FROM generate_series(1, 400) g),
+      'other ' || i FROM generate_series(1, 20) i;";
+
+#[test]
+fn an_unchanged_toasted_value_survives_an_update_of_another_column() {
+    let anon = wasm("anonymize");
+    // Without plugins, and with an anonymizer on another column.
+    for (label, tables) in [
+        ("toast", "[\"{job}\".tables.docs]\n".to_string()),
+        (
+            "toast_anon",
+            format!(
+                "[\"{{job}}\".tables.docs]\nplugins = [{{ plugin = \"{}\", params = {{ key = \"k\", other = \"hash\" }} }}]\n",
+                anon.display()
+            ),
+        ),
+    ] {
+        let f = Fixture::new(label, DOCS, &tables);
+        f.setup_ok();
+        let big: i64 = f.src.client().query_one("SELECT min(length(big)) FROM docs", &[]).unwrap().get(0);
+        assert!(big > 8192, "the big values are TOASTed ({big} bytes)");
+        f.sql("UPDATE docs SET small = small + 100 WHERE id <= 10; UPDATE docs SET other = 'changed' WHERE id = 3;");
+        f.catch_up_and_check();
+        let bigs = f.dst_rows("SELECT length(big) FROM app.docs WHERE id <= 10 AND big IS NOT NULL");
+        assert_eq!(bigs.len(), 10, "{label}");
+    }
+}
+
+#[test]
+fn a_row_entering_the_subset_without_its_toasted_value_stops_apply_unless_identity_is_full() {
+    let filter = wasm("where_filter");
+    let tables = format!(
+        "[\"{{job}}\".tables.docs]\nplugins = [{{ plugin = \"{}\", params = {{ \"where.small.lte\" = \"10\" }} }}]\n",
+        filter.display()
+    );
+    let f = Fixture::new("toast_in", DOCS, &tables);
+    f.setup_ok();
+    f.sql("UPDATE docs SET small = 0 WHERE id = 15;  -- enters the subset; big is not sent
+           UPDATE docs SET small = 50 WHERE id = 2;  -- leaves it: dropped whatever big is");
+    let x = f.lsn();
+    let o = f.run("follow", &["--endpos", &x]);
+    assert_fails(&o, 1, &["table docs", "TOASTed", "REPLICA IDENTITY FULL", "(id)=(15)"]);
+    // The same with the old row whole on the source.
+    let full = Fixture::new("toast_full", &format!("{DOCS} ALTER TABLE docs REPLICA IDENTITY FULL;"), &tables);
+    full.setup_ok();
+    full.sql("UPDATE docs SET small = 0 WHERE id = 15; UPDATE docs SET small = 50 WHERE id = 2;");
+    full.catch_up_and_check();
+    // A plugin whose answer depends on the unsent value is caught.
+    let mix = format!(
+        "[\"{{job}}\".tables.docs]\nplugins = [{{ plugin = \"{}\", params = {{ mix = \"other:big\" }} }}]\n",
+        wasm("row_hostile").display()
+    );
+    let m = Fixture::new("toast_mix", DOCS, &mix);
+    m.setup_ok();
+    m.sql("UPDATE docs SET small = 7 WHERE id = 4");
+    let x = m.lsn();
+    let o = m.run("follow", &["--endpos", &x]);
+    assert_fails(&o, 1, &["table docs", "depends on it", "REPLICA IDENTITY FULL"]);
+}
+
+#[test]
+fn truncate_of_several_tables_then_inserts_and_sequences_at_cutover() {
+    let f = Fixture::new(
+        "truncate",
+        "CREATE TABLE a (id serial PRIMARY KEY, v text);
+         CREATE TABLE b (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a_id int REFERENCES a(id), w text);
+         INSERT INTO a (v) SELECT 'v' || i FROM generate_series(1, 50) i;
+         INSERT INTO b (a_id, w) SELECT 1 + i % 50, 'w' || i FROM generate_series(1, 80) i;",
+        "[\"{job}\".tables.\"*\"]\n",
+    );
+    f.setup_ok();
+    f.sql(
+        "INSERT INTO a (v) VALUES ('before');
+         BEGIN; TRUNCATE a, b; INSERT INTO a (v) VALUES ('x'), ('y'); INSERT INTO b (a_id, w) SELECT id, v FROM a; COMMIT;
+         INSERT INTO a (v) SELECT 'after' || i FROM generate_series(1, 5) i;
+         UPDATE b SET w = 'changed' WHERE a_id = (SELECT min(id) FROM a);
+         TRUNCATE b; INSERT INTO b (a_id, w) VALUES ((SELECT max(id) FROM a), 'last');",
+    );
+    f.catch_up_and_check();
+    // Sequences (serial and identity) continue where the source's are.
+    let src: Vec<String> = ["a_id_seq", "b_id_seq"]
+        .iter()
+        .map(|s| {
+            f.src
+                .client()
+                .query_one(&format!("SELECT last_value::text FROM {s}"), &[])
+                .unwrap()
+                .get(0)
+        })
+        .collect();
+    let dst: Vec<String> = ["a_id_seq", "b_id_seq"]
+        .iter()
+        .map(|s| f.dst_rows(&format!("SELECT last_value FROM app.{s}"))[0].clone())
+        .collect();
+    assert_eq!(src, dst, "target sequences are the source's after --endpos");
+}
