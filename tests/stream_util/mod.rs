@@ -46,6 +46,13 @@ impl Fixture {
     /// `tables` (TOML under `["{job}".tables...]`), and the initial copy made
     /// by `host xmat` before the slot exists (nothing writes in between).
     pub fn new(label: &str, ddl: &str, tables: &str) -> Fixture {
+        let f = Fixture::bare(label, ddl, tables);
+        f.xmat("stream");
+        f
+    }
+
+    /// The same without the initial copy (for `stream clone`).
+    pub fn bare(label: &str, ddl: &str, tables: &str) -> Fixture {
         let n = N.fetch_add(1, Ordering::SeqCst);
         let src = TestDb::new(&format!("ss_{label}"));
         let dst = TestDb::new2(&format!("st_{label}"));
@@ -59,16 +66,14 @@ impl Fixture {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .take(63)
             .collect();
-        let f = Fixture {
+        Fixture {
             src,
             dst,
             dir,
             slot,
             jobs,
             children: Vec::new(),
-        };
-        f.xmat("stream");
-        f
+        }
     }
 
     /// The stream directory.

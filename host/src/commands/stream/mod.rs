@@ -26,7 +26,7 @@ use crate::stream::receive::{self, ReceiveCounters, ReceiveOptions};
 use crate::stream::setup::{self, SetupOptions};
 use crate::stream::{Lsn, Stop, StreamError};
 use crate::xmat::jobs::{Endpoint, Job, JobFile, Setting, TableEntry};
-use progress::Progress;
+use progress::{Progress, peak_rss_bytes};
 
 /// Runs a stream subcommand.
 pub async fn run(cmd: StreamCommand) -> anyhow::Result<Status> {
@@ -354,7 +354,9 @@ async fn receive(a: ReceiveArgs) -> anyhow::Result<Status> {
     progress.finish();
     let report = report?;
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        v["peak_rss_bytes"] = json!(peak_rss_bytes());
+        println!("{v}");
     } else {
         tracing::info!(
             "receive: {} transactions ({} messages, {:.1} MB) spooled; complete up to {} ({:?})",
@@ -473,7 +475,8 @@ async fn follow(a: FollowArgs) -> anyhow::Result<Status> {
     if a.json {
         println!(
             "{}",
-            json!({ "receive": received, "apply": report, "sequences_synced": synced })
+            json!({ "receive": received, "apply": report, "sequences_synced": synced,
+                    "peak_rss_bytes": peak_rss_bytes() })
         );
     } else {
         print_apply(&report, synced, false)?;
@@ -495,7 +498,10 @@ async fn origin_progress(target: &Dsn, origin: &str) -> Result<Lsn, StreamError>
 
 fn print_apply(r: &apply::ApplyReport, synced: Option<usize>, as_json: bool) -> anyhow::Result<()> {
     if as_json {
-        println!("{}", json!({ "apply": r, "sequences_synced": synced }));
+        println!(
+            "{}",
+            json!({ "apply": r, "sequences_synced": synced, "peak_rss_bytes": peak_rss_bytes() })
+        );
     } else {
         tracing::info!(
             "apply: {} transactions, {} changes applied; the target is at {} ({:?}){}",

@@ -105,3 +105,13 @@ fn human(bytes: u64) -> String {
         b => format!("{b} B"),
     }
 }
+
+/// This process's peak resident memory (`VmHWM`), for the summaries: the
+/// bound the stream promises whatever the transactions' sizes. `None` where
+/// /proc is missing.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
