@@ -823,19 +823,23 @@ fn the_second_run_hits_the_compile_cache() {
     };
     assert_eq!(inspect()["compile"]["cache"], "miss");
     assert_eq!(inspect()["compile"]["cache"], "hit");
-    // A damaged entry is never loaded: it is recompiled.
-    let entry = std::fs::read_dir(&cache)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut bytes = std::fs::read(&entry).unwrap();
-    let n = bytes.len();
-    bytes[n - 100] ^= 0xff;
-    std::fs::write(&entry, bytes).unwrap();
-    assert_eq!(inspect()["compile"]["cache"], "miss");
-    assert_eq!(inspect()["compile"]["cache"], "hit");
+    // A damaged entry (or checksum) is never loaded: it is recompiled.
+    let file = |ext: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+            .unwrap_or_else(|| panic!("no .{ext} file in the cache"))
+    };
+    for (ext, back) in [("cwasm", 100), ("sum", 1)] {
+        let entry = file(ext);
+        let mut bytes = std::fs::read(&entry).unwrap();
+        let n = bytes.len();
+        bytes[n - back] ^= 0xff;
+        std::fs::write(&entry, bytes).unwrap();
+        assert_eq!(inspect()["compile"]["cache"], "miss", "damaged .{ext}");
+        assert_eq!(inspect()["compile"]["cache"], "hit");
+    }
     // Cache off.
     let o = host()
         .args([
@@ -1007,4 +1011,113 @@ fn items_come_from_files_as_well_as_stdin() {
     let summary: Value = serde_json::from_str(stderr(&out).lines().last().unwrap()).unwrap();
     assert_eq!(summary["summary"]["read"], 3);
     assert_eq!(summary["summary"]["kept"], 3);
+}
+
+#[test]
+fn items_are_read_as_load_reads_them_gzip_arrays_collections_and_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = wasm("set_collection");
+    let items = [
+        r#"{"id":"1","collection":"a"}"#,
+        r#"{"id":"2"}"#,
+        r#"{"id":"3","collection":"a"}"#,
+    ];
+    let ndjson = items.join("\n") + "\n";
+    let array = format!("[\n  {},\n  {}, {}\n]", items[0], items[1], items[2]);
+    let collection = format!(
+        r#"{{"type":"FeatureCollection","features":[{},{},{}],"links":[]}}"#,
+        items[0], items[1], items[2]
+    );
+    let gz = {
+        use flate2::write::GzEncoder;
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(ndjson.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let files = [
+        ("items.ndjson", ndjson.as_bytes().to_vec()),
+        ("items.json", array.into_bytes()),
+        ("collection.geojson", collection.into_bytes()),
+        ("items.ndjson.gz", gz.clone()),
+    ];
+    let want = r#"{"id":"1","collection":"z"}
+{"id":"2","collection":"z"}
+{"id":"3","collection":"z"}
+"#;
+    for (name, bytes) in &files {
+        let f = dir.path().join(name);
+        std::fs::write(&f, bytes).unwrap();
+        let out = host()
+            .args([
+                "plugin",
+                "run",
+                path(&sc),
+                f.to_str().unwrap(),
+                "--plugin-arg",
+                "collection=z",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        assert_eq!(stdout(&out), want, "{name}");
+    }
+    // From a URL, gzipped, and from stdin: the same.
+    let url = format!("{}/items.ndjson.gz", serve(gz));
+    let out = host()
+        .args([
+            "plugin",
+            "run",
+            path(&sc),
+            &url,
+            "--plugin-arg",
+            "collection=z",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), want);
+    let out = run_stdin(
+        &["plugin", "run", path(&sc), "--plugin-arg", "collection=z"],
+        files[2].1.as_slice(),
+    );
+    assert_eq!(stdout(&out), want);
+
+    // A reject inside an array names the line and the element.
+    let f = dir.path().join("bad.json");
+    std::fs::write(&f, "[\n {\"id\":\"ok\"},\n {\"collection\":\"x\"}\n]").unwrap();
+    let out = host()
+        .args([
+            "plugin",
+            "run",
+            path(&sc),
+            f.to_str().unwrap(),
+            "--plugin-arg",
+            "collection=z",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("bad.json:3 (element 1): set_collection: the item has no `id` string"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Broken input is an error naming the file and line, and nothing half-written.
+    let f = dir.path().join("broken.ndjson");
+    std::fs::write(&f, "{\"id\":\"1\"}\n{\"id\":\n").unwrap();
+    let out = host()
+        .args([
+            "plugin",
+            "run",
+            path(&sc),
+            f.to_str().unwrap(),
+            "--plugin-arg",
+            "collection=z",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("broken.ndjson"), "{}", stderr(&out));
 }

@@ -4,6 +4,7 @@
 //! - [`plugin`]: the sandboxed plugin runtime and plugin chains.
 //! - [`copy`]: row formats (COPY text, CSV).
 //! - [`fetch`]: reading files, URLs and object stores.
+//! - [`oci`]: plugins in OCI registries (pull, push).
 //! - [`search`]: STAC API item search (CQL2-JSON) translated to parameterized SQL.
 //! - [`migrate`]: schema migrations (the built-in STAC schema and other sets).
 //! - [`stac`]: STAC records: validation and the database rows they become.
@@ -19,6 +20,7 @@ pub mod fetch;
 pub mod json_check;
 pub mod load;
 pub mod migrate;
+pub mod oci;
 pub mod plugin;
 pub mod search;
 pub mod stac;

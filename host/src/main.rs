@@ -29,6 +29,8 @@ fn main() -> ExitCode {
             Command::Plugin(PluginCommand::Inspect(args)) => {
                 commands::plugin_inspect::run(args).await
             }
+            Command::Plugin(PluginCommand::New(args)) => commands::plugin_new::run(args),
+            Command::Plugin(PluginCommand::Push(args)) => commands::plugin_push::run(args).await,
             Command::Plugin(PluginCommand::Run(args)) => {
                 let sub = matches
                     .subcommand_matches("plugin")

@@ -37,8 +37,14 @@ pub fn run(args: &[&str]) -> Output {
 /// Runs `host` with args and `input` on its stdin, written from another
 /// thread so that a large output cannot block the writing.
 pub fn run_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = host()
-        .args(args)
+    let mut cmd = host();
+    cmd.args(args);
+    run_cmd_stdin(cmd, input)
+}
+
+/// Runs a prepared command with `input` on its stdin (as [`run_stdin`]).
+pub fn run_cmd_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -81,9 +81,82 @@ pub enum Command {
 pub enum PluginCommand {
     /// Show a plugin's kind, interface version, reported name and version, imports, size and SHA-256.
     Inspect(InspectArgs),
-    /// Run plugins over NDJSON items or rows (COPY text or CSV) from stdin or files, writing to stdout.
+    /// Run plugins over items (as `load items` reads them) or rows (COPY text or CSV), writing to stdout.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Push a plugin to an OCI registry (oci://REGISTRY/REPO:TAG), as the wasm OCI artifact.
+    #[command(after_help = PUSH_HELP)]
+    Push(PushArgs),
+    /// Make a new plugin project (Rust or Python) that builds, tests and runs as it is.
+    #[command(after_help = NEW_HELP)]
+    New(NewArgs),
+}
+
+const NEW_HELP: &str = "\
+Examples:
+  host plugin new tagger --kind item-rewriter
+  host plugin new scrub --kind row-transformer --lang python
+  host plugin new only-east --kind where-filter --dir plugins/only-east --sdk https://example.org/host.git
+
+The project depends on the SDK of a checkout of the host repository (--sdk PATH; by default
+the one this binary was built from) or of its git URL (--sdk URL).";
+
+const PUSH_HELP: &str = "\
+Examples:
+  host plugin push target/wasm32-wasip2/release/set_collection.wasm oci://ghcr.io/acme/set_collection:0.1.0
+  host plugin run oci://ghcr.io/acme/set_collection:0.1.0@sha256:<digest printed by push> items.ndjson
+
+Credentials: HOST_OCI_USERNAME and HOST_OCI_PASSWORD, else the Docker config ($DOCKER_CONFIG or
+~/.docker/config.json: auths, credHelpers, credsStore, as `docker login` writes them).
+Registries on loopback are spoken to over plain HTTP; all others over HTTPS.";
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The plugin to push (`FILE.wasm`, a URL, or another oci:// reference; `#sha256=HEX` pins it).
+    #[arg(value_name = "PLUGIN")]
+    pub plugin: String,
+
+    /// Where to push it: oci://REGISTRY/REPOSITORY:TAG.
+    #[arg(value_name = "oci://REGISTRY/REPO:TAG")]
+    pub target: String,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub opts: PluginOpts,
+}
+
+/// The language of a new plugin project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PluginLang {
+    /// Rust with host-plugin-sdk (cargo build --target wasm32-wasip2).
+    Rust,
+    /// Python with the host_plugin SDK (componentize-py).
+    Python,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name (letters, digits, '_' and '-'); also the project folder's.
+    pub name: String,
+
+    /// What the plugin does.
+    #[arg(long, value_enum)]
+    pub kind: crate::plugin::Kind,
+
+    /// The language to write it in.
+    #[arg(long, value_enum, default_value = "rust")]
+    pub lang: PluginLang,
+
+    /// Where to create the project [default: ./NAME]; must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// The SDK: a checkout of the host repository, or its git URL.
+    #[arg(long, value_name = "PATH|URL", env = "HOST_PLUGIN_SDK")]
+    pub sdk: Option<String>,
 }
 
 const RUN_HELP: &str = "\
@@ -130,9 +203,10 @@ pub struct RunArgs {
     #[arg(value_name = "PLUGIN")]
     pub first_plugin: String,
 
-    /// Input files (default: stdin; `-` is stdin).
+    /// Inputs, read as `load items` reads them: files, `-` (stdin, the default), http(s)://,
+    /// s3://, gs://, az:// or file:// URLs; NDJSON, JSON arrays or FeatureCollections; .gz or not.
     #[arg(value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<String>,
 
     #[command(flatten)]
     pub chain: PluginChainArgs,

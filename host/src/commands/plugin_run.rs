@@ -1,9 +1,14 @@
-//! `host plugin run`: plugins over NDJSON items or rows, no database needed.
+//! `host plugin run`: plugins over items or rows, no database needed.
 //! The way to develop and test a plugin.
+//!
+//! Items are read exactly as `load items` reads them (the same opener and
+//! splitter: files, stdin, URLs, gzip, NDJSON, JSON arrays, FeatureCollections),
+//! so a plugin can be tried on the very file it will be used on.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -14,6 +19,9 @@ use serde_json::json;
 use super::{Status, load_plugins};
 use crate::cli::{RowFormat, RunArgs, plugin_specs};
 use crate::copy::{csv, text};
+use crate::load::Origin;
+use crate::load::source;
+use crate::load::split::Splitter;
 use crate::plugin::chain::{BatchOutput, ItemChain, Rejection, RowChain};
 use crate::plugin::{Column, Plugin, Table};
 
@@ -22,51 +30,41 @@ pub async fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Status> 
     let specs = plugin_specs(matches, Some(("first_plugin", &args.first_plugin)))
         .map_err(anyhow::Error::msg)?;
     let (runtime, plugins) = load_plugins(&args.opts, &specs).await?;
+    let handle = tokio::runtime::Handle::current();
     // Plugin calls are CPU-bound and synchronous: keep them off the async workers.
     tokio::task::spawn_blocking(move || {
         let _runtime = runtime;
-        Run::new(args, plugins)?.execute()
+        Run::new(args, plugins, handle)?.execute()
     })
     .await?
 }
 
-/// One named input.
+/// One named input, opened by `load`'s opener (decompressed, streamed).
 struct Input {
     name: String,
-    reader: Box<dyn BufRead + Send>,
+    reader: Box<dyn Read + Send>,
 }
 
-fn open_inputs(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Input>> {
-    if paths.is_empty() {
-        return Ok(vec![stdin_input()]);
-    }
-    paths
-        .iter()
-        .map(|p| {
-            if p == Path::new("-") {
-                return Ok(stdin_input());
-            }
-            let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            Ok(Input {
-                name: p.display().to_string(),
-                reader: Box::new(BufReader::with_capacity(1 << 20, f)),
-            })
+/// Opens each input in turn (stdin when none is given), lazily: a URL is
+/// only fetched when the inputs before it are done.
+fn open_inputs<'a>(
+    texts: &'a [String],
+    handle: &'a tokio::runtime::Handle,
+) -> impl Iterator<Item = anyhow::Result<Input>> + 'a {
+    let stdin = ["-".to_string()];
+    let texts: Vec<String> = if texts.is_empty() {
+        stdin.to_vec()
+    } else {
+        texts.to_vec()
+    };
+    let counter = Arc::new(AtomicU64::new(0));
+    texts.into_iter().map(move |t| {
+        let src = source::open(&t, handle, counter.clone()).map_err(anyhow::Error::msg)?;
+        Ok(Input {
+            name: src.name,
+            reader: src.reader,
         })
-        .collect()
-}
-
-fn stdin_input() -> Input {
-    Input {
-        name: "<stdin>".into(),
-        reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
-    }
-}
-
-/// Where a record came from, for messages.
-#[derive(Clone)]
-struct Origin {
-    input: usize,
-    line: usize,
+    })
 }
 
 /// Counts for the summary.
@@ -85,15 +83,18 @@ struct Summary {
 struct Run {
     args: RunArgs,
     plugins: Vec<Plugin>,
-    inputs: Vec<Input>,
+    handle: tokio::runtime::Handle,
     out: BufWriter<std::io::Stdout>,
     rejects: Option<BufWriter<File>>,
     summary: Summary,
 }
 
 impl Run {
-    fn new(args: RunArgs, plugins: Vec<Plugin>) -> anyhow::Result<Run> {
-        let inputs = open_inputs(&args.inputs)?;
+    fn new(
+        args: RunArgs,
+        plugins: Vec<Plugin>,
+        handle: tokio::runtime::Handle,
+    ) -> anyhow::Result<Run> {
         let rejects = match &args.reject_file {
             Some(p) => Some(BufWriter::new(File::create(p).with_context(|| {
                 format!("cannot create reject file {}", p.display())
@@ -103,7 +104,7 @@ impl Run {
         Ok(Run {
             args,
             plugins,
-            inputs,
+            handle,
             out: BufWriter::with_capacity(1 << 20, std::io::stdout()),
             rejects,
             summary: Summary::default(),
@@ -209,37 +210,35 @@ impl Run {
         let batch_size = self.args.batch_size.unwrap_or(256).max(1);
         let mut batch: Vec<String> = Vec::with_capacity(batch_size);
         let mut origins: Vec<Origin> = Vec::with_capacity(batch_size);
-        let names: Vec<String> = self.inputs.iter().map(|i| i.name.clone()).collect();
-        let inputs = std::mem::take(&mut self.inputs);
-        for (input_no, mut input) in inputs.into_iter().enumerate() {
-            let mut line_no = 0;
-            loop {
-                let mut line = String::new();
-                let n = input
-                    .reader
-                    .read_line(&mut line)
-                    .with_context(|| format!("{}: line {}", input.name, line_no + 1))?;
-                if n == 0 {
-                    break;
-                }
-                line_no += 1;
-                let trimmed = line.trim_end_matches(['\n', '\r']);
-                if trimmed.trim().is_empty() {
-                    continue;
-                }
-                line.truncate(trimmed.len());
-                batch.push(line);
+        let (texts, handle) = (self.args.inputs.clone(), self.handle.clone());
+        for input in open_inputs(&texts, &handle) {
+            let input = input?;
+            let name = input.name;
+            let mut splitter = Splitter::new(input.reader);
+            while let Some(record) = splitter
+                .next_record()
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
+            {
+                let text = String::from_utf8(record.bytes).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{name}: line {}: the record is not UTF-8 (at byte {})",
+                        record.line,
+                        e.utf8_error().valid_up_to()
+                    )
+                })?;
+                batch.push(text);
                 origins.push(Origin {
-                    input: input_no,
-                    line: line_no,
+                    source: name.clone(),
+                    line: record.line,
+                    index: record.index,
                 });
                 if batch.len() == batch_size {
-                    self.item_batch(&mut chain, &mut batch, &mut origins, &names)?;
+                    self.item_batch(&mut chain, &mut batch, &mut origins)?;
                 }
             }
         }
         if !batch.is_empty() {
-            self.item_batch(&mut chain, &mut batch, &mut origins, &names)?;
+            self.item_batch(&mut chain, &mut batch, &mut origins)?;
         }
         Ok(())
     }
@@ -249,7 +248,6 @@ impl Run {
         chain: &mut ItemChain,
         batch: &mut Vec<String>,
         origins: &mut Vec<Origin>,
-        names: &[String],
     ) -> anyhow::Result<()> {
         self.summary.read += batch.len() as u64;
         let out = chain.run(batch);
@@ -259,21 +257,16 @@ impl Run {
             self.out.write_all(b"\n")?;
         }
         self.account(&out, |i| {
-            let o = &origins[i];
             let id = item_id(&originals[i])
                 .map(|id| format!(" (item {id})"))
                 .unwrap_or_default();
-            (
-                format!("{}:{}{id}", names[o.input], o.line),
-                originals[i].clone(),
-            )
+            (format!("{}{id}", origins[i]), originals[i].clone())
         })?;
         origins.clear();
         Ok(())
     }
 
     fn run_rows(&mut self) -> anyhow::Result<()> {
-        let inputs = std::mem::take(&mut self.inputs);
         let mut chain = RowChain::new(&self.plugins)?;
         let batch_size = self.args.batch_size.unwrap_or(1024).max(1);
         let (schema, name) = self
@@ -284,8 +277,15 @@ impl Run {
         let (schema, name) = (schema.to_string(), name.to_string());
         let declared = parse_columns(&self.args.columns)?;
 
-        for mut input in inputs {
-            let format = self.args.format.unwrap_or(if input.name.ends_with(".csv") {
+        let (texts, handle) = (self.args.inputs.clone(), self.handle.clone());
+        for input in open_inputs(&texts, &handle) {
+            let input = input?;
+            let mut input = RowInput {
+                reader: Box::new(BufReader::with_capacity(1 << 20, input.reader)),
+                name: input.name,
+            };
+            let csv_name = input.name.ends_with(".csv") || input.name.ends_with(".csv.gz");
+            let format = self.args.format.unwrap_or(if csv_name {
                 RowFormat::Csv
             } else {
                 RowFormat::Copy
@@ -442,6 +442,12 @@ impl Run {
         lines.clear();
         Ok(())
     }
+}
+
+/// A row input, buffered for line and CSV reading.
+struct RowInput {
+    name: String,
+    reader: Box<dyn BufRead + Send>,
 }
 
 /// `name[:type]` list into columns (types default to text).

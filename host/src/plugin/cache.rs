@@ -1,17 +1,21 @@
 //! On-disk cache of compiled components.
 //!
-//! Compiling a component with Cranelift takes tens of milliseconds; loading a
-//! compiled one takes well under one. Entries are keyed by the SHA-256 of the
-//! wasm bytes plus the engine's compatibility hash (wasmtime version, target,
-//! and settings such as fuel metering), so a changed engine never reads a
-//! stale entry.
+//! Compiling a component with Cranelift takes tens of milliseconds (seconds for
+//! a CPython-based one); loading a compiled one takes a few. Entries are keyed
+//! by the SHA-256 of the wasm bytes plus the engine's compatibility hash
+//! (wasmtime version, target, and settings such as fuel metering), so a
+//! changed engine never reads a stale entry.
 //!
-//! `Component::deserialize` trusts its input completely (it is native code),
-//! so only files this host wrote are ever read: the cache directory must be
-//! owned by the current user and not writable by anyone else, entries must be
-//! regular files owned by the user, and each entry carries a SHA-256 of its
-//! payload that is checked before deserializing (a truncated or corrupted
-//! file is recompiled, never loaded).
+//! `Component::deserialize_file` trusts its input completely (it is native
+//! code), so only files this host wrote are ever loaded: the cache directory
+//! must be owned by the current user and not writable by anyone else, entries
+//! must be regular files owned by the user, and each entry `KEY.cwasm` has a
+//! sidecar `KEY.sum` with the BLAKE3 digest of its bytes, checked before the
+//! entry is mapped (a truncated or corrupted file is recompiled, never
+//! loaded). BLAKE3 rather than SHA-256: a CPython plugin's entry is ~36 MB, and
+//! checking it must stay well under the 50 ms a cached plugin may take to be
+//! ready. The entry is mapped, not copied: its memory images are then mapped
+//! copy-on-write straight from the file.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -25,7 +29,8 @@ use wasmtime::component::Component;
 
 use super::PluginError;
 
-const MAGIC: &[u8; 8] = b"hostcw01";
+/// The sidecar's first bytes; then the entry's BLAKE3 digest (32 bytes).
+const MAGIC: &[u8; 8] = b"hostcw02";
 
 /// Where compiled plugins are kept.
 #[derive(Debug, Clone)]
@@ -87,29 +92,37 @@ impl CompileCache {
         &self.dir
     }
 
-    fn entry(&self, wasm_sha256: &str) -> PathBuf {
-        self.dir
-            .join(format!("{wasm_sha256}-{}.cwasm", self.engine_key))
+    fn entry(&self, wasm_sha256: &str) -> (PathBuf, PathBuf) {
+        let stem = format!("{wasm_sha256}-{}", self.engine_key);
+        (
+            self.dir.join(format!("{stem}.cwasm")),
+            self.dir.join(format!("{stem}.sum")),
+        )
     }
 
     /// Loads a compiled component written earlier by this host, if present and intact.
     pub fn load(&self, engine: &Engine, wasm_sha256: &str) -> Option<Component> {
-        let path = self.entry(wasm_sha256);
-        let meta = fs::symlink_metadata(&path).ok()?;
-        if !meta.is_file() || meta.uid() != current_uid() {
-            tracing::warn!(path = %path.display(), "ignoring a cache entry this user does not own");
-            return None;
+        let (path, sum) = self.entry(wasm_sha256);
+        for p in [&path, &sum] {
+            let meta = fs::symlink_metadata(p).ok()?;
+            if !meta.is_file() || meta.uid() != current_uid() {
+                tracing::warn!(path = %p.display(), "ignoring a cache entry this user does not own");
+                return None;
+            }
         }
-        let data = fs::read(&path).ok()?;
-        let payload = verified_payload(&data);
-        if payload.is_none() {
+        // Hashed as it is read, in place: no 36 MB copy for a CPython entry.
+        let digest = fs::File::open(&path)
+            .and_then(|f| blake3::Hasher::new().update_reader(f).map(|h| h.finalize()))
+            .ok()?;
+        if !sum_matches(&fs::read(&sum).ok()?, &digest) {
             tracing::warn!(path = %path.display(), "ignoring a damaged cache entry; recompiling");
             return None;
         }
-        // SAFETY: the payload is a file this host serialized with an engine of the same
-        // compatibility hash (in the file name), in a directory only this user can write,
-        // and its checksum matches what was written.
-        match unsafe { Component::deserialize(engine, payload?) } {
+        // SAFETY: the file is one this host serialized with an engine of the same
+        // compatibility hash (in the file name), in a directory only this user can
+        // write, and its digest matches the one written beside it. (Only this user
+        // could swap it between the check and the mapping.)
+        match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cache entry refused by the engine; recompiling");
@@ -120,37 +133,41 @@ impl CompileCache {
 
     /// Stores a compiled component; failures only cost a recompile next time.
     pub fn store(&self, wasm_sha256: &str, component: &Component) {
-        let path = self.entry(wasm_sha256);
+        let (path, sum) = self.entry(wasm_sha256);
         let result = (|| -> std::io::Result<()> {
             let payload = component.serialize().map_err(std::io::Error::other)?;
-            let tmp = self
-                .dir
-                .join(format!(".{wasm_sha256}.{}.tmp", std::process::id()));
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode_0600()
-                .open(&tmp)?;
-            f.write_all(MAGIC)?;
-            f.write_all(&Sha256::digest(&payload))?;
-            f.write_all(&payload)?;
-            f.sync_all()?;
-            // rename is atomic: readers see the old entry, no entry, or the whole new one.
-            fs::rename(&tmp, &path)
+            let mut digest = MAGIC.to_vec();
+            digest.extend_from_slice(blake3::hash(&payload).as_bytes());
+            // The entry first, then its sidecar: a reader that sees the new sidecar
+            // also sees the new entry; any other mix fails the check and recompiles.
+            self.write_atomically(&path, &payload)?;
+            self.write_atomically(&sum, &digest)
         })();
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "could not write the compile cache");
         }
     }
+
+    /// Writes a temporary file and renames it over `path`: readers see the old
+    /// file, no file, or the whole new one.
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode_0600()
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    }
 }
 
-fn verified_payload(data: &[u8]) -> Option<&[u8]> {
-    let rest = data.strip_prefix(MAGIC)?;
-    if rest.len() < 32 {
-        return None;
-    }
-    let (sum, payload) = rest.split_at(32);
-    (Sha256::digest(payload).as_slice() == sum).then_some(payload)
+/// Whether `sum` (a sidecar) holds `digest`.
+fn sum_matches(sum: &[u8], digest: &blake3::Hash) -> bool {
+    sum.strip_prefix(MAGIC)
+        .is_some_and(|d| d == digest.as_bytes())
 }
 
 /// A stable short digest of the engine's compatibility hash and our own version.
@@ -200,14 +217,15 @@ mod tests {
     #[test]
     fn damaged_entries_are_not_trusted() {
         let payload = b"compiled code".to_vec();
-        let mut data = MAGIC.to_vec();
-        data.extend_from_slice(&Sha256::digest(&payload));
-        data.extend_from_slice(&payload);
-        assert_eq!(verified_payload(&data), Some(&payload[..]));
-        let mut bad = data.clone();
+        let mut sum = MAGIC.to_vec();
+        sum.extend_from_slice(blake3::hash(&payload).as_bytes());
+        let digest = blake3::hash(&payload);
+        assert!(sum_matches(&sum, &digest));
+        let mut bad = payload.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert_eq!(verified_payload(&bad), None);
-        assert_eq!(verified_payload(&data[..20]), None);
-        assert_eq!(verified_payload(b"garbage"), None);
+        assert!(!sum_matches(&sum, &blake3::hash(&bad)));
+        assert!(!sum_matches(&sum, &blake3::hash(&payload[..5])));
+        assert!(!sum_matches(&sum[..20], &digest));
+        assert!(!sum_matches(b"garbage", &digest));
     }
 }

@@ -30,6 +30,10 @@ pub enum PluginError {
     #[error("cannot read plugin {location}: {reason}")]
     Fetch { location: String, reason: String },
 
+    /// Pulling from an OCI registry failed (the error names the reference).
+    #[error("cannot pull plugin: {0}")]
+    Registry(#[from] crate::oci::OciError),
+
     #[error(
         "plugin {location} has SHA-256 {actual}, but {expected} was pinned; refusing to run it"
     )]
@@ -54,6 +58,18 @@ pub enum PluginError {
         location: String,
         found: String,
         supported: String,
+    },
+
+    #[error(
+        "{location} needs at least {} of linear memory at start, but the memory cap (--plugin-memory) is {}; raise --plugin-memory to at least {}",
+        mib(*needs), mib(*cap), mib(needs.next_multiple_of(1 << 20))
+    )]
+    MemoryBelowMinimum {
+        location: String,
+        /// Bytes the component's largest memory starts with.
+        needs: u64,
+        /// The per-instance memory cap, in bytes.
+        cap: u64,
     },
 
     #[error(
@@ -107,6 +123,14 @@ pub enum PluginError {
 
     #[error("wasmtime: {0}")]
     Engine(String),
+}
+
+/// `14155776` as `13.5 MiB (14155776 bytes)`.
+fn mib(bytes: u64) -> String {
+    format!(
+        "{:.1} MiB ({bytes} bytes)",
+        bytes as f64 / (1u64 << 20) as f64
+    )
 }
 
 impl PluginError {

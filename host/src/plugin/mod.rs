@@ -11,6 +11,7 @@ pub mod chain;
 mod error;
 mod instance;
 mod limits;
+mod memory;
 mod model;
 mod runtime;
 mod sandbox;

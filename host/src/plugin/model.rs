@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// The three kinds of plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// STAC items in, rewritten / dropped / rejected items out.

@@ -11,6 +11,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::cache::{CacheOutcome, CompileCache};
 use super::limits::{EPOCH_TICK, Limits};
+use super::memory;
 use super::model::{Info, Kind};
 use super::sandbox::StoreState;
 use super::wit::{self, v0_1};
@@ -90,6 +91,16 @@ impl Runtime {
         let started = Instant::now();
         let sha256 = spec.verify(bytes)?;
         let location = spec.location.clone();
+        let cap = self.shared.limits.memory_bytes;
+        if let Some(needs) = memory::declared_minimum(bytes)
+            && needs > cap
+        {
+            return Err(PluginError::MemoryBelowMinimum {
+                location,
+                needs,
+                cap,
+            });
+        }
 
         let (component, cache) = match self
             .cache

@@ -140,6 +140,21 @@ pub struct Classified {
 mod tests {
     use super::*;
 
+    /// The SDKs carry their own copy of the frozen WIT (so that they build as
+    /// path or git dependencies from anywhere); the copies must not drift.
+    #[test]
+    fn the_sdks_carry_the_released_wit_unchanged() {
+        let released = include_str!("../../../wit/v0.1/plugin.wit");
+        assert_eq!(
+            include_str!("../../../plugins/sdk/wit/plugin.wit"),
+            released
+        );
+        assert_eq!(
+            include_str!("../../../plugins/python/host_plugin/wit/plugin.wit"),
+            released
+        );
+    }
+
     #[test]
     fn exports_name_the_version_and_kind() {
         let c = classify_exports(&[

@@ -7,7 +7,7 @@
 
 wit_bindgen::generate!({
     world: "row-transformer",
-    path: "../../../../wit/v0.1",
+    path: "../../wit",
     pub_export_macro: true,
     export_macro_name: "export",
     default_bindings_module: "host_plugin_sdk::__private::row_transformer",
