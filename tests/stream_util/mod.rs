@@ -204,14 +204,22 @@ impl Fixture {
         }
     }
 
-    /// Rows of a query on the target, as text.
+    /// Rows of a query on the target, as text (columns joined by `|`), sorted by the first column.
     pub fn dst_rows(&self, sql: &str) -> Vec<String> {
         self.dst
             .client()
-            .query(&format!("SELECT x::text FROM ({sql}) x ORDER BY 1"), &[])
+            .simple_query(&format!("SELECT * FROM ({sql}) x ORDER BY 1"))
             .unwrap()
             .iter()
-            .map(|r| r.get(0))
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL"))
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
             .collect()
     }
 
@@ -229,6 +237,11 @@ impl Fixture {
         let id = child.id();
         self.children.push(child);
         id
+    }
+
+    /// Takes a child started elsewhere (killed with the fixture).
+    pub fn adopt(&mut self, child: Child) {
+        self.children.push(child);
     }
 
     /// Waits for a background command; returns its stderr and exit code.

@@ -49,6 +49,10 @@ pub struct Refusal {
 pub struct Chains {
     full: RowChain,
     keys: Option<RowChain>,
+    /// The key chain's first batch ran twice: a plugin whose key output
+    /// changes from one call to the next (a counter, a clock, randomness)
+    /// is caught there, even where the two chains happen to agree.
+    probed: bool,
     /// The transformers' names, for messages.
     key_plugins: String,
 }
@@ -73,6 +77,7 @@ impl Chains {
         Ok(Chains {
             full,
             keys,
+            probed: false,
             key_plugins: transformers
                 .iter()
                 .map(|p| p.name())
@@ -177,11 +182,31 @@ impl Chains {
             }
             row
         });
-        let result = keys.run(&buf, rows.len());
-        let keyed = outcomes(
-            result,
-            " on the old key (given as a row whose other columns are NULL)",
-        )?;
+        const ON_KEY: &str = " on the old key (given as a row whose other columns are NULL)";
+        let keyed = outcomes(keys.run(&buf, rows.len()), ON_KEY)?;
+        if !self.probed {
+            self.probed = true;
+            let again = outcomes(keys.run(&buf, rows.len()), ON_KEY)?;
+            if let Some(i) = (0..rows.len()).find(|&i| keyed[i] != again[i]) {
+                let shown = |r: &Option<Vec<Option<String>>>| match r {
+                    None => "(dropped)".to_string(),
+                    Some(f) => format!("{:?}", key_pos.iter().map(|&p| f[p].as_deref().unwrap_or("NULL")).collect::<Vec<_>>()),
+                };
+                return Err(Refusal {
+                    index: i,
+                    plugin: self.key_plugins.clone(),
+                    kind: ErrorKind::PluginFailed,
+                    what: format!(
+                        "key column {} came out as {}, then as {} from the same key: a plugin's output \
+                         for a key column must depend on that column only, deterministically (no clock, \
+                         no randomness, no counter), or rows could not be found again to update or delete",
+                        table.key.iter().map(|&k| table.columns[k].name.as_str()).collect::<Vec<_>>().join(", "),
+                        shown(&keyed[i]),
+                        shown(&again[i]),
+                    ),
+                });
+            }
+        }
         for (i, k) in keyed.into_iter().enumerate() {
             let Some(f) = k else {
                 return Err(Refusal {
