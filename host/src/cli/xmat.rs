@@ -14,7 +14,7 @@ pub struct XmatArgs {
     #[arg(value_name = "PATTERN")]
     pub pattern: String,
 
-    /// The jobs file (TOML, or JSON for *.json).
+    /// The jobs file: TOML, JSON for *.json, or a pg-xmat jobs module for *.py.
     #[arg(
         short = 'c',
         long = "config",
@@ -43,6 +43,15 @@ pub struct XmatArgs {
     /// Print the plan or the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// The Python that evaluates a pg-xmat jobs module (*.py) [default: python3].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// Copy even where a transform may give two rows of a unique key one value
+    /// (as `allow_uniqueness_loss = true` on every table).
+    #[arg(long)]
+    pub allow_uniqueness_loss: bool,
 
     #[command(flatten)]
     pub opts: PluginOpts,

@@ -16,9 +16,7 @@ pub mod version;
 pub mod xmat;
 
 use crate::cli::PluginOpts;
-use crate::fetch::Location;
-use crate::oci;
-use crate::plugin::{Plugin, PluginError, PluginSpec, Runtime};
+use crate::plugin::{Plugin, PluginSpec, Runtime};
 
 /// How a command that finished went, beyond plain success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,32 +52,7 @@ pub async fn load_plugins(
     let runtime = Runtime::new(opts.limits(), cache_dir.as_deref())?;
     let mut plugins = Vec::with_capacity(specs.len());
     for spec in specs {
-        let bytes = fetch_plugin(&spec.location).await?;
-        plugins.push(runtime.load(spec, &bytes)?);
+        plugins.push(runtime.fetch_and_load(spec).await?);
     }
     Ok((runtime, plugins))
-}
-
-/// Largest plugin fetched from a registry.
-const MAX_PLUGIN_BYTES: u64 = 256 << 20;
-
-/// A plugin's bytes from a path, a URL or an OCI registry (`oci://`), checked
-/// against every digest the location carries.
-pub async fn fetch_plugin(location: &str) -> Result<Vec<u8>, PluginError> {
-    let fetch_err = |reason: String| PluginError::Fetch {
-        location: location.to_string(),
-        reason,
-    };
-    if location.starts_with(oci::SCHEME) {
-        let reference = oci::Reference::parse(location).map_err(fetch_err)?;
-        let mut registry = oci::Registry::new(&reference)?;
-        let pulled = registry.pull(MAX_PLUGIN_BYTES).await?;
-        tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
-        return Ok(pulled.wasm);
-    }
-    let parsed = Location::parse(location).map_err(|e| fetch_err(e.to_string()))?;
-    parsed
-        .read_all()
-        .await
-        .map_err(|e| fetch_err(e.to_string()))
 }

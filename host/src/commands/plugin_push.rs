@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{Status, fetch_plugin};
+use super::Status;
 use crate::cli::PushArgs;
 use crate::oci;
 use crate::plugin::{PluginSpec, Runtime};
@@ -13,7 +13,7 @@ use crate::plugin::{PluginSpec, Runtime};
 pub async fn run(args: PushArgs) -> anyhow::Result<Status> {
     let reference = oci::Reference::parse(&args.target).map_err(anyhow::Error::msg)?;
     let spec = PluginSpec::parse(&args.plugin).map_err(anyhow::Error::msg)?;
-    let wasm = fetch_plugin(&spec.location).await?;
+    let wasm = crate::plugin::fetch(&spec.location).await?;
     let runtime = Runtime::new(args.opts.limits(), args.opts.cache_dir().as_deref())?;
     let plugin = runtime.load(&spec, &wasm)?;
     let info = plugin.info();

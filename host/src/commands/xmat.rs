@@ -8,16 +8,20 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::json;
 
-use super::{Status, load_plugins};
+use super::Status;
 use crate::cli::XmatArgs;
 use crate::plugin::Plugin;
 use crate::xmat::copy::{Counters, TableStats};
-use crate::xmat::run::{self, JobReport, Observer, Options, Prepared};
-use crate::xmat::{JobFile, XmatError};
+use crate::xmat::jobs::LoadOptions;
+use crate::xmat::{self, Job, JobFile, JobReport, Observer, Options, PluginSetup, Prepared};
 
 /// Runs the command.
 pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
-    let file = JobFile::load(&args.file)?;
+    let load = LoadOptions {
+        python: args.python.clone(),
+        ..LoadOptions::default()
+    };
+    let file = JobFile::load_with(&args.file, &load)?;
     let jobs = file.matching(&args.pattern);
     if jobs.is_empty() {
         let names: Vec<&str> = file.jobs.iter().map(|j| j.name.as_str()).collect();
@@ -32,49 +36,27 @@ pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
         jobs: usize::from(args.jobs),
         binary: !args.text,
         plugin_threads: args.plugin_threads.map_or(0, usize::from),
+        plugins: PluginSetup {
+            limits: args.opts.limits(),
+            cache_dir: args.opts.cache_dir(),
+        },
+        allow_uniqueness_loss: args.allow_uniqueness_loss,
+        ..Options::default()
     };
     let mut outputs = Vec::new();
     for job in jobs {
-        let result = async {
-            let prepared = run::prepare(job, &opts).await?;
-            let (_runtime, plugins) = job_plugins(&args, &prepared).await?;
-            // Plugin calls are synchronous: keep them off the async workers.
-            let (plan, loaded) = (prepared.plan.clone(), plugins.clone());
-            tokio::task::spawn_blocking(move || run::check_plugins(&plan, &loaded)).await??;
-            if args.dry_run {
-                let shown = if args.json {
-                    plan_json(&prepared, &plugins)
-                } else {
-                    print_plan(&prepared, &plugins);
-                    serde_json::Value::Null
-                };
-                return Ok::<_, anyhow::Error>(shown);
-            }
-            tracing::info!(
-                "job {}: {} -> {} (schema {} -> {})",
-                job.name,
-                prepared.source_shown,
-                prepared.target_shown,
-                prepared.plan.source_schema,
-                prepared.plan.target_schema
-            );
-            let progress = Progress::new(!args.json);
-            let report = run::execute(prepared, plugins, &opts, progress.clone()).await;
-            progress.stop();
-            let report = report?;
-            print_report(&report);
-            Ok(serde_json::to_value(&report)?)
-        }
-        .await;
-        match result {
-            Ok(v) => outputs.push(v),
-            Err(e) => {
-                if args.json {
-                    outputs.push(json!({ "job": job.name, "error": format!("{e:#}") }));
-                    println!("{}", json!({ "jobs": outputs }));
+        let before = outputs.len();
+        if let Err(e) = run_job(&args, job, &opts, &mut outputs).await {
+            if args.json {
+                if outputs.len() == before {
+                    outputs.push(json!({ "job": job.name }));
                 }
-                return Err(e);
+                if let Some(out) = outputs.last_mut() {
+                    out["error"] = json!(format!("{e:#}"));
+                }
+                println!("{}", json!({ "jobs": outputs }));
             }
+            return Err(e);
         }
     }
     if args.json {
@@ -83,37 +65,43 @@ pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-/// Loads every table's plugins in one runtime; the runtime must outlive the run.
-async fn job_plugins(
+/// One job: its plan (`--dry-run`), or its run and summary; what `--json`
+/// prints for it goes to `outputs`.
+async fn run_job(
     args: &XmatArgs,
-    prepared: &Prepared,
-) -> anyhow::Result<(Option<crate::plugin::Runtime>, Vec<Vec<Plugin>>)> {
-    let plan = &prepared.plan;
-    let mut specs = Vec::new();
-    for t in &plan.tables {
-        for p in &t.plugins {
-            let spec = p.spec().map_err(|message| XmatError::Plugin {
-                job: plan.job.clone(),
-                table: t.name.clone(),
-                plugin: p.location.clone(),
-                message,
-            })?;
-            specs.push(spec);
+    job: &Job,
+    opts: &Options,
+    outputs: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<()> {
+    for note in &job.notes {
+        tracing::warn!("{}: job {}: {note}", args.file.display(), job.name);
+    }
+    let prepared = xmat::prepare(job, opts).await?;
+    if args.dry_run {
+        if args.json {
+            outputs.push(plan_json(&prepared));
+        } else {
+            print_plan(&prepared, job);
         }
+        // The plan is shown either way; a run that would refuse fails here too.
+        prepared.check()?;
+        return Ok(());
     }
-    if specs.is_empty() {
-        return Ok((None, plan.tables.iter().map(|_| Vec::new()).collect()));
-    }
-    let (runtime, loaded) = load_plugins(&args.opts, &specs)
-        .await
-        .map_err(|e| anyhow::anyhow!("job {}: {e:#}", plan.job))?;
-    let mut loaded = loaded.into_iter();
-    let per_table = plan
-        .tables
-        .iter()
-        .map(|t| loaded.by_ref().take(t.plugins.len()).collect())
-        .collect();
-    Ok((Some(runtime), per_table))
+    tracing::info!(
+        "job {}: {} -> {} (schema {} -> {})",
+        job.name,
+        prepared.source_shown(),
+        prepared.target_shown(),
+        prepared.plan().source_schema,
+        prepared.plan().target_schema
+    );
+    let progress = Progress::new(!args.json);
+    let report = prepared.execute(progress.clone()).await;
+    progress.stop();
+    let report = report?;
+    print_report(&report);
+    outputs.push(serde_json::to_value(&report)?);
+    Ok(())
 }
 
 fn plugin_line(p: &Plugin, shown: &str) -> String {
@@ -126,17 +114,27 @@ fn plugin_line(p: &Plugin, shown: &str) -> String {
     )
 }
 
-fn print_plan(prep: &Prepared, plugins: &[Vec<Plugin>]) {
-    let plan = &prep.plan;
+fn print_plan(prep: &Prepared, job: &Job) {
+    let plan = prep.plan();
+    let plugins = prep.plugins().per_table();
     println!("job {}", plan.job);
     println!(
         "  source: {} schema {}",
-        prep.source_shown, plan.source_schema
+        prep.source_shown(),
+        plan.source_schema
     );
     println!(
         "  target: {} schema {} (built as {}, swapped in at the end)",
-        prep.target_shown, plan.target_schema, plan.build_schema
+        prep.target_shown(),
+        plan.target_schema,
+        plan.build_schema
     );
+    if plan.subset != xmat::jobs::Subset::Off {
+        println!(
+            "  subset: {} (each table's SELECT below keeps only what its keys allow)",
+            plan.subset.name()
+        );
+    }
     println!("  before the data:");
     for s in &plan.pre_data {
         println!("    {s};");
@@ -150,6 +148,12 @@ fn print_plan(prep: &Prepared, plugins: &[Vec<Plugin>]) {
             if t.freeze { ", FREEZE" } else { "" }
         );
         println!("      {};", t.select);
+        if !t.follows.is_empty() {
+            println!("      follows: {}", t.follows.join(", "));
+        }
+        if !t.added_by.is_empty() {
+            println!("      rows added for: {}", t.added_by.join(", "));
+        }
         for (p, r) in ps.iter().zip(&t.plugins) {
             println!("      plugin: {}", plugin_line(p, &r.display()));
         }
@@ -175,13 +179,29 @@ fn print_plan(prep: &Prepared, plugins: &[Vec<Plugin>]) {
     for w in &plan.warnings {
         println!("  warning: {w}");
     }
+    let risks = prep.unique_risks();
+    if !risks.0.is_empty() {
+        println!("  unique keys with transformed columns:");
+        for r in &risks.0 {
+            println!(
+                "    {} {r}",
+                if r.accepted { "accepted:" } else { "REFUSED: " }
+            );
+        }
+    }
+    for n in &job.notes {
+        println!("  note: {n}");
+    }
 }
 
-fn plan_json(prep: &Prepared, plugins: &[Vec<Plugin>]) -> serde_json::Value {
-    let plan = &prep.plan;
+fn plan_json(prep: &Prepared) -> serde_json::Value {
+    let plan = prep.plan();
+    let plugins = prep.plugins().per_table();
     let mut v = serde_json::to_value(plan).unwrap_or_default();
-    v["source"] = json!(prep.source_shown);
-    v["target"] = json!(prep.target_shown);
+    v["source"] = json!(prep.source_shown());
+    v["target"] = json!(prep.target_shown());
+    v["unique_risks"] = json!(prep.unique_risks().0);
+    v["refused"] = json!(prep.unique_risks().refuses());
     v["sequences"] = json!(plan.sequences.iter().map(|s| s.sql()).collect::<Vec<_>>());
     if let Some(tables) = v["tables"].as_array_mut() {
         for ((tv, t), ps) in tables.iter_mut().zip(&plan.tables).zip(plugins) {

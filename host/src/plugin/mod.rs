@@ -16,6 +16,7 @@ mod model;
 mod runtime;
 mod sandbox;
 mod spec;
+mod uniqueness;
 pub mod wit;
 
 pub use cache::{CacheOutcome, CompileCache};
@@ -23,5 +24,6 @@ pub use error::{LimitKind, PluginError};
 pub use instance::PluginInstance;
 pub use limits::{EPOCH_TICK, Limits, parse_bytes, parse_duration};
 pub use model::{Column, Info, ItemOutcome, Kind, Outcome, RowBatch, Table};
-pub use runtime::{Plugin, Runtime};
+pub use runtime::{Plugin, Runtime, fetch};
 pub use spec::{PluginSpec, parse_param};
+pub use uniqueness::{ColumnEffect, Declaration, Effect, Uniqueness};

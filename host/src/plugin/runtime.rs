@@ -17,6 +17,30 @@ use super::sandbox::StoreState;
 use super::wit::{self, v0_1};
 use super::{PluginError, PluginInstance, PluginSpec};
 
+/// Largest plugin fetched from a registry.
+const MAX_PLUGIN_BYTES: u64 = 256 << 20;
+
+/// A plugin's bytes from a path, a URL or an OCI registry (`oci://`), checked
+/// against every digest the location carries.
+pub async fn fetch(location: &str) -> Result<Vec<u8>, PluginError> {
+    let fetch_err = |reason: String| PluginError::Fetch {
+        location: location.to_string(),
+        reason,
+    };
+    if location.starts_with(crate::oci::SCHEME) {
+        let reference = crate::oci::Reference::parse(location).map_err(fetch_err)?;
+        let mut registry = crate::oci::Registry::new(&reference)?;
+        let pulled = registry.pull(MAX_PLUGIN_BYTES).await?;
+        tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
+        return Ok(pulled.wasm);
+    }
+    let parsed = crate::fetch::Location::parse(location).map_err(|e| fetch_err(e.to_string()))?;
+    parsed
+        .read_all()
+        .await
+        .map_err(|e| fetch_err(e.to_string()))
+}
+
 /// Shared by every plugin of a process: build it once at start-up.
 pub struct Runtime {
     pub(crate) shared: Arc<Shared>,
@@ -83,6 +107,12 @@ impl Runtime {
     /// The compile cache directory, if caching is on.
     pub fn cache_dir(&self) -> Option<&std::path::Path> {
         self.cache.as_ref().map(|c| c.dir())
+    }
+
+    /// Reads a plugin from its location ([`fetch`]) and [loads](Runtime::load) it.
+    pub async fn fetch_and_load(&self, spec: &PluginSpec) -> Result<Plugin, PluginError> {
+        let bytes = fetch(&spec.location).await?;
+        self.load(spec, &bytes)
     }
 
     /// Verifies, compiles (or loads from cache) and checks a plugin, and asks

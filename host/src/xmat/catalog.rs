@@ -183,6 +183,7 @@ pub struct Index {
     /// A partition's copy of its parent's index.
     pub inherited: bool,
     pub valid: bool,
+    pub unique: bool,
 }
 
 /// The source schema as the plan needs it.
@@ -501,7 +502,7 @@ async fn read_indexes(conn: &Conn, oids: &[u32], cat: &mut Catalog) -> Result<()
            EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid \
              AND con.conrelid = i.indrelid AND con.contype IN ('p','u','x')), \
            EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid), \
-           i.indisvalid, quote_ident(tn.nspname) || '.' || quote_ident(t.relname) \
+           i.indisvalid, quote_ident(tn.nspname) || '.' || quote_ident(t.relname), i.indisunique \
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
          JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
          WHERE i.indrelid = ANY($1) ORDER BY i.indrelid, ic.relname";
@@ -516,6 +517,7 @@ async fn read_indexes(conn: &Conn, oids: &[u32], cat: &mut Catalog) -> Result<()
             inherited: r.get(6),
             valid: r.get(7),
             table_sql: r.get(8),
+            unique: r.get(9),
         });
     }
     Ok(())

@@ -70,8 +70,12 @@ pub enum CopyError {
     Source(StatementError),
     #[error("writing the target: {0}")]
     Target(StatementError),
-    #[error("plugin {plugin}: {message}")]
-    Plugin { plugin: String, message: String },
+    /// The plugin's own error names it.
+    #[error("{source}")]
+    Plugin {
+        plugin: String,
+        source: crate::plugin::PluginError,
+    },
     #[error(
         "plugin {plugin} rejected {count} row(s); the first is row {row} of the table: {reason}"
     )]
@@ -370,10 +374,7 @@ fn run_chain(
                 .map(|p| p.name().to_string())
                 .unwrap_or_default(),
         };
-        CopyError::Plugin {
-            plugin,
-            message: e.to_string(),
-        }
+        CopyError::Plugin { plugin, source: e }
     };
     let mut chain = RowChain::new(&plugins).map_err(plugin_error)?;
     chain.begin_table(&table).map_err(plugin_error)?;

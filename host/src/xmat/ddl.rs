@@ -10,6 +10,17 @@ use std::collections::{BTreeSet, HashMap};
 use super::catalog::{Catalog, ColumnInfo, Identity, Relation, Sequence, TypeInfo};
 use super::sql::{ident, literal, qualified};
 
+/// A type of the source that cannot be recreated on the target.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TypeError {
+    #[error("a column has type {0}, the row type of a table; use a composite type instead")]
+    TableRowType(String),
+    #[error("type {0} is a base type (written in C); xmat cannot recreate it")]
+    BaseType(String),
+    #[error("type {name} of kind '{kind}' cannot be recreated")]
+    Kind { name: String, kind: char },
+}
+
 /// PostgreSQL's first OID for user-created objects: below it, built-in types.
 const FIRST_NORMAL_OID: u32 = 16384;
 
@@ -33,7 +44,7 @@ pub fn binary_safe(cat: &Catalog, mut oid: u32) -> bool {
 
 /// The source's own types that these column types need, dependencies first,
 /// as `CREATE TYPE` / `CREATE DOMAIN` statements.
-pub fn types_ddl(cat: &Catalog, build: &str, used: &[u32]) -> Result<Vec<String>, String> {
+pub fn types_ddl(cat: &Catalog, build: &str, used: &[u32]) -> Result<Vec<String>, TypeError> {
     let mut order: Vec<u32> = Vec::new();
     let mut seen = BTreeSet::new();
     for &oid in used {
@@ -51,7 +62,7 @@ fn visit_type(
     oid: u32,
     seen: &mut BTreeSet<u32>,
     order: &mut Vec<u32>,
-) -> Result<(), String> {
+) -> Result<(), TypeError> {
     if oid < FIRST_NORMAL_OID || !seen.insert(oid) {
         return Ok(());
     }
@@ -74,26 +85,16 @@ fn visit_type(
     if t.local {
         match t.kind {
             'e' | 'd' | 'r' => order.push(oid),
-            'c' if t.table_rowtype => {
-                return Err(format!(
-                    "a column has type {}, the row type of a table; use a composite type instead",
-                    t.sql
-                ));
-            }
+            'c' if t.table_rowtype => return Err(TypeError::TableRowType(t.sql.clone())),
             'c' => order.push(oid),
-            'b' => {
-                return Err(format!(
-                    "type {} is a base type (written in C); xmat cannot recreate it",
-                    t.sql
-                ));
-            }
+            'b' => return Err(TypeError::BaseType(t.sql.clone())),
             _ => {}
         }
     }
     Ok(())
 }
 
-fn type_ddl(t: &TypeInfo, build: &str) -> Result<String, String> {
+fn type_ddl(t: &TypeInfo, build: &str) -> Result<String, TypeError> {
     // `t.sql` is the type's name as format_type prints it relative to the
     // source schema: unqualified, already quoted where needed.
     let name = format!("{}.{}", ident(build), t.sql);
@@ -131,7 +132,12 @@ fn type_ddl(t: &TypeInfo, build: &str) -> Result<String, String> {
                 .join(", ")
         ),
         'r' => {
-            let r = t.range.as_ref().ok_or("range without subtype")?;
+            let Some(r) = t.range.as_ref() else {
+                return Err(TypeError::Kind {
+                    name: t.sql.clone(),
+                    kind: 'r',
+                });
+            };
             let mut s = format!("CREATE TYPE {name} AS RANGE (SUBTYPE = {}", r.subtype_sql);
             if let Some(o) = &r.opclass {
                 s += &format!(", SUBTYPE_OPCLASS = {o}");
@@ -145,10 +151,10 @@ fn type_ddl(t: &TypeInfo, build: &str) -> Result<String, String> {
             s + ")"
         }
         other => {
-            return Err(format!(
-                "type {} of kind '{other}' cannot be recreated",
-                t.sql
-            ));
+            return Err(TypeError::Kind {
+                name: t.sql.clone(),
+                kind: other,
+            });
         }
     })
 }

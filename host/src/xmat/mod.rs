@@ -2,12 +2,17 @@
 //! target schema (another database, or the same one), filtered with `where`,
 //! reshaped with `select`, and streamed through row plugins.
 //!
-//! A run of one job:
-//! 1. [`run::prepare`]: one `REPEATABLE READ` transaction on the source
-//!    exports a snapshot and reads the [`catalog`]; the [`plan`] says what to
-//!    create and the exact SELECT per table (see [`select`]), and each SELECT
-//!    is checked by the server before anything is written.
-//! 2. [`run::execute`]: the new target is built in a schema of its own
+//! One entry point runs a job, [`run`]; it is [`prepare`] then
+//! [`Prepared::execute`], for callers that want to look at the plan first
+//! (`--dry-run`) or keep the plugins and snapshot for what follows:
+//! 1. [`prepare`]: one `REPEATABLE READ` transaction on the source exports
+//!    a snapshot (or imports one, [`Snapshot::Import`]) and reads the
+//!    [`catalog`]; the [`plan`] says what to create and the exact SELECT per
+//!    table (see [`select`], and [`subset`] for `where`s that follow foreign
+//!    keys); the server checks each SELECT; the plugins are loaded and shown
+//!    their tables; transforms on unique keys are checked ([`unique`]).
+//!    Nothing is written yet.
+//! 2. [`Prepared::execute`]: the new target is built in a schema of its own
 //!    ([`swap`]): types, sequences and tables first; then worker pairs of
 //!    connections (`--jobs`) each import the snapshot and stream tables
 //!    ([`copy`]), building each table's keys, indexes and checks right after
@@ -15,13 +20,21 @@
 //!    loaded (`schedule`); then sequence values; then one transaction swaps
 //!    the new schema in. Any failure drops the new schema instead.
 //!
+//! Errors are [`XmatError`]s: the job, and a [`Failure`] that names the
+//! table, plugin or key and keeps its cause.
+//!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-//! use host::xmat::{jobs::JobFile, run};
+//! use std::sync::Arc;
+//! use host::xmat::{self, JobFile, Options, Quiet};
 //! let file = JobFile::load("xmat.toml".as_ref())?;
 //! for job in file.matching("export:*") {
-//!     let prepared = run::prepare(job, &run::Options::default()).await?;
-//!     println!("{:#?}", prepared.plan);
+//!     let prepared = xmat::prepare(job, &Options::default()).await?;
+//!     for t in &prepared.plan().tables {
+//!         println!("{}: {}", t.name, t.select);
+//!     }
+//!     let report = prepared.execute(Arc::new(Quiet)).await?;
+//!     println!("{} rows", report.rows_written);
 //! }
 //! # Ok(()) }
 //! ```
@@ -29,57 +42,34 @@
 pub mod catalog;
 pub mod copy;
 pub mod ddl;
+mod error;
+mod execute;
 mod foreign_keys;
+pub mod glob;
 pub mod jobs;
-pub mod node;
 pub mod plan;
 mod post;
-pub mod run;
+mod prepare;
 mod schedule;
 pub mod select;
 pub mod sql;
+pub mod subset;
 pub mod swap;
+pub mod unique;
 
+use std::sync::Arc;
+
+pub use error::{Failure, ForeignKeyError, Side, TableError, XmatError};
+pub use execute::{JobReport, Observer, Quiet, TableReport};
 pub use jobs::{Job, JobFile, JobsError};
-pub use plan::{Plan, TablePlan};
-pub use run::{JobReport, Observer, Options, Prepared};
+pub use plan::{Plan, PlanError, TablePlan};
+pub use prepare::{Options, PluginSetup, Plugins, Prepared, Snapshot, prepare};
 
-/// A job that could not run, naming what the user needs to find the cause.
-#[derive(Debug, thiserror::Error)]
-pub enum XmatError {
-    /// Connecting, reading the catalog, or planning.
-    #[error("job {job}: {message}")]
-    Job { job: String, message: String },
-    /// One table (its SELECT, its COPY, its indexes).
-    #[error("job {job}, table {table}: {message}")]
-    Table {
-        job: String,
-        table: String,
-        message: String,
-    },
-    /// A plugin on one table.
-    #[error("job {job}, table {table}, plugin {plugin}: {message}")]
-    Plugin {
-        job: String,
-        table: String,
-        plugin: String,
-        message: String,
-    },
-}
-
-impl XmatError {
-    pub(crate) fn job(job: &str, message: impl std::fmt::Display) -> XmatError {
-        XmatError::Job {
-            job: job.to_string(),
-            message: message.to_string(),
-        }
-    }
-
-    pub(crate) fn table(job: &str, table: &str, message: impl std::fmt::Display) -> XmatError {
-        XmatError::Table {
-            job: job.to_string(),
-            table: table.to_string(),
-            message: message.to_string(),
-        }
-    }
+/// Runs one job: [`prepare`], then [`Prepared::execute`].
+pub async fn run(
+    job: &Job,
+    opts: &Options,
+    observer: Arc<dyn Observer>,
+) -> Result<JobReport, XmatError> {
+    prepare(job, opts).await?.execute(observer).await
 }

@@ -10,11 +10,31 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 
 use super::catalog::{Catalog, RelKind, Relation};
-use super::ddl::{self, ColumnDecl};
-use super::jobs::{Job, PluginRef, TableEntry};
-use super::select::{self, Projected, SourceColumn};
+use super::ddl::{self, ColumnDecl, TypeError};
+use super::jobs::{AllowLoss, DanglingKeys, Job, Others, PluginRef, Subset, TableEntry, Wildcard};
+use super::select::{self, ColumnError, Projected, SourceColumn};
 use super::sql::{ident, qualified};
+use super::subset::{self, SubsetError};
 use crate::plugin::Column;
+
+/// A job that does not fit the source's catalog.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanError {
+    #[error("table {table}: there is no table or view {schema}.{table}")]
+    NoSuchTable { schema: String, table: String },
+    #[error(
+        "table {table}: it is a partition of {parent}, which is copied too; configure {parent} instead"
+    )]
+    PartitionOfCopied { table: String, parent: String },
+    #[error("table {table}: {source}")]
+    Columns { table: String, source: ColumnError },
+    #[error("table {table}: no column is left to copy")]
+    NoColumns { table: String },
+    #[error("{0}")]
+    Type(#[from] TypeError),
+    #[error("{0}")]
+    Subset(#[from] SubsetError),
+}
 
 /// Everything a run does, in order.
 #[derive(Debug, Clone, Serialize)]
@@ -30,10 +50,19 @@ pub struct Plan {
     /// Each added once both its tables are loaded, referenced tables first.
     pub foreign_keys: Vec<ForeignKey>,
     pub sequences: Vec<SequenceReset>,
+    /// How `where`s reach other tables.
+    #[serde(serialize_with = "subset_name")]
+    pub subset: Subset,
+    #[serde(skip)]
+    pub dangling_keys: DanglingKeys,
     /// Relations of the source schema that `*` does not copy, and why.
     pub skipped: Vec<String>,
     /// Things left out (constraints, defaults) with the reason.
     pub warnings: Vec<String>,
+}
+
+fn subset_name<S: serde::Serializer>(s: &Subset, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.name())
 }
 
 /// A foreign key added after the data.
@@ -43,6 +72,11 @@ pub struct ForeignKey {
     #[serde(skip)]
     pub name: String,
     pub sql: String,
+    /// The referencing columns, and the columns of the referenced table they point at.
+    #[serde(skip)]
+    pub columns: Vec<String>,
+    #[serde(skip)]
+    pub ref_columns: Vec<String>,
     /// The referencing and the referenced table (indexes into `Plan::tables`).
     #[serde(skip)]
     pub from: usize,
@@ -58,6 +92,18 @@ pub struct TablePlan {
     pub oid: u32,
     /// The SELECT that reads its rows.
     pub select: String,
+    /// With `subset`: the tables (and keys) whose kept rows it follows, and
+    /// those whose copied rows add the rows they reference to it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub follows: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added_by: Vec<String>,
+    /// The source relation (qualified), and whether `ONLY` reads it (tables:
+    /// not their inheritance children; partitioned tables: every partition).
+    #[serde(skip)]
+    pub from: String,
+    #[serde(skip)]
+    pub only: bool,
     #[serde(skip)]
     pub projection: Vec<Projected>,
     /// The copied columns with their types (what plugins are told).
@@ -77,8 +123,22 @@ pub struct TablePlan {
     pub post_data: Vec<String>,
     #[serde(skip)]
     pub plugins: Vec<PluginRef>,
+    /// Unique keys (primary key, unique constraints, unique indexes) built on it.
+    pub unique_keys: Vec<UniqueKey>,
+    /// Which of its unique-key columns may be transformed without proof.
+    #[serde(skip)]
+    pub allow_uniqueness_loss: AllowLoss,
     /// On-disk size in the source, to start big tables first.
     pub bytes: i64,
+}
+
+/// A primary key, unique constraint or unique index of a copied table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UniqueKey {
+    pub name: String,
+    /// The columns it covers (for an expression or partial index, every
+    /// column its expressions and predicate use).
+    pub columns: Vec<String>,
 }
 
 impl TablePlan {
@@ -142,7 +202,7 @@ impl SequenceReset {
 }
 
 /// Builds the plan; errors name the table.
-pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, String> {
+pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanError> {
     let src = job.source.schema.as_str();
     let mut plan = Plan {
         job: job.name.clone(),
@@ -156,10 +216,14 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
         tables: Vec::new(),
         foreign_keys: Vec::new(),
         sequences: Vec::new(),
+        subset: job.subset,
+        dangling_keys: job.dangling_keys,
         skipped: Vec::new(),
         warnings: Vec::new(),
     };
     let selected = select_relations(job, cat, &mut plan.skipped)?;
+    // Each table's own `where`, and what it reads from.
+    let mut filters: Vec<Option<String>> = Vec::with_capacity(selected.len());
 
     // Columns created per selected relation (by name), for constraint checks.
     let mut created: HashMap<u32, HashSet<String>> = HashMap::new();
@@ -170,7 +234,10 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
 
     for (rel, entry) in &selected {
         let wildcard = entry.name == "*";
-        let fail = |e: String| format!("table {}: {e}", rel.name);
+        let fail = |source: ColumnError| PlanError::Columns {
+            table: rel.name.clone(),
+            source,
+        };
         // A generated column calling a function of the source schema cannot be
         // recreated; it becomes a plain column holding the copied values.
         let plain_generated: HashSet<&str> = rel
@@ -197,26 +264,36 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
         let projection =
             select::projection(&source_columns, &entry.select, wildcard).map_err(fail)?;
         if projection.is_empty() {
-            return Err(fail("no column is left to copy".into()));
+            return Err(PlanError::NoColumns {
+                table: rel.name.clone(),
+            });
         }
-        let filter = select::where_sql(
-            &entry.filter,
-            |c| rel.columns.iter().any(|x| x.name == c),
-            wildcard,
-        )
-        .map_err(fail)?;
-        let from = qualified(&rel.schema, &rel.name);
-        let select_sql = select::select_statement(
-            &projection,
-            &from,
-            rel.kind == RelKind::Table,
-            filter.as_deref(),
+        filters.push(
+            select::where_sql(
+                &entry.filter,
+                |c| rel.columns.iter().any(|x| x.name == c),
+                wildcard,
+            )
+            .map_err(fail)?,
         );
 
         let keep: HashSet<&str> = projection.iter().map(|p| p.name.as_str()).collect();
+        // The target's columns: the source's order, or the order named when
+        // only the named columns are copied.
+        let ordered: Vec<&super::catalog::ColumnInfo> = match entry.select.others {
+            Others::Copied => rel.columns.iter().collect(),
+            Others::Left => projection
+                .iter()
+                .filter_map(|p| rel.columns.iter().find(|c| c.name == p.name))
+                .collect(),
+        };
         let mut decls = Vec::new();
-        for c in &rel.columns {
-            let generated = c.generated.is_some() && !plain_generated.contains(c.name.as_str());
+        for c in ordered {
+            // Generated columns are computed again by the target, unless the
+            // columns are only those named (pg-xmat without `"*"`).
+            let generated = c.generated.is_some()
+                && !plain_generated.contains(c.name.as_str())
+                && entry.select.others == Others::Copied;
             if !keep.contains(c.name.as_str()) && !generated {
                 continue;
             }
@@ -308,7 +385,11 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
         plan.tables.push(TablePlan {
             name: rel.name.clone(),
             oid: rel.oid,
-            select: select_sql,
+            select: String::new(), // below, once every table's rows are known
+            follows: Vec::new(),
+            added_by: Vec::new(),
+            from: qualified(&rel.schema, &rel.name),
+            only: rel.kind == RelKind::Table,
             binary_safe: column_type_oids.iter().all(|&t| ddl::binary_safe(cat, t)),
             columns,
             column_type_oids,
@@ -318,8 +399,36 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
             target: qualified(build_schema, &rel.name),
             post_data: Vec::new(),
             plugins: entry.plugins.clone(),
+            unique_keys: Vec::new(),
+            allow_uniqueness_loss: entry.allow_uniqueness_loss.clone(),
             bytes: rel.bytes,
         });
+    }
+    // Each table's rows: its own `where`, and what following keys adds.
+    let rels: Vec<&Relation> = selected.iter().map(|(r, _)| *r).collect();
+    let edges = subset::edges(cat, &rels, &roots(cat, &rels));
+    let subset_tables: Vec<subset::Table> = plan
+        .tables
+        .iter()
+        .zip(filters)
+        .map(|(t, own)| subset::Table {
+            name: t.name.clone(),
+            from: t.from.clone(),
+            only: t.only,
+            own,
+        })
+        .collect();
+    let rows = subset::rows(&subset_tables, &edges, job.subset)?;
+    for (t, r) in plan.tables.iter_mut().zip(rows) {
+        t.select = select::select_statement(
+            r.with.as_deref(),
+            &t.projection,
+            &t.from,
+            t.only,
+            r.condition.as_deref(),
+        );
+        t.follows = r.follows;
+        t.added_by = r.added_by;
     }
 
     plan.pre_data
@@ -344,15 +453,29 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, Strin
     Ok(plan)
 }
 
+/// Every relation (a copied one, or a partition at any depth under one) →
+/// the copied relation it belongs to.
+pub(super) fn roots(cat: &Catalog, selected: &[&Relation]) -> HashMap<u32, u32> {
+    let mut root_of = HashMap::new();
+    for rel in selected {
+        root_of.insert(rel.oid, rel.oid);
+        for d in ddl::descendants(cat, rel.oid) {
+            root_of.insert(d.oid, rel.oid);
+        }
+    }
+    root_of
+}
+
 /// The relations to copy, each with the entry that configures it: named
 /// entries in file order, and where `*` stands, every other table and
 /// partitioned table of the schema (views and foreign tables are listed in
-/// `skipped`). A named entry replaces `*` for its table, as in pg-xmat.
+/// `skipped`, unless the job's `*` takes them, as pg-xmat's does). A named
+/// entry replaces `*` for its table, as in pg-xmat.
 fn select_relations<'a>(
     job: &'a Job,
     cat: &'a Catalog,
     skipped: &mut Vec<String>,
-) -> Result<Vec<(&'a Relation, &'a TableEntry)>, String> {
+) -> Result<Vec<(&'a Relation, &'a TableEntry)>, PlanError> {
     let src = job.source.schema.as_str();
     let in_schema = |name: &str| {
         cat.relations
@@ -370,11 +493,9 @@ fn select_relations<'a>(
     let mut out: Vec<(&Relation, &TableEntry)> = Vec::new();
     for entry in &job.tables {
         if entry.name != "*" {
-            let rel = in_schema(&entry.name).ok_or_else(|| {
-                format!(
-                    "table {}: there is no table or view {src}.{}",
-                    entry.name, entry.name
-                )
+            let rel = in_schema(&entry.name).ok_or_else(|| PlanError::NoSuchTable {
+                schema: src.to_string(),
+                table: entry.name.clone(),
             })?;
             out.push((rel, entry));
             continue;
@@ -383,9 +504,11 @@ fn select_relations<'a>(
             if named.contains(rel.name.as_str()) || covered(rel) {
                 continue;
             }
-            match rel.kind {
-                RelKind::Table | RelKind::Partitioned => out.push((rel, entry)),
-                k => skipped.push(format!(
+            match (rel.kind, job.wildcard) {
+                (RelKind::Table | RelKind::Partitioned, _) => out.push((rel, entry)),
+                // pg-xmat's `*` is `information_schema.tables`: views and foreign tables too.
+                (RelKind::View | RelKind::Foreign, Wildcard::Relations) => out.push((rel, entry)),
+                (k, _) => skipped.push(format!(
                     "{} {src}.{} (only tables are copied by *)",
                     k.describe(),
                     rel.name
@@ -399,10 +522,10 @@ fn select_relations<'a>(
         while let Some(p) = parent {
             if oids.contains(&p) {
                 let pname = cat.relation(p).map_or("?", |r| r.name.as_str());
-                return Err(format!(
-                    "table {}: it is a partition of {pname}, which is copied too; configure {pname} instead",
-                    rel.name
-                ));
+                return Err(PlanError::PartitionOfCopied {
+                    table: rel.name.clone(),
+                    parent: pname.to_string(),
+                });
             }
             parent = cat.relation(p).and_then(|r| r.partition_of);
         }

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use super::catalog::{Catalog, Relation};
 use super::ddl::descendants;
 use super::jobs::TableEntry;
-use super::plan::{ForeignKey, Plan};
+use super::plan::{ForeignKey, Plan, UniqueKey};
 use super::sql::{ident, qualified};
 
 /// Fills each table's `post_data` and the plan's `foreign_keys`.
@@ -25,14 +25,8 @@ pub fn add_post_data(
 ) {
     let build = plan.build_schema.clone();
     let src = plan.source_schema.clone();
-    // Every relation (root or partition) → the selected root it belongs to.
-    let mut root_of: HashMap<u32, u32> = HashMap::new();
-    for (rel, _) in selected {
-        root_of.insert(rel.oid, rel.oid);
-        for d in descendants(cat, rel.oid) {
-            root_of.insert(d.oid, rel.oid);
-        }
-    }
+    let rels: Vec<&Relation> = selected.iter().map(|(r, _)| *r).collect();
+    let root_of = super::plan::roots(cat, &rels);
     // Unique indexes left out (their foreign keys must be too).
     let mut missing_keys: HashSet<u32> = HashSet::new();
     let mut fks = Vec::new();
@@ -67,6 +61,12 @@ pub fn add_post_data(
                     ident(&c.name),
                     c.def
                 );
+                if matches!(c.kind, 'p' | 'u') {
+                    plan.tables[i].unique_keys.push(UniqueKey {
+                        name: c.name.clone(),
+                        columns: column_names(rel, &c.columns),
+                    });
+                }
                 match c.kind {
                     'p' => steps[0].push(sql),
                     'u' => steps[1].push(sql),
@@ -92,6 +92,12 @@ pub fn add_post_data(
                     plan.warnings.push(format!("{what}: {p}; left out"));
                     missing_keys.insert(ix.oid);
                     continue;
+                }
+                if ix.unique {
+                    plan.tables[i].unique_keys.push(UniqueKey {
+                        name: ix.name.clone(),
+                        columns: column_names(rel, &ix.columns),
+                    });
                 }
                 steps[2].push(index_ddl(&ix.def, &ix.table_sql, &on));
             }
@@ -149,6 +155,11 @@ pub fn add_post_data(
             (None, Some(to)) => plan.foreign_keys.push(ForeignKey {
                 name: c.name.clone(),
                 sql,
+                columns: column_names(rel, &c.columns),
+                ref_columns: cat
+                    .relation(c.ref_table)
+                    .map(|r| column_names(r, &c.ref_columns))
+                    .unwrap_or_default(),
                 from: index[&root_of[&rel.oid]],
                 to: index[&to],
             }),
@@ -172,6 +183,14 @@ fn index_ddl(def: &str, table_sql: &str, target: &str) -> String {
         }
     }
     def.to_string()
+}
+
+/// Column names by attribute number, in the order given.
+fn column_names(rel: &Relation, nums: &[i16]) -> Vec<String> {
+    nums.iter()
+        .filter_map(|n| rel.columns.iter().find(|c| c.num == *n))
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 fn missing_columns(rel: &Relation, nums: &[i16], created: &HashSet<String>) -> Option<String> {

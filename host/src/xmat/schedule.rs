@@ -125,6 +125,8 @@ mod tests {
         ForeignKey {
             name: format!("k{from}{to}"),
             sql: format!("k{from}{to}"),
+            columns: Vec::new(),
+            ref_columns: Vec::new(),
             from,
             to,
         }

@@ -6,8 +6,20 @@
 //! it would a parameter, so `'42'` works against integer, numeric and text
 //! columns and `'2024-01-01'` against dates.
 
-use super::jobs::{Condition, Filter, Scalar, SelectItem, Test};
+use super::jobs::{Condition, Filter, Others, Scalar, Select, SelectItem, Test};
 use super::sql::{ident, literal};
+
+/// A `select` or `where` that does not fit the table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ColumnError {
+    #[error("{clause}: there is no column `{column}`")]
+    NoColumn {
+        clause: &'static str,
+        column: String,
+    },
+    #[error("select: column `{0}` is generated; the target computes it again")]
+    Generated(String),
+}
 
 /// A source column as the SELECT sees it.
 #[derive(Debug, Clone, Copy)]
@@ -26,32 +38,47 @@ pub struct Projected {
     pub expr: Option<String>,
 }
 
-/// The columns to copy, in source order, with `select` applied.
-/// `wildcard`: the entry is `*`, so names the table lacks are not errors.
+/// The columns to copy, with `select` applied: in source order, or in the
+/// order named when only the named columns are copied (as pg-xmat creates
+/// them). `wildcard`: the entry is `*`, so names the table lacks are not errors.
 pub fn projection(
     columns: &[SourceColumn<'_>],
-    select: &[(String, SelectItem)],
+    select: &Select,
     wildcard: bool,
-) -> Result<Vec<Projected>, String> {
-    for (name, _) in select {
+) -> Result<Vec<Projected>, ColumnError> {
+    for (name, _) in &select.items {
         match columns.iter().find(|c| c.name == name) {
             None if wildcard => {}
-            None => return Err(format!("select: there is no column `{name}`")),
-            Some(c) if c.generated => {
-                return Err(format!(
-                    "select: column `{name}` is generated; the target computes it again"
-                ));
+            None => {
+                return Err(ColumnError::NoColumn {
+                    clause: "select",
+                    column: name.clone(),
+                });
             }
+            Some(c) if c.generated => return Err(ColumnError::Generated(name.clone())),
             Some(_) => {}
         }
     }
-    Ok(columns
-        .iter()
+    let order: Vec<&SourceColumn<'_>> = match select.others {
+        Others::Copied => columns.iter().collect(),
+        Others::Left => select
+            .items
+            .iter()
+            .filter_map(|(n, _)| columns.iter().find(|c| c.name == n))
+            .collect(),
+    };
+    Ok(order
+        .into_iter()
         .filter(|c| !c.generated)
         .filter_map(|c| {
-            let item = select.iter().find(|(n, _)| n == c.name).map(|(_, i)| i);
+            let item = select
+                .items
+                .iter()
+                .find(|(n, _)| n == c.name)
+                .map(|(_, i)| i);
             match item {
                 Some(SelectItem::Omit) => None,
+                None if select.others == Others::Left => None,
                 Some(SelectItem::Expr(e)) => Some(Projected {
                     name: c.name.to_string(),
                     expr: Some(e.replace("{column_name}", &ident(c.name))),
@@ -71,7 +98,7 @@ pub fn where_sql(
     filter: &Filter,
     has_column: impl Fn(&str) -> bool,
     wildcard: bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ColumnError> {
     let conditions = match filter {
         Filter::All => return Ok(None),
         Filter::Sql(sql) => return Ok(Some(format!("({sql})"))),
@@ -83,7 +110,10 @@ pub fn where_sql(
             if wildcard {
                 continue;
             }
-            return Err(format!("where: there is no column `{column}`"));
+            return Err(ColumnError::NoColumn {
+                clause: "where",
+                column: column.clone(),
+            });
         }
         parts.extend(condition_sql(column, condition));
     }
@@ -128,9 +158,10 @@ fn value_sql(value: &Scalar) -> String {
     }
 }
 
-/// `SELECT cols FROM [ONLY] source [WHERE ...]`. `only` keeps rows of child
-/// tables (table inheritance) out; partitioned tables need it off.
+/// `[WITH ...] SELECT cols FROM [ONLY] source [WHERE ...]`. `only` keeps
+/// rows of child tables (table inheritance) out; partitioned tables need it off.
 pub fn select_statement(
+    with: Option<&str>,
     projection: &[Projected],
     from: &str,
     only: bool,
@@ -143,7 +174,8 @@ pub fn select_statement(
             None => ident(&p.name),
         })
         .collect();
-    let mut sql = format!(
+    let mut sql = with.map(|w| format!("{w} ")).unwrap_or_default();
+    sql += &format!(
         "SELECT {} FROM {}{from}",
         list.join(", "),
         if only { "ONLY " } else { "" }
@@ -217,10 +249,9 @@ mod tests {
             cond(vec![Test::Compare(Cmp::Eq, Scalar::Number("7".into()))]),
         )]);
         assert_eq!(where_sql(&f, |_| false, true).unwrap(), None);
-        assert!(
-            where_sql(&f, |_| false, false)
-                .unwrap_err()
-                .contains("tenant_id")
+        assert_eq!(
+            where_sql(&f, |_| false, false).unwrap_err().to_string(),
+            "where: there is no column `tenant_id`"
         );
         assert_eq!(
             where_sql(&f, |_| true, true).unwrap().as_deref(),
@@ -230,29 +261,43 @@ mod tests {
 
     #[test]
     fn select_replaces_omits_and_keeps_order() {
-        let sel = vec![
-            (
-                "email".to_string(),
-                SelectItem::Expr("lower({column_name})".into()),
-            ),
-            ("we\"ird".to_string(), SelectItem::Omit),
-            ("nope".to_string(), SelectItem::Keep),
-        ];
-        assert!(
-            projection(&cols(), &sel, false)
-                .unwrap_err()
-                .contains("nope")
+        let mut sel = Select {
+            items: vec![
+                (
+                    "email".to_string(),
+                    SelectItem::Expr("lower({column_name})".into()),
+                ),
+                ("we\"ird".to_string(), SelectItem::Omit),
+                ("nope".to_string(), SelectItem::Keep),
+            ],
+            others: Others::Copied,
+        };
+        assert_eq!(
+            projection(&cols(), &sel, false).unwrap_err(),
+            ColumnError::NoColumn {
+                clause: "select",
+                column: "nope".into()
+            }
         );
         let p = projection(&cols(), &sel, true).unwrap();
         assert_eq!(
-            select_statement(&p, "\"s\".\"t\"", true, Some("x")),
+            select_statement(None, &p, "\"s\".\"t\"", true, Some("x")),
             "SELECT \"id\", lower(\"email\") AS \"email\" FROM ONLY \"s\".\"t\" WHERE x"
         );
-        let gen_sel = vec![("total".to_string(), SelectItem::Expr("1".into()))];
-        assert!(
-            projection(&cols(), &gen_sel, false)
-                .unwrap_err()
-                .contains("generated")
+        // pg-xmat without "*": only the named columns.
+        sel.others = Others::Left;
+        let p = projection(&cols(), &sel, true).unwrap();
+        assert_eq!(
+            select_statement(None, &p, "\"s\".\"t\"", true, None),
+            "SELECT lower(\"email\") AS \"email\" FROM ONLY \"s\".\"t\""
+        );
+        let gen_sel = Select {
+            items: vec![("total".to_string(), SelectItem::Expr("1".into()))],
+            others: Others::Copied,
+        };
+        assert_eq!(
+            projection(&cols(), &gen_sel, false).unwrap_err(),
+            ColumnError::Generated("total".into())
         );
     }
 }

@@ -83,6 +83,8 @@ pub struct StatementError {
     pub reason: String,
     /// The SQLSTATE, when the server sent one.
     pub code: Option<String>,
+    /// The server's detail line, when it sent one (`Key (id)=(7) is not present ...`).
+    pub detail: Option<String>,
 }
 
 impl StatementError {
@@ -92,6 +94,10 @@ impl StatementError {
             statement: shorten(statement),
             reason: describe(e),
             code: e.code().map(|c| c.code().to_string()),
+            detail: e
+                .as_db_error()
+                .and_then(|db| db.detail())
+                .map(str::to_string),
         }
     }
 }

@@ -73,6 +73,15 @@ pub struct Anonymize {
 }
 
 impl Plugin for Anonymize {
+    /// The bracket is read by `host xmat` before it copies a column of a
+    /// unique key: `email` (48 bits) and `phone` (its digits) can collide,
+    /// `name` (64 × 64 names) and `null` map many values to one, `hash` (256
+    /// bits) cannot in practice (a collision needs ~2^128 values).
+    const DESCRIPTION: Option<&'static str> = Some(
+        "Keyed, deterministic pseudonymization of columns (COLUMN=TREATMENT: email, phone, name, hash, null, keep) \
+         [uniqueness: email=not-guaranteed phone=not-guaranteed name=lossy hash=preserved null=lossy keep=unchanged; options: key algorithm]",
+    );
+
     fn new(params: &Params) -> Result<Self, String> {
         let key = params.require("key")?;
         if key.is_empty() {

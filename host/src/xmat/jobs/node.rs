@@ -1,16 +1,18 @@
-//! A TOML or JSON document as an ordered tree.
+//! A jobs document as an ordered tree, whatever its format.
 //!
 //! Jobs, tables, `where` and `select` entries are all maps whose order
 //! matters (jobs run in file order; columns keep the order written).
 //! `serde_json::Map` only keeps insertion order with a feature that would
-//! change the map type for the whole workspace (toml's `preserve_order` is
-//! harmless: only this module uses toml). So we deserialize into our own
-//! tree, which also gives one shape to both file formats and lets errors
-//! name the exact key.
+//! change the map type for the whole workspace, so JSON (and the JSON a
+//! pg-xmat module is turned into) is deserialized into our own tree; TOML is
+//! read with its spans ([`from_toml`]), so errors can name the line of a key.
 
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use toml::de::{DeTable, DeValue};
+
+use super::lines::KeyLines;
 
 /// One value of a jobs file.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,8 +50,72 @@ impl Node {
     }
 }
 
-/// How toml hands a date-time to a self-describing visitor: a one-entry map.
-const TOML_DATETIME_KEY: &str = "$__toml_private_datetime";
+/// A TOML document with the line of every key, or the parser's message and line.
+pub fn from_toml(text: &str) -> Result<(Node, KeyLines), (String, Option<u32>)> {
+    let doc = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        (e.message().trim_end().to_string(), line)
+    })?;
+    let mut lines = KeyLines::default();
+    let root = toml_table(doc.get_ref(), text, &mut Vec::new(), &mut lines);
+    Ok((root, lines))
+}
+
+fn toml_table(
+    table: &DeTable<'_>,
+    text: &str,
+    path: &mut Vec<String>,
+    lines: &mut KeyLines,
+) -> Node {
+    let mut entries = Vec::with_capacity(table.len());
+    for (key, value) in table {
+        path.push(key.get_ref().to_string());
+        lines.add(line_of(text, key.span().start), path.clone());
+        let node = toml_value(value.get_ref(), text, path, lines);
+        entries.push((path.pop().expect("pushed above"), node));
+    }
+    Node::Map(entries)
+}
+
+fn toml_value(
+    value: &DeValue<'_>,
+    text: &str,
+    path: &mut Vec<String>,
+    lines: &mut KeyLines,
+) -> Node {
+    match value {
+        DeValue::String(s) => Node::Str(s.to_string()),
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(v) => Node::Int(v),
+            Err(_) => Node::Str(i.to_string()),
+        },
+        DeValue::Float(f) => Node::Float(f.as_str().parse().unwrap_or(f64::NAN)),
+        DeValue::Boolean(b) => Node::Bool(*b),
+        DeValue::Datetime(d) => Node::Str(d.to_string()),
+        DeValue::Array(items) => Node::List(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    path.push(i.to_string());
+                    let n = toml_value(v.get_ref(), text, path, lines);
+                    path.pop();
+                    n
+                })
+                .collect(),
+        ),
+        DeValue::Table(t) => toml_table(t, text, path, lines),
+    }
+}
+
+/// The 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> u32 {
+    let end = offset.min(text.len());
+    1 + text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u32
+}
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
@@ -104,10 +170,6 @@ impl<'de> Visitor<'de> for NodeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut entries: Vec<(String, Node)> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if key == TOML_DATETIME_KEY && entries.is_empty() {
-                let text: String = map.next_value()?;
-                return Ok(Node::Str(text));
-            }
             let value: Node = map.next_value()?;
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err(de::Error::custom(format!("duplicate key `{key}`")));
@@ -124,7 +186,7 @@ mod tests {
 
     #[test]
     fn keeps_order_in_both_formats() {
-        let t: Node = toml::from_str("b = 1\na = { z = 2, y = 1979-05-27 }\n").unwrap();
+        let (t, lines) = from_toml("b = 1\na = { z = 2, y = 1979-05-27 }\n").unwrap();
         let j: Node =
             serde_json::from_str(r#"{"b": 1, "a": {"z": 2, "y": "1979-05-27"}}"#).unwrap();
         assert_eq!(t, j);
@@ -133,6 +195,37 @@ mod tests {
         assert_eq!(
             t.get("a").unwrap().get("y"),
             Some(&Node::Str("1979-05-27".into()))
+        );
+        assert_eq!(lines.find(&["a", "y"]), Some(2));
+    }
+
+    #[test]
+    fn toml_keys_have_lines_and_errors_too() {
+        let text = "[\"j:1\"]\nsource = 1\n\n[\"j:1\".tables.users]\nwhere = { id = [1, 0x10] }\n";
+        let (t, lines) = from_toml(text).unwrap();
+        assert_eq!(
+            lines.find(&["j:1", "tables", "users", "where", "id"]),
+            Some(5)
+        );
+        assert_eq!(lines.find(&["j:1", "source"]), Some(2));
+        let id = t
+            .get("j:1")
+            .unwrap()
+            .get("tables")
+            .unwrap()
+            .get("users")
+            .unwrap();
+        assert_eq!(
+            id.get("where").unwrap().get("id"),
+            Some(&Node::List(vec![Node::Int(1), Node::Int(16)]))
+        );
+        let (message, line) = from_toml("a = 1\nb = = 2\n").unwrap_err();
+        assert_eq!(line, Some(2), "{message}");
+        assert!(
+            from_toml("a = 1\na = 2\n")
+                .unwrap_err()
+                .0
+                .contains("duplicate")
         );
     }
 

@@ -1,0 +1,472 @@
+//! `host xmat` subsets that follow foreign keys (`subset = "follow"` and
+//! `"follow+parents"`), and the error of a job that copies dangling keys
+//! without them.
+//!
+//! The oracle: the expected rows of every table are computed here, in Rust,
+//! from the source's rows (a breadth-first walk from the roots for the
+//! tree of managers, set lookups for the rest), then compared row by row,
+//! every column, with what the target got; PostgreSQL then validates every
+//! foreign key on the target.
+
+mod util;
+mod xmat_util;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use util::stdout;
+use xmat_util::{Pair, col, failed, ok, rows};
+
+const SCHEMA: &str = "
+CREATE TABLE tenants (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO tenants SELECT i, 'tenant ' || i FROM generate_series(1, 5) i;
+CREATE TABLE users (id int PRIMARY KEY, tenant_id int NOT NULL REFERENCES tenants,
+                    manager_id int REFERENCES users, email text NOT NULL UNIQUE);
+INSERT INTO users SELECT i, 1 + i % 5, NULL, 'u' || i || '@example.org' FROM generate_series(1, 300) i;
+-- Roots: no manager (1-5) or themselves (6, 7); everyone else the user five before (same
+-- tenant), except every 41st, whose manager is another tenant's: it and those under it drop out.
+UPDATE users SET manager_id = CASE WHEN id <= 5 THEN NULL WHEN id IN (6, 7) THEN id
+                                   WHEN id % 41 = 0 THEN id - 3 ELSE id - 5 END;
+-- Two users of tenant 1 who manage each other: a loop no root reaches.
+UPDATE users SET manager_id = 299, tenant_id = 1 WHERE id = 298;
+UPDATE users SET manager_id = 298, tenant_id = 1 WHERE id = 299;
+CREATE TABLE products (id int PRIMARY KEY, active bool NOT NULL);
+INSERT INTO products SELECT i, i % 3 <> 0 FROM generate_series(1, 20) i;
+CREATE TABLE orders (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users,
+                     product_id int REFERENCES products, created date NOT NULL, note text);
+INSERT INTO orders SELECT i, 1 + (i * 7919) % 300, CASE WHEN i % 10 = 0 THEN NULL ELSE 1 + i % 20 END,
+                          date '2024-01-01' + (i % 180), 'order ' || i FROM generate_series(1, 2000) i;
+-- A chain: items belong to orders, shipments to items (a two-column key, sometimes NULL).
+CREATE TABLE items (order_id int REFERENCES orders, line int, qty int NOT NULL, PRIMARY KEY (order_id, line));
+INSERT INTO items SELECT o, l, o * l FROM generate_series(1, 2000) o, generate_series(1, 3) l WHERE l <= 1 + o % 3;
+CREATE TABLE shipments (id int PRIMARY KEY, order_id int, line int, FOREIGN KEY (order_id, line) REFERENCES items);
+INSERT INTO shipments SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 1 + (i * 13) % 2000 END, 1
+                      FROM generate_series(1, 1500) i;
+CREATE TABLE lookup (code text PRIMARY KEY);
+INSERT INTO lookup VALUES ('a'), ('b');
+";
+
+/// The source's rows, read once.
+struct Source {
+    users: Vec<(i64, i64, Option<i64>)>,
+    orders: Vec<(i64, i64, Option<i64>, String)>,
+    items: Vec<(i64, i64)>,
+    shipments: Vec<(i64, Option<i64>, Option<i64>)>,
+    products: Vec<(i64, bool)>,
+}
+
+fn int(v: &Option<String>) -> Option<i64> {
+    v.as_deref().map(|s| s.parse().unwrap())
+}
+
+impl Source {
+    fn read(p: &Pair) -> Source {
+        let r = |sql: &str| rows(&p.src, sql);
+        Source {
+            users: r("SELECT id, tenant_id, manager_id FROM users")
+                .iter()
+                .map(|x| (int(&x[0]).unwrap(), int(&x[1]).unwrap(), int(&x[2])))
+                .collect(),
+            orders: r("SELECT id, user_id, product_id, created FROM orders")
+                .iter()
+                .map(|x| {
+                    (
+                        int(&x[0]).unwrap(),
+                        int(&x[1]).unwrap(),
+                        int(&x[2]),
+                        x[3].clone().unwrap(),
+                    )
+                })
+                .collect(),
+            items: r("SELECT order_id, line FROM items")
+                .iter()
+                .map(|x| (int(&x[0]).unwrap(), int(&x[1]).unwrap()))
+                .collect(),
+            shipments: r("SELECT id, order_id, line FROM shipments")
+                .iter()
+                .map(|x| (int(&x[0]).unwrap(), int(&x[1]), int(&x[2])))
+                .collect(),
+            products: r("SELECT id, active FROM products")
+                .iter()
+                .map(|x| (int(&x[0]).unwrap(), x[1].as_deref() == Some("t")))
+                .collect(),
+        }
+    }
+
+    /// Users passing `keep`, reached from a root (no manager, or
+    /// themselves) through users that pass it too: breadth first.
+    fn tree(&self, keep: impl Fn(i64, i64) -> bool) -> HashSet<i64> {
+        let mut kept: HashSet<i64> = self
+            .users
+            .iter()
+            .filter(|(id, t, m)| keep(*id, *t) && m.is_none_or(|m| m == *id))
+            .map(|u| u.0)
+            .collect();
+        loop {
+            let next: Vec<i64> = self
+                .users
+                .iter()
+                .filter(|(id, t, m)| {
+                    !kept.contains(id) && keep(*id, *t) && m.is_some_and(|m| kept.contains(&m))
+                })
+                .map(|u| u.0)
+                .collect();
+            if next.is_empty() {
+                return kept;
+            }
+            kept.extend(next);
+        }
+    }
+
+    /// Users and all their managers, up.
+    fn with_managers(&self, start: HashSet<i64>) -> HashSet<i64> {
+        let manager: HashMap<i64, Option<i64>> = self.users.iter().map(|u| (u.0, u.2)).collect();
+        let mut out = HashSet::new();
+        let mut todo: Vec<i64> = start.into_iter().collect();
+        while let Some(u) = todo.pop() {
+            if out.insert(u)
+                && let Some(Some(m)) = manager.get(&u)
+            {
+                todo.push(*m);
+            }
+        }
+        out
+    }
+}
+
+/// Every row of `table` in both databases, `keep` choosing the source's by
+/// their leading key columns: the target must hold exactly those, every column equal.
+fn same_rows(
+    p: &Pair,
+    schema: &str,
+    table: &str,
+    order: &str,
+    keep: impl Fn(&[Option<String>]) -> bool,
+) -> usize {
+    let want: Vec<Vec<Option<String>>> =
+        rows(&p.src, &format!("SELECT * FROM {table} ORDER BY {order}"))
+            .into_iter()
+            .filter(|r| keep(r))
+            .collect();
+    let got = rows(
+        &p.dst,
+        &format!("SELECT * FROM {schema}.{table} ORDER BY {order}"),
+    );
+    assert_eq!(got.len(), want.len(), "{schema}.{table}: row count");
+    assert_eq!(got, want, "{schema}.{table}: rows");
+    want.len()
+}
+
+fn validated_keys(p: &Pair, schema: &str) -> Vec<String> {
+    col(
+        &p.dst,
+        &format!(
+            "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
+             WHERE n.nspname = '{schema}' AND contype = 'f' AND convalidated ORDER BY 1"
+        ),
+    )
+}
+
+const ALL_KEYS: [&str; 6] = [
+    "items_order_id_fkey",
+    "orders_product_id_fkey",
+    "orders_user_id_fkey",
+    "shipments_order_id_line_fkey",
+    "users_manager_id_fkey",
+    "users_tenant_id_fkey",
+];
+
+#[test]
+fn follow_restricts_children_through_chains_trees_and_multi_column_keys() {
+    let p = Pair::new("follow", SCHEMA);
+    let src = Source::read(&p);
+    let text = p.job(
+        "follow",
+        "f",
+        "subset = \"follow\"\n[follow.tables.\"*\"]\n[follow.tables.users]\nwhere = { tenant_id = [1, 2] }\n",
+    );
+    let file = p.file("xmat.toml", &text);
+
+    // --dry-run shows each table's SELECT and what it follows.
+    let dry = p.xmat(&file, &["follow", "--dry-run"]);
+    ok(&dry);
+    let plan = stdout(&dry);
+    assert!(plan.contains("subset: follow"), "{plan}");
+    assert!(
+        plan.contains("FROM ONLY \"public\".\"orders\" WHERE EXISTS (SELECT 1 FROM ONLY \"public\".\"users\" AS \"users\" WHERE \"users\".\"id\" = \"public\".\"orders\".\"user_id\""),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("follows: users (orders_user_id_fkey)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("follows: orders (items_order_id_fkey)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("follows: items (shipments_order_id_line_fkey)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("WITH RECURSIVE"),
+        "the tree of managers: {plan}"
+    );
+
+    ok(&p.xmat(&file, &["follow"]));
+    let users = src.tree(|_, t| t == 1 || t == 2);
+    assert!(
+        !users.contains(&298) && !users.contains(&299),
+        "a loop no root reaches is not kept"
+    );
+    assert!(
+        users.contains(&6),
+        "a user who is their own manager is a root"
+    );
+    let orders: HashSet<i64> = src
+        .orders
+        .iter()
+        .filter(|o| users.contains(&o.1))
+        .map(|o| o.0)
+        .collect();
+    let items: HashSet<(i64, i64)> = src
+        .items
+        .iter()
+        .copied()
+        .filter(|i| orders.contains(&i.0))
+        .collect();
+    let key = |r: &[Option<String>], i: usize| int(&r[i]).unwrap();
+    assert_eq!(
+        same_rows(&p, "f", "users", "id", |r| users.contains(&key(r, 0))),
+        48
+    );
+    assert!(
+        !users.contains(&41) && !users.contains(&46),
+        "41's manager is another tenant's"
+    );
+    assert!(same_rows(&p, "f", "orders", "id", |r| orders.contains(&key(r, 0))) > 100);
+    same_rows(&p, "f", "items", "order_id, line", |r| {
+        items.contains(&(key(r, 0), key(r, 1)))
+    });
+    let shipped = same_rows(&p, "f", "shipments", "id", |r| {
+        r[1].is_none() || items.contains(&(key(r, 1), key(r, 2)))
+    });
+    assert!(
+        shipped > src.shipments.iter().filter(|s| s.1.is_none()).count(),
+        "some followed, some NULL"
+    );
+    // Tables nothing restricts are copied whole.
+    same_rows(&p, "f", "tenants", "id", |_| true);
+    same_rows(&p, "f", "products", "id", |_| true);
+    same_rows(&p, "f", "lookup", "code", |_| true);
+    assert_eq!(validated_keys(&p, "f"), ALL_KEYS);
+}
+
+#[test]
+fn follow_parents_adds_the_rows_kept_rows_point_to() {
+    let p = Pair::new("parents", SCHEMA);
+    let src = Source::read(&p);
+    let text = p.job(
+        "parents",
+        "fp",
+        "subset = \"follow+parents\"\n\
+         [parents.tables.tenants]\n[parents.tables.users]\nwhere = { tenant_id = 1 }\n\
+         [parents.tables.products]\nwhere = { active = true }\n\
+         [parents.tables.orders]\nwhere = { created = { gte = 2024-05-01 } }\n\
+         [parents.tables.items]\n[parents.tables.shipments]\n",
+    );
+    let file = p.file("xmat.toml", &text);
+    let dry = p.xmat(&file, &["parents", "--dry-run"]);
+    ok(&dry);
+    let plan = stdout(&dry);
+    assert!(
+        plan.contains(
+            "rows added for: users (users_manager_id_fkey), orders (orders_user_id_fkey)"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("rows added for: orders (orders_product_id_fkey)"),
+        "{plan}"
+    );
+    ok(&p.xmat(&file, &["parents"]));
+
+    let orders: Vec<&(i64, i64, Option<i64>, String)> = src
+        .orders
+        .iter()
+        .filter(|o| o.3.as_str() >= "2024-05-01")
+        .collect();
+    let order_ids: HashSet<i64> = orders.iter().map(|o| o.0).collect();
+    let mut users: HashSet<i64> = src.users.iter().filter(|u| u.1 == 1).map(|u| u.0).collect();
+    users.extend(orders.iter().map(|o| o.1));
+    let users = src.with_managers(users);
+    let mut products: HashSet<i64> = src.products.iter().filter(|p| p.1).map(|p| p.0).collect();
+    products.extend(orders.iter().filter_map(|o| o.2));
+    assert!(
+        products.len() > src.products.iter().filter(|p| p.1).count(),
+        "inactive products were added"
+    );
+    assert!(
+        users.contains(&298) && users.contains(&299),
+        "tenant 1's own rows are kept, loop or not"
+    );
+    let key = |r: &[Option<String>], i: usize| int(&r[i]).unwrap();
+    same_rows(&p, "fp", "users", "id", |r| users.contains(&key(r, 0)));
+    same_rows(&p, "fp", "products", "id", |r| {
+        products.contains(&key(r, 0))
+    });
+    same_rows(&p, "fp", "orders", "id", |r| order_ids.contains(&key(r, 0)));
+    let items: BTreeSet<(i64, i64)> = src
+        .items
+        .iter()
+        .copied()
+        .filter(|i| order_ids.contains(&i.0))
+        .collect();
+    same_rows(&p, "fp", "items", "order_id, line", |r| {
+        items.contains(&(key(r, 0), key(r, 1)))
+    });
+    same_rows(&p, "fp", "shipments", "id", |r| {
+        r[1].is_none() || items.contains(&(key(r, 1), key(r, 2)))
+    });
+    same_rows(&p, "fp", "tenants", "id", |_| true);
+    assert_eq!(validated_keys(&p, "fp"), ALL_KEYS);
+}
+
+/// Without `subset`, a copy whose rows reference rows that were not copied
+/// fails at the end: the error names the key, the table, how many rows
+/// dangle, and the option; the previous target stays.
+#[test]
+fn dangling_keys_without_subset_say_how_many_and_what_to_do() {
+    let p = Pair::new("dangle", SCHEMA);
+    let src = Source::read(&p);
+    let text = [
+        p.job("whole", "d", "tables = [\"tenants\", \"users\", \"orders\"]"),
+        p.job(
+            "strict",
+            "d",
+            "[strict.tables.tenants]\n[strict.tables.users]\nwhere = { tenant_id = [1, 2] }\n[strict.tables.orders]\n",
+        ),
+    ]
+    .concat();
+    let file = p.file("xmat.toml", &text);
+    ok(&p.xmat(&file, &["whole"]));
+    let e = failed(&p.xmat(&file, &["strict", "--jobs", "1"]));
+    let kept: HashSet<i64> = src
+        .users
+        .iter()
+        .filter(|u| u.1 == 1 || u.1 == 2)
+        .map(|u| u.0)
+        .collect();
+    // Both keys dangle; whichever is checked first is named, with its own count.
+    let (key, table, rows) = if e.contains("orders_user_id_fkey") {
+        (
+            "orders_user_id_fkey",
+            "orders",
+            src.orders.iter().filter(|o| !kept.contains(&o.1)).count(),
+        )
+    } else {
+        (
+            "users_manager_id_fkey",
+            "users",
+            src.users
+                .iter()
+                .filter(|u| kept.contains(&u.0) && u.2.is_some_and(|m| !kept.contains(&m)))
+                .count(),
+        )
+    };
+    let expect = format!(
+        "job strict: table {table}: foreign key {key}: {rows} row(s) of {table} reference users rows that were not copied (Key ("
+    );
+    assert!(e.contains(&expect), "expected `{expect}` in:\n{e}");
+    assert!(e.contains("add `subset = \"follow\"` to the job"), "{e}");
+    assert_eq!(
+        col(&p.dst, "SELECT count(*) FROM d.orders"),
+        ["2000"],
+        "the old target stays"
+    );
+}
+
+#[test]
+fn cycles_and_two_keys_to_one_table_are_refused_by_name() {
+    let p = Pair::new(
+        "cycle",
+        "CREATE SCHEMA cyc;
+         CREATE TABLE cyc.a (id int PRIMARY KEY, b_id int, keep bool NOT NULL DEFAULT true);
+         CREATE TABLE cyc.b (id int PRIMARY KEY, a_id int REFERENCES cyc.a);
+         ALTER TABLE cyc.a ADD FOREIGN KEY (b_id) REFERENCES cyc.b;
+         CREATE TABLE cyc.t (id int PRIMARY KEY, p int REFERENCES cyc.t, q int REFERENCES cyc.t);
+         INSERT INTO cyc.a VALUES (1, NULL), (2, NULL);
+         INSERT INTO cyc.b VALUES (1, 1);",
+    );
+    let job = |name: &str, tables: &str| {
+        format!(
+            "[{name}]\nsource = {{ database = \"{}\", schema = \"cyc\" }}\ntarget = {{ database = \"{}\", schema = \"c_{name}\" }}\n\
+             subset = \"follow\"\n{tables}\n",
+            p.src.dsn, p.dst.dsn
+        )
+    };
+    let text = [
+        job(
+            "cycle",
+            "[cycle.tables.a]\nwhere = { keep = true }\n[cycle.tables.b]",
+        ),
+        job("free", "tables = [\"a\", \"b\"]"),
+        job("two", "[two.tables.t]\nwhere = { id = { gt = 0 } }"),
+    ]
+    .concat();
+    let file = p.file("xmat.toml", &text);
+    let e = failed(&p.xmat(&file, &["cycle", "--dry-run"]));
+    assert!(
+        e.contains("subset = \"follow\" cannot follow rows around a cycle of foreign keys: ")
+            && e.contains("a_b_id_fkey")
+            && e.contains("b_a_id_fkey"),
+        "{e}"
+    );
+    // Nothing to follow: the same cycle is copied whole.
+    ok(&p.xmat(&file, &["free"]));
+    assert_eq!(col(&p.dst, "SELECT count(*) FROM c_free.a"), ["2"]);
+    let e = failed(&p.xmat(&file, &["two"]));
+    assert!(
+        e.contains("table t has more than one foreign key to itself (t_p_fkey, t_q_fkey)"),
+        "{e}"
+    );
+}
+
+/// Names with quotes, spaces and capitals, on both sides of a followed key
+/// and of a key to itself.
+#[test]
+fn quoted_names_are_followed() {
+    let p = Pair::new(
+        "quoted",
+        r#"CREATE TABLE "Pa""rent" ("I d" int PRIMARY KEY, "Kind" text NOT NULL, "up" int REFERENCES "Pa""rent");
+           INSERT INTO "Pa""rent" SELECT i, CASE WHEN i % 3 = 0 THEN 'drop' ELSE 'keep' END,
+                                        CASE WHEN i > 10 THEN i - 10 END FROM generate_series(1, 60) i;
+           CREATE TABLE "chi ld" (id int PRIMARY KEY, "p""id" int NOT NULL REFERENCES "Pa""rent");
+           INSERT INTO "chi ld" SELECT i, 1 + i % 60 FROM generate_series(1, 300) i;"#,
+    );
+    let text = p.job(
+        "q",
+        "q",
+        "subset = \"follow\"\n[q.tables.\"Pa\\\"rent\"]\nwhere = { Kind = \"keep\" }\n[q.tables.\"chi ld\"]\n",
+    );
+    let file = p.file("xmat.toml", &text);
+    ok(&p.xmat(&file, &["q"]));
+    // Kept parents: "keep", and every parent above kept too (up = i - 10).
+    let mut kept: HashSet<i64> = HashSet::new();
+    for i in 1..=60i64 {
+        let keep = i % 3 != 0 && (i <= 10 || kept.contains(&(i - 10)));
+        if keep {
+            kept.insert(i);
+        }
+    }
+    let key = |r: &[Option<String>], i: usize| int(&r[i]).unwrap();
+    assert_eq!(
+        same_rows(&p, "q", "\"Pa\"\"rent\"", "1", |r| kept
+            .contains(&key(r, 0))),
+        kept.len()
+    );
+    same_rows(&p, "q", "\"chi ld\"", "1", |r| kept.contains(&key(r, 1)));
+    assert_eq!(
+        validated_keys(&p, "q"),
+        ["Pa\"rent_up_fkey", "chi ld_p\"id_fkey"]
+    );
+}
