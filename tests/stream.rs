@@ -147,11 +147,17 @@ fn an_unchanged_toasted_value_survives_an_update_of_another_column() {
     ] {
         let f = Fixture::new(label, DOCS, &tables);
         f.setup_ok();
-        let big: i64 = f.src.client().query_one("SELECT min(length(big)) FROM docs", &[]).unwrap().get(0);
+        let big: i64 = f
+            .src
+            .client()
+            .query_one("SELECT min(length(big)) FROM docs", &[])
+            .unwrap()
+            .get(0);
         assert!(big > 8192, "the big values are TOASTed ({big} bytes)");
         f.sql("UPDATE docs SET small = small + 100 WHERE id <= 10; UPDATE docs SET other = 'changed' WHERE id = 3;");
         f.catch_up_and_check();
-        let bigs = f.dst_rows("SELECT length(big) FROM app.docs WHERE id <= 10 AND big IS NOT NULL");
+        let bigs =
+            f.dst_rows("SELECT length(big) FROM app.docs WHERE id <= 10 AND big IS NOT NULL");
         assert_eq!(bigs.len(), 10, "{label}");
     }
 }
@@ -165,13 +171,28 @@ fn a_row_entering_the_subset_without_its_toasted_value_stops_apply_unless_identi
     );
     let f = Fixture::new("toast_in", DOCS, &tables);
     f.setup_ok();
-    f.sql("UPDATE docs SET small = 0 WHERE id = 15;  -- enters the subset; big is not sent
-           UPDATE docs SET small = 50 WHERE id = 2;  -- leaves it: dropped whatever big is");
+    f.sql(
+        "UPDATE docs SET small = 0 WHERE id = 15;  -- enters the subset; big is not sent
+           UPDATE docs SET small = 50 WHERE id = 2;  -- leaves it: dropped whatever big is",
+    );
     let x = f.lsn();
     let o = f.run("follow", &["--endpos", &x]);
-    assert_fails(&o, 1, &["table docs", "TOASTed", "REPLICA IDENTITY FULL", "(id)=(15)"]);
+    assert_fails(
+        &o,
+        1,
+        &[
+            "table docs",
+            "TOASTed",
+            "REPLICA IDENTITY FULL",
+            "(id)=(15)",
+        ],
+    );
     // The same with the old row whole on the source.
-    let full = Fixture::new("toast_full", &format!("{DOCS} ALTER TABLE docs REPLICA IDENTITY FULL;"), &tables);
+    let full = Fixture::new(
+        "toast_full",
+        &format!("{DOCS} ALTER TABLE docs REPLICA IDENTITY FULL;"),
+        &tables,
+    );
     full.setup_ok();
     full.sql("UPDATE docs SET small = 0 WHERE id = 15; UPDATE docs SET small = 50 WHERE id = 2;");
     full.catch_up_and_check();
@@ -185,7 +206,11 @@ fn a_row_entering_the_subset_without_its_toasted_value_stops_apply_unless_identi
     m.sql("UPDATE docs SET small = 7 WHERE id = 4");
     let x = m.lsn();
     let o = m.run("follow", &["--endpos", &x]);
-    assert_fails(&o, 1, &["table docs", "depends on it", "REPLICA IDENTITY FULL"]);
+    assert_fails(
+        &o,
+        1,
+        &["table docs", "depends on it", "REPLICA IDENTITY FULL"],
+    );
 }
 
 #[test]

@@ -45,8 +45,12 @@ fn endpos_before_inside_and_exactly_at_a_commit() {
     let mut tx = c.transaction().unwrap();
     tx.execute("INSERT INTO t VALUES (2, 'two')", &[]).unwrap();
     let xid: i64 = tx.query_one("SELECT txid_current()", &[]).unwrap().get(0);
-    let inside: String = tx.query_one("SELECT pg_current_wal_lsn()::text", &[]).unwrap().get(0);
-    tx.execute("INSERT INTO t VALUES (3, 'three')", &[]).unwrap();
+    let inside: String = tx
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .unwrap()
+        .get(0);
+    tx.execute("INSERT INTO t VALUES (3, 'three')", &[])
+        .unwrap();
     tx.commit().unwrap();
     f.sql("INSERT INTO t VALUES (4, 'four')");
     let end = f.lsn();
@@ -54,7 +58,11 @@ fn endpos_before_inside_and_exactly_at_a_commit() {
     // follow stops before a transaction straddling the end position...
     let o = f.run("follow", &["--endpos", &inside]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(ids(&f), ["1"], "only the transaction committed before the end position");
+    assert_eq!(
+        ids(&f),
+        ["1"],
+        "only the transaction committed before the end position"
+    );
     // ...and the next run applies it whole.
     let receive = f.run("receive", &["--endpos", &end, "--resume"]);
     assert!(receive.status.success(), "{}", stderr(&receive));
@@ -64,7 +72,11 @@ fn endpos_before_inside_and_exactly_at_a_commit() {
     assert_eq!(ids(&f), ["1"], "one byte before its commit: not applied");
     let o = f.run("apply", &["--endpos", &at]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(ids(&f), ["1", "2", "3"], "exactly at its commit: applied, whole");
+    assert_eq!(
+        ids(&f),
+        ["1", "2", "3"],
+        "exactly at its commit: applied, whole"
+    );
     f.follow_to(&end);
     f.assert_matches_oracle();
 
@@ -78,7 +90,10 @@ fn endpos_before_inside_and_exactly_at_a_commit() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(ids(&g).is_empty());
     // The sentinel moves the end position of a run.
-    let o = g.run("sentinel", &["set", "endpos", "--current", "--source", &g.src.dsn]);
+    let o = g.run(
+        "sentinel",
+        &["set", "endpos", "--current", "--source", &g.src.dsn],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = g.run("follow", &["--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -90,14 +105,24 @@ fn transactions_committing_in_another_order_than_they_began_and_many_spool_segme
     let f = Fixture::new("interleaved", T, "[\"{job}\".tables.t]\n");
     f.setup_ok();
     let (mut c1, mut c2, mut c3) = (f.src.client(), f.src.client(), f.src.client());
-    c1.batch_execute("BEGIN; INSERT INTO t VALUES (1, 'first begun')").unwrap();
-    c2.batch_execute("BEGIN; INSERT INTO t VALUES (2, 'second begun')").unwrap();
-    c3.batch_execute("BEGIN; INSERT INTO t SELECT i, 'big' FROM generate_series(100, 2099) i").unwrap();
+    c1.batch_execute("BEGIN; INSERT INTO t VALUES (1, 'first begun')")
+        .unwrap();
+    c2.batch_execute("BEGIN; INSERT INTO t VALUES (2, 'second begun')")
+        .unwrap();
+    c3.batch_execute("BEGIN; INSERT INTO t SELECT i, 'big' FROM generate_series(100, 2099) i")
+        .unwrap();
     c2.batch_execute("COMMIT").unwrap();
-    c1.batch_execute("UPDATE t SET v = 'seen second' WHERE id = 2; INSERT INTO t VALUES (3, 'x'); COMMIT").unwrap();
-    c3.batch_execute("DELETE FROM t WHERE id = 1; COMMIT").unwrap();
+    c1.batch_execute(
+        "UPDATE t SET v = 'seen second' WHERE id = 2; INSERT INTO t VALUES (3, 'x'); COMMIT",
+    )
+    .unwrap();
+    c3.batch_execute("DELETE FROM t WHERE id = 1; COMMIT")
+        .unwrap();
     for i in 0..50 {
-        f.sql(&format!("INSERT INTO t VALUES ({}, 'small'); UPDATE t SET v = v || '+' WHERE id = 3", 5000 + i));
+        f.sql(&format!(
+            "INSERT INTO t VALUES ({}, 'small'); UPDATE t SET v = v || '+' WHERE id = 3",
+            5000 + i
+        ));
     }
     let x = f.lsn();
     let o = f.run("receive", &["--endpos", &x, "--segment-size", "2KiB"]);
@@ -115,7 +140,10 @@ fn transactions_committing_in_another_order_than_they_began_and_many_spool_segme
     assert!(o.status.success(), "{}", stderr(&o));
     f.assert_matches_oracle();
     let left = std::fs::read_dir(f.sdir().join("spool")).unwrap().count();
-    assert!(left < segments, "applied segments are removed ({left} of {segments} left)");
+    assert!(
+        left < segments,
+        "applied segments are removed ({left} of {segments} left)"
+    );
 }
 
 #[test]
@@ -131,9 +159,17 @@ fn ddl_on_a_streamed_table_stops_apply_by_name() {
         if trigger {
             assert_fails(&o, 5, &["DDL", "ALTER TABLE", "public.t"]);
         } else {
-            assert_fails(&o, 5, &["table t", "column extra is not in the table", "DDL"]);
+            assert_fails(
+                &o,
+                5,
+                &["table t", "column extra is not in the table", "DDL"],
+            );
         }
-        assert_eq!(ids(&f), ["1"], "{label}: what came before the DDL is applied");
+        assert_eq!(
+            ids(&f),
+            ["1"],
+            "{label}: what came before the DDL is applied"
+        );
         // A rerun stops at the same place.
         let o = f.run("follow", &["--endpos", &x, "--resume"]);
         assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
@@ -149,7 +185,11 @@ fn ddl_on_a_streamed_table_stops_apply_by_name() {
     assert!(o.status.success(), "{}", stderr(&o));
     g.sql("CREATE TABLE t2 (id int PRIMARY KEY); INSERT INTO t2 VALUES (1)");
     let x = g.lsn();
-    assert_fails(&g.run("follow", &["--endpos", &x]), 5, &["table t2", "does not know"]);
+    assert_fails(
+        &g.run("follow", &["--endpos", &x]),
+        5,
+        &["table t2", "does not know"],
+    );
 }
 
 fn hostile(params: &str) -> String {
@@ -161,18 +201,37 @@ fn hostile(params: &str) -> String {
 
 #[test]
 fn a_plugin_that_rejects_or_traps_stops_apply_before_that_transaction() {
-    let f = Fixture::new("reject", T, &hostile("\"reject-on\" = \"BAD\", \"trap-on\" = \"BOOM\""));
+    let f = Fixture::new(
+        "reject",
+        T,
+        &hostile("\"reject-on\" = \"BAD\", \"trap-on\" = \"BOOM\""),
+    );
     f.setup_ok();
     f.sql("INSERT INTO t VALUES (1, 'ok'); INSERT INTO t VALUES (2, 'ok');");
     let mut c = f.src.client();
     let mut tx = c.transaction().unwrap();
-    tx.execute("INSERT INTO t VALUES (3, 'fine'), (4, 'BAD')", &[]).unwrap();
+    tx.execute("INSERT INTO t VALUES (3, 'fine'), (4, 'BAD')", &[])
+        .unwrap();
     let xid: i64 = tx.query_one("SELECT txid_current()", &[]).unwrap().get(0);
     tx.commit().unwrap();
     let x = f.lsn();
     let o = f.run("follow", &["--endpos", &x]);
-    assert_fails(&o, 3, &[&format!("transaction {xid}"), "table t", "plugin row_hostile", "rejected", "BAD"]);
-    assert_eq!(ids(&f), ["1", "2"], "the transactions before it are applied, none of it");
+    assert_fails(
+        &o,
+        3,
+        &[
+            &format!("transaction {xid}"),
+            "table t",
+            "plugin row_hostile",
+            "rejected",
+            "BAD",
+        ],
+    );
+    assert_eq!(
+        ids(&f),
+        ["1", "2"],
+        "the transactions before it are applied, none of it"
+    );
     // A rerun retries it (and stops again).
     assert_fails(&f.run("follow", &["--endpos", &x, "--resume"]), 3, &["BAD"]);
     // A trap.
@@ -180,7 +239,11 @@ fn a_plugin_that_rejects_or_traps_stops_apply_before_that_transaction() {
     g.setup_ok();
     g.sql("INSERT INTO t VALUES (1, 'ok'); INSERT INTO t VALUES (2, 'BOOM');");
     let x = g.lsn();
-    assert_fails(&g.run("follow", &["--endpos", &x]), 4, &["plugin row_hostile", "trapped", "table t"]);
+    assert_fails(
+        &g.run("follow", &["--endpos", &x]),
+        4,
+        &["plugin row_hostile", "trapped", "table t"],
+    );
     assert_eq!(ids(&g), ["1"]);
 }
 
@@ -193,17 +256,17 @@ fn a_slow_plugin_past_its_time_limit_stops_apply_and_a_rerun_with_more_time_goes
     let o = f.run("follow", &["--endpos", &x, "--plugin-time", "200ms"]);
     assert_fails(&o, 4, &["plugin row_hostile", "table t"]);
     assert_eq!(ids(&f), ["1"]);
-    let o = f.run("follow", &["--endpos", &x, "--resume", "--plugin-time", "60s"]);
+    let o = f.run(
+        "follow",
+        &["--endpos", &x, "--resume", "--plugin-time", "60s"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(ids(&f), ["1", "2", "3"]);
 }
 
 #[test]
 fn a_key_plugin_that_is_not_a_function_of_the_key_alone_is_refused() {
-    for (label, params) in [
-        ("counter", "counter = \"v\""),
-        ("mix", "mix = \"v:n\""),
-    ] {
+    for (label, params) in [("counter", "counter = \"v\""), ("mix", "mix = \"v:n\"")] {
         let f = Fixture::new(
             label,
             "CREATE TABLE t (v text PRIMARY KEY, n int);",
@@ -213,10 +276,18 @@ fn a_key_plugin_that_is_not_a_function_of_the_key_alone_is_refused() {
         f.sql("INSERT INTO t VALUES ('a', 1)");
         let x = f.lsn();
         let o = f.run("follow", &["--endpos", &x]);
-        assert_fails(&o, 4, &["key column v", "depend on that column only", "row_hostile"]);
+        assert_fails(
+            &o,
+            4,
+            &["key column v", "depend on that column only", "row_hostile"],
+        );
     }
     // One that is (upper-casing the key) streams, key updates included.
-    let f = Fixture::new("upper", "CREATE TABLE t (v text PRIMARY KEY, n int);", &hostile("upper = \"v\""));
+    let f = Fixture::new(
+        "upper",
+        "CREATE TABLE t (v text PRIMARY KEY, n int);",
+        &hostile("upper = \"v\""),
+    );
     f.setup_ok();
     f.sql("INSERT INTO t VALUES ('a', 1), ('b', 2); UPDATE t SET v = 'c' WHERE v = 'a'; DELETE FROM t WHERE v = 'b';
            UPDATE t SET n = 5 WHERE v = 'c';");
@@ -225,23 +296,46 @@ fn a_key_plugin_that_is_not_a_function_of_the_key_alone_is_refused() {
 
 #[test]
 fn bad_input_gets_a_clear_refusal() {
-    let f = Fixture::new("bad", "CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE nokey (v text);", "[\"{job}\".tables.t]\n");
+    let f = Fixture::new(
+        "bad",
+        "CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE nokey (v text);",
+        "[\"{job}\".tables.t]\n",
+    );
     // A table without a key, by name.
     let keyless = TestDb::new("bad_nokey");
-    keyless.client().batch_execute("CREATE TABLE nokey (v text); CREATE TABLE fine (id int PRIMARY KEY);").unwrap();
+    keyless
+        .client()
+        .batch_execute("CREATE TABLE nokey (v text); CREATE TABLE fine (id int PRIMARY KEY);")
+        .unwrap();
     let d = tempfile::tempdir().unwrap();
     let o = host()
         .args(["stream", "setup", "--dir"])
         .arg(d.path().join("s"))
-        .args(["--source", &keyless.dsn, "--target", &f.dst.dsn, "--slot-name", "t_bad_never"])
+        .args([
+            "--source",
+            &keyless.dsn,
+            "--target",
+            &f.dst.dsn,
+            "--slot-name",
+            "t_bad_never",
+        ])
         .output()
         .unwrap();
-    assert_fails(&o, 1, &["table nokey", "no primary key or replica identity"]);
+    assert_fails(
+        &o,
+        1,
+        &["table nokey", "no primary key or replica identity"],
+    );
     // An unreachable source.
     let o = host()
         .args(["stream", "setup", "--dir"])
         .arg(d.path().join("u"))
-        .args(["--source", "postgresql://host:host@127.0.0.1:1/nothing", "--target", &f.dst.dsn])
+        .args([
+            "--source",
+            "postgresql://host:host@127.0.0.1:1/nothing",
+            "--target",
+            &f.dst.dsn,
+        ])
         .output()
         .unwrap();
     assert_fails(&o, 1, &["cannot connect", "127.0.0.1:1"]);
@@ -253,9 +347,17 @@ fn bad_input_gets_a_clear_refusal() {
         .env_remove("PGCOPYDB_SOURCE_PGURI")
         .output()
         .unwrap();
-    assert_fails(&o, 1, &["no source database", "--source", "HOST_SOURCE_PGURI"]);
+    assert_fails(
+        &o,
+        1,
+        &["no source database", "--source", "HOST_SOURCE_PGURI"],
+    );
     // A usage error.
-    assert_fails(&f.run("follow", &["--endpos", "not-an-lsn"]), 2, &["not a WAL position"]);
+    assert_fails(
+        &f.run("follow", &["--endpos", "not-an-lsn"]),
+        2,
+        &["not a WAL position"],
+    );
 
     f.setup_ok();
     // The same directory twice; the same slot from another directory.
@@ -265,7 +367,14 @@ fn bad_input_gets_a_clear_refusal() {
         .arg(d.path().join("again"))
         .args(["-c"])
         .arg(&f.jobs)
-        .args(["--job", "stream", "--slot-name", &f.slot, "--origin", "t_bad_other_origin"])
+        .args([
+            "--job",
+            "stream",
+            "--slot-name",
+            &f.slot,
+            "--origin",
+            "t_bad_other_origin",
+        ])
         .output()
         .unwrap();
     assert_fails(&o, 1, &["slot", &f.slot, "already exists"]);
@@ -287,7 +396,11 @@ fn bad_input_gets_a_clear_refusal() {
         .unwrap();
     f.sql("INSERT INTO t VALUES (1)");
     let x = f.lsn();
-    assert_fails(&f.run("follow", &["--endpos", &x]), 1, &["no replication origin", &f.slot]);
+    assert_fails(
+        &f.run("follow", &["--endpos", &x]),
+        1,
+        &["no replication origin", &f.slot],
+    );
 }
 
 #[test]
@@ -308,7 +421,11 @@ fn the_lifecycle_status_sentinel_restart_and_cleanup() {
     let o = f.run("receive", &["--endpos", &x]);
     assert!(o.status.success(), "{}", stderr(&o));
     // A second receive neither guesses nor discards.
-    assert_fails(&f.run("receive", &["--endpos", &x]), 1, &["--resume", "--restart"]);
+    assert_fails(
+        &f.run("receive", &["--endpos", &x]),
+        1,
+        &["--resume", "--restart"],
+    );
     assert_fails(
         &f.run("receive", &["--endpos", &x, "--restart"]),
         1,
@@ -323,7 +440,11 @@ fn the_lifecycle_status_sentinel_restart_and_cleanup() {
     let y = f.lsn();
     let o = f.run("follow", &["--endpos", &y, "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_ne!(f.origin_lsn(), before, "a transaction whose changes all dropped still advances the origin");
+    assert_ne!(
+        f.origin_lsn(),
+        before,
+        "a transaction whose changes all dropped still advances the origin"
+    );
     assert_eq!(ids(&f), ["1", "2"]);
     // Everything applied: --restart may discard the spool now.
     let o = f.run("receive", &["--endpos", &y, "--restart"]);
@@ -347,7 +468,10 @@ fn the_lifecycle_status_sentinel_restart_and_cleanup() {
     let origins: i64 = f
         .dst
         .client()
-        .query_one("SELECT count(*) FROM pg_replication_origin WHERE roname = $1", &[&f.slot])
+        .query_one(
+            "SELECT count(*) FROM pg_replication_origin WHERE roname = $1",
+            &[&f.slot],
+        )
         .unwrap()
         .get(0);
     assert_eq!(origins, 0, "origin dropped");

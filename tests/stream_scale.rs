@@ -82,9 +82,11 @@ fn an_idle_streamed_database_beside_a_busy_one_keeps_its_slot_moving() {
             .unwrap()
             .get(0)
     };
-    f.eventually(60, "the idle slot confirmed past the neighbour's WAL", || {
-        confirmed(&f) >= end
-    });
+    f.eventually(
+        60,
+        "the idle slot confirmed past the neighbour's WAL",
+        || confirmed(&f) >= end,
+    );
     f.eventually(
         60,
         "the idle slot's retained WAL to fall below what the neighbour wrote",
@@ -95,7 +97,10 @@ fn an_idle_streamed_database_beside_a_busy_one_keeps_its_slot_moving() {
     assert!(o.status.success(), "{}", stderr(&o));
     let s: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     let lag = s["lag_bytes"].as_u64().expect("lag_bytes");
-    assert!(lag < (written as u64) / 4, "status lag {lag} bytes on an idle stream: {s}");
+    assert!(
+        lag < (written as u64) / 4,
+        "status lag {lag} bytes on an idle stream: {s}"
+    );
     // And it still streams what comes.
     f.sql("INSERT INTO t VALUES (1, 'after the quiet')");
     f.eventually(30, "the change to arrive", || {

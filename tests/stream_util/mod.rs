@@ -94,12 +94,18 @@ impl Fixture {
     /// `host stream SUB --dir D [--source S] [--target T] ARGS`.
     pub fn cmd(&self, sub: &str, args: &[&str]) -> Command {
         let mut c = host();
+        if sub == "sentinel" {
+            // `sentinel get|set endpos` take --dir after the subcommand.
+            c.args(["stream", sub])
+                .args(args)
+                .arg("--dir")
+                .arg(self.sdir());
+            return c;
+        }
         c.args(["stream", sub, "--dir"]).arg(self.sdir());
-        if sub != "sentinel" {
-            c.args(["--source", &self.src.dsn]);
-            if sub != "receive" {
-                c.args(["--target", &self.dst.dsn]);
-            }
+        c.args(["--source", &self.src.dsn]);
+        if sub != "receive" {
+            c.args(["--target", &self.dst.dsn]);
         }
         c.args(args);
         c

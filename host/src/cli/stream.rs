@@ -13,6 +13,9 @@ pub enum StreamCommand {
     /// Check the source, create the logical slot (wal2json) and the target's replication origin.
     #[command(after_help = SETUP_HELP)]
     Setup(SetupArgs),
+    /// Set up, copy the job's tables from the slot's snapshot (as xmat does), then --follow the changes.
+    #[command(after_help = CLONE_HELP)]
+    Clone(CloneArgs),
     /// Spool the slot's changes under --dir, confirming the slot only up to what is on disk.
     #[command(after_help = EXIT_HELP)]
     Receive(ReceiveArgs),
@@ -92,6 +95,25 @@ pub struct SetupArgs {
     pub json: bool,
     #[command(flatten)]
     pub opts: PluginOpts,
+}
+
+/// `clone`.
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    #[command(flatten)]
+    pub setup: SetupArgs,
+    /// After the copy, receive and apply the changes made since its snapshot (as `follow`).
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: stop after the last transaction committing at or before this LSN.
+    #[arg(long, value_name = "LSN", requires = "follow")]
+    pub endpos: Option<Lsn>,
+    /// Tables copied at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub table_jobs: u16,
+    /// Spool segment size.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = crate::plugin::parse_bytes)]
+    pub segment_size: u64,
 }
 
 /// `receive`.
@@ -291,6 +313,20 @@ Exit codes:
   0  done
   1  error (the message says what to do; nothing was created)
   2  usage error";
+
+const CLONE_HELP: &str = "\
+The slot is created with an exported snapshot; the copy reads that snapshot, so
+every change committed after it is streamed and none before it: nothing is lost
+or applied twice between the copy and the stream. If the copy fails, the slot,
+origin and directory are removed again.
+
+Examples:
+  host stream clone --dir d -c xmat.toml --job staging:acme --slot-name acme --follow
+  host stream clone --dir d --source \"$PROD\" --target \"$STAGING\" --slot-name acme   # copy only
+  host stream follow --dir d --resume                                                  # follow later
+  host stream sentinel set endpos --dir d --current      # cutover: follow stops there
+
+Exit codes: as for follow (0 done, 1 error, 2 usage, 3-5 apply stopped).";
 
 const EXIT_HELP: &str = "\
 DSNs come from --source/--target, else HOST_SOURCE_PGURI/HOST_TARGET_PGURI

@@ -5,6 +5,7 @@
 //! DIR/sentinel.json   endpos, changeable while receive/apply/follow run
 //! DIR/receive.json    how far the spool is complete (written by receive)
 //! DIR/apply.json      how far apply got (written by apply; the truth is the target's origin)
+//! DIR/copy.json       the initial copy of `stream clone`: running, or done
 //! DIR/spool/          wal2json messages, see `spool`
 //! DIR/receive.lock, DIR/apply.lock   held while a receive or an apply runs
 //! ```
@@ -38,6 +39,12 @@ pub enum DirError {
         "{dir} is not a stream directory (no stream.json); run `host stream setup --dir {dir}` first"
     )]
     NotSetUp { dir: PathBuf },
+    #[error(
+        "{dir}: the initial copy of `host stream clone` did not finish (the process was killed or failed): \
+         applying changes onto an incomplete copy would diverge; remove the stream with \
+         `host stream cleanup --dir {dir}` and clone again"
+    )]
+    CopyUnfinished { dir: PathBuf },
     #[error("{dir}: another {what} is running on this stream (it holds {lock})")]
     Busy {
         dir: PathBuf,
@@ -142,6 +149,20 @@ pub struct ApplyState {
     pub changes: u64,
 }
 
+/// The initial copy `stream clone` makes from the slot's snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum InitialCopy {
+    /// Started (Unix seconds); nothing may be applied until it is done.
+    Running {
+        started: f64,
+    },
+    Done {
+        seconds: f64,
+        rows_written: u64,
+    },
+}
+
 /// A stream directory.
 #[derive(Debug, Clone)]
 pub struct StreamDir {
@@ -226,6 +247,26 @@ impl StreamDir {
         write_json(&self.path("apply.json"), s)
     }
 
+    /// The initial copy, for a stream made by `clone` (`None`: set up without one).
+    pub fn initial_copy(&self) -> Result<Option<InitialCopy>, DirError> {
+        read_json(&self.path("copy.json"))
+    }
+
+    pub fn write_initial_copy(&self, c: &InitialCopy) -> Result<(), DirError> {
+        write_json(&self.path("copy.json"), c)
+    }
+
+    /// Refuses while a clone's initial copy is unfinished: changes only
+    /// apply on top of the whole copy.
+    pub fn check_copied(&self) -> Result<(), DirError> {
+        match self.initial_copy()? {
+            Some(InitialCopy::Running { .. }) => Err(DirError::CopyUnfinished {
+                dir: self.root.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes `DIR/<what>.lock`, or says another process holds it.
     pub fn lock(&self, what: &'static str) -> Result<DirLock, DirError> {
         let path = self.path(&format!("{what}.lock"));
@@ -256,6 +297,7 @@ impl StreamDir {
             "sentinel.json",
             "receive.json",
             "apply.json",
+            "copy.json",
             "receive.lock",
             "apply.lock",
         ] {

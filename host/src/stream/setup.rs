@@ -34,6 +34,7 @@ pub struct CreatedSlot {
 }
 
 /// What was checked on the source, before anything is created.
+#[derive(Debug, Clone)]
 pub struct Checked {
     pub source_id: SourceId,
     pub tables: Vec<tables::StreamTable>,
@@ -44,6 +45,16 @@ pub struct Checked {
 /// Checks the source can be streamed for this job: logical decoding on,
 /// UTF-8, every table keyed (refused by name otherwise).
 pub async fn check_source(source: &Dsn, job: &Job) -> Result<Checked, StreamError> {
+    // A subset that follows foreign keys depends on other tables' rows: a
+    // change to one row can move rows of other tables in or out, which a
+    // stream of row changes cannot see.
+    if job.subset != crate::xmat::jobs::Subset::Off {
+        return Err(StreamError::Setup(format!(
+            "job {}: `subset` follows foreign keys, which a stream of row changes cannot keep \
+             (a change to one row moves rows of other tables in or out); stream a job without it",
+            job.name
+        )));
+    }
     let client = connect(source, "source").await?;
     let db = |what: &str, e: &tokio_postgres::Error| StreamError::db("source", what, e);
     let row = client
@@ -133,8 +144,9 @@ pub async fn check_source(source: &Dsn, job: &Job) -> Result<Checked, StreamErro
         if !t.plugins.is_empty() && !t.identity_full && !toast.is_empty() {
             warnings.push(format!(
                 "table {}: an UPDATE that leaves a large (TOASTed) value of {} unchanged does not carry \
-                 it; plugins get NULL there and the target keeps its value, but such a row entering the \
-                 copied subset stops apply (REPLICA IDENTITY FULL on the source avoids both)",
+                 it: the target keeps its value, and apply stops at such a row if the plugins' answer \
+                 depends on that value or the row enters the copied subset (REPLICA IDENTITY FULL on \
+                 the source avoids both)",
                 t.name,
                 toast.join(", ")
             ));
@@ -520,7 +532,7 @@ pub async fn setup(
     Ok((cfg, created))
 }
 
-async fn drop_slot_quietly(source: &Dsn, slot: &str) -> Result<(), StreamError> {
+pub async fn drop_slot_quietly(source: &Dsn, slot: &str) -> Result<(), StreamError> {
     // A slot's creating connection may still hold it for a moment.
     for _ in 0..20 {
         match drop_slot(source, slot).await {

@@ -344,7 +344,8 @@ pub async fn describe(
             &entry.filter,
             |c| rel.columns.iter().any(|x| x.name == c),
             entry.name == "*",
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         tables.push(StreamTable {
             name: t.name.clone(),
             columns,

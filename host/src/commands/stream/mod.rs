@@ -1,7 +1,9 @@
-//! `host stream ...`: setup, receive, apply, follow, status, sentinel,
+//! `host stream ...`: setup, clone, receive, apply, follow, status, sentinel,
 //! sync-sequences, cleanup. The work is in [`crate::stream`]; this resolves
 //! DSNs and jobs, loads plugins, shows progress and maps outcomes to exit codes.
 
+mod clone;
+mod plan;
 mod progress;
 
 use std::path::Path;
@@ -9,29 +11,28 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::{Status, load_plugins};
+use super::Status;
 use crate::cli::{
-    ApplyArgs, CleanupArgs, EndposArgs, FollowArgs, PluginOpts, ReceiveArgs, RunFlags,
-    SentinelCommand, SentinelGetArgs, SentinelSet, SetupArgs, SourceArg, StatusArgs, StreamCommand,
-    SyncArgs, TargetArg,
+    ApplyArgs, CleanupArgs, EndposArgs, FollowArgs, ReceiveArgs, RunFlags, SentinelCommand,
+    SentinelGetArgs, SentinelSet, SourceArg, StatusArgs, StreamCommand, SyncArgs, TargetArg,
 };
 use crate::db::Dsn;
-use crate::plugin::{Plugin, Runtime};
 use crate::stream::apply::{self, ApplyCounters, ApplyEnd, ApplyInput, ApplyOptions, ErrorKind};
-use crate::stream::dir::{JobRef, PluginDigest, Sentinel, StreamConfig, StreamDir};
+use crate::stream::dir::{JobRef, Sentinel, StreamConfig, StreamDir};
 use crate::stream::receive::{self, ReceiveCounters, ReceiveOptions};
-use crate::stream::setup::{self, SetupOptions};
+use crate::stream::setup;
 use crate::stream::{Lsn, Stop, StreamError};
-use crate::xmat::jobs::{Endpoint, Job, JobFile, Setting, TableEntry};
+use crate::xmat::jobs::{Job, JobFile, Setting};
+use plan::stream_plugins;
 use progress::{Progress, peak_rss_bytes};
 
 /// Runs a stream subcommand.
 pub async fn run(cmd: StreamCommand) -> anyhow::Result<Status> {
     match cmd {
-        StreamCommand::Setup(a) => setup(a).await,
+        StreamCommand::Setup(a) => plan::setup(a).await,
+        StreamCommand::Clone(a) => clone::run(a).await,
         StreamCommand::Receive(a) => receive(a).await,
         StreamCommand::Apply(a) => apply(a).await,
         StreamCommand::Follow(a) => follow(a).await,
@@ -47,6 +48,11 @@ pub async fn run(cmd: StreamCommand) -> anyhow::Result<Status> {
 
 /// A DSN from the flag, then HOST_*_PGURI, then PGCOPYDB_*_PGURI, then the job.
 fn dsn(flag: &Option<String>, which: &str, job: Option<&Setting>) -> anyhow::Result<Dsn> {
+    Ok(Dsn::parse(&dsn_text(flag, which, job)?)?)
+}
+
+/// The text of [`dsn`].
+fn dsn_text(flag: &Option<String>, which: &str, job: Option<&Setting>) -> anyhow::Result<String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let upper = which.to_uppercase();
     let text = match flag
@@ -62,7 +68,7 @@ fn dsn(flag: &Option<String>, which: &str, job: Option<&Setting>) -> anyhow::Res
             ),
         },
     };
-    Ok(Dsn::parse(&text)?)
+    Ok(text)
 }
 
 /// The job a stream was set up with, re-read for its DSNs (when it came from a file).
@@ -99,209 +105,6 @@ fn open_dir(dir: &Path) -> anyhow::Result<(StreamDir, StreamConfig)> {
     let d = StreamDir::new(dir);
     let cfg = d.config()?;
     Ok((d, cfg))
-}
-
-async fn setup(a: SetupArgs) -> anyhow::Result<Status> {
-    let (job, job_ref) = match (&a.file, &a.job) {
-        (Some(file), Some(name)) => {
-            let jobs = JobFile::load(file)?;
-            let found: Vec<&Job> = jobs.matching(name);
-            let job = match found.as_slice() {
-                [one] => (*one).clone(),
-                [] => bail!("no job in {} is named '{name}'", file.display()),
-                many => bail!(
-                    "'{name}' matches {} jobs in {}; a stream follows exactly one",
-                    many.len(),
-                    file.display()
-                ),
-            };
-            let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
-            let name = job.name.clone();
-            (job, JobRef::File { path, name })
-        }
-        _ => {
-            let target_schema = a.target_schema.clone().unwrap_or_else(|| a.schema.clone());
-            let job = Job {
-                name: format!("schema {}", a.schema),
-                source: Endpoint {
-                    database: Setting::new(""),
-                    schema: a.schema.clone(),
-                },
-                target: Endpoint {
-                    database: Setting::new(""),
-                    schema: target_schema,
-                },
-                tables: vec![TableEntry {
-                    name: "*".into(),
-                    ..TableEntry::default()
-                }],
-            };
-            (job, JobRef::Schema)
-        }
-    };
-    let from_file = matches!(job_ref, JobRef::File { .. });
-    let source = dsn(
-        &a.source.source,
-        "source",
-        from_file.then_some(&job.source.database),
-    )?;
-    let target = dsn(
-        &a.target.target,
-        "target",
-        from_file.then_some(&job.target.database),
-    )?;
-    let dir = StreamDir::new(&a.dir.dir);
-    let checked = setup::check_source(&source, &job).await?;
-    // Load the plugins now: a bad plugin or parameter fails before anything is created.
-    let (_runtime, plugins) = load_table_plugins(&a.opts, &checked.tables).await?;
-    check_plugins(&checked.tables, &job.source.schema, &plugins).await?;
-    let digests = digests(&checked.tables, &plugins)?;
-    for w in &checked.warnings {
-        tracing::warn!("{w}");
-    }
-    let opts = SetupOptions {
-        slot: a.slot_name.clone(),
-        origin: a.origin.clone().unwrap_or_else(|| a.slot_name.clone()),
-        ddl_trigger: !a.no_ddl_trigger,
-    };
-    let warnings = checked.warnings.clone();
-    let (cfg, _slot) = setup::setup(
-        &dir, &job, job_ref, &source, &target, &opts, digests, checked, false,
-    )
-    .await?;
-    let summary = json!({
-        "dir": dir.root().display().to_string(),
-        "slot": cfg.slot, "origin": cfg.origin, "start_lsn": cfg.start_lsn,
-        "source": cfg.source.shown, "target": cfg.target,
-        "source_schema": cfg.source_schema, "target_schema": cfg.target_schema,
-        "tables": cfg.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
-        "ddl_trigger": cfg.ddl_trigger.is_some(),
-        "numeric_as_string": cfg.numeric_as_string,
-        "warnings": warnings,
-    });
-    if a.json {
-        println!("{summary}");
-    } else {
-        tracing::info!(
-            "stream set up in {}: slot {} on {} from {}, origin {} on {}; {} table(s): {}",
-            dir.root().display(),
-            cfg.slot,
-            cfg.source.shown,
-            cfg.start_lsn,
-            cfg.origin,
-            cfg.target,
-            cfg.tables.len(),
-            cfg.tables
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(Status::Success)
-}
-
-/// Loads every table's plugins in one runtime (which must outlive them).
-async fn load_table_plugins(
-    opts: &PluginOpts,
-    tables: &[crate::stream::tables::StreamTable],
-) -> anyhow::Result<(Option<Runtime>, Vec<Vec<Plugin>>)> {
-    let mut specs = Vec::new();
-    for t in tables {
-        for p in &t.plugins {
-            specs.push(
-                p.plugin_ref()
-                    .spec()
-                    .map_err(|e| anyhow!("table {}, plugin {}: {e}", t.name, p.location))?,
-            );
-        }
-    }
-    if specs.is_empty() {
-        return Ok((None, tables.iter().map(|_| Vec::new()).collect()));
-    }
-    let (runtime, loaded) = load_plugins(opts, &specs).await?;
-    let mut loaded = loaded.into_iter();
-    let per_table = tables
-        .iter()
-        .map(|t| loaded.by_ref().take(t.plugins.len()).collect())
-        .collect();
-    Ok((Some(runtime), per_table))
-}
-
-/// Instantiates each table's chain and announces the table, as apply will.
-async fn check_plugins(
-    tables: &[crate::stream::tables::StreamTable],
-    schema: &str,
-    plugins: &[Vec<Plugin>],
-) -> anyhow::Result<()> {
-    let (tables, schema, plugins) = (
-        Arc::new(tables.to_vec()),
-        schema.to_string(),
-        plugins.to_vec(),
-    );
-    tokio::task::spawn_blocking(move || {
-        apply::Shaper::new(tables, &schema, false, true, &plugins, None)
-            .map(|_| ())
-            .map_err(|(t, e)| anyhow!("table {t}: {e}"))
-    })
-    .await?
-}
-
-/// What identifies each plugin: its wasm and its resolved parameters.
-fn digests(
-    tables: &[crate::stream::tables::StreamTable],
-    plugins: &[Vec<Plugin>],
-) -> anyhow::Result<Vec<PluginDigest>> {
-    let mut out = Vec::new();
-    for (t, ps) in tables.iter().zip(plugins) {
-        for (conf, p) in t.plugins.iter().zip(ps) {
-            let spec = conf.plugin_ref().spec().map_err(|e| anyhow!("{e}"))?;
-            let mut h = Sha256::new();
-            for (k, v) in &spec.params {
-                h.update(k.as_bytes());
-                h.update(b"=");
-                h.update(v.as_bytes());
-                h.update(b"\n");
-            }
-            out.push(PluginDigest {
-                table: t.name.clone(),
-                location: conf.location.clone(),
-                sha256: p.sha256().to_string(),
-                params_sha256: hex::encode(h.finalize()),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Loads the stream's plugins and refuses any that changed since setup.
-async fn stream_plugins(
-    cfg: &StreamConfig,
-    opts: &PluginOpts,
-) -> anyhow::Result<(Option<Runtime>, Vec<Vec<Plugin>>)> {
-    let (runtime, plugins) = load_table_plugins(opts, &cfg.tables).await?;
-    let now = digests(&cfg.tables, &plugins)?;
-    for (was, is) in cfg.plugin_digests.iter().zip(&now) {
-        if was.sha256 != is.sha256 {
-            bail!(
-                "table {}, plugin {}: the wasm changed since setup (sha256 {} then, {} now); a stream must \
-                 apply the same plugins throughout (set up a new stream for new plugins)",
-                was.table,
-                was.location,
-                &was.sha256[..16],
-                &is.sha256[..16]
-            );
-        }
-        if was.params_sha256 != is.params_sha256 {
-            bail!(
-                "table {}, plugin {}: its parameters (or the environment variables they read) changed \
-                 since setup; a stream must apply the same plugins throughout",
-                was.table,
-                was.location
-            );
-        }
-    }
-    Ok((runtime, plugins))
 }
 
 /// `--resume`/`--restart` against what the directory holds.

@@ -190,7 +190,13 @@ impl Chains {
             if let Some(i) = (0..rows.len()).find(|&i| keyed[i] != again[i]) {
                 let shown = |r: &Option<Vec<Option<String>>>| match r {
                     None => "(dropped)".to_string(),
-                    Some(f) => format!("{:?}", key_pos.iter().map(|&p| f[p].as_deref().unwrap_or("NULL")).collect::<Vec<_>>()),
+                    Some(f) => format!(
+                        "{:?}",
+                        key_pos
+                            .iter()
+                            .map(|&p| f[p].as_deref().unwrap_or("NULL"))
+                            .collect::<Vec<_>>()
+                    ),
                 };
                 return Err(Refusal {
                     index: i,
@@ -200,7 +206,12 @@ impl Chains {
                         "key column {} came out as {}, then as {} from the same key: a plugin's output \
                          for a key column must depend on that column only, deterministically (no clock, \
                          no randomness, no counter), or rows could not be found again to update or delete",
-                        table.key.iter().map(|&k| table.columns[k].name.as_str()).collect::<Vec<_>>().join(", "),
+                        table
+                            .key
+                            .iter()
+                            .map(|&k| table.columns[k].name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         shown(&keyed[i]),
                         shown(&again[i]),
                     ),

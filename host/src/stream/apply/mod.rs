@@ -215,6 +215,7 @@ pub async fn run(
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, StreamError> {
     let _lock = input.dir.lock("apply")?;
+    input.dir.check_copied()?;
     let tables = Arc::new(input.cfg.tables.clone());
     let mut tgt = Target::connect(target, &input.cfg, tables.clone()).await?;
     let started_at = tgt.progress(false).await?;
