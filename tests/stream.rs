@@ -6,7 +6,7 @@ mod stream_util;
 mod util;
 
 use stream_util::{Fixture, assert_fails};
-use util::{stderr, wasm};
+use util::wasm;
 
 const SHOP: &str = r#"
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
