@@ -98,7 +98,7 @@ fn delete_items_by_id_and_from_a_file() {
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         summary,
-        serde_json::json!({"collection": PG, "deleted_items": 3, "requested": 4, "not_found": ["pgstac-test-item-0003"]})
+        serde_json::json!({"collection": PG, "catalog": "host", "deleted_items": 3, "requested": 4, "not_found": ["pgstac-test-item-0003"]})
     );
     assert_eq!(count(&mut c, PG), 95);
 
@@ -157,7 +157,7 @@ fn delete_every_item_needs_confirmation() {
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         summary,
-        serde_json::json!({"collection": PG, "deleted_items": 100})
+        serde_json::json!({"collection": PG, "catalog": "host", "deleted_items": 100})
     );
     assert_eq!(count(&mut c, PG), 0);
     assert!(collection_exists(&mut c, PG));
@@ -205,7 +205,7 @@ fn delete_collection_with_its_items() {
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         summary,
-        serde_json::json!({"collection": "pgstac-test-collection2", "deleted_collection": true, "deleted_items": 0})
+        serde_json::json!({"collection": "pgstac-test-collection2", "catalog": "host", "deleted_collection": true, "deleted_items": 0})
     );
 
     // The search sees none of it.

@@ -349,7 +349,7 @@ fn loads_refuse_a_database_without_the_schema() {
     fails(
         &load(&db, "collections", &[s(&f)]),
         1,
-        &["no host schema", "host migrate"],
+        &["holds no STAC catalog", "host migrate"],
     );
 }
 
@@ -396,5 +396,47 @@ fn a_bbox_must_overlap_its_geometry_or_with_strict_bbox_contain_it() {
     counts(
         ok(&load(&db, "items", &[s(&f), "--json"])),
         (1, 1, 0, 0, 0, 0),
+    );
+}
+
+/// One rule for times: the loader reads an item's times as PostgreSQL reads
+/// the same text (a space for the `T`, fractions rounded to the microsecond
+/// as PostgreSQL rounds them, ties included), so the columns equal
+/// PostgreSQL's own reading of the item.
+#[test]
+fn times_are_read_as_postgresql_reads_them() {
+    let db = migrated("load_times");
+    let dir = tempfile::tempdir().unwrap();
+    add_collection(&db, dir.path(), "c");
+    let times = [
+        "2020-01-01 00:00:00Z",
+        "2020-01-01T00:00:00.0000005Z",
+        "2020-01-01t00:00:00.0000015z",
+        "2020-01-01T00:00:00.0000025Z",
+        "2020-01-01T00:00:00.9999995Z",
+        "2020-01-01T23:59:59.9999999Z",
+        "2016-12-31T23:59:60Z",
+        "2020-06-01T05:30:00.1234565+05:30",
+        "2020-06-01T00:00:00.12345650000001-00:30",
+    ];
+    let items: Vec<Value> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut v = item(&format!("t{i}"), "c", 1.0, 1.0, 1);
+            v["properties"]["datetime"] = json!(t);
+            v
+        })
+        .collect();
+    let f = ndjson(dir.path(), "times.ndjson", &items);
+    ok(&load(&db, "items", &[s(&f)]));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM host.items \
+             WHERE datetime = (content->'properties'->>'datetime')::timestamptz \
+               AND start_datetime = datetime AND end_datetime = datetime"
+        ),
+        times.len() as i64
     );
 }

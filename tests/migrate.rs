@@ -102,7 +102,7 @@ fn dry_run_writes_nothing_and_json_reports_the_plan() {
         .get(0);
     assert_eq!(n, 0, "a dry run created the schema");
     let o = run(&["version", "--dsn", &db.dsn]);
-    fails(&o, 1, &["has no host schema", "host migrate"]);
+    fails(&o, 1, &["holds no STAC catalog", "host migrate"]);
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn a_set_of_our_own_takes_shortcuts_and_multi_step_paths() {
     fails(
         &run(&["version", "--dsn", &db2.dsn]),
         1,
-        &["has no host schema"],
+        &["holds no STAC catalog"],
     );
 }
 

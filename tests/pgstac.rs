@@ -4,64 +4,18 @@
 
 #[rustfmt::skip]
 mod util;
+mod pgstac_util;
 mod stac_util;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Stdio;
 
-use host::stac::pgstac::dehydrate::strip_nulls;
+use host::catalog::pgstac::dehydrate::strip_nulls;
+use pgstac_util::{migrate, migrations, pgstac_db};
 use serde_json::{Value, json};
 use stac_util::{collection, count, counts, fails, item, load, ndjson, ok, s, summary};
-use util::{TestDb, fixture, host, root, run, stderr, stdout, wasm};
-
-/// pgstac's migration files from the pypgstac wheel of `version`
-/// (`HOST_PGSTAC_MIGRATIONS` overrides the 0.10.0 directory).
-fn migrations(version: &str) -> PathBuf {
-    static DIRS: OnceLock<std::sync::Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let dirs = DIRS.get_or_init(Default::default);
-    let mut dirs = dirs.lock().unwrap();
-    if let Some(d) = dirs.get(version) {
-        return d.clone();
-    }
-    let dir = match std::env::var("HOST_PGSTAC_MIGRATIONS") {
-        Ok(d) if version == "0.10.0" => PathBuf::from(d),
-        _ => {
-            let o = Command::new(root().join("scripts/pgstac-migrations"))
-                .arg(version)
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("run scripts/pgstac-migrations");
-            assert!(
-                o.status.success(),
-                "scripts/pgstac-migrations {version} failed"
-            );
-            PathBuf::from(stdout(&o).trim())
-        }
-    };
-    dirs.insert(version.to_string(), dir.clone());
-    dir
-}
-
-/// `host migrate ARGS`, one at a time: pgstac's files grant and alter its
-/// roles, which are the cluster's, and PostgreSQL fails concurrent changes to
-/// one role ("tuple concurrently updated").
-fn migrate(args: &[&str]) -> std::process::Output {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut all = vec!["migrate"];
-    all.extend_from_slice(args);
-    run(&all)
-}
-
-/// A fresh database with pgstac 0.10.0 installed by `host migrate --dir`.
-fn pgstac_db(label: &str) -> TestDb {
-    let db = TestDb::new(label);
-    let dir = migrations("0.10.0");
-    ok(&migrate(&["--dir", s(&dir), "--dsn", &db.dsn]));
-    db
-}
+use util::{TestDb, fixture, host, run, stderr, stdout, wasm};
 
 /// Geometry coordinates as numbers: PostGIS writes 1.0 as 1.
 fn same_numbers(mut v: Value) -> Value {
@@ -200,7 +154,7 @@ fn upgrade_from_0_9_12_through_the_incremental_file_keeps_items() {
     fails(
         &load(&db, "collections", &[s(&c)]),
         1,
-        &["pgstac 0.9.12", "does not know how to write", "0.10.0"],
+        &["pgstac 0.9.12", "does not know how to work with", "0.10.0"],
     );
     // Items written by pgstac 0.9.12 itself survive the upgrade.
     let mut client = db.client();
@@ -522,11 +476,11 @@ fn refusals_name_the_problem_and_change_nothing() {
     );
     assert_eq!(count(&db, "SELECT count(*) FROM pgstac.base_items"), 0);
 
-    // --update-extents is the host schema's.
+    // Deferred extents are a queue of host's schema; pgstac has none.
     fails(
-        &load(&db, "items", &[s(&f), "--update-extents", "immediate"]),
+        &load(&db, "items", &[s(&f), "--update-extents", "deferred"]),
         1,
-        &["pgstac keeps extents itself"],
+        &["pgstac has no such queue", "immediate"],
     );
 
     // A version host does not know is refused.
@@ -536,7 +490,7 @@ fn refusals_name_the_problem_and_change_nothing() {
     fails(
         &load(&db, "items", &[s(&f)]),
         1,
-        &["pgstac 0.11.0", "does not know how to write"],
+        &["pgstac 0.11.0", "does not know how to work with"],
     );
     // --target host on a pgstac-only database says what is missing.
     fails(

@@ -274,7 +274,7 @@ fn a_python_plugin_that_loops_or_allocates_is_stopped_and_the_run_goes_on() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(
-        err.matches("plugin py_hostile exceeded its CPU time limit")
+        err.matches("plugin py_hostile exceeded its time limit (--plugin-time 200ms)")
             .count(),
         3,
         "{err}"

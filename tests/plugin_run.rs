@@ -541,7 +541,7 @@ fn an_infinite_loop_is_stopped_at_the_deadline_and_the_next_batch_runs() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("plugin hostile exceeded its CPU time limit"),
+        err.contains("plugin hostile exceeded its time limit"),
         "{err}"
     );
     assert!(err.contains("batch 1"), "{err}");
@@ -557,11 +557,7 @@ fn an_infinite_loop_is_stopped_at_the_deadline_and_the_next_batch_runs() {
         three_items(),
     );
     let err = stderr(&out);
-    assert_eq!(
-        err.matches("exceeded its CPU time limit").count(),
-        3,
-        "{err}"
-    );
+    assert_eq!(err.matches("exceeded its time limit").count(), 3, "{err}");
     assert!(
         err.contains("3 items read, 0 kept, 0 dropped, 3 rejected"),
         "{err}"

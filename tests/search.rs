@@ -9,9 +9,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 use stacdb::eval::{
-    cmp_nullable, datetime, item_intersects, num, outer_ring, point_in, rect, span, t, text,
+    as_text, cmp_nullable, datetime, item_intersects, num, outer_ring, point_in, rect, span, start,
+    t, text,
 };
-use stacdb::fixture::{Key, features, loaded, sorted};
+use stacdb::fixture::{ASC, DESC, Key, features, loaded, sorted};
 use util::{TestDb, run, run_stdin, stderr, stdout};
 
 #[test]
@@ -187,15 +188,17 @@ fn cql2_filters_match_a_plain_evaluation() {
     );
     f.check_some(
         flt(json!({"op": "=", "args": [prop("naip:year"), "2011"]})),
-        |i| text(i, "naip:year") == Some("2011"),
+        |i| as_text(i, "naip:year").as_deref() == Some("2011"),
     );
-    assert_eq!(
-        f.check(
-            flt(json!({"op": "=", "args": [prop("naip:year"), 2011]})),
-            |_| false
-        ),
-        0
+    // With a number, a property is read as a number (as pgstac reads it): "2011" is 2011.
+    f.check_some(
+        flt(json!({"op": "=", "args": [prop("naip:year"), 2011]})),
+        |i| as_text(i, "naip:year").and_then(|y| y.parse::<f64>().ok()) == Some(2011.0),
     );
+    // With a string, as text: a number's text too.
+    f.check_some(flt(json!({"op": "=", "args": [cc(), "28"]})), |i| {
+        as_text(i, "eo:cloud_cover").as_deref() == Some("28")
+    });
     f.check_some(
         flt(json!({"op": "<", "args": [prop("platform"), "cool_sat2"]})),
         |i| text(i, "platform").is_some_and(|s| s < "cool_sat2"),
@@ -213,15 +216,25 @@ fn cql2_filters_match_a_plain_evaluation() {
     let d = "2011-08-16T00:00:00Z";
     f.check_some(
         flt(json!({"op": ">=", "args": [prop("datetime"), {"timestamp": d}]})),
-        |i| datetime(i).is_some_and(|x| x >= t(d)),
+        |i| start(i) >= t(d),
     );
     f.check_some(
         flt(json!({"op": "=", "args": [prop("datetime"), d]})),
-        |i| datetime(i) == Some(t(d)),
+        |i| start(i) == t(d),
     );
-    f.check_some(
-        flt(json!({"op": "=", "args": [prop("datetime"), {"date": "2011-08-16"}]})),
-        |i| datetime(i).is_some_and(|x| x.starts_with("2011-08-16")),
+    // An item's datetime is pgstac's: the start of its range.
+    let ranged = "2020-12-11T22:38:32.125Z";
+    assert_eq!(
+        f.check(
+            flt(json!({"op": "=", "args": [prop("datetime"), ranged]})),
+            |i| start(i) == t(ranged),
+        ),
+        f.items.iter().filter(|i| start(i) == t(ranged)).count()
+    );
+    assert!(
+        f.items
+            .iter()
+            .any(|i| datetime(i).is_none() && start(i) == t(ranged))
     );
     f.check_some(flt(json!({"op": "<", "args": [prop("start_datetime"), {"timestamp": "2017-01-01T00:00:00Z"}]})), |i| {
         span(i).0 < t("2017-01-01T00:00:00Z")
@@ -290,9 +303,13 @@ fn cql2_filters_match_a_plain_evaluation() {
         ),
         1
     );
-    f.check_some(
-        flt(json!({"op": "not", "args": [{"op": "isNull", "args": [prop("datetime")]}]})),
-        |i| datetime(i).is_some(),
+    // pgstac's datetime is never null (a range's start stands in).
+    assert_eq!(
+        f.check(
+            flt(json!({"op": "isNull", "args": [prop("datetime")]})),
+            |_| false
+        ),
+        0
     );
 
     // s_intersects with a geometry or a bbox, either side.
@@ -319,12 +336,12 @@ fn cql2_filters_match_a_plain_evaluation() {
         !i["geometry"].is_null() && !item_intersects(i, &r)
     });
 
-    // t_intersects: items are [start, end] intervals.
+    // t_intersects: an item's datetime is pgstac's, the start of its range.
     let overlaps = |lo: &str, hi: &str| {
         let (lo, hi) = (t(lo), t(hi));
         move |i: &Value| {
-            let (s, e) = span(i);
-            s <= hi && e >= lo
+            let s = start(i);
+            s <= hi && s >= lo
         }
     };
     let (a, z) = ("2011-08-15T00:00:00Z", "2011-08-16T00:00:00Z");
@@ -342,14 +359,23 @@ fn cql2_filters_match_a_plain_evaluation() {
     );
     f.check_some(flt(json!({"op": "t_intersects", "args": [prop("datetime"), {"interval": ["..", "2011-08-01T00:00:00Z"]}]})), overlaps("0001-01-01T00:00:00Z", "2011-08-01T00:00:00Z"));
     let inside = "2020-12-11T22:38:32.200Z";
-    assert_eq!(f.check(flt(json!({"op": "t_intersects", "args": [{"interval": [inside, ".."]}, prop("datetime")]})), overlaps(inside, "9999-12-31T00:00:00Z")), 2);
+    f.check(
+        flt(
+            json!({"op": "t_intersects", "args": [{"interval": [inside, ".."]}, prop("datetime")]}),
+        ),
+        overlaps(inside, "9999-12-31T00:00:00Z"),
+    );
+    f.check_some(
+        flt(json!({"op": "t_intersects", "args": [prop("end_datetime"), {"interval": [inside, ".."]}]})),
+        |i| span(i).1 >= t(inside),
+    );
     f.check_some(
         flt(json!({"op": "t_before", "args": [prop("datetime"), {"timestamp": z}]})),
-        |i| span(i).1 < t(z),
+        |i| start(i) < t(z),
     );
     f.check_some(
         flt(json!({"op": "t_after", "args": [prop("datetime"), {"timestamp": a}]})),
-        |i| span(i).0 > t(a),
+        |i| start(i) > t(a),
     );
     f.check_some(
         flt(json!({"op": "t_disjoint", "args": [prop("datetime"), {"interval": [a, z]}]})),
@@ -369,24 +395,29 @@ fn pagination_walks_every_item_once_in_order() {
     let all = |_: &Value| true;
     let small = |i: &Value| i["collection"] != "naip";
     let cases: Vec<(Value, Vec<Key>)> = vec![
-        // Default order: datetime descending (an interval's start for items without one), then collection, id.
+        // Default order: datetime descending (an interval's start for items
+        // without one), then collection and id in the same direction (as pgstac).
         (
             json!({"limit": 97}),
-            sorted(&f.items, all, |a, b| span(b).0.cmp(&span(a).0)),
+            sorted(&f.items, all, |a, b| span(b).0.cmp(&span(a).0), DESC),
         ),
         (
             json!({"limit": 7, "collections": ["pgstac-test-collection", "spec-simple", "spec-core", "spec-extended", "spec-collectionless", "spec-null"],
                    "sortby": [{"field": "properties.eo:cloud_cover", "direction": "desc"}]}),
-            sorted(&f.items, small, |a, b| {
-                cmp_nullable(&num(b, "eo:cloud_cover"), &num(a, "eo:cloud_cover"))
-            }),
+            // Properties sort as text, as in pgstac: "5" after "28".
+            sorted(
+                &f.items,
+                small,
+                |a, b| cmp_nullable(&as_text(b, "eo:cloud_cover"), &as_text(a, "eo:cloud_cover")),
+                DESC,
+            ),
         ),
         (
             json!({"limit": 250, "sortby": [{"field": "gsd", "direction": "asc"}, {"field": "id", "direction": "desc"}]}),
             {
                 let mut v: Vec<&Value> = f.items.iter().collect();
                 v.sort_by(|a, b| {
-                    cmp_nullable(&num(a, "gsd"), &num(b, "gsd"))
+                    cmp_nullable(&as_text(a, "gsd"), &as_text(b, "gsd"))
                         .then_with(|| b["id"].as_str().cmp(&a["id"].as_str()))
                         .then_with(|| a["collection"].as_str().cmp(&b["collection"].as_str()))
                 });
@@ -399,6 +430,7 @@ fn pagination_walks_every_item_once_in_order() {
                 &f.items,
                 |i| i["collection"] == "naip",
                 |a, b| span(a).0.cmp(&span(b).0),
+                ASC,
             ),
         ),
         (
@@ -406,8 +438,10 @@ fn pagination_walks_every_item_once_in_order() {
                    "filter": {"op": "<>", "args": [{"property": "naip:year"}, "2015"]}}),
             sorted(
                 &f.items,
-                |i| text(i, "naip:year").is_some_and(|y| y != "2015"),
-                |a, b| cmp_nullable(&text(b, "naip:year"), &text(a, "naip:year")),
+                // pgstac-test-item-0100's year is the number 2013: as text, "2013".
+                |i| as_text(i, "naip:year").is_some_and(|y| y != "2015"),
+                |a, b| cmp_nullable(&as_text(b, "naip:year"), &as_text(a, "naip:year")),
+                DESC,
             ),
         ),
         (
@@ -416,6 +450,7 @@ fn pagination_walks_every_item_once_in_order() {
                 &f.items,
                 |i| i["collection"] == "pgstac-test-collection",
                 |a, b| b["id"].as_str().cmp(&a["id"].as_str()),
+                DESC,
             ),
         ),
     ];
@@ -425,6 +460,13 @@ fn pagination_walks_every_item_once_in_order() {
         assert_eq!(pages, want.len().div_ceil(limit).max(1), "{req}");
         let unique: BTreeSet<&Key> = got.iter().collect();
         assert_eq!(unique.len(), got.len(), "no duplicates for {req}");
+        if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+            panic!(
+                "order for {req}: at {i} got {:?}, wanted {:?}",
+                &got[i.saturating_sub(2)..(i + 3).min(got.len())],
+                &want[i.saturating_sub(2)..(i + 3).min(want.len())]
+            );
+        }
         assert_eq!(got, want, "order for {req}");
     }
 
@@ -487,7 +529,7 @@ fn injection_attempts_come_back_as_data() {
         "the only item with that property sorts first"
     );
     // A tampered token is refused before any SQL runs.
-    let token = format!("next:{}", hex_encode(&json!({"k": ["datetime:desc", "collection:asc", "id:asc"], "v": ["2011-01-01T00:00:00Z'; DROP TABLE host.items; --", "c", "i"]}).to_string()));
+    let token = format!("next:{}", hex_encode(&json!({"k": ["datetime:desc", "collection:desc", "id:desc"], "v": ["2011-01-01T00:00:00Z'; DROP TABLE host.items; --", "c", "i"]}).to_string()));
     let o = run(&[
         "search",
         &json!({"token": token}).to_string(),
@@ -501,7 +543,7 @@ fn injection_attempts_come_back_as_data() {
         stderr(&o)
     );
     // Values in keys the token does not type-check still only bind.
-    let token = format!("next:{}", hex_encode(&json!({"k": ["datetime:desc", "collection:asc", "id:asc"], "v": [null, "x'); DROP TABLE host.items; --", "i"]}).to_string()));
+    let token = format!("next:{}", hex_encode(&json!({"k": ["datetime:desc", "collection:desc", "id:desc"], "v": [null, "x'); DROP TABLE host.items; --", "i"]}).to_string()));
     f.search(&json!({"token": token}));
 
     let n: i64 =
@@ -609,7 +651,7 @@ fn search_without_the_schema_says_so() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
-        err.contains("search failed") && err.contains("host migrate"),
+        err.contains("holds no STAC catalog") && err.contains("host migrate"),
         "{err}"
     );
 }

@@ -7,11 +7,15 @@
 //! - [`oci`]: plugins in OCI registries (pull, push).
 //! - [`search`]: STAC API item search (CQL2-JSON) translated to parameterized SQL.
 //! - [`migrate`]: schema migrations (the built-in STAC schema and other sets).
-//! - [`stac`]: STAC records: validation and the database rows they become.
-//! - [`load`]: streaming sources through plugins into PostgreSQL.
+//! - [`stac`]: STAC records: validation and the fields catalogs index.
+//! - [`catalog`]: STAC catalogs in a database (host's schema, pgstac): load,
+//!   search, delete, extents, versions behind one interface.
+//! - [`load`]: streaming sources through plugins into a catalog.
 //! - [`xmat`]: cross-database materialisation jobs.
 //! - [`cli`] and [`commands`]: the `host` command line.
+//! - [`terminal`]: what reaches a person's terminal (untrusted text escaped).
 
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod copy;
@@ -25,4 +29,5 @@ pub mod plugin;
 pub mod search;
 pub mod stac;
 pub mod stream;
+pub mod terminal;
 pub mod xmat;

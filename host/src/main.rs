@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use host::cli::{Cli, Command, PluginCommand};
+use host::cli::{Cli, Command, PluginCommand, UsageError};
 use host::commands;
+use host::terminal::{LogWriter, colour, escape_message};
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -13,6 +14,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(cli.verbose, cli.quiet);
+    let quiet = cli.quiet;
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
             }
             Command::Search(args) => commands::search::run(args).await,
             Command::Delete(cmd) => commands::delete::run(cmd).await,
-            Command::Migrate(args) => commands::migrate::run(args).await,
+            Command::Migrate(args) => commands::migrate::run(args, quiet).await,
             Command::Version(args) => commands::version::run(args).await,
             Command::Pgready(args) => commands::pgready::run(args).await,
             Command::Load(cmd) => {
@@ -57,8 +59,16 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status.exit_code()),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // Errors are one line: anything from data or a plugin inside is escaped.
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!(
+                "error: {}\n\nFor more information, try '--help'.",
+                escape_message(&format!("{e:#}"))
+            );
+            ExitCode::from(2)
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", escape_message(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -83,9 +93,11 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let colour = colour();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter { colour })
+        .with_ansi(colour)
         .with_target(false)
         .without_time()
         .init();

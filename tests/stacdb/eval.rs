@@ -26,6 +26,21 @@ pub fn span(item: &Value) -> (String, String) {
     )
 }
 
+/// pgstac's `datetime` of an item: the start of its range when it has one.
+pub fn start(item: &Value) -> String {
+    span(item).0
+}
+
+/// A property as pgstac's `to_text` reads it: a string, or a number's or
+/// boolean's JSON text; `None` when missing or null.
+pub fn as_text(item: &Value, name: &str) -> Option<String> {
+    match &item["properties"][name] {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 /// `datetime` as normalized text, if the item has one.
 pub fn datetime(item: &Value) -> Option<String> {
     item["properties"]["datetime"].as_str().map(t)

@@ -109,13 +109,25 @@ impl Fixture {
     }
 }
 
-/// The Rust order for a sort: the given comparison, then collection and id ascending.
+/// Tie-breakers ascending.
+pub const ASC: bool = false;
+/// Tie-breakers descending.
+pub const DESC: bool = true;
+
+/// The Rust order for a sort: the given comparison, then collection and id
+/// in the first key's direction (`desc`), as pgstac breaks ties.
 pub fn sorted(
     items: &[Value],
     keep: impl Fn(&Value) -> bool,
     cmp: impl Fn(&Value, &Value) -> Ordering,
+    desc: bool,
 ) -> Vec<Key> {
     let mut v: Vec<&Value> = items.iter().filter(|i| keep(i)).collect();
-    v.sort_by(|a, b| cmp(a, b).then_with(|| super::key(a).cmp(&super::key(b))));
+    v.sort_by(|a, b| {
+        cmp(a, b).then_with(|| {
+            let o = super::key(a).cmp(&super::key(b));
+            if desc { o.reverse() } else { o }
+        })
+    });
     v.into_iter().map(super::key).collect()
 }

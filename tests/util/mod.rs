@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The workspace root.
@@ -43,7 +43,16 @@ pub fn run_stdin(args: &[&str], input: &[u8]) -> Output {
 }
 
 /// Runs a prepared command with `input` on its stdin (as [`run_stdin`]).
-pub fn run_cmd_stdin(mut cmd: Command, input: &[u8]) -> Output {
+pub fn run_cmd_stdin(cmd: Command, input: &[u8]) -> Output {
+    let (child, writer) = spawn_feeding(cmd, input);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// Spawns `cmd` with piped stdio and a thread writing `input` to its stdin
+/// (so a child that writes before it reads cannot deadlock us).
+fn spawn_feeding(mut cmd: Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -55,9 +64,57 @@ pub fn run_cmd_stdin(mut cmd: Command, input: &[u8]) -> Output {
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
-    let out = child.wait_with_output().unwrap();
+    (child, writer)
+}
+
+/// Runs `host` with args (and `input` on stdin) and returns its output and
+/// its peak resident memory in KiB: the high-water mark of its own address
+/// space (`VmHWM`), sampled every few milliseconds until it exits.
+///
+/// Not `wait4`'s `ru_maxrss`: the kernel carries the spawning process's
+/// high-water mark across `exec` into it, so it would report this test
+/// binary's peak (and that of every test running beside it), not host's.
+pub fn run_peak(args: &[&str], input: &[u8]) -> (Output, u64) {
+    use std::io::Read;
+    let mut cmd = host();
+    cmd.args(args);
+    let (mut child, writer) = spawn_feeding(cmd, input);
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        // While it runs (or is a zombie, with no VmHWM any more).
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait for host") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let output = Output {
+        status,
+        stdout: reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    };
     writer.join().unwrap();
-    out
+    (output, peak)
 }
 
 /// stdout as text.

@@ -12,11 +12,23 @@ use std::path::PathBuf;
 pub use plugins::{PluginChainArgs, PluginOpts, plugin_specs};
 pub use search::{DeleteCollectionArgs, DeleteCommand, DeleteItemsArgs, SearchArgs};
 pub use stac::{
-    LoadArgs, LoadCollectionsArgs, LoadCommand, LoadItemsArgs, MigrateArgs, PgreadyArgs, SetArgs,
-    UpdateExtentsArgs, VersionArgs,
+    CatalogArgs, LoadArgs, LoadCollectionsArgs, LoadCommand, LoadItemsArgs, MigrateArgs,
+    PgreadyArgs, SetArgs, UpdateExtentsArgs, VersionArgs,
 };
 pub use stream::*;
 pub use xmat::XmatArgs;
+
+/// A mistake in the command line that clap cannot see (an argument that
+/// would do nothing, a malformed value): reported like clap's own, exit 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl From<String> for UsageError {
+    fn from(message: String) -> UsageError {
+        UsageError(message)
+    }
+}
 
 /// Exit codes, for scripts.
 pub const EXIT_HELP: &str = "\
@@ -53,7 +65,7 @@ pub enum Command {
     /// Inspect, develop and test plugins without a database.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Search items: STAC API item search with CQL2-JSON filters, printed as a FeatureCollection.
+    /// Search items (host's schema or pgstac): STAC API item search with CQL2-JSON filters, printed as a FeatureCollection.
     Search(SearchArgs),
     /// Delete items, or a collection with its items.
     #[command(subcommand)]
@@ -61,14 +73,15 @@ pub enum Command {
     /// Install or upgrade the STAC schema (or another migration set with --dir).
     #[command(after_help = stac::MIGRATE_HELP)]
     Migrate(MigrateArgs),
-    /// Print the database's schema version (--binary: the one this binary installs).
+    /// Print the database's catalog version (--binary: the one this binary installs).
+    #[command(after_help = stac::VERSION_HELP)]
     Version(VersionArgs),
     /// Wait until the database accepts connections.
     Pgready(PgreadyArgs),
     /// Load STAC collections or items.
     #[command(subcommand)]
     Load(LoadCommand),
-    /// Recompute collection extents (queued ones by default).
+    /// Recompute collection extents (queued ones by default), in host's schema or pgstac.
     UpdateExtents(UpdateExtentsArgs),
     /// Copy tables between PostgreSQL databases as described by jobs in a file (cross-database materialisation).
     Xmat(XmatArgs),
@@ -171,6 +184,7 @@ Examples:
 Exit codes:
   0  every record was kept or dropped
   1  error (bad input or a plugin could not be loaded or configured)
+  2  usage error
   3  some records were rejected (reasons on stderr or in --reject-file)
   4  a plugin failed on some batches (it was restarted; those records were rejected)";
 

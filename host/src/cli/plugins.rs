@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgMatches, Args};
 
+use super::UsageError;
 use crate::plugin::{Limits, PluginSpec, parse_bytes, parse_duration, parse_param};
 
 /// Sandbox limits and the compile cache.
@@ -33,6 +34,14 @@ pub struct PluginOpts {
     /// Compile plugins every time; read and write no cache.
     #[arg(long)]
     pub no_plugin_cache: bool,
+
+    /// Largest plugin file accepted (a bigger one is refused before it is read).
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes, value_name = "SIZE")]
+    pub plugin_max_size: u64,
+
+    /// How long to wait for a plugin URL's server: to connect, to answer, and for each next piece.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub fetch_timeout: std::time::Duration,
 }
 
 impl PluginOpts {
@@ -44,6 +53,14 @@ impl PluginOpts {
             fuel: self.plugin_fuel,
             output_bytes: self.plugin_output as usize,
             ..Limits::default()
+        }
+    }
+
+    /// The bounds of fetching a plugin.
+    pub fn fetch_bounds(&self) -> crate::fetch::Bounds {
+        crate::fetch::Bounds {
+            max_bytes: self.plugin_max_size,
+            timeout: self.fetch_timeout,
         }
     }
 
@@ -79,10 +96,13 @@ pub struct PluginChainArgs {
 /// Builds the ordered plugin list from the parsed matches, attaching each
 /// `--plugin-arg` and `--plugin-sha256` to the nearest plugin before it.
 /// `first` is a positional plugin that precedes all `--plugin`s, if the command has one.
+/// An argument or a pin with no plugin to take it is a usage error: it would
+/// silently do nothing (a forgotten `--plugin anonymize.wasm` must not load
+/// the data untransformed).
 pub fn plugin_specs(
     matches: &ArgMatches,
     first: Option<(&str, &str)>,
-) -> Result<Vec<PluginSpec>, String> {
+) -> Result<Vec<PluginSpec>, UsageError> {
     // (position on the command line, spec)
     let mut specs: Vec<(usize, PluginSpec)> = Vec::new();
     if let Some((id, text)) = first {
@@ -94,6 +114,21 @@ pub fn plugin_specs(
     }
     specs.sort_by_key(|(pos, _)| *pos);
     if specs.is_empty() {
+        let orphans: Vec<String> = indexed(matches, "plugin_arg")
+            .into_iter()
+            .map(|(_, a)| format!("--plugin-arg {a}"))
+            .chain(
+                indexed(matches, "plugin_sha256")
+                    .into_iter()
+                    .map(|(_, d)| format!("--plugin-sha256 {d}")),
+            )
+            .collect();
+        if let Some(first) = orphans.first() {
+            return Err(UsageError(format!(
+                "{first} is given, but no --plugin to apply it to; nothing would use it \
+                 (add --plugin FILE.wasm before it, or leave it out)"
+            )));
+        }
         return Ok(Vec::new());
     }
     let owner = |specs: &[(usize, PluginSpec)], pos: usize| {
@@ -164,6 +199,30 @@ mod tests {
             vec![("b".into(), "2".into()), ("c".into(), "3".into())]
         );
         assert!(s[2].params.is_empty());
+    }
+
+    #[test]
+    fn arguments_without_a_plugin_are_a_usage_error() {
+        #[derive(Parser)]
+        struct NoFirst {
+            #[command(flatten)]
+            chain: PluginChainArgs,
+        }
+        let m = NoFirst::command().get_matches_from(["t", "--plugin-arg", "collection=x"]);
+        let e = plugin_specs(&m, None).unwrap_err();
+        assert!(
+            e.0.contains("--plugin-arg collection=x is given, but no --plugin"),
+            "{e}"
+        );
+        let m = NoFirst::command().get_matches_from(["t", "--plugin-sha256", "ab"]);
+        assert!(
+            plugin_specs(&m, None)
+                .unwrap_err()
+                .0
+                .contains("--plugin-sha256 ab")
+        );
+        let m = NoFirst::command().get_matches_from(["t"]);
+        assert!(plugin_specs(&m, None).unwrap().is_empty());
     }
 
     #[test]

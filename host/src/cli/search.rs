@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Subcommand};
 
+use super::stac::CatalogArgs;
 use crate::db::ConnArgs;
 
 pub const SEARCH_HELP: &str = "\
@@ -20,8 +21,14 @@ Examples:
   host search @request.json | jq '.features[].id'
   host search \"$(host search @request.json | jq -c '.links[0].body')\"   # the next page
 
-Prints a GeoJSON FeatureCollection: the stored items, numberReturned, and a
-`next` link (whose body is the request with its token) when there are more.";
+Prints a GeoJSON FeatureCollection: the items, numberReturned, and a `next` link
+(whose body is the request with its token) when there are more.
+
+Both catalogs answer a request the same way: on pgstac, pgstac's own search()
+runs it; on host's schema, a statement that reads it as pgstac does. A property
+compared with a number is read as a number (\"2013\" matches 2013), compared with
+a string as text; properties sort as text; datetime is the start of an item's
+range. Requests pgstac cannot answer are refused on both.";
 
 #[derive(Debug, Args)]
 #[command(after_help = SEARCH_HELP)]
@@ -29,6 +36,9 @@ pub struct SearchArgs {
     /// The request as JSON, `@FILE` to read it from a file, or `-` for stdin [default: {}].
     #[arg(value_name = "REQUEST")]
     pub request: Option<String>,
+
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -70,6 +80,9 @@ pub struct DeleteItemsArgs {
     pub json: bool,
 
     #[command(flatten)]
+    pub catalog: CatalogArgs,
+
+    #[command(flatten)]
     pub conn: ConnArgs,
 }
 
@@ -86,6 +99,9 @@ pub struct DeleteCollectionArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 
     #[command(flatten)]
     pub conn: ConnArgs,

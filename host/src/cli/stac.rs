@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{PluginChainArgs, PluginOpts};
+use crate::catalog::{CatalogChoice, ExtentMode, Method};
 use crate::db::ConnArgs;
-use crate::load::{ExtentMode, Method, TargetSchema};
 use crate::migrate::Version;
 use crate::plugin::parse_duration;
 
@@ -33,7 +33,10 @@ Examples:
   host migrate --dir sql/ --json     another set of files, machine-readable report
 
 The database's version is read from PREFIX.migrations; the shortest chain of files
-from it to the target is applied in one transaction, under an advisory lock.";
+from it to the target is applied in one transaction, under an advisory lock.
+
+A database that runs pgstac is migrated with pgstac's own files (--dir); installing
+host's schema beside it needs --alongside-pgstac.";
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -49,6 +52,11 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Install host's own schema even though the database runs pgstac (the
+    /// two are separate catalogs; commands then need --catalog).
+    #[arg(long)]
+    pub alongside_pgstac: bool,
+
     #[command(flatten)]
     pub set: SetArgs,
 
@@ -56,11 +64,43 @@ pub struct MigrateArgs {
     pub conn: ConnArgs,
 }
 
+/// Which catalog a command works on.
+#[derive(Debug, Clone, Args)]
+pub struct CatalogArgs {
+    /// The catalog: host's schema or pgstac [default: auto, the one the
+    /// database holds; with both, the one that holds collections].
+    #[arg(long, value_enum, default_value_t = CatalogChoice::Auto, value_name = "CATALOG", alias = "target")]
+    pub catalog: CatalogChoice,
+}
+
+pub const VERSION_HELP: &str = "\
+Examples:
+  host version                          the database's catalog version (host's schema or pgstac)
+  host version --catalog pgstac --json  {\"catalog\":\"pgstac\",\"version\":\"0.10.0\",...}
+  host version --binary                 the host schema version this binary installs
+  host version --binary --catalog pgstac
+                                        the pgstac versions this binary works with
+  host version --binary --dir DIR       the newest version of the set in DIR
+  host version --binary --dir DIR --oldest
+                                        the oldest version DIR can install or upgrade from
+                                        (pypgstac initversion)";
+
 #[derive(Debug, Args)]
 pub struct VersionArgs {
     /// Print the version this binary (or --dir) would install, without connecting.
     #[arg(long)]
     pub binary: bool,
+
+    /// With --binary: the oldest version the set can install or upgrade from.
+    #[arg(long, requires = "binary")]
+    pub oldest: bool,
+
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 
     #[command(flatten)]
     pub set: SetArgs,
@@ -86,7 +126,7 @@ pub enum LoadCommand {
     Collections(LoadCollectionsArgs),
     /// Load STAC items, through plugins if given.
     #[command(after_help = LOAD_HELP)]
-    Items(LoadItemsArgs),
+    Items(Box<LoadItemsArgs>),
 }
 
 pub const LOAD_HELP: &str = "\
@@ -99,9 +139,10 @@ Methods:
   upsert         replace items that changed, leave identical ones untouched
   delsert        delete the existing items with those ids, then insert
 
-Into pgstac (detected, or --target pgstac): items are dehydrated against their
-collection's base item and written to pgstac's partitions, as pypgstac does; the
-methods keep pgstac's semantics (upsert leaves identical items untouched).
+Into pgstac (detected, or --catalog pgstac): items are dehydrated against their
+collection's base item and written to pgstac's partitions, row for row what
+pypgstac writes; the methods keep pgstac's semantics (upsert leaves identical
+items untouched), and pgstac's partition statistics are refreshed afterwards.
 
 Examples:
   host load collections collection.json
@@ -131,10 +172,8 @@ pub struct LoadArgs {
     #[arg(long, value_name = "FILE")]
     pub reject_file: Option<PathBuf>,
 
-    /// The schema to write: the built-in one, or pgstac in its own layout
-    /// [default: auto, the host schema if the database has it, else pgstac].
-    #[arg(long, value_enum, default_value_t = TargetSchema::Auto, value_name = "SCHEMA")]
-    pub target: TargetSchema,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 
     /// Print the summary as JSON on stdout.
     #[arg(long)]
@@ -164,7 +203,7 @@ pub struct LoadItemsArgs {
     pub collection: Option<String>,
 
     /// Update the extents of the collections loaded into [default: the
-    /// database's `update_extents` setting].
+    /// catalog's setting: host's `update_extents`, pgstac's `update_collection_extent`].
     #[arg(long, value_enum, value_name = "MODE")]
     pub update_extents: Option<ExtentMode>,
 
@@ -187,14 +226,22 @@ pub struct LoadItemsArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateExtentsArgs {
-    /// Recompute these collections' extents now [default: drain the queue that
-    /// `update_extents = deferred` loads fill].
+    /// Recompute these collections' extents now [default: what is queued: in
+    /// host's schema the collections `update_extents = deferred` loads queued,
+    /// in pgstac its query queue (as `pypgstac runqueue`)].
     #[arg(long = "collection", value_name = "ID")]
     pub collections: Vec<String>,
 
     /// Every collection.
     #[arg(long, conflicts_with = "collections")]
     pub all: bool,
+
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 
     #[command(flatten)]
     pub conn: ConnArgs,

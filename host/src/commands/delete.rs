@@ -1,6 +1,6 @@
-//! `host delete items` and `host delete collection`: each in one transaction.
-//! Deleting a whole collection (or every item of one) asks first on a
-//! terminal and needs `--yes` anywhere else.
+//! `host delete items` and `host delete collection`, on host's schema or
+//! pgstac: each in one transaction. Deleting a whole collection (or every
+//! item of one) asks first on a terminal and needs `--yes` anywhere else.
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -8,12 +8,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use tokio_postgres::{Client, GenericClient};
 
-use super::Status;
-use super::search::db_error;
+use super::{Status, open_catalog};
+use crate::catalog::ItemSelection;
 use crate::cli::{DeleteCollectionArgs, DeleteCommand, DeleteItemsArgs};
-use crate::db::Dsn;
 
 pub async fn run(cmd: DeleteCommand) -> anyhow::Result<Status> {
     match cmd {
@@ -23,15 +21,15 @@ pub async fn run(cmd: DeleteCommand) -> anyhow::Result<Status> {
 }
 
 async fn items(args: DeleteItemsArgs) -> anyhow::Result<Status> {
-    let ids = if args.all {
-        Vec::new()
+    let which = if args.all {
+        ItemSelection::All
     } else {
-        gather_ids(&args)?
+        ItemSelection::Ids(gather_ids(&args)?)
     };
     let dsn = args.conn.dsn()?;
-    let mut client = dsn.connect().await?;
+    let (mut client, catalog) = open_catalog(&args.conn, args.catalog.catalog).await?;
     let c = &args.collection;
-    let count = item_count(&client, c).await?;
+    let count = catalog.item_count(&client, c).await?;
     if args.all {
         confirm(
             args.yes,
@@ -40,53 +38,29 @@ async fn items(args: DeleteItemsArgs) -> anyhow::Result<Status> {
         )
         .await?;
     }
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| db_error(&e, "delete"))?;
-    lock_collection(&tx, c).await?;
-    let deleted: Vec<String> = if args.all {
-        tx.query("DELETE FROM host.items WHERE collection = $1::text RETURNING id", &[c])
-            .await
-    } else {
-        tx.query(
-            "DELETE FROM host.items WHERE collection = $1::text AND id = ANY($2::text[]) RETURNING id",
-            &[c, &ids],
-        )
-        .await
-    }
-    .map_err(|e| db_error(&e, "delete"))?
-    .iter()
-    .map(|r| r.get(0))
-    .collect();
-    tx.commit().await.map_err(|e| db_error(&e, "delete"))?;
-
-    let gone: HashSet<&str> = deleted.iter().map(String::as_str).collect();
-    let not_found: Vec<&str> = ids
-        .iter()
-        .map(String::as_str)
-        .filter(|i| !gone.contains(i))
-        .collect();
+    let done = catalog.delete_items(&mut client, c, &which).await?;
     if args.json {
-        let mut v = json!({ "collection": c, "deleted_items": deleted.len() });
-        if !args.all {
+        let mut v = json!({ "collection": c, "catalog": catalog.kind(), "deleted_items": done.deleted.len() });
+        if let ItemSelection::Ids(ids) = &which {
             v["requested"] = json!(ids.len());
-            v["not_found"] = json!(not_found);
+            v["not_found"] = json!(done.not_found);
         }
         println!("{v}");
     } else {
         let mut line = format!(
             "deleted {} from collection {c:?}",
-            plural(deleted.len(), "item")
+            plural(done.deleted.len(), "item")
         );
-        if !not_found.is_empty() {
-            let shown: Vec<&str> = not_found.iter().take(10).copied().collect();
+        if let ItemSelection::Ids(ids) = &which
+            && !done.not_found.is_empty()
+        {
+            let shown: Vec<&str> = done.not_found.iter().take(10).map(String::as_str).collect();
             line += &format!(
                 "; {} of the {} requested ids not found: {}{}",
-                not_found.len(),
+                done.not_found.len(),
                 ids.len(),
-                shown.join(", "),
-                if not_found.len() > shown.len() {
+                crate::terminal::Shown(shown.join(", ")),
+                if done.not_found.len() > shown.len() {
                     ", ..."
                 } else {
                     ""
@@ -99,10 +73,10 @@ async fn items(args: DeleteItemsArgs) -> anyhow::Result<Status> {
 }
 
 async fn collection(args: DeleteCollectionArgs) -> anyhow::Result<Status> {
-    let dsn: Dsn = args.conn.dsn()?;
-    let mut client: Client = dsn.connect().await?;
+    let dsn = args.conn.dsn()?;
+    let (mut client, catalog) = open_catalog(&args.conn, args.catalog.catalog).await?;
     let c = &args.collection;
-    let count = item_count(&client, c).await?;
+    let count = catalog.item_count(&client, c).await?;
     confirm(
         args.yes,
         &format!(
@@ -115,66 +89,19 @@ async fn collection(args: DeleteCollectionArgs) -> anyhow::Result<Status> {
         ),
     )
     .await?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| db_error(&e, "delete"))?;
-    lock_collection(&tx, c).await?;
-    // The collection's items are exactly its partition: dropping the
-    // partition deletes them without leaving an empty table behind. The
-    // count under the collection's lock is what goes away.
-    let items = item_count(&tx, c).await?;
-    tx.execute("SELECT host.drop_partition($1::text)", &[c])
-        .await
-        .map_err(|e| db_error(&e, "delete"))?;
-    tx.execute("DELETE FROM host.collections WHERE id = $1::text", &[c])
-        .await
-        .map_err(|e| db_error(&e, "delete"))?;
-    tx.commit().await.map_err(|e| db_error(&e, "delete"))?;
+    let done = catalog.delete_collection(&mut client, c).await?;
     if args.json {
         println!(
             "{}",
-            json!({ "collection": c, "deleted_collection": true, "deleted_items": items })
+            json!({ "collection": c, "catalog": catalog.kind(), "deleted_collection": true, "deleted_items": done.items })
         );
     } else {
         println!(
             "deleted collection {c:?} and its {}",
-            plural(items as usize, "item")
+            plural(done.items as usize, "item")
         );
     }
     Ok(Status::Success)
-}
-
-/// The collection's item count; a clear error when there is no such collection.
-async fn item_count(client: &impl GenericClient, c: &str) -> anyhow::Result<i64> {
-    let row = client
-        .query_opt(
-            "SELECT (SELECT count(*) FROM host.items WHERE collection = $1::text) \
-             FROM host.collections WHERE id = $1::text",
-            &[&c],
-        )
-        .await
-        .map_err(|e| db_error(&e, "delete"))?;
-    match row {
-        Some(r) => Ok(r.get(0)),
-        None => bail!("collection {c:?} does not exist"),
-    }
-}
-
-/// Holds the collection row for the transaction (concurrent deletes queue up),
-/// and fails if it went away since the count.
-async fn lock_collection(tx: &impl GenericClient, c: &str) -> anyhow::Result<()> {
-    let row = tx
-        .query_opt(
-            "SELECT 1 FROM host.collections WHERE id = $1::text FOR UPDATE",
-            &[&c],
-        )
-        .await
-        .map_err(|e| db_error(&e, "delete"))?;
-    if row.is_none() {
-        bail!("collection {c:?} does not exist");
-    }
-    Ok(())
 }
 
 /// Asks on a terminal; refuses without one unless `--yes`.

@@ -19,7 +19,7 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
             let sub = matches
                 .subcommand_matches("items")
                 .expect("clap matched load items");
-            let specs = plugin_specs(sub, None).map_err(anyhow::Error::msg)?;
+            let specs = plugin_specs(sub, None)?;
             // The runtime lives until the load is over (it ticks plugin deadlines).
             let (_runtime, plugins) = if specs.is_empty() {
                 (None, Vec::new())
@@ -38,18 +38,10 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
 }
 
 fn options(a: &LoadArgs, kind: Kind) -> LoadOptions {
-    LoadOptions {
-        kind,
-        sources: a.sources.clone(),
-        method: a.method,
-        reject_file: a.reject_file.clone(),
-        collection: None,
-        update_extents: None,
-        batch_size: 256,
-        strict_bbox: false,
-        progress: !a.json && !a.no_progress,
-        target: a.target,
-    }
+    let mut o = LoadOptions::new(kind, a.sources.clone(), a.method);
+    o.reject_file = a.reject_file.clone();
+    o.progress = !a.json && !a.no_progress;
+    o
 }
 
 async fn execute(
@@ -58,9 +50,11 @@ async fn execute(
     plugins: Vec<crate::plugin::Plugin>,
 ) -> anyhow::Result<Status> {
     let dsn = a.conn.dsn()?;
-    let mut client = dsn.connect().await?;
     let what = opts.kind.plural();
-    let summary = load(&mut client, opts, plugins)
+    let (mut client, catalog) = super::open_catalog(&a.conn, a.catalog.catalog)
+        .await
+        .with_context(|| format!("no {what} were loaded into {dsn}"))?;
+    let summary = load(&mut client, &catalog, opts, plugins)
         .await
         .with_context(|| format!("no {what} were loaded into {dsn}"))?;
     if a.json {

@@ -15,7 +15,11 @@ pub mod update_extents;
 pub mod version;
 pub mod xmat;
 
+use anyhow::Context;
+
+use crate::catalog::{Catalog, CatalogChoice};
 use crate::cli::PluginOpts;
+use crate::db::ConnArgs;
 use crate::plugin::{Plugin, PluginSpec, Runtime};
 
 /// How a command that finished went, beyond plain success.
@@ -50,9 +54,23 @@ pub async fn load_plugins(
 ) -> anyhow::Result<(Runtime, Vec<Plugin>)> {
     let cache_dir = opts.cache_dir();
     let runtime = Runtime::new(opts.limits(), cache_dir.as_deref())?;
+    let bounds = opts.fetch_bounds();
     let mut plugins = Vec::with_capacity(specs.len());
     for spec in specs {
-        plugins.push(runtime.fetch_and_load(spec).await?);
+        plugins.push(runtime.fetch_and_load(spec, &bounds).await?);
     }
     Ok((runtime, plugins))
+}
+
+/// Connects and opens the catalog `choice` names.
+pub async fn open_catalog(
+    conn: &ConnArgs,
+    choice: CatalogChoice,
+) -> anyhow::Result<(tokio_postgres::Client, Catalog)> {
+    let dsn = conn.dsn()?;
+    let mut client = dsn.connect().await?;
+    let catalog = Catalog::open(&mut client, choice)
+        .await
+        .with_context(|| format!("opening the STAC catalog of {dsn}"))?;
+    Ok((client, catalog))
 }

@@ -3,8 +3,9 @@
 use serde_json::json;
 
 use super::{Status, load_plugins};
-use crate::cli::InspectArgs;
+use crate::cli::{InspectArgs, UsageError};
 use crate::plugin::{CacheOutcome, Plugin, PluginSpec, wit};
+use crate::terminal::Shown;
 
 /// Loads each plugin (verifying any pinned digest) and describes it.
 pub async fn run(args: InspectArgs) -> anyhow::Result<Status> {
@@ -13,7 +14,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<Status> {
         .iter()
         .map(|p| PluginSpec::parse(p))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
+        .map_err(UsageError)?;
     let (_runtime, plugins) = load_plugins(&args.opts, &specs).await?;
     if args.json {
         let all: Vec<_> = plugins.iter().map(describe_json).collect();
@@ -37,7 +38,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<Status> {
 fn describe_json(p: &Plugin) -> serde_json::Value {
     let info = p.info();
     json!({
-        "location": p.spec().location,
+        "location": p.spec().shown(),
         "name": info.name,
         "version": info.version,
         "kind": info.kind,
@@ -53,11 +54,17 @@ fn describe_json(p: &Plugin) -> serde_json::Value {
 
 fn describe_text(p: &Plugin) -> String {
     let info = p.info();
-    let mut s = format!("{} {} ({})\n", info.name, info.version, info.kind);
+    // What the plugin says about itself is shown escaped, like all it writes.
+    let mut s = format!(
+        "{} {} ({})\n",
+        Shown(&info.name),
+        Shown(&info.version),
+        info.kind
+    );
     if !info.description.is_empty() {
-        s += &format!("  {}\n", info.description);
+        s += &format!("  {}\n", Shown(&info.description));
     }
-    s += &format!("  location:   {}\n", p.spec().location);
+    s += &format!("  location:   {}\n", Shown(p.spec().shown()));
     s += &format!("  interface:  {}@{}\n", wit::PACKAGE, p.interface_version());
     s += &format!("  size:       {} bytes\n", p.size());
     s += &format!("  sha256:     {}\n", p.sha256());
@@ -70,7 +77,8 @@ fn describe_text(p: &Plugin) -> String {
             p.imports().join(", ")
         }
     );
-    s += "  sandbox:    no filesystem, network, environment or arguments; output captured\n";
+    s += "  sandbox:    no filesystem, network, environment or arguments; output captured;\n";
+    s += "              a stopped wall clock, waits that end at once, the same random bytes every run\n";
     let compiled = match p.cache() {
         CacheOutcome::Hit => "loaded from the compile cache",
         CacheOutcome::Miss => "compiled now, stored in the compile cache",

@@ -13,7 +13,7 @@ use crate::plugin::{PluginSpec, Runtime};
 pub async fn run(args: PushArgs) -> anyhow::Result<Status> {
     let reference = oci::Reference::parse(&args.target).map_err(anyhow::Error::msg)?;
     let spec = PluginSpec::parse(&args.plugin).map_err(anyhow::Error::msg)?;
-    let wasm = crate::plugin::fetch(&spec.location).await?;
+    let wasm = crate::plugin::fetch(&spec, &args.opts.fetch_bounds()).await?;
     let runtime = Runtime::new(args.opts.limits(), args.opts.cache_dir().as_deref())?;
     let plugin = runtime.load(&spec, &wasm)?;
     let info = plugin.info();
@@ -43,7 +43,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<Status> {
             info.description.clone(),
         ),
     ]);
-    let mut registry = oci::Registry::new(&reference)?;
+    let mut registry = oci::Registry::new(&reference, args.opts.fetch_timeout)?;
     let digest = registry.push(&wasm, &config, annotations).await?;
     let pinned = reference.pinned(&digest);
     if args.json {

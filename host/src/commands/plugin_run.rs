@@ -17,18 +17,21 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Status, load_plugins};
-use crate::cli::{RowFormat, RunArgs, plugin_specs};
+use crate::cli::{RowFormat, RunArgs, UsageError, plugin_specs};
 use crate::copy::{csv, text};
 use crate::load::Origin;
 use crate::load::source;
-use crate::load::split::Splitter;
-use crate::plugin::chain::{BatchOutput, ItemChain, Rejection, RowChain};
+use crate::load::split::{Body, MAX_RECORD_BYTES, Splitter};
+use crate::plugin::chain::{BatchOutput, ItemChain, Reason, Rejection, RowChain};
 use crate::plugin::{Column, Plugin, Table};
+use crate::terminal::Shown;
 
 /// Runs the command; `matches` are the `plugin run` matches (for flag order).
 pub async fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
-    let specs = plugin_specs(matches, Some(("first_plugin", &args.first_plugin)))
-        .map_err(anyhow::Error::msg)?;
+    let specs = plugin_specs(matches, Some(("first_plugin", &args.first_plugin)))?;
+    // Usage errors first, before any plugin is fetched.
+    parse_columns(&args.columns)?;
+    parse_table(&args.table)?;
     let (runtime, plugins) = load_plugins(&args.opts, &specs).await?;
     let handle = tokio::runtime::Handle::current();
     // Plugin calls are CPU-bound and synchronous: keep them off the async workers.
@@ -38,6 +41,9 @@ pub async fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Status> 
     })
     .await?
 }
+
+/// The longest row (one line) read, as for a load's records.
+const MAX_LINE: usize = MAX_RECORD_BYTES;
 
 /// One named input, opened by `load`'s opener (decompressed, streamed).
 struct Input {
@@ -59,7 +65,7 @@ fn open_inputs<'a>(
     };
     let counter = Arc::new(AtomicU64::new(0));
     texts.into_iter().map(move |t| {
-        let src = source::open(&t, handle, counter.clone()).map_err(anyhow::Error::msg)?;
+        let src = source::open(t.into(), handle, counter.clone()).map_err(anyhow::Error::msg)?;
         Ok(Input {
             name: src.name,
             reader: src.reader,
@@ -173,7 +179,7 @@ impl Run {
             self.summary.failed += batch
                 .rejected
                 .iter()
-                .filter(|r| r.reason == e.to_string())
+                .filter(|r| matches!(r.reason, Reason::Failed(_)))
                 .count() as u64;
             tracing::error!("{e}; carrying on with the next batch");
         }
@@ -184,22 +190,26 @@ impl Run {
         } in &batch.rejected
         {
             let (place, record) = describe(*index);
-            match &mut self.rejects {
-                Some(w) => {
+            match (&mut self.rejects, reason) {
+                (Some(w), _) => {
                     let rec: serde_json::Value = serde_json::from_str(&record)
                         .unwrap_or(serde_json::Value::String(record.clone()));
                     serde_json::to_writer(
                         &mut *w,
-                        &json!({ "at": place, "plugin": plugin, "reason": reason, "record": rec }),
+                        &json!({ "at": place, "plugin": plugin, "reason": reason.as_str(), "record": rec }),
                     )?;
                     w.write_all(b"\n")?;
                 }
-                None if batch.failure.is_some()
-                    && batch.failure.as_ref().map(|e| e.to_string()).as_deref() == Some(reason) =>
-                {
-                    // One line for the whole failed batch is enough (logged above).
+                // One line for the whole failed batch is enough (logged above).
+                (None, Reason::Failed(_)) => {}
+                (None, Reason::Rejected(r)) => {
+                    eprintln!(
+                        "rejected {}: {}: {}",
+                        Shown(&place),
+                        Shown(plugin),
+                        Shown(r)
+                    )
                 }
-                None => eprintln!("rejected {place}: {plugin}: {reason}"),
             }
         }
         Ok(())
@@ -219,7 +229,17 @@ impl Run {
                 .next_record()
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
             {
-                let text = String::from_utf8(record.bytes).map_err(|e| {
+                let bytes = match record.body {
+                    Body::Json(b) => b,
+                    // Not held: only its size was kept.
+                    Body::TooLarge(size) => bail!(
+                        "{}: line {}: the record is {size} bytes, more than the {} MiB a record may have",
+                        Shown(&name),
+                        record.line,
+                        MAX_RECORD_BYTES >> 20
+                    ),
+                };
+                let text = String::from_utf8(bytes).map_err(|e| {
                     anyhow::anyhow!(
                         "{name}: line {}: the record is not UTF-8 (at byte {})",
                         record.line,
@@ -269,12 +289,7 @@ impl Run {
     fn run_rows(&mut self) -> anyhow::Result<()> {
         let mut chain = RowChain::new(&self.plugins)?;
         let batch_size = self.args.batch_size.unwrap_or(1024).max(1);
-        let (schema, name) = self
-            .args
-            .table
-            .split_once('.')
-            .unwrap_or(("public", &self.args.table));
-        let (schema, name) = (schema.to_string(), name.to_string());
+        let (schema, name) = parse_table(&self.args.table)?;
         let declared = parse_columns(&self.args.columns)?;
 
         let (texts, handle) = (self.args.inputs.clone(), self.handle.clone());
@@ -355,9 +370,19 @@ impl Run {
                     }
                     RowFormat::Copy => {
                         let start = buf.len();
-                        let n = input.reader.read_until(b'\n', &mut buf)?;
+                        let n = (&mut input.reader)
+                            .take(MAX_LINE as u64 + 1)
+                            .read_until(b'\n', &mut buf)?;
                         if n == 0 {
                             break;
+                        }
+                        if n > MAX_LINE {
+                            bail!(
+                                "{}: line {}: longer than {} MiB; a row may not be larger",
+                                input.name,
+                                line_no + 1,
+                                MAX_LINE >> 20
+                            );
                         }
                         line_no += 1;
                         if buf.last() != Some(&b'\n') {
@@ -444,6 +469,17 @@ impl Run {
     }
 }
 
+/// `--table SCHEMA.NAME` (or `NAME`, in `public`).
+fn parse_table(text: &str) -> Result<(String, String), UsageError> {
+    let (schema, name) = text.split_once('.').unwrap_or(("public", text));
+    if schema.is_empty() || name.is_empty() {
+        return Err(UsageError(format!(
+            "--table '{text}' must be SCHEMA.NAME or NAME, e.g. public.users"
+        )));
+    }
+    Ok((schema.to_string(), name.to_string()))
+}
+
 /// A row input, buffered for line and CSV reading.
 struct RowInput {
     name: String,
@@ -451,13 +487,13 @@ struct RowInput {
 }
 
 /// `name[:type]` list into columns (types default to text).
-fn parse_columns(specs: &[String]) -> anyhow::Result<Vec<Column>> {
+fn parse_columns(specs: &[String]) -> Result<Vec<Column>, UsageError> {
     specs
         .iter()
         .map(|s| {
             let (name, ty) = s.split_once(':').unwrap_or((s, "text"));
             if name.trim().is_empty() {
-                bail!("empty column name in --columns '{s}'");
+                return Err(UsageError(format!("empty column name in --columns '{s}'")));
             }
             Ok(Column {
                 name: name.trim().to_string(),

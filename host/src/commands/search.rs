@@ -1,24 +1,31 @@
-//! `host search`: a STAC API item search against the built-in schema.
+//! `host search`: a STAC API item search on the database's catalog.
 
 use std::io::{Read, Write};
 
 use anyhow::Context;
 
-use super::Status;
+use super::{Status, open_catalog};
 use crate::cli::SearchArgs;
-use crate::search::{self, Search};
+use crate::search::SearchRequest;
 
 /// Reads the request, checks it before connecting, runs it and prints the page.
 pub async fn run(args: SearchArgs) -> anyhow::Result<Status> {
     let text = request_text(args.request.as_deref())?;
-    let search = Search::parse(&text).context("invalid search request")?;
-    let dsn = args.conn.dsn()?;
-    let client = dsn.connect().await?;
-    let page = search::run(&client, &search)
+    let request = SearchRequest::parse(&text).context("invalid search request")?;
+    // What either catalog would refuse is refused before connecting.
+    crate::search::sql::check(&request).context("invalid search request")?;
+    let (client, catalog) = open_catalog(&args.conn, args.catalog.catalog).await?;
+    let page = catalog
+        .search(&client, &request)
         .await
-        .map_err(|e| db_error(&e, "search"))?;
+        .map_err(|e| match e {
+            crate::catalog::CatalogError::Search(e) => {
+                anyhow::Error::new(e).context("invalid search request")
+            }
+            e => anyhow::Error::new(e),
+        })?;
     let mut out = std::io::stdout().lock();
-    out.write_all(page.as_bytes())?;
+    out.write_all(page.feature_collection(&request).as_bytes())?;
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(Status::Success)
@@ -40,21 +47,5 @@ fn request_text(arg: Option<&str>) -> anyhow::Result<String> {
                 .with_context(|| format!("cannot read the request from {path}")),
             None => Ok(a.to_string()),
         },
-    }
-}
-
-/// A database error as one clear line, with a hint when the schema is missing.
-pub(crate) fn db_error(e: &tokio_postgres::Error, what: &str) -> anyhow::Error {
-    match e.as_db_error() {
-        Some(db) => {
-            let missing = matches!(db.code().code(), "42P01" | "3F000" | "42883");
-            let hint = if missing {
-                " (is the STAC schema installed? run `host migrate`)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("{what} failed: {}{hint}", db.message())
-        }
-        None => anyhow::anyhow!("{what} failed: {e}"),
     }
 }

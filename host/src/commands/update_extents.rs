@@ -1,38 +1,43 @@
 //! `host update-extents`: recompute collection extents from their items —
-//! the queued ones (what `update_extents = deferred` loads leave), or those named.
+//! what is queued (host's deferred collections, or pgstac's query queue),
+//! the collections named, or all.
 
 use anyhow::Context;
 
-use super::Status;
+use super::{Status, open_catalog};
+use crate::catalog::{CatalogKind, ExtentSelection};
 use crate::cli::UpdateExtentsArgs;
-use crate::stac::store::check_schema;
 
 /// Runs the command.
 pub async fn run(args: UpdateExtentsArgs) -> anyhow::Result<Status> {
     let dsn = args.conn.dsn()?;
-    let mut client = dsn.connect().await?;
-    check_schema(&mut client).await?;
-    let context = || format!("updating extents in {dsn}");
-    let (n, what) = if args.all || !args.collections.is_empty() {
-        let row = client
-            .query_one(
-                "SELECT count(*) FILTER (WHERE host.update_extent(c)) \
-                 FROM (SELECT c FROM unnest(CASE WHEN $1 THEN ARRAY(SELECT id FROM host.collections) \
-                                           ELSE $2::text[] END) c ORDER BY c) s",
-                &[&args.all, &args.collections],
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!(crate::db::describe(&e)))
-            .with_context(context)?;
-        (row.get::<_, i64>(0), "")
+    let (mut client, catalog) = open_catalog(&args.conn, args.catalog.catalog).await?;
+    let which = if args.all {
+        ExtentSelection::All
+    } else if !args.collections.is_empty() {
+        ExtentSelection::Collections(args.collections.clone())
     } else {
-        let row = client
-            .query_one("SELECT host.drain_extent_queue()", &[])
-            .await
-            .map_err(|e| anyhow::anyhow!(crate::db::describe(&e)))
-            .with_context(context)?;
-        (i64::from(row.get::<_, i32>(0)), " queued")
+        ExtentSelection::Queued
     };
-    println!("updated the extents of {n}{what} collection(s)");
+    let done = catalog
+        .update_extents(&mut client, &which)
+        .await
+        .with_context(|| format!("updating extents in {dsn}"))?;
+    if args.json {
+        let mut v = serde_json::to_value(&done)?;
+        v["catalog"] = serde_json::json!(catalog.kind());
+        println!("{v}");
+        return Ok(Status::Success);
+    }
+    match (&which, catalog.kind(), done.statements) {
+        (ExtentSelection::Queued, CatalogKind::Pgstac, Some(n)) => {
+            println!("ran {n} statement(s) pgstac had queued")
+        }
+        (ExtentSelection::Queued, _, _) => println!(
+            "updated the extents of {} queued collection(s)",
+            done.collections
+        ),
+        _ => println!("updated the extents of {} collection(s)", done.collections),
+    }
     Ok(Status::Success)
 }

@@ -39,6 +39,7 @@ pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
         plugins: PluginSetup {
             limits: args.opts.limits(),
             cache_dir: args.opts.cache_dir(),
+            fetch: args.opts.fetch_bounds(),
         },
         allow_uniqueness_loss: args.allow_uniqueness_loss,
         ..Options::default()
@@ -114,83 +115,90 @@ fn plugin_line(p: &Plugin, shown: &str) -> String {
     )
 }
 
+/// `println!` with anything from the source database (names, SQL) escaped.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", crate::terminal::escape(&format!($($arg)*)))
+    };
+}
+
 fn print_plan(prep: &Prepared, job: &Job) {
     let plan = prep.plan();
     let plugins = prep.plugins().per_table();
-    println!("job {}", plan.job);
-    println!(
+    say!("job {}", plan.job);
+    say!(
         "  source: {} schema {}",
         prep.source_shown(),
         plan.source_schema
     );
-    println!(
+    say!(
         "  target: {} schema {} (built as {}, swapped in at the end)",
         prep.target_shown(),
         plan.target_schema,
         plan.build_schema
     );
     if plan.subset != xmat::jobs::Subset::Off {
-        println!(
+        say!(
             "  subset: {} (each table's SELECT below keeps only what its keys allow)",
             plan.subset.name()
         );
     }
-    println!("  before the data:");
+    say!("  before the data:");
     for s in &plan.pre_data {
-        println!("    {s};");
+        say!("    {s};");
     }
-    println!("  tables:");
+    say!("  tables:");
     for (t, ps) in plan.tables.iter().zip(plugins) {
         let format = if t.binary { "binary" } else { "text" };
-        println!(
+        say!(
             "    {} ({format} COPY{})",
             t.name,
             if t.freeze { ", FREEZE" } else { "" }
         );
-        println!("      {};", t.select);
+        say!("      {};", t.select);
         if !t.follows.is_empty() {
-            println!("      follows: {}", t.follows.join(", "));
+            say!("      follows: {}", t.follows.join(", "));
         }
         if !t.added_by.is_empty() {
-            println!("      rows added for: {}", t.added_by.join(", "));
+            say!("      rows added for: {}", t.added_by.join(", "));
         }
         for (p, r) in ps.iter().zip(&t.plugins) {
-            println!("      plugin: {}", plugin_line(p, &r.display()));
+            say!("      plugin: {}", plugin_line(p, &r.display()));
         }
         for s in &t.post_data {
-            println!("      then: {s};");
+            say!("      then: {s};");
         }
     }
     if !plan.foreign_keys.is_empty() {
-        println!("  foreign keys:");
+        say!("  foreign keys:");
         for fk in &plan.foreign_keys {
-            println!("    {};", fk.sql);
+            say!("    {};", fk.sql);
         }
     }
     if !plan.sequences.is_empty() {
-        println!("  sequences:");
+        say!("  sequences:");
         for s in &plan.sequences {
-            println!("    {};", s.sql());
+            say!("    {};", s.sql());
         }
     }
     for s in &plan.skipped {
-        println!("  not copied: {s}");
+        say!("  not copied: {s}");
     }
     for w in &plan.warnings {
-        println!("  warning: {w}");
+        say!("  warning: {w}");
     }
     let risks = prep.unique_risks();
     if !risks.0.is_empty() {
-        println!("  unique keys with transformed columns:");
+        say!("  unique keys with transformed columns:");
         for r in &risks.0 {
-            println!(
+            say!(
                 "    {} {r}",
                 if r.accepted { "accepted:" } else { "REFUSED: " }
             );
         }
     }
     for n in &job.notes {
-        println!("  note: {n}");
+        say!("  note: {n}");
     }
 }
 

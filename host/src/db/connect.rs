@@ -26,11 +26,14 @@ pub struct ConnArgs {
 }
 
 impl ConnArgs {
-    /// The connection settings these flags and the environment describe.
-    pub fn dsn(&self) -> Result<Dsn, ConnectError> {
+    /// The connection settings these flags and the environment describe. A
+    /// `--dsn` that does not parse is a usage error (exit 2).
+    pub fn dsn(&self) -> anyhow::Result<Dsn> {
         match &self.dsn {
-            Some(text) => Dsn::parse(text),
-            None => Dsn::from_env(),
+            Some(text) => {
+                Dsn::parse(text).map_err(|e| crate::cli::UsageError(format!("--dsn: {e}")).into())
+            }
+            None => Ok(Dsn::from_env()?),
         }
     }
 }
@@ -413,8 +416,42 @@ fn password_of(text: &str) -> Option<String> {
         .map(|v| v.trim_matches('\'').to_string())
 }
 
-/// A connection string with any password replaced by `***`, in URL or
-/// key=value form, for logs, errors and `--dry-run` output.
+/// Keys of a connection string whose values may be shown. Anything else
+/// (a password, and any key we do not know, like a misspelt `pasword=`) is
+/// shown as `***`.
+const SHOWN_KEYS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "application_name",
+    "fallback_application_name",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "sslmode",
+    "sslcert",
+    "sslkey",
+    "sslrootcert",
+    "sslcrl",
+    "sslnegotiation",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "channel_binding",
+    "gssencmode",
+    "replication",
+    "passfile",
+];
+
+/// A connection string with any password, and the value of any key not
+/// known to be harmless, replaced by `***`, in URL or key=value form, for
+/// logs, errors and `--dry-run` output.
 pub fn redact(text: &str) -> String {
     if let Ok(mut url) = url::Url::parse(text)
         && matches!(url.scheme(), "postgres" | "postgresql")
@@ -422,14 +459,13 @@ pub fn redact(text: &str) -> String {
         if url.password().is_some() {
             let _ = url.set_password(Some("***"));
         }
-        // ?password=... in the query string
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if k == "password" {
-                    "***".to_string()
-                } else {
+                let v = if SHOWN_KEYS.contains(&k.as_ref()) {
                     v.into_owned()
+                } else {
+                    "***".to_string()
                 };
                 (k.into_owned(), v)
             })
@@ -439,61 +475,47 @@ pub fn redact(text: &str) -> String {
         }
         return url.to_string();
     }
-    // A URL too broken to parse may still carry a password: user:PASSWORD@
+    // A URL too broken to parse may still carry a password: user:PASSWORD@;
+    // and its query string cannot be read safely: not shown.
     if let Some(scheme_end) = text.find("://")
         && text[..scheme_end].starts_with("postgres")
     {
         let rest = &text[scheme_end + 3..];
+        let rest = rest.split_once('?').map_or(rest, |(base, _)| base);
         let auth_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..auth_end].rfind('@')
-            && let Some(colon) = rest[..at].find(':')
-        {
-            return format!(
-                "{}{}***{}",
-                &text[..scheme_end + 3],
-                &rest[..colon + 1],
-                &rest[at..]
-            );
-        }
-        return text.to_string();
+        let base = match rest[..auth_end].rfind('@') {
+            Some(at) => match rest[..at].find(':') {
+                Some(colon) => format!("{}***{}", &rest[..colon + 1], &rest[at..]),
+                None => rest.to_string(),
+            },
+            None => rest.to_string(),
+        };
+        let query = if text.contains('?') { "?***" } else { "" };
+        return format!("{}{base}{query}", &text[..scheme_end + 3]);
     }
-    // key=value form: replace the value of password=, quoted or not.
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("password") {
-        let (before, after) = rest.split_at(pos);
-        out.push_str(before);
-        let after_key = &after["password".len()..];
-        let trimmed = after_key.trim_start();
-        if let Some(value) = trimmed.strip_prefix('=') {
-            out.push_str("password=***");
-            let value = value.trim_start();
-            let skip = if let Some(q) = value.strip_prefix('\'') {
-                // quoted: up to the closing unescaped quote
-                let mut end = q.len();
-                let mut esc = false;
-                for (i, c) in q.char_indices() {
-                    if esc {
-                        esc = false;
-                    } else if c == '\\' {
-                        esc = true;
-                    } else if c == '\'' {
-                        end = i + 1;
-                        break;
-                    }
+    match conninfo::pairs(text) {
+        Ok(pairs) => pairs
+            .iter()
+            .map(|(k, v)| {
+                if SHOWN_KEYS.contains(&k.as_str()) {
+                    format!("{k}={}", quote_value(v))
+                } else {
+                    format!("{k}=***")
                 }
-                1 + end
-            } else {
-                value.find(char::is_whitespace).unwrap_or(value.len())
-            };
-            rest = &value[skip..];
-        } else {
-            out.push_str("password");
-            rest = after_key;
-        }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        // Where one value ends is unclear: show none of it.
+        Err(_) => "(not shown: it does not parse as key=value pairs)".to_string(),
     }
-    out.push_str(rest);
-    out
+}
+
+/// A value as libpq's key=value form writes it.
+fn quote_value(v: &str) -> String {
+    if !v.is_empty() && !v.contains([' ', '\'', '\\']) {
+        return v.to_string();
+    }
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 #[cfg(test)]
@@ -514,6 +536,23 @@ mod tests {
             assert!(r.contains("***"), "{input} -> {r}");
         }
         assert_eq!(redact("host=h dbname=d"), "host=h dbname=d");
+    }
+
+    #[test]
+    fn misspelt_and_unknown_keys_never_show_their_values() {
+        assert_eq!(
+            redact("host=h pasword=hunter2 user='a b' dbname=d"),
+            "host=h pasword=*** user='a b' dbname=d"
+        );
+        assert_eq!(
+            redact("postgresql://u@h/db?pasword=hunter2&sslmode=require"),
+            "postgresql://u@h/db?pasword=***&sslmode=require"
+        );
+        assert!(!redact("host=h pasword='hunter2").contains("hunter2"));
+        assert!(!redact("postgresql://u:hunter2@h:x/db?pasword=hunter2").contains("hunter2"));
+        let e = Dsn::parse("host=127.0.0.1 pasword=hunter2 dbname=d").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("pasword"), "{e}");
     }
 
     #[test]

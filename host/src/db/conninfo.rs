@@ -8,8 +8,13 @@ pub fn take(text: &str, keys: &[&str]) -> Result<(String, Vec<(String, String)>)
     if text.starts_with("postgresql://") || text.starts_with("postgres://") {
         Ok(take_from_url(text, keys))
     } else {
-        take_from_pairs(text, keys)
+        take_from_pairs(text, |k| keys.contains(&k))
     }
+}
+
+/// Every `key=value` pair of a connection string in that form, decoded.
+pub fn pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    take_from_pairs(text, |_| true).map(|(_, all)| all)
 }
 
 fn take_from_url(text: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
@@ -35,7 +40,10 @@ fn take_from_url(text: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
 
 /// `key = value` pairs separated by spaces; a value is either single-quoted
 /// (with `\'` and `\\`) or runs to the next space (with `\` escapes).
-fn take_from_pairs(text: &str, keys: &[&str]) -> Result<(String, Vec<(String, String)>), String> {
+fn take_from_pairs(
+    text: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<(String, Vec<(String, String)>), String> {
     let (mut kept, mut taken) = (Vec::new(), Vec::new());
     let mut rest = text.trim_start();
     while !rest.is_empty() {
@@ -61,7 +69,7 @@ fn take_from_pairs(text: &str, keys: &[&str]) -> Result<(String, Vec<(String, St
         };
         rest = after;
         let pair = &start[..start.len() - rest.len()];
-        if keys.contains(&key) {
+        if wanted(key) {
             taken.push((key.to_string(), value));
         } else {
             kept.push(pair);

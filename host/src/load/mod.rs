@@ -12,9 +12,10 @@
 //!
 //! Memory stays flat: a few batches are in flight at a time, whatever the input size.
 //!
-//! Into pgstac ([`crate::stac::pgstac`]) the staging table is a session temp
-//! table: COPY fills it, pgstac's partitions are prepared in short
-//! transactions of their own, then one transaction merges.
+//! What the staging is, how rows are merged and when the transaction commits
+//! is the catalog's ([`crate::catalog::LoadSession`]): into pgstac the
+//! staging table is a session temp table, pgstac's partitions are prepared
+//! in short transactions of their own, then one transaction merges.
 
 mod pipeline;
 mod reject;
@@ -22,87 +23,12 @@ pub mod source;
 pub mod split;
 mod worker;
 
-use clap::ValueEnum;
 use serde::Serialize;
 
+pub use crate::catalog::{ExtentMode, Kind, Method};
+use crate::terminal::Shown;
 pub use pipeline::{LoadOptions, load};
-
-/// What to do with ids that already exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Fail the load if an id already exists.
-    Insert,
-    /// Skip ids that already exist.
-    #[value(name = "insert_ignore", alias = "ignore")]
-    InsertIgnore,
-    /// Replace records that changed; leave identical ones untouched.
-    Upsert,
-    /// Delete the existing records with those ids, then insert.
-    Delsert,
-}
-
-/// Which schema a load writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetSchema {
-    /// The host schema if the database has it, else pgstac if it has that.
-    #[default]
-    Auto,
-    /// The built-in schema (`host migrate`).
-    Host,
-    /// pgstac, in its own layout (`host migrate --dir` with pypgstac's files).
-    Pgstac,
-}
-
-/// When collection extents follow item loads (the `update_extents` setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExtentMode {
-    /// Leave extents alone.
-    Off,
-    /// Recompute the touched collections' extents before committing.
-    Immediate,
-    /// Queue the touched collections for `host update-extents`.
-    Deferred,
-}
-
-impl ExtentMode {
-    /// The setting's value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExtentMode::Off => "off",
-            ExtentMode::Immediate => "immediate",
-            ExtentMode::Deferred => "deferred",
-        }
-    }
-}
-
-/// What is being loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Items,
-    Collections,
-}
-
-impl Kind {
-    /// "item" or "collection".
-    pub fn singular(self) -> &'static str {
-        match self {
-            Kind::Items => "item",
-            Kind::Collections => "collection",
-        }
-    }
-
-    /// "items" or "collections".
-    pub fn plural(self) -> &'static str {
-        match self {
-            Kind::Items => "items",
-            Kind::Collections => "collections",
-        }
-    }
-}
+pub use source::SourceSpec;
 
 /// Where a record came from, for messages: `items.ndjson:12`, or
 /// `items.json:3 (element 5)` inside an array or FeatureCollection.
@@ -116,7 +42,7 @@ pub struct Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)?;
+        write!(f, "{}:{}", Shown(&self.source), self.line)?;
         if let Some(i) = self.index {
             write!(f, " (element {i})")?;
         }
@@ -138,17 +64,21 @@ pub struct RecordError {
 
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id and the reason come from the data or a plugin: escaped.
         let id = self
             .id
             .as_ref()
-            .map(|i| format!(" ({i})"))
+            .map(|i| format!(" ({})", Shown(i)))
             .unwrap_or_default();
+        let reason = Shown(&self.reason);
         match &self.plugin {
-            None => write!(f, "{}: invalid {}{id}: {}", self.at, self.what, self.reason),
+            None => write!(f, "{}: invalid {}{id}: {reason}", self.at, self.what),
             Some(p) => write!(
                 f,
-                "{}: {}{id} rejected by plugin {p}: {}",
-                self.at, self.what, self.reason
+                "{}: {}{id} rejected by plugin {}: {reason}",
+                self.at,
+                self.what,
+                Shown(p)
             ),
         }
     }
@@ -158,7 +88,7 @@ impl std::fmt::Display for RecordError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{0}")]
-    Store(#[from] crate::stac::store::StoreError),
+    Catalog(#[from] crate::catalog::CatalogError),
     #[error("{0}")]
     Source(String),
     /// A record was invalid or a plugin rejected it (and there is no reject file).
@@ -168,8 +98,6 @@ pub enum LoadError {
     Plugin(#[from] crate::plugin::PluginError),
     #[error("reject file {path}: {reason}")]
     RejectFile { path: String, reason: String },
-    #[error("{0}")]
-    Db(String),
     /// A later stage stopped; the real error is reported by that stage.
     #[error("the load was cancelled")]
     Cancelled,
@@ -181,6 +109,8 @@ pub enum LoadError {
 pub struct Summary {
     pub kind: Kind,
     pub method: Method,
+    /// The catalog loaded into.
+    pub catalog: crate::catalog::CatalogKind,
     /// Records read from the sources.
     pub read: u64,
     /// Written to the database (inserted or replaced).

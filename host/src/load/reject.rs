@@ -28,7 +28,8 @@ struct Line<'a> {
     /// `validation`, or `plugin NAME`.
     stage: &'a str,
     reason: &'a str,
-    /// The record as JSON when it parses, else as a string.
+    /// The record as JSON when every JSON reader can take it back (see
+    /// [`RejectWriter::write`]), else as a string.
     record: Record<'a>,
 }
 
@@ -37,6 +38,7 @@ struct Line<'a> {
 enum Record<'a> {
     Json(&'a RawValue),
     Text(&'a str),
+    None,
 }
 
 impl RejectWriter {
@@ -77,7 +79,12 @@ impl RejectWriter {
         } else {
             record
         };
-        let raw: Option<&RawValue> = serde_json::from_str(record.trim()).ok();
+        // A record refused for what readers refuse too (nesting 100,000
+        // deep, a lone surrogate, a number out of range) goes in as a string:
+        // every line of the file stays readable by any JSON reader.
+        let raw: Option<&RawValue> = crate::json_check::check_object(record)
+            .ok()
+            .and_then(|()| serde_json::from_str(record.trim()).ok());
         let line = Line {
             at,
             id,
@@ -85,6 +92,8 @@ impl RejectWriter {
             reason,
             record: match raw {
                 Some(r) => Record::Json(r),
+                // A record skipped unread (too large) has no text to show.
+                None if record.is_empty() => Record::None,
                 None => Record::Text(record),
             },
         };

@@ -11,6 +11,33 @@ use futures::StreamExt;
 
 use crate::fetch::{FetchError, Location};
 
+/// A source a load reads, in order with the others.
+pub enum SourceSpec {
+    /// What the user named: a path, `-` for stdin, or a URL.
+    Named(String),
+    /// Bytes the caller supplies (NDJSON, JSON or gzip, like a file), with
+    /// the name messages give it: the Python package streams records this way.
+    Reader {
+        name: String,
+        reader: Box<dyn Read + Send>,
+    },
+}
+
+impl std::fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSpec::Named(t) => write!(f, "{t:?}"),
+            SourceSpec::Reader { name, .. } => write!(f, "<reader {name}>"),
+        }
+    }
+}
+
+impl From<String> for SourceSpec {
+    fn from(text: String) -> SourceSpec {
+        SourceSpec::Named(text)
+    }
+}
+
 /// An open source.
 pub struct Source {
     /// How messages name it.
@@ -19,14 +46,19 @@ pub struct Source {
     pub reader: Box<dyn Read + Send>,
 }
 
-/// Opens `text`. Must run outside the async workers (it blocks); `handle`
+/// Opens `spec`. Must run outside the async workers (it blocks); `handle`
 /// runs the network streams. Bytes read (before decompression) are added
 /// to `counter`.
 pub fn open(
-    text: &str,
+    spec: SourceSpec,
     handle: &tokio::runtime::Handle,
     counter: Arc<AtomicU64>,
 ) -> Result<Source, String> {
+    let text = match spec {
+        SourceSpec::Named(text) => text,
+        SourceSpec::Reader { name, reader } => return wrap(name, reader, counter),
+    };
+    let text = text.as_str();
     let (name, raw): (String, Box<dyn Read + Send>) = if text == "-" {
         ("<stdin>".into(), Box::new(std::io::stdin()))
     } else {
@@ -45,6 +77,15 @@ pub fn open(
             }
         }
     };
+    wrap(name, raw, counter)
+}
+
+/// Counts `raw`'s bytes and decompresses it when it is gzip.
+fn wrap(
+    name: String,
+    raw: Box<dyn Read + Send>,
+    counter: Arc<AtomicU64>,
+) -> Result<Source, String> {
     let counted = Counting {
         inner: raw,
         counter,

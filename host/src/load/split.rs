@@ -8,18 +8,35 @@
 //!
 //! Only strings, escapes and nesting are tracked; the records themselves are
 //! checked by the JSON parser later.
+//!
+//! A record larger than [`MAX_RECORD_BYTES`] is not held: the splitter reads
+//! on to its end without keeping it and hands on only its size, so that the
+//! load can refuse it by name (or put it in the reject file) while memory
+//! stays bounded.
 
 use std::io::Read;
+
+/// The largest record loaded. PostgreSQL's jsonb holds at most 256 MiB in
+/// one object or array, so a larger record could not be stored anyway.
+pub const MAX_RECORD_BYTES: usize = 256 << 20;
 
 /// One record: a top-level object, or one element of an array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// The record's bytes, from `{` to `}`.
-    pub bytes: Vec<u8>,
+    pub body: Body,
     /// The line it starts on (1-based).
     pub line: u64,
     /// Its position in the array or FeatureCollection holding it (0-based).
     pub index: Option<u64>,
+}
+
+/// What a record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// The record's bytes, from `{` to `}`.
+    Json(Vec<u8>),
+    /// A record larger than the limit, skipped: how many bytes it had.
+    TooLarge(u64),
 }
 
 /// Input that cannot be split into records.
@@ -57,6 +74,7 @@ pub struct Splitter<R> {
     line: u64,
     state: State,
     started: bool,
+    max_record: usize,
 }
 
 const INITIAL: usize = 1 << 20;
@@ -77,6 +95,7 @@ impl<R: Read> Splitter<R> {
             line: 1,
             state: State::Top,
             started: false,
+            max_record: MAX_RECORD_BYTES,
         }
     }
 
@@ -94,6 +113,11 @@ impl<R: Read> Splitter<R> {
             self.buf.copy_within(keep..self.len, 0);
             self.len -= keep;
             self.pos -= keep.min(self.pos);
+            // After a big record, give the memory back.
+            if self.buf.len() > INITIAL && self.len < self.buf.len() / 4 {
+                self.buf.truncate((self.len * 2).max(INITIAL));
+                self.buf.shrink_to_fit();
+            }
         }
         if self.len == self.buf.len() {
             self.buf.resize(self.buf.len() * 2, 0);
@@ -242,6 +266,8 @@ impl<R: Read> Splitter<R> {
         let mut i = start;
         let mut depth = 0u32;
         let mut lines = 0u64;
+        // Bytes of a too-large record read and let go.
+        let mut skipped: Option<u64> = None;
         let (mut in_str, mut esc) = (false, false);
         // Member names at depth 1, to spot "features".
         let mut expect_key = false;
@@ -252,6 +278,16 @@ impl<R: Read> Splitter<R> {
             if i >= self.len {
                 if self.eof {
                     return Err(self.syntax(start_line, "input ends inside an object"));
+                }
+                if skipped.is_none() && i - start > self.max_record {
+                    skipped = Some(0);
+                    key_start = None;
+                }
+                if let Some(n) = &mut skipped {
+                    // Too large: keep nothing of it, only count.
+                    *n += (i - start) as u64;
+                    start = i;
+                    key_start = None;
                 }
                 let shift = self.fill(start)?;
                 start -= shift;
@@ -309,11 +345,16 @@ impl<R: Read> Splitter<R> {
                     depth -= 1;
                     if depth == 0 {
                         i += 1;
-                        let bytes = self.buf[start..i].to_vec();
-                        self.pos = i;
+                        let size = skipped.unwrap_or(0) + (i - start) as u64;
+                        let body = if size > self.max_record as u64 {
+                            self.pos = i;
+                            Body::TooLarge(size)
+                        } else {
+                            Body::Json(self.take(start, i))
+                        };
                         self.line = start_line + lines;
                         return Ok(Scanned::Record(Record {
-                            bytes,
+                            body,
                             line: start_line,
                             index: None,
                         }));
@@ -329,6 +370,26 @@ impl<R: Read> Splitter<R> {
             }
             i += 1;
         }
+    }
+
+    /// Takes `buf[start..end]` as a record and moves past it. A big record
+    /// takes the buffer itself (no second copy of it); the bytes after it
+    /// move to a fresh buffer.
+    fn take(&mut self, start: usize, end: usize) -> Vec<u8> {
+        if end - start <= INITIAL {
+            self.pos = end;
+            return self.buf[start..end].to_vec();
+        }
+        let rest = self.len - end;
+        let mut fresh = vec![0; (rest * 2).max(INITIAL)];
+        fresh[..rest].copy_from_slice(&self.buf[end..self.len]);
+        let mut record = std::mem::replace(&mut self.buf, fresh);
+        record.truncate(end);
+        record.drain(..start);
+        record.shrink_to_fit();
+        self.len = rest;
+        self.pos = 0;
+        record
     }
 
     /// Skips the rest of an object we are one level inside.
@@ -389,9 +450,14 @@ mod tests {
         }
         let mut s = Splitter::new(Trickle(input.as_bytes()));
         s.buf = vec![0; 8]; // tiny, so it must grow and compact
+        s.max_record = 40;
         let mut out = Vec::new();
         while let Some(r) = s.next_record().map_err(|e| e.to_string())? {
-            out.push((String::from_utf8(r.bytes).unwrap(), r.line, r.index));
+            let text = match r.body {
+                Body::Json(b) => String::from_utf8(b).unwrap(),
+                Body::TooLarge(n) => format!("<{n} bytes>"),
+            };
+            out.push((text, r.line, r.index));
         }
         Ok(out)
     }
@@ -437,6 +503,32 @@ mod tests {
             split(r#"{"type":"FeatureCollection","features":[]}"#).unwrap(),
             vec![]
         );
+    }
+
+    #[test]
+    fn a_record_too_large_is_counted_not_kept() {
+        let big = format!(r#"{{"id":"big","pad":"{}","n":[{{}}]}}"#, "x".repeat(100));
+        let input = format!("{{\"id\":\"a\"}}\n{big}\n{{\"id\":\"b\"}}\n[{big},{{}}]");
+        let got = split(&input).unwrap();
+        assert_eq!(got[0].0, r#"{"id":"a"}"#);
+        assert_eq!(got[1], (format!("<{} bytes>", big.len()), 2, None));
+        assert_eq!(got[2], (r#"{"id":"b"}"#.into(), 3, None));
+        assert_eq!(got[3], (format!("<{} bytes>", big.len()), 4, Some(0)));
+        assert_eq!(got[4], ("{}".into(), 4, Some(1)));
+        // Big records (past the first buffer) take the buffer, and the rest reads on.
+        let huge = format!(r#"{{"pad":"{}"}}"#, "y".repeat(3 << 20));
+        let text = format!("{huge}\n{{\"id\":\"after\"}}\n");
+        let mut s = Splitter::new(text.as_bytes());
+        let Body::Json(first) = s.next_record().unwrap().unwrap().body else {
+            panic!("kept")
+        };
+        assert_eq!(first, huge.as_bytes());
+        let r = s.next_record().unwrap().unwrap();
+        assert_eq!(
+            (r.body, r.line),
+            (Body::Json(br#"{"id":"after"}"#.to_vec()), 2)
+        );
+        assert!(s.next_record().unwrap().is_none());
     }
 
     #[test]

@@ -10,15 +10,15 @@ use std::sync::mpsc::Receiver;
 use bytes::Bytes;
 
 use super::reject::RejectWriter;
+use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
-use crate::plugin::chain::ItemChain;
-use crate::stac::pgstac::{self, Collections};
-
-use crate::stac::{ItemContext, check_collection, check_item, rows};
+use crate::catalog::Rows as CatalogRows;
+use crate::plugin::chain::{ItemChain, Reason};
+use crate::stac::{ItemContext, check_collection, check_item};
 
 /// One record as read.
 pub(super) struct Input {
-    pub bytes: Vec<u8>,
+    pub body: Body,
     pub line: u64,
     pub index: Option<u64>,
 }
@@ -54,9 +54,8 @@ pub(super) struct Worker {
     pub collection: Option<String>,
     pub strict_bbox: bool,
     pub rejects: Option<RejectWriter>,
-    /// Into pgstac (its layout, items dehydrated against these collections'
-    /// base items); `None`: the host schema.
-    pub pgstac: Option<Arc<Collections>>,
+    /// How the catalog loaded into writes rows.
+    pub rows: CatalogRows,
     /// The next record's position in the load, when rows carry it (staged loads).
     pub seq: Option<u64>,
     pub totals: Totals,
@@ -68,7 +67,8 @@ struct TurnedAway {
     id: Option<String>,
     /// The plugin that rejected it; `None`: it failed validation.
     plugin: Option<String>,
-    reason: String,
+    /// Shared by the records of a batch a plugin failed on.
+    reason: Arc<str>,
     record: String,
 }
 
@@ -78,7 +78,7 @@ impl TurnedAway {
             index,
             id: e.id,
             plugin: None,
-            reason: e.reason,
+            reason: e.reason.into(),
             record,
         }
     }
@@ -125,7 +125,25 @@ impl Worker {
         let mut texts: Vec<(usize, String)> = Vec::with_capacity(n);
         let mut total = 0;
         for (i, input) in batch.inputs.into_iter().enumerate() {
-            match String::from_utf8(input.bytes) {
+            let bytes = match input.body {
+                Body::Json(b) => b,
+                Body::TooLarge(size) => {
+                    turned_away.push(TurnedAway {
+                        index: i,
+                        id: None,
+                        plugin: None,
+                        reason: format!(
+                            "the record is {size} bytes, more than the {} MiB a record may have \
+                             (PostgreSQL's jsonb cannot hold it); it was skipped unread",
+                            MAX_RECORD_BYTES >> 20
+                        )
+                        .into(),
+                        record: String::new(),
+                    });
+                    continue;
+                }
+            };
+            match String::from_utf8(bytes) {
                 Ok(s) => {
                     total += s.len();
                     texts.push((i, s));
@@ -134,7 +152,7 @@ impl Worker {
                     index: i,
                     id: None,
                     plugin: None,
-                    reason: format!("not UTF-8: {}", e.utf8_error()),
+                    reason: format!("not UTF-8: {}", e.utf8_error()).into(),
                     record: String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 }),
             }
@@ -157,7 +175,10 @@ impl Worker {
                     index: idx[r.index],
                     id: item_id(&strings[r.index]),
                     plugin: Some(r.plugin.clone()),
-                    reason: r.reason.clone(),
+                    reason: match &r.reason {
+                        Reason::Rejected(text) => text.as_str().into(),
+                        Reason::Failed(failure) => failure.clone(),
+                    },
                     record: strings[r.index].clone(),
                 });
             }
@@ -169,11 +190,11 @@ impl Worker {
             known: &self.known,
             collection: self.collection.as_deref(),
             strict_bbox: self.strict_bbox,
-            pgstac: self.pgstac.as_deref(),
+            rows: &self.rows,
         };
         let capacity = |total: usize, n: usize| total + total / 8 + 256 * n.min(1024);
         // Dehydrating for pgstac parses every item whole: worth more than one core.
-        let threads = if self.pgstac.is_some() && self.kind == Kind::Items && texts.len() >= 64 {
+        let threads = if self.rows.parallel() && self.kind == Kind::Items && texts.len() >= 64 {
             row_threads()
         } else {
             1
@@ -237,7 +258,7 @@ impl Worker {
                 Some(p) => Stage::Plugin(p),
                 None => Stage::Validation,
             };
-            self.reject(origin(t.index), &t.record, t.id, stage, t.reason)?;
+            self.reject(origin(t.index), &t.record, t.id, stage, &t.reason)?;
         }
         Ok(Chunk {
             bytes: Bytes::from(out),
@@ -252,16 +273,16 @@ impl Worker {
         record: &str,
         id: Option<String>,
         stage: Stage<'_>,
-        reason: String,
+        reason: &str,
     ) -> Result<(), LoadError> {
         self.totals.rejected += 1;
         let what = self.kind.singular();
         match (&mut self.rejects, stage) {
             (Some(w), Stage::Validation) => {
-                w.write(&at, id.as_deref(), "validation", &reason, record)
+                w.write(&at, id.as_deref(), "validation", reason, record)
             }
             (Some(w), Stage::Plugin(p)) => {
-                w.write(&at, id.as_deref(), &format!("plugin {p}"), &reason, record)
+                w.write(&at, id.as_deref(), &format!("plugin {p}"), reason, record)
             }
             (None, stage) => Err(LoadError::Record(Box::new(RecordError {
                 at,
@@ -271,7 +292,7 @@ impl Worker {
                     Stage::Validation => None,
                     Stage::Plugin(p) => Some(p.to_string()),
                 },
-                reason,
+                reason: reason.to_string(),
             }))),
         }
     }
@@ -293,7 +314,7 @@ struct RowWriter<'a> {
     known: &'a HashSet<String>,
     collection: Option<&'a str>,
     strict_bbox: bool,
-    pgstac: Option<&'a Collections>,
+    rows: &'a CatalogRows,
 }
 
 impl RowWriter<'_> {
@@ -304,56 +325,34 @@ impl RowWriter<'_> {
         let mut collections = BTreeSet::new();
         let mut rows = 0;
         for (i, text) in texts {
-            match self.kind {
+            let written = match self.kind {
                 Kind::Items => {
                     let ctx = ItemContext {
                         collection: self.collection,
                         known: self.known,
                         strict_bbox: self.strict_bbox,
                     };
-                    let written = check_item(&text, &ctx).and_then(|fields| {
-                        match self.pgstac {
-                            Some(p) => pgstac::rows::write_item(
-                                &mut out,
-                                seq.unwrap_or_default(),
-                                &fields,
-                                &text,
-                                p,
-                            )?,
-                            None => rows::write_item(&mut out, seq, &fields, &text),
-                        }
-                        Ok(fields)
-                    });
-                    match written {
-                        Ok(fields) => {
-                            if !collections.contains(fields.collection.as_ref()) {
-                                collections.insert(fields.collection.to_string());
-                            }
-                        }
-                        Err(e) => {
-                            turned_away.push(TurnedAway::invalid(i, e, text));
-                            continue;
-                        }
+                    let item = self.rows.item_text(&text);
+                    check_item(&item, &ctx).and_then(|fields| {
+                        self.rows.write_item(&mut out, seq, &fields, &item)?;
+                        Ok(fields.collection.into_owned())
+                    })
+                }
+                Kind::Collections => check_collection(&text).and_then(|id| {
+                    self.rows.write_collection(&mut out, seq, &id, &text)?;
+                    Ok(id.into_owned())
+                }),
+            };
+            match written {
+                Ok(c) => {
+                    if !collections.contains(&c) {
+                        collections.insert(c);
                     }
                 }
-                Kind::Collections => match check_collection(&text) {
-                    Ok(id) => {
-                        match self.pgstac {
-                            Some(_) => pgstac::rows::write_collection(
-                                &mut out,
-                                seq.unwrap_or_default(),
-                                &id,
-                                &text,
-                            ),
-                            None => rows::write_collection(&mut out, seq, &id, &text),
-                        }
-                        collections.insert(id.into_owned());
-                    }
-                    Err(e) => {
-                        turned_away.push(TurnedAway::invalid(i, e, text));
-                        continue;
-                    }
-                },
+                Err(e) => {
+                    turned_away.push(TurnedAway::invalid(i, e, text));
+                    continue;
+                }
             }
             if let Some(s) = &mut seq {
                 *s += 1;

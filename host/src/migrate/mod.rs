@@ -27,6 +27,7 @@ mod version;
 
 pub use apply::{Report, Request, Step, current_version, migrate};
 pub use ledger::{Applied, Ledger};
+pub use pgstac::drain_queue as drain_pgstac_queue;
 pub use set::{Flavor, MigrationFile, MigrationSet, Naming, Plan};
 pub use version::Version;
 

@@ -321,6 +321,15 @@ impl MigrationSet {
         self.files.iter().map(|f| &f.to).max()
     }
 
+    /// The oldest version the set knows: the lowest a file installs or
+    /// upgrades from (what pypgstac calls its `initversion`).
+    pub fn oldest(&self) -> Option<&Version> {
+        self.files
+            .iter()
+            .map(|f| f.from.as_ref().unwrap_or(&f.to))
+            .min()
+    }
+
     /// Whether some file produces `v`.
     pub fn knows(&self, v: &Version) -> bool {
         self.files.iter().any(|f| &f.to == v)

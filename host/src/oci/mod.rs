@@ -14,12 +14,15 @@ mod reference;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::TryStreamExt;
 use reqwest::{Method, RequestBuilder, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 pub use auth::{Challenge, Credentials, CredentialsError, credentials};
+
+use crate::fetch::{Bounds, FetchError, Size, collect_bounded};
+use crate::terminal::Shown;
 pub use reference::{Reference, SCHEME};
 
 /// The manifest media type we read and write.
@@ -30,14 +33,20 @@ pub const CONFIG_TYPE: &str = "application/vnd.wasm.config.v0+json";
 pub const WASM_TYPE: &str = "application/wasm";
 /// Largest manifest accepted.
 const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest token service answer read.
+const MAX_TOKEN_ANSWER: u64 = 1 << 20;
+/// Most of an error answer's body read (and the first 300 bytes shown).
+const MAX_ERROR_BODY: u64 = 64 << 10;
 
 /// What can go wrong talking to a registry; each names the reference.
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
-    #[error("{reference}: {source}")]
+    /// Said once, with its causes ("error sending request: ... connection
+    /// refused"), so not also a `source` (printing the chain would repeat it).
+    #[error("{reference}: {}", chain(.error))]
     Http {
         reference: String,
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     #[error("{reference}: {what} answered {status}{}", detail(.body))]
     Status {
@@ -74,13 +83,31 @@ pub enum OciError {
     },
     #[error("{reference}: {reason}")]
     Usage { reference: String, reason: String },
+    /// Reading an answer stopped at a bound: the registry went quiet for
+    /// longer than the timeout, or sent more than it declared.
+    #[error(transparent)]
+    Fetch(FetchError),
+}
+
+/// An error and its causes on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out += &format!(": {text}");
+        }
+        cause = c.source();
+    }
+    out
 }
 
 fn detail(body: &str) -> String {
     if body.is_empty() {
         String::new()
     } else {
-        format!(": {body}")
+        format!(": {}", Shown(body))
     }
 }
 
@@ -131,11 +158,15 @@ pub struct Registry {
     credentials: Option<Credentials>,
     /// The `Authorization` value that worked, once a challenge was answered.
     authorization: Option<String>,
+    /// Longest wait to connect, for an answer, and for each next piece of one.
+    timeout: Duration,
 }
 
 impl Registry {
     /// Connects lazily; reads credentials for the reference's registry now.
-    pub fn new(reference: &Reference) -> Result<Registry, OciError> {
+    /// `timeout` (`--fetch-timeout`) bounds connecting and every wait for the
+    /// registry: one that stops answering ends the command, naming it.
+    pub fn new(reference: &Reference, timeout: Duration) -> Result<Registry, OciError> {
         let shown = reference.to_string();
         let credentials =
             credentials(&reference.registry).map_err(|source| OciError::Credentials {
@@ -143,19 +174,20 @@ impl Registry {
                 source,
             })?;
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| OciError::Http {
+            .map_err(|error| OciError::Http {
                 reference: shown,
-                source,
+                error,
             })?;
         Ok(Registry {
             reference: reference.clone(),
             http,
             credentials,
             authorization: None,
+            timeout,
         })
     }
 
@@ -185,9 +217,9 @@ impl Registry {
             }
         };
         let shown = self.shown();
-        let http_err = |source| OciError::Http {
+        let http_err = |error| OciError::Http {
             reference: shown.clone(),
-            source,
+            error,
         };
         let resp = attempt(self.authorization.as_ref())
             .send()
@@ -289,8 +321,8 @@ impl Registry {
                     token: Option<String>,
                     access_token: Option<String>,
                 }
-                let body = resp
-                    .bytes()
+                let body = self
+                    .body(resp, "token service answer", MAX_TOKEN_ANSWER)
                     .await
                     .map_err(|e| auth_err(format!("token service {realm}: {e}")))?;
                 let t: Token = serde_json::from_slice(&body)
@@ -312,52 +344,66 @@ impl Registry {
             return Ok(resp);
         }
         let status = resp.status();
-        let mut body = resp.text().await.unwrap_or_default();
-        body.truncate(300);
+        // A registry may say why; not at any length, nor in any bytes.
+        let body = self
+            .body(resp, "error answer", MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        let body = String::from_utf8_lossy(&body);
+        let mut end = body.len().min(300);
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
         Err(OciError::Status {
             reference: self.shown(),
             what: what.to_string(),
             status,
-            body: body.trim().to_string(),
+            body: body[..end].trim().to_string(),
         })
     }
 
-    /// Reads a response body, refusing more than `limit` bytes.
+    /// Reads a response body within `limit` bytes and the timeout (each
+    /// next chunk must come within it), with progress on a terminal.
     async fn body(
         &self,
         resp: reqwest::Response,
         what: &'static str,
         limit: u64,
     ) -> Result<Vec<u8>, OciError> {
-        let too_large = |size| OciError::TooLarge {
-            reference: self.shown(),
-            what,
-            size,
-            limit,
-        };
-        if let Some(len) = resp.content_length()
-            && len > limit
-        {
-            return Err(too_large(len));
-        }
-        let mut out = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| OciError::Http {
-                reference: self.shown(),
-                source,
-            })?;
-            if out.len() as u64 + chunk.len() as u64 > limit {
-                return Err(too_large(out.len() as u64 + chunk.len() as u64));
+        let location = format!("{} ({what})", self.shown());
+        let declared = resp.content_length();
+        let chunks = resp.bytes_stream().map_err({
+            let location = location.clone();
+            move |e| FetchError::Io {
+                location: location.clone(),
+                source: std::io::Error::other(e),
             }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+        });
+        let bounds = Bounds {
+            max_bytes: limit,
+            timeout: self.timeout,
+        };
+        collect_bounded(&location, declared, chunks, &bounds)
+            .await
+            .map_err(|e| match e {
+                FetchError::TooLarge {
+                    size: Size::Declared(size),
+                    ..
+                } => OciError::TooLarge {
+                    reference: self.shown(),
+                    what,
+                    size,
+                    limit,
+                },
+                e => OciError::Fetch(e),
+            })
     }
 
-    /// Pulls the wasm layer, checking the pinned manifest digest, the layer's
-    /// digest and `max_bytes` before returning a byte of it.
-    pub async fn pull(&mut self, max_bytes: u64) -> Result<Pulled, OciError> {
+    /// Pulls the wasm layer within `bounds`, checking the pinned manifest
+    /// digest, the layer's digest and size before returning a byte of it.
+    pub async fn pull(&mut self, bounds: &Bounds) -> Result<Pulled, OciError> {
+        let max_bytes = bounds.max_bytes;
+        tracing::info!("pulling {}", Shown(self.shown()));
         let url = self.url(&format!("manifests/{}", self.reference.manifest_ref()));
         let resp = self
             .send("pull", |c| {

@@ -6,6 +6,10 @@
 //! the records still in flight are rejected with that error, the stage's
 //! instance is rebuilt, and the chain goes on with the next batch; callers
 //! that must not lose anything (e.g. a load) stop on [`BatchOutput::failure`].
+//! The records caught in a failure share its one message ([`Reason::Failed`]):
+//! nothing a plugin writes is copied once per record.
+
+use std::sync::Arc;
 
 use super::model::{ItemOutcome, Kind, Outcome, Table};
 use super::{Plugin, PluginError, PluginInstance};
@@ -18,8 +22,35 @@ pub struct Rejection {
     pub index: usize,
     /// The plugin that rejected it (or failed on it).
     pub plugin: String,
-    /// Its reason, or the failure.
-    pub reason: String,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Why a plugin turned a record away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The plugin rejected the record, saying why (cut to
+    /// [`MESSAGE_BYTES`](super::MESSAGE_BYTES)).
+    Rejected(String),
+    /// The plugin failed on the record's batch: the failure, as text, shared
+    /// by every record of the batch (the error itself is [`BatchOutput::failure`]).
+    Failed(Arc<str>),
+}
+
+impl Reason {
+    /// The reason as text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Reason::Rejected(r) => r,
+            Reason::Failed(f) => f,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What became of one batch.
@@ -121,7 +152,7 @@ impl ItemChain {
                     ItemOutcome::Reject(reason) => out.rejected.push(Rejection {
                         index,
                         plugin: plugin.clone(),
-                        reason,
+                        reason: Reason::Rejected(reason),
                     }),
                 }
             }
@@ -152,11 +183,11 @@ fn check_items(plugin: &str, label: &str, outcomes: &[ItemOutcome]) -> Result<()
 }
 
 fn fail_all<T>(out: &mut BatchOutput<T>, alive: &[usize], plugin: &str, e: PluginError) {
-    let reason = e.to_string();
+    let reason: Arc<str> = e.to_string().into();
     out.rejected.extend(alive.iter().map(|&index| Rejection {
         index,
         plugin: plugin.to_string(),
-        reason: reason.clone(),
+        reason: Reason::Failed(reason.clone()),
     }));
     out.failure = Some(e);
 }
@@ -260,7 +291,7 @@ impl RowChain {
                     Outcome::Reject(reason) => out.rejected.push(Rejection {
                         index,
                         plugin: plugin.clone(),
-                        reason,
+                        reason: Reason::Rejected(reason),
                     }),
                 }
             }

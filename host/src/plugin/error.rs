@@ -1,25 +1,72 @@
 //! Errors from loading and running plugins, with the facts a user needs.
+//!
+//! How a call into a plugin ended abnormally is a [`Fault`], a type rather
+//! than a message: a [`LimitHit`] (time, memory, fuel, each with the limit
+//! that was set), a panic, an `exit`, a WebAssembly trap, or something the
+//! host refused. Callers (and the multi-tenant host to come) decide on the
+//! type; the message is for people.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// Which limit a plugin ran into.
+use crate::terminal::Shown;
+
+/// A limit a plugin ran into, with the value it had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitKind {
-    /// The per-call time budget (`--plugin-time`).
-    Time,
-    /// The per-instance memory cap (`--plugin-memory`).
-    Memory,
-    /// The per-call instruction budget (`--plugin-fuel`).
-    Fuel,
+pub enum LimitHit {
+    /// The time budget of one call (`--plugin-time`), wall-clock.
+    Time(Duration),
+    /// The memory cap of one instance (`--plugin-memory`), in bytes.
+    Memory(u64),
+    /// The instruction budget of one call (`--plugin-fuel`).
+    Fuel(u64),
 }
 
-impl std::fmt::Display for LimitKind {
+impl std::fmt::Display for LimitHit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LimitKind::Time => "CPU time limit (--plugin-time)",
-            LimitKind::Memory => "memory limit (--plugin-memory)",
-            LimitKind::Fuel => "fuel limit (--plugin-fuel)",
-        })
+        match self {
+            LimitHit::Time(d) => write!(f, "time limit (--plugin-time {d:?})"),
+            LimitHit::Memory(b) => write!(f, "memory limit (--plugin-memory {})", flag_size(*b)),
+            LimitHit::Fuel(n) => write!(f, "fuel limit (--plugin-fuel {n})"),
+        }
+    }
+}
+
+/// A size as `--plugin-memory` takes it: `64MiB`, or bytes.
+fn flag_size(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{}MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// How a call into a plugin ended abnormally. After any fault the instance
+/// is discarded (a trap poisons its whole store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// It ran into one of its limits.
+    Limit(LimitHit),
+    /// It panicked; the message from its stderr (Rust guests print one).
+    Panic(String),
+    /// It called `exit` with this status.
+    Exit(i32),
+    /// A WebAssembly trap (unreachable, out-of-bounds access, stack overflow, ...).
+    Trap(wasmtime::Trap),
+    /// The host refused what it asked for or handed back (more data than a
+    /// call may return, a string that is not UTF-8, a pointer out of bounds).
+    Refused(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Limit(l) => write!(f, "exceeded its {l}"),
+            Fault::Panic(m) => write!(f, "panicked: {}", Shown(m)),
+            Fault::Exit(code) => write!(f, "called exit({code})"),
+            Fault::Trap(t) => write!(f, "trapped: {t}"),
+            Fault::Refused(m) => write!(f, "handed the host something it refused: {}", Shown(m)),
+        }
     }
 }
 
@@ -27,15 +74,17 @@ impl std::fmt::Display for LimitKind {
 /// knows it by (its reported name, or its file name before it has reported one).
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("cannot read plugin {location}: {reason}")]
+    #[error("cannot read plugin {}: {reason}", Shown(.location))]
     Fetch { location: String, reason: String },
 
     /// Pulling from an OCI registry failed (the error names the reference).
     #[error("cannot pull plugin: {0}")]
-    Registry(#[from] crate::oci::OciError),
+    /// (Not a `source`: the message says it whole, and a chain would repeat it.)
+    Registry(crate::oci::OciError),
 
     #[error(
-        "plugin {location} has SHA-256 {actual}, but {expected} was pinned; refusing to run it"
+        "plugin {} has SHA-256 {actual}, but {expected} was pinned; refusing to run it",
+        Shown(.location)
     )]
     DigestMismatch {
         location: String,
@@ -43,16 +92,18 @@ pub enum PluginError {
         actual: String,
     },
 
-    #[error("{location} is not a valid WebAssembly component: {reason}")]
+    #[error("{} is not a valid WebAssembly component: {reason}", Shown(.location))]
     Invalid { location: String, reason: String },
 
     #[error(
-        "{location} is not a host plugin: it exports none of the host:plugin interfaces (it exports: {exports})"
+        "{} is not a host plugin: it exports none of the host:plugin interfaces (it exports: {})",
+        Shown(.location), Shown(.exports)
     )]
     NotAPlugin { location: String, exports: String },
 
     #[error(
-        "{location} was built against plugin interface host:plugin@{found}, which this host does not support; supported: {supported}. Rebuild it with an SDK for a supported version."
+        "{} was built against plugin interface host:plugin@{}, which this host does not support; supported: {supported}. Rebuild it with an SDK for a supported version.",
+        Shown(.location), Shown(.found)
     )]
     UnsupportedVersion {
         location: String,
@@ -61,8 +112,8 @@ pub enum PluginError {
     },
 
     #[error(
-        "{location} needs at least {} of linear memory at start, but the memory cap (--plugin-memory) is {}; raise --plugin-memory to at least {}",
-        mib(*needs), mib(*cap), mib(needs.next_multiple_of(1 << 20))
+        "{} needs at least {} of linear memory at start, but the memory cap (--plugin-memory) is {}; raise --plugin-memory to at least {}",
+        Shown(.location), mib(*needs), mib(*cap), mib(needs.next_multiple_of(1 << 20))
     )]
     MemoryBelowMinimum {
         location: String,
@@ -73,45 +124,43 @@ pub enum PluginError {
     },
 
     #[error(
-        "{location} exports more than one plugin kind ({kinds}); a plugin must target exactly one world"
+        "{} exports more than one plugin kind ({kinds}); a plugin must target exactly one world",
+        Shown(.location)
     )]
     AmbiguousKind { location: String, kinds: String },
 
-    #[error("plugin {plugin}: {message}")]
+    #[error("plugin {}: {message}", Shown(.plugin))]
     Contract { plugin: String, message: String },
 
-    #[error("plugin {plugin} refused its parameters: {message}")]
+    #[error("plugin {} refused its parameters: {}", Shown(.plugin), Shown(.message))]
     Configure { plugin: String, message: String },
 
-    #[error("plugin {plugin} refused table {table}: {message}")]
+    #[error("plugin {} refused table {}: {}", Shown(.plugin), Shown(.table), Shown(.message))]
     Table {
         plugin: String,
         table: String,
         message: String,
     },
 
-    #[error("plugin {plugin} failed on {during}: {message}")]
+    #[error("plugin {} failed on {during}: {}", Shown(.plugin), Shown(.message))]
     Failed {
         plugin: String,
         during: String,
         message: String,
     },
 
-    #[error("plugin {plugin} exceeded its {limit} on {during}; the instance was discarded")]
-    Limit {
-        plugin: String,
-        limit: LimitKind,
-        during: String,
-    },
-
-    #[error("plugin {plugin} trapped on {during}: {message}; the instance was discarded")]
-    Trap {
+    #[error(
+        "plugin {} {}; the instance was discarded",
+        Shown(.plugin),
+        fault_on(.fault, .during)
+    )]
+    Fault {
         plugin: String,
         during: String,
-        message: String,
+        fault: Fault,
     },
 
-    #[error("plugin {plugin} cannot {what}: it is a {kind}")]
+    #[error("plugin {} cannot {what}: it is a {kind}", Shown(.plugin))]
     WrongKind {
         plugin: String,
         what: &'static str,
@@ -123,6 +172,22 @@ pub enum PluginError {
 
     #[error("wasmtime: {0}")]
     Engine(String),
+}
+
+impl From<crate::oci::OciError> for PluginError {
+    fn from(e: crate::oci::OciError) -> PluginError {
+        PluginError::Registry(e)
+    }
+}
+
+/// "exceeded its time limit (...) on batch 3", "trapped on batch 3: ...".
+fn fault_on(fault: &Fault, during: &str) -> String {
+    match fault {
+        Fault::Limit(l) => format!("exceeded its {l} on {during}"),
+        Fault::Trap(t) => format!("trapped on {during}: {t}"),
+        Fault::Panic(_) => format!("trapped on {during}: {fault}"),
+        other => format!("{other} on {during}"),
+    }
 }
 
 /// `14155776` as `13.5 MiB (14155776 bytes)`.
@@ -139,10 +204,56 @@ impl PluginError {
     pub fn is_batch_failure(&self) -> bool {
         matches!(
             self,
-            PluginError::Failed { .. }
-                | PluginError::Limit { .. }
-                | PluginError::Trap { .. }
-                | PluginError::Contract { .. }
+            PluginError::Failed { .. } | PluginError::Fault { .. } | PluginError::Contract { .. }
         )
+    }
+
+    /// The plugin the error is about, by the name the user knows it by,
+    /// when the error happened while it ran.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            PluginError::Contract { plugin, .. }
+            | PluginError::Configure { plugin, .. }
+            | PluginError::Table { plugin, .. }
+            | PluginError::Failed { plugin, .. }
+            | PluginError::Fault { plugin, .. }
+            | PluginError::WrongKind { plugin, .. } => Some(plugin),
+            _ => None,
+        }
+    }
+
+    /// The fault that ended a call, if that is what this is.
+    pub fn fault(&self) -> Option<&Fault> {
+        match self {
+            PluginError::Fault { fault, .. } => Some(fault),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_read_as_sentences() {
+        let e = PluginError::Fault {
+            plugin: "p".into(),
+            during: "batch 2 (3 records)".into(),
+            fault: Fault::Limit(LimitHit::Memory(64 << 20)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "plugin p exceeded its memory limit (--plugin-memory 64MiB) on batch 2 (3 records); the instance was discarded"
+        );
+        let e = PluginError::Fault {
+            plugin: "p\u{1b}[2J".into(),
+            during: "info".into(),
+            fault: Fault::Exit(3),
+        };
+        assert_eq!(
+            e.to_string(),
+            "plugin p\\u{1b}[2J called exit(3) on info; the instance was discarded"
+        );
     }
 }

@@ -1,14 +1,16 @@
 //! One running instance of a plugin: its own store, configured once, with
-//! limits armed before every call and a fresh instance after any trap.
+//! limits armed before every call and a fresh instance after any fault.
 
 use wasmtime::{Store, Trap};
 
-use super::limits::Limits;
+use super::PluginError;
+use super::error::{Fault, LimitHit};
+use super::limits::{Limits, MESSAGE_BYTES, MemoryCapHit, cap_text};
 use super::model::{Info, ItemOutcome, Kind, Outcome, RowBatch, Table};
 use super::runtime::{Plugin, Pre};
 use super::sandbox::StoreState;
 use super::wit::v0_1::{self, types as t};
-use super::{LimitKind, PluginError};
+use crate::terminal::Shown;
 
 /// A configured plugin instance. Not shared between threads: make one per
 /// pipeline (they are cheap: microseconds from the pre-linked component).
@@ -16,11 +18,12 @@ pub struct PluginInstance {
     plugin: Plugin,
     live: Option<Live>,
     table: Option<Table>,
-    /// Instances built so far (1 + the number of traps survived).
+    /// Instances built so far (1 + the number of faults survived).
     generation: u32,
 }
 
-struct Live {
+/// An instantiated plugin in a store of its own.
+pub(crate) struct Live {
     store: Store<StoreState>,
     bindings: Bindings,
 }
@@ -31,15 +34,138 @@ enum Bindings {
     Filter(v0_1::filter::WhereFilter),
 }
 
-/// Sets the memory limiter, CPU deadline and fuel right before a call.
-pub(crate) fn arm(store: &mut Store<StoreState>, limits: &Limits) {
-    store.limiter(|s| &mut s.limits);
+impl Bindings {
+    fn info(&self, store: &mut Store<StoreState>) -> wasmtime::Result<t::PluginInfo> {
+        match self {
+            Bindings::Item(b) => b.host_plugin_plugin().call_info(store),
+            Bindings::Row(b) => b.host_plugin_plugin().call_info(store),
+            Bindings::Filter(b) => b.host_plugin_plugin().call_info(store),
+        }
+    }
+
+    fn configure(
+        &self,
+        store: &mut Store<StoreState>,
+        params: &[t::Param],
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            Bindings::Item(b) => b.host_plugin_plugin().call_configure(store, params),
+            Bindings::Row(b) => b.host_plugin_plugin().call_configure(store, params),
+            Bindings::Filter(b) => b.host_plugin_plugin().call_configure(store, params),
+        }
+    }
+}
+
+/// What a guest call came to, short of a fault: its answer, or the error it
+/// returned (cut to [`MESSAGE_BYTES`]).
+type Answer<R> = Result<R, String>;
+
+impl Live {
+    /// A fresh store and instance. The limits are armed first: a start
+    /// function runs under them, and memory the plugin needs to start counts.
+    pub(crate) fn start(plugin: &Plugin) -> Result<Live, Fault> {
+        let limits = &plugin.0.shared.limits;
+        let mut store = Store::new(&plugin.0.shared.engine, StoreState::new(limits));
+        store.limiter(|s| &mut s.memory);
+        // A call may hand the host no more than the plugin may hold itself.
+        store.set_hostcall_fuel(limits.transfer_bytes());
+        arm(&mut store, limits);
+        let bindings = match &plugin.0.pre {
+            Pre::Item(p) => p.instantiate(&mut store).map(Bindings::Item),
+            Pre::Row(p) => p.instantiate(&mut store).map(Bindings::Row),
+            Pre::Filter(p) => p.instantiate(&mut store).map(Bindings::Filter),
+        };
+        match bindings {
+            Ok(bindings) => Ok(Live { store, bindings }),
+            Err(e) => {
+                let stderr = drain_output(&store, plugin);
+                Err(classify(e, &stderr, limits))
+            }
+        }
+    }
+
+    /// Runs one guest call with its limits armed. A fault poisons the store:
+    /// drop this `Live` after one.
+    fn call<R>(
+        &mut self,
+        plugin: &Plugin,
+        f: impl FnOnce(&mut Store<StoreState>, &Bindings) -> wasmtime::Result<Answer<R>>,
+    ) -> Result<Answer<R>, Fault> {
+        let limits = &plugin.0.shared.limits;
+        arm(&mut self.store, limits);
+        let result = f(&mut self.store, &self.bindings);
+        let stderr = drain_output(&self.store, plugin);
+        match result {
+            Ok(Ok(r)) => Ok(Ok(r)),
+            Ok(Err(message)) => Ok(Err(cap_text(message, MESSAGE_BYTES))),
+            Err(e) => Err(classify(e, &stderr, limits)),
+        }
+    }
+
+    /// Asks the plugin who it is.
+    pub(crate) fn info(&mut self, plugin: &Plugin) -> Result<Info, Fault> {
+        let info = self.call(plugin, |store, b| b.info(store).map(Ok))?;
+        Ok(info
+            .unwrap_or_else(|never: String| unreachable!("{never}"))
+            .into())
+    }
+}
+
+/// Sets the deadline and fuel right before a call.
+fn arm(store: &mut Store<StoreState>, limits: &Limits) {
     store.set_epoch_deadline(limits.deadline_ticks());
     if let Some(fuel) = limits.fuel {
         store
             .set_fuel(fuel)
             .expect("fuel is enabled in the engine config");
     }
+}
+
+/// What ended a call, by the error's type (never by its text).
+fn classify(e: wasmtime::Error, stderr: &str, limits: &Limits) -> Fault {
+    if e.downcast_ref::<MemoryCapHit>().is_some() {
+        return Fault::Limit(LimitHit::Memory(limits.memory_bytes));
+    }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Fault::Exit(exit.0);
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Fault::Limit(LimitHit::Time(limits.call_time)),
+        Some(Trap::OutOfFuel) => Fault::Limit(LimitHit::Fuel(limits.fuel.unwrap_or_default())),
+        // A Rust guest's panic message is on its stderr; it says more than "unreachable".
+        Some(trap) => match panic_message(stderr) {
+            Some(p) => Fault::Panic(cap_text(p, MESSAGE_BYTES)),
+            None => Fault::Trap(*trap),
+        },
+        None => Fault::Refused(cap_text(format!("{e:#}"), MESSAGE_BYTES)),
+    }
+}
+
+/// Moves the plugin's captured stdout/stderr into our log, under its name;
+/// returns the stderr text for error messages.
+fn drain_output(store: &Store<StoreState>, plugin: &Plugin) -> String {
+    let name = plugin.name();
+    let mut stderr_text = String::new();
+    for (stream, capture) in [
+        ("stdout", &store.data().stdout),
+        ("stderr", &store.data().stderr),
+    ] {
+        let (data, dropped) = capture.take();
+        if data.is_empty() && dropped == 0 {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&data);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::info!(target: "plugin", "[{} {stream}] {}", Shown(name), Shown(line));
+        }
+        if dropped > 0 {
+            tracing::warn!(target: "plugin", "[{} {stream}] ... {dropped} more bytes dropped (output limit)", Shown(name));
+        }
+        if stream == "stderr" {
+            stderr_text = text.into_owned();
+        }
+    }
+    stderr_text
 }
 
 impl PluginInstance {
@@ -64,7 +190,7 @@ impl PluginInstance {
         self.plugin.info()
     }
 
-    /// How many times the instance was rebuilt after a trap.
+    /// How many times the instance was rebuilt after a fault.
     pub fn restarts(&self) -> u32 {
         self.generation.saturating_sub(1)
     }
@@ -73,25 +199,21 @@ impl PluginInstance {
         self.plugin.name().to_string()
     }
 
-    /// Builds a fresh instance and replays configure (and begin-table) if the last one trapped.
+    fn fault(&self, during: &str, fault: Fault) -> PluginError {
+        PluginError::Fault {
+            plugin: self.name(),
+            during: during.to_string(),
+            fault,
+        }
+    }
+
+    /// Builds a fresh instance and replays configure (and begin-table) if the last one faulted.
     fn ensure_live(&mut self) -> Result<(), PluginError> {
         if self.live.is_some() {
             return Ok(());
         }
-        let shared = &self.plugin.0.shared;
-        let mut store = Store::new(&shared.engine, StoreState::new(&shared.limits));
-        arm(&mut store, &shared.limits);
-        let inst_err = |e: wasmtime::Error| PluginError::Failed {
-            plugin: self.plugin.name().to_string(),
-            during: "instantiation".into(),
-            message: format!("{e:#}"),
-        };
-        let bindings = match &self.plugin.0.pre {
-            Pre::Item(p) => Bindings::Item(p.instantiate(&mut store).map_err(inst_err)?),
-            Pre::Row(p) => Bindings::Row(p.instantiate(&mut store).map_err(inst_err)?),
-            Pre::Filter(p) => Bindings::Filter(p.instantiate(&mut store).map_err(inst_err)?),
-        };
-        self.live = Some(Live { store, bindings });
+        let live = Live::start(&self.plugin).map_err(|f| self.fault("instantiation", f))?;
+        self.live = Some(live);
         self.generation += 1;
 
         let params: Vec<t::Param> = self
@@ -104,17 +226,13 @@ impl PluginInstance {
                 value: v.clone(),
             })
             .collect();
-        self.call("configure", |store, b| match b {
-            Bindings::Item(b) => b.host_plugin_plugin().call_configure(store, &params),
-            Bindings::Row(b) => b.host_plugin_plugin().call_configure(store, &params),
-            Bindings::Filter(b) => b.host_plugin_plugin().call_configure(store, &params),
-        })
-        .map_err(|e| match e {
-            PluginError::Failed {
-                plugin, message, ..
-            } => PluginError::Configure { plugin, message },
-            other => other,
-        })?;
+        self.call("configure", |store, b| b.configure(store, &params))
+            .map_err(|e| match e {
+                PluginError::Failed {
+                    plugin, message, ..
+                } => PluginError::Configure { plugin, message },
+                other => other,
+            })?;
 
         if let Some(table) = self.table.clone() {
             self.call_begin_table(&table)?;
@@ -122,91 +240,25 @@ impl PluginInstance {
         Ok(())
     }
 
-    /// Runs one guest call with limits armed; maps traps to errors and
-    /// discards the instance after any trap (a trap poisons the whole store).
+    /// Runs one guest call; discards the instance after a fault.
     fn call<R>(
         &mut self,
         during: &str,
-        f: impl FnOnce(&mut Store<StoreState>, &Bindings) -> wasmtime::Result<Result<R, String>>,
+        f: impl FnOnce(&mut Store<StoreState>, &Bindings) -> wasmtime::Result<Answer<R>>,
     ) -> Result<R, PluginError> {
-        let limits = self.plugin.0.shared.limits.clone();
         let live = self.live.as_mut().expect("ensure_live first");
-        arm(&mut live.store, &limits);
-        let result = f(&mut live.store, &live.bindings);
-        let stderr = self.drain_output();
-        match result {
+        match live.call(&self.plugin, f) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => Err(PluginError::Failed {
                 plugin: self.name(),
                 during: during.into(),
                 message,
             }),
-            Err(e) => {
+            Err(fault) => {
                 self.live = None;
-                Err(self.classify_trap(e, during, &stderr))
+                Err(self.fault(during, fault))
             }
         }
-    }
-
-    fn classify_trap(&self, e: wasmtime::Error, during: &str, stderr: &str) -> PluginError {
-        let (plugin, during) = (self.name(), during.to_string());
-        let limit = match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Some(LimitKind::Time),
-            Some(Trap::OutOfFuel) => Some(LimitKind::Fuel),
-            _ if e.chain().any(|c| c.to_string().contains("growing memory")) => {
-                Some(LimitKind::Memory)
-            }
-            _ => None,
-        };
-        if let Some(limit) = limit {
-            return PluginError::Limit {
-                plugin,
-                limit,
-                during,
-            };
-        }
-        // A Rust guest's panic message is on its stderr; it says more than "unreachable".
-        let panic = panic_message(stderr);
-        let message = match (panic, e.downcast_ref::<Trap>()) {
-            (Some(p), _) => format!("panicked: {p}"),
-            (None, Some(trap)) => trap.to_string(),
-            (None, None) => format!("{e:#}"),
-        };
-        PluginError::Trap {
-            plugin,
-            during,
-            message,
-        }
-    }
-
-    /// Moves the plugin's captured stdout/stderr into our log, under its name;
-    /// returns the stderr text for error messages.
-    fn drain_output(&mut self) -> String {
-        let Some(live) = self.live.as_mut() else {
-            return String::new();
-        };
-        let name = &self.plugin.0.display_name;
-        let mut stderr_text = String::new();
-        for (stream, capture) in [
-            ("stdout", &live.store.data().stdout),
-            ("stderr", &live.store.data().stderr),
-        ] {
-            let (data, dropped) = capture.take();
-            if data.is_empty() && dropped == 0 {
-                continue;
-            }
-            let text = String::from_utf8_lossy(&data);
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                tracing::info!(target: "plugin", "[{name} {stream}] {line}");
-            }
-            if dropped > 0 {
-                tracing::warn!(target: "plugin", "[{name} {stream}] ... {dropped} more bytes dropped (output limit)");
-            }
-            if stream == "stderr" {
-                stderr_text = text.into_owned();
-            }
-        }
-        stderr_text
     }
 
     fn require(&self, kind_ok: bool, what: &'static str) -> Result<(), PluginError> {

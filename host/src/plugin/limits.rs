@@ -1,6 +1,14 @@
 //! Resource limits for one plugin instance, and how they map onto wasmtime.
+//!
+//! Everything a plugin can make the host do is bounded here: the time of a
+//! call (epoch interruption, counted in wall-clock time however the plugin
+//! spends it), its memory ([`MemoryCap`]), what one call may hand back to
+//! the host ([`Limits::transfer_bytes`]) and the length of every message it
+//! writes for people ([`MESSAGE_BYTES`]).
 
 use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
 
 /// How often the epoch ticker thread advances the engine's epoch.
 /// A deadline is honoured to within about one tick.
@@ -39,6 +47,83 @@ impl Limits {
     pub fn deadline_ticks(&self) -> u64 {
         let tick = EPOCH_TICK.as_nanos();
         (self.call_time.as_nanos().div_ceil(tick) as u64).max(1)
+    }
+
+    /// Bytes one call may hand back to the host (strings and lists lifted out
+    /// of the plugin's memory), enforced by wasmtime's hostcall fuel. An
+    /// honest result is in the plugin's memory all at once, so it never
+    /// exceeds the memory cap; only a plugin that returns the same bytes many
+    /// times over (one string's address for every record) could, and it must
+    /// not make the host hold more than it may hold itself.
+    pub fn transfer_bytes(&self) -> usize {
+        usize::try_from(self.memory_bytes).unwrap_or(usize::MAX)
+    }
+}
+
+/// Longest text a plugin may hand the host for people to read (an error, a
+/// reject reason, a refusal of its parameters); longer text is cut, saying
+/// how much was left out. A reason is written once per rejected record, so
+/// this also bounds the reject file.
+pub const MESSAGE_BYTES: usize = 1024;
+
+/// Longest name or version a plugin may report (they appear in every message).
+pub const NAME_BYTES: usize = 64;
+
+/// `text` cut to at most `max` bytes (at a character boundary), with a note
+/// of how many bytes were left out. The long original is freed, not kept as
+/// spare capacity.
+pub fn cap_text(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes)", &text[..end], text.len() - end)
+}
+
+/// A plugin's linear memories may not grow past `bytes` (`--plugin-memory`).
+/// Hitting the cap traps the plugin with [`MemoryCapHit`], which the host
+/// recognises by its type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryCap {
+    pub(crate) bytes: usize,
+}
+
+/// A plugin tried to grow its memory past the cap.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("memory would grow to {desired} bytes, past the cap of {cap} bytes")]
+pub(crate) struct MemoryCapHit {
+    pub(crate) desired: usize,
+    pub(crate) cap: usize,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.bytes {
+            return Err(MemoryCapHit {
+                desired,
+                cap: self.bytes,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // The pooling allocator's table slots bound tables.
+        Ok(true)
     }
 }
 
@@ -106,6 +191,13 @@ mod tests {
         assert_eq!(parse_duration("2.5s").unwrap(), Duration::from_millis(2500));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn text_is_cut_at_a_character_boundary_saying_how_much() {
+        assert_eq!(cap_text("short".into(), 10), "short");
+        assert_eq!(cap_text("aaaaaé".into(), 6), "aaaaa... (2 more bytes)");
+        assert_eq!(cap_text("x".repeat(5000), 1024).len(), 1024 + 21);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! - [`PluginInstance`]: a configured instance that runs batches; it survives
 //!   traps by rebuilding itself.
 //! - [`chain`]: runs batches of items or rows through several plugins in order.
+//! - the sandbox (`sandbox`): what a plugin may see — no files, network or
+//!   environment; a clock that stands still, time that moves only when it
+//!   waits (and every wait ends at once), and random bytes that are the same
+//!   on every run.
 
 mod cache;
 pub mod chain;
@@ -20,9 +24,9 @@ mod uniqueness;
 pub mod wit;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use error::{LimitKind, PluginError};
+pub use error::{Fault, LimitHit, PluginError};
 pub use instance::PluginInstance;
-pub use limits::{EPOCH_TICK, Limits, parse_bytes, parse_duration};
+pub use limits::{EPOCH_TICK, Limits, MESSAGE_BYTES, NAME_BYTES, parse_bytes, parse_duration};
 pub use model::{Column, Info, ItemOutcome, Kind, Outcome, RowBatch, Table};
 pub use runtime::{Plugin, Runtime, fetch};
 pub use spec::{PluginSpec, parse_param};

@@ -2,50 +2,66 @@
 //! ticker, the compile cache, and loading components into [`Plugin`]s.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{CacheOutcome, CompileCache};
+use super::instance::Live;
 use super::limits::{EPOCH_TICK, Limits};
 use super::memory;
 use super::model::{Info, Kind};
-use super::sandbox::StoreState;
+use super::sandbox::{self, StoreState};
 use super::wit::{self, v0_1};
 use super::{PluginError, PluginInstance, PluginSpec};
+use crate::fetch::{Bounds, FetchError, Location};
+use crate::oci;
 
-/// Largest plugin fetched from a registry.
-const MAX_PLUGIN_BYTES: u64 = 256 << 20;
-
-/// A plugin's bytes from a path, a URL or an OCI registry (`oci://`), checked
+/// A plugin's bytes from a path, a URL or an OCI registry (`oci://`), read
+/// within `bounds` (`--plugin-max-size`, `--fetch-timeout`) and checked
 /// against every digest the location carries.
-pub async fn fetch(location: &str) -> Result<Vec<u8>, PluginError> {
+pub async fn fetch(spec: &PluginSpec, bounds: &Bounds) -> Result<Vec<u8>, PluginError> {
     let fetch_err = |reason: String| PluginError::Fetch {
-        location: location.to_string(),
+        location: spec.shown(),
         reason,
     };
-    if location.starts_with(crate::oci::SCHEME) {
-        let reference = crate::oci::Reference::parse(location).map_err(fetch_err)?;
-        let mut registry = crate::oci::Registry::new(&reference)?;
-        let pulled = registry.pull(MAX_PLUGIN_BYTES).await?;
+    // Which flag moves the bound that was hit.
+    let flag = |e: &FetchError| match e {
+        FetchError::TooLarge { .. } => " (--plugin-max-size)",
+        FetchError::TimedOut { .. } => " (--fetch-timeout)",
+        _ => "",
+    };
+    let location = spec.location.as_str();
+    if location.starts_with(oci::SCHEME) {
+        let reference = oci::Reference::parse(location).map_err(fetch_err)?;
+        let mut registry = oci::Registry::new(&reference, bounds.timeout)?;
+        let pulled = registry.pull(bounds).await.map_err(|e| match &e {
+            oci::OciError::Fetch(f) => fetch_err(format!("{f}{}", flag(f))),
+            oci::OciError::TooLarge {
+                what: "wasm layer", ..
+            } => fetch_err(format!("{e} (--plugin-max-size)")),
+            oci::OciError::Http { error, .. } if error.is_timeout() => fetch_err(format!(
+                "the registry did not answer within {}s (--fetch-timeout)",
+                bounds.timeout.as_secs_f64()
+            )),
+            _ => PluginError::from(e),
+        })?;
         tracing::debug!(%reference, manifest = %pulled.manifest_digest, "pulled");
         return Ok(pulled.wasm);
     }
-    let parsed = crate::fetch::Location::parse(location).map_err(|e| fetch_err(e.to_string()))?;
+    let parsed = Location::parse(location).map_err(|e| fetch_err(e.to_string()))?;
     parsed
-        .read_all()
+        .read_bounded(bounds)
         .await
-        .map_err(|e| fetch_err(e.to_string()))
+        .map_err(|e| fetch_err(format!("{e}{}", flag(&e))))
 }
 
 /// Shared by every plugin of a process: build it once at start-up.
 pub struct Runtime {
     pub(crate) shared: Arc<Shared>,
     cache: Option<CompileCache>,
-    ticker_stop: Arc<AtomicBool>,
 }
 
 /// What instances need from the runtime.
@@ -65,6 +81,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        sandbox::link_virtual_time(&mut linker).map_err(engine_err)?;
 
         let cache = match cache_dir {
             Some(dir) => Some(CompileCache::open(dir, &engine)?),
@@ -72,21 +89,19 @@ impl Runtime {
         };
 
         // Epoch interruption needs someone to advance the epoch; a deadline is
-        // then honoured to within one tick.
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        {
-            let engine = engine.clone();
-            let stop = ticker_stop.clone();
-            std::thread::Builder::new()
-                .name("plugin-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                })
-                .map_err(|e| PluginError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        }
+        // then honoured to within one tick. The ticker lives exactly as long
+        // as the engine: as long as any plugin, instance or store can run.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| PluginError::Engine(format!("cannot start the epoch ticker: {e}")))?;
 
         Ok(Runtime {
             shared: Arc::new(Shared {
@@ -95,7 +110,6 @@ impl Runtime {
                 limits,
             }),
             cache,
-            ticker_stop,
         })
     }
 
@@ -110,8 +124,12 @@ impl Runtime {
     }
 
     /// Reads a plugin from its location ([`fetch`]) and [loads](Runtime::load) it.
-    pub async fn fetch_and_load(&self, spec: &PluginSpec) -> Result<Plugin, PluginError> {
-        let bytes = fetch(&spec.location).await?;
+    pub async fn fetch_and_load(
+        &self,
+        spec: &PluginSpec,
+        bounds: &Bounds,
+    ) -> Result<Plugin, PluginError> {
+        let bytes = fetch(spec, bounds).await?;
         self.load(spec, &bytes)
     }
 
@@ -120,7 +138,7 @@ impl Runtime {
     pub fn load(&self, spec: &PluginSpec, bytes: &[u8]) -> Result<Plugin, PluginError> {
         let started = Instant::now();
         let sha256 = spec.verify(bytes)?;
-        let location = spec.location.clone();
+        let location = spec.shown();
         let cap = self.shared.limits.memory_bytes;
         if let Some(needs) = memory::declared_minimum(bytes)
             && needs > cap
@@ -270,12 +288,6 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
-}
-
 fn engine_config(limits: &Limits) -> Config {
     let mut cfg = Config::new();
     cfg.epoch_interruption(true);
@@ -388,34 +400,15 @@ impl Plugin {
         PluginInstance::new(self.clone())
     }
 
+    /// Asks a fresh instance who it is, under the same limits as any call.
     fn query_info(&self) -> Result<Info, PluginError> {
-        let shared = &self.0.shared;
-        let mut store = Store::new(&shared.engine, StoreState::new(&shared.limits));
-        super::instance::arm(&mut store, &shared.limits);
-        let err = |e: wasmtime::Error| PluginError::Failed {
+        let fault = |during: &str, fault| PluginError::Fault {
             plugin: self.name().to_string(),
-            during: "info".into(),
-            message: format!("{e:#}"),
+            during: during.into(),
+            fault,
         };
-        let info = match &self.0.pre {
-            Pre::Item(p) => p
-                .instantiate(&mut store)
-                .map_err(err)?
-                .host_plugin_plugin()
-                .call_info(&mut store),
-            Pre::Row(p) => p
-                .instantiate(&mut store)
-                .map_err(err)?
-                .host_plugin_plugin()
-                .call_info(&mut store),
-            Pre::Filter(p) => p
-                .instantiate(&mut store)
-                .map_err(err)?
-                .host_plugin_plugin()
-                .call_info(&mut store),
-        }
-        .map_err(err)?;
-        Ok(info.into())
+        let mut live = Live::start(self).map_err(|f| fault("instantiation", f))?;
+        live.info(self).map_err(|f| fault("info", f))
     }
 }
 

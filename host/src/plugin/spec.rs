@@ -39,13 +39,21 @@ impl PluginSpec {
         match &self.sha256 {
             Some(existing) if *existing != hex => Err(format!(
                 "plugin {} is pinned twice with different digests",
-                self.location
+                self.shown()
             )),
             _ => {
                 self.sha256 = Some(hex);
                 Ok(())
             }
         }
+    }
+
+    /// The location for messages: a URL loses its password and query string
+    /// (a presigned URL's signature is a credential).
+    pub fn shown(&self) -> String {
+        crate::fetch::Location::parse(&self.location)
+            .map(|l| l.display())
+            .unwrap_or_else(|_| self.location.clone())
     }
 
     /// The file name without `.wasm`: how we name the plugin before it reports its own name.
@@ -65,7 +73,7 @@ impl PluginSpec {
             && *expected != actual
         {
             return Err(PluginError::DigestMismatch {
-                location: self.location.clone(),
+                location: self.shown(),
                 expected: expected.clone(),
                 actual,
             });
@@ -122,6 +130,16 @@ mod tests {
             s.verify(b"x"),
             Err(PluginError::DigestMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        let s = PluginSpec::parse("https://u:secret@h/p.wasm?X-Amz-Signature=abc").unwrap();
+        assert_eq!(s.shown(), "https://u:***@h/p.wasm?***");
+        assert_eq!(
+            PluginSpec::parse("dir/p.wasm").unwrap().shown(),
+            "dir/p.wasm"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! v0.1 working through the same conversions (support the current and the
 //! previous version, not every version ever released).
 
+use super::limits::{MESSAGE_BYTES, NAME_BYTES, cap_text};
 use super::model;
 
 /// Interface versions this host can run, newest first.
@@ -54,10 +55,10 @@ impl From<t::Kind> for model::Kind {
 impl From<t::PluginInfo> for model::Info {
     fn from(i: t::PluginInfo) -> Self {
         model::Info {
-            name: i.name,
-            version: i.version,
+            name: cap_text(i.name, NAME_BYTES),
+            version: cap_text(i.version, NAME_BYTES),
             kind: i.kind.into(),
-            description: i.description,
+            description: cap_text(i.description, MESSAGE_BYTES),
         }
     }
 }
@@ -67,7 +68,7 @@ impl From<t::ItemOutcome> for model::ItemOutcome {
         match o {
             t::ItemOutcome::Keep(s) => model::ItemOutcome::Keep(s),
             t::ItemOutcome::Drop => model::ItemOutcome::Drop,
-            t::ItemOutcome::Reject(r) => model::ItemOutcome::Reject(r),
+            t::ItemOutcome::Reject(r) => model::ItemOutcome::Reject(cap_text(r, MESSAGE_BYTES)),
         }
     }
 }
@@ -77,7 +78,7 @@ impl From<t::Outcome> for model::Outcome {
         match o {
             t::Outcome::Keep => model::Outcome::Keep,
             t::Outcome::Drop => model::Outcome::Drop,
-            t::Outcome::Reject(r) => model::Outcome::Reject(r),
+            t::Outcome::Reject(r) => model::Outcome::Reject(cap_text(r, MESSAGE_BYTES)),
         }
     }
 }

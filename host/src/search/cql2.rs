@@ -6,7 +6,9 @@
 //! `between`, `like`, `isNull`, the spatial `s_intersects` (and `s_contains`,
 //! `s_within`, `s_disjoint`, `s_equals`, `s_touches`, `s_overlaps`, `s_crosses`),
 //! the temporal `t_intersects` (and `t_before`, `t_after`, `t_disjoint`,
-//! `t_equals`), boolean literals, and as operands: `{"property": ...}`, strings,
+//! `t_equals`, `t_meets`, `t_metby`, `t_overlaps`, `t_overlappedby`,
+//! `t_starts`, `t_startedby`, `t_during`, `t_contains`, `t_finishes`,
+//! `t_finishedby`), boolean literals, and as operands: `{"property": ...}`, strings,
 //! numbers, booleans, `{"timestamp": ...}`, `{"date": ...}`, `{"interval": [..]}`,
 //! `{"bbox": [...]}` and GeoJSON geometries.
 
@@ -22,8 +24,8 @@ pub enum Property {
     Id,
     Collection,
     Geometry,
-    /// The `datetime` column; in temporal operators the item's
-    /// `[start_datetime, end_datetime]` interval.
+    /// The item's `datetime`: as in pgstac, the start of its range when it
+    /// has one.
     Datetime,
     StartDatetime,
     EndDatetime,
@@ -110,6 +112,29 @@ pub enum SpatialOp {
 }
 
 impl SpatialOp {
+    /// The operator's CQL2 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpatialOp::Intersects => "s_intersects",
+            SpatialOp::Contains => "s_contains",
+            SpatialOp::Within => "s_within",
+            SpatialOp::Disjoint => "s_disjoint",
+            SpatialOp::Equals => "s_equals",
+            SpatialOp::Touches => "s_touches",
+            SpatialOp::Overlaps => "s_overlaps",
+            SpatialOp::Crosses => "s_crosses",
+        }
+    }
+
+    /// The same relation with its operands swapped.
+    pub fn mirrored(self) -> SpatialOp {
+        match self {
+            SpatialOp::Contains => SpatialOp::Within,
+            SpatialOp::Within => SpatialOp::Contains,
+            other => other,
+        }
+    }
+
     /// The PostGIS function.
     pub fn function(self) -> &'static str {
         match self {
@@ -132,6 +157,39 @@ pub enum TemporalOp {
     Before,
     After,
     Equals,
+    Meets,
+    MetBy,
+    Overlaps,
+    OverlappedBy,
+    Starts,
+    StartedBy,
+    During,
+    Contains,
+    Finishes,
+    FinishedBy,
+}
+
+impl TemporalOp {
+    /// The operator's CQL2 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TemporalOp::Intersects => "t_intersects",
+            TemporalOp::Disjoint => "t_disjoint",
+            TemporalOp::Before => "t_before",
+            TemporalOp::After => "t_after",
+            TemporalOp::Equals => "t_equals",
+            TemporalOp::Meets => "t_meets",
+            TemporalOp::MetBy => "t_metby",
+            TemporalOp::Overlaps => "t_overlaps",
+            TemporalOp::OverlappedBy => "t_overlappedby",
+            TemporalOp::Starts => "t_starts",
+            TemporalOp::StartedBy => "t_startedby",
+            TemporalOp::During => "t_during",
+            TemporalOp::Contains => "t_contains",
+            TemporalOp::Finishes => "t_finishes",
+            TemporalOp::FinishedBy => "t_finishedby",
+        }
+    }
 }
 
 /// A parsed filter.
@@ -347,14 +405,26 @@ fn parse_op(obj: &Map<String, Value>, path: &str) -> Result<Expr, SearchError> {
             }
         }
         s if s.starts_with("t_") => {
-            let top = match s {
-                "t_intersects" => TemporalOp::Intersects,
-                "t_disjoint" => TemporalOp::Disjoint,
-                "t_before" => TemporalOp::Before,
-                "t_after" => TemporalOp::After,
-                "t_equals" => TemporalOp::Equals,
-                _ => return Err(unknown(op, path)),
-            };
+            let top = [
+                TemporalOp::Intersects,
+                TemporalOp::Disjoint,
+                TemporalOp::Before,
+                TemporalOp::After,
+                TemporalOp::Equals,
+                TemporalOp::Meets,
+                TemporalOp::MetBy,
+                TemporalOp::Overlaps,
+                TemporalOp::OverlappedBy,
+                TemporalOp::Starts,
+                TemporalOp::StartedBy,
+                TemporalOp::During,
+                TemporalOp::Contains,
+                TemporalOp::Finishes,
+                TemporalOp::FinishedBy,
+            ]
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| unknown(op, path))?;
             let (left, right) = two()?;
             Expr::Temporal {
                 op: top,

@@ -7,10 +7,10 @@
 
 use serde_json::{Value, json};
 
-use super::SearchError;
 use super::cql2::Property;
 use super::datetime::Instant;
 use super::request::{SearchRequest, SortBy};
+use super::{Page, SearchError};
 
 const PREFIX: &str = "next:";
 
@@ -70,22 +70,15 @@ fn check_value(p: &Property, s: &str) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(|e| e.message)
         }
-        Property::Json(_) => serde_json::from_str::<Value>(s)
-            .map(|_| ())
-            .map_err(|_| "a JSON sort key in the token is not JSON".to_string()),
         _ => Ok(()),
     }
 }
 
-/// The page as a GeoJSON FeatureCollection: `rows` are what the statement returned
-/// (up to `limit + 1`; the extra one only says that there is a next page).
-pub fn feature_collection(req: &SearchRequest, keys: &[SortBy], mut rows: Vec<Row>) -> String {
-    let limit = req.limit as usize;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+/// The page as a GeoJSON FeatureCollection, with a `next` link (whose
+/// body is the request with the next page's token) when there is a next page.
+pub fn feature_collection(req: &SearchRequest, page: &Page) -> String {
     let mut links = Vec::new();
-    if more && let Some(last) = rows.last() {
-        let token = encode(keys, &last.keys);
+    if let Some(token) = &page.next_token {
         let mut body = req.body.clone();
         body.insert("token".into(), Value::String(token.clone()));
         links.push(json!({
@@ -98,14 +91,14 @@ pub fn feature_collection(req: &SearchRequest, keys: &[SortBy], mut rows: Vec<Ro
             "merge": false,
         }));
     }
-    let mut out =
-        String::with_capacity(rows.iter().map(|r| r.content.len() + 1).sum::<usize>() + 256);
+    let rows = &page.features;
+    let mut out = String::with_capacity(rows.iter().map(|r| r.len() + 1).sum::<usize>() + 256);
     out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
     for (i, r) in rows.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&r.content);
+        out.push_str(r);
     }
     out.push_str("],\"numberReturned\":");
     out.push_str(&rows.len().to_string());
@@ -185,12 +178,13 @@ mod tests {
     #[test]
     fn pages() {
         let req = SearchRequest::from_json(&json!({"limit": 2, "ids": ["a", "b", "c"]})).unwrap();
-        let k = sort_keys(&req.sortby);
+        let q = crate::search::sql::build(&req).unwrap();
+        let k = q.keys.clone();
         let row = |id: &str| Row {
             content: format!("{{\"id\": \"{id}\"}}"),
             keys: vec![None, Some("c".into()), Some(id.into())],
         };
-        let page = feature_collection(&req, &k, vec![row("a"), row("b"), row("c")]);
+        let page = feature_collection(&req, &q.page(vec![row("a"), row("b"), row("c")]));
         let v: Value = serde_json::from_str(&page).unwrap();
         assert_eq!(v["numberReturned"], 2);
         assert_eq!(v["features"][1]["id"], "b");
@@ -199,7 +193,7 @@ mod tests {
         assert_eq!(link["body"]["ids"], json!(["a", "b", "c"]));
         let token = link["body"]["token"].as_str().unwrap();
         assert_eq!(decode(token, &k).unwrap()[2].as_deref(), Some("b"));
-        let last = feature_collection(&req, &k, vec![row("c")]);
+        let last = feature_collection(&req, &q.page(vec![row("c")]));
         let v: Value = serde_json::from_str(&last).unwrap();
         assert_eq!(v["links"], json!([]));
         assert_eq!(v["numberReturned"], 1);

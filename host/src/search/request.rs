@@ -69,6 +69,13 @@ impl SortBy {
 }
 
 impl SearchRequest {
+    /// Parses request JSON text.
+    pub fn parse(text: &str) -> Result<SearchRequest, SearchError> {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| SearchError::new("request", format!("invalid JSON: {e}")))?;
+        SearchRequest::from_json(&v)
+    }
+
     /// Parses a request object. Unknown members are errors, not silently ignored.
     pub fn from_json(v: &Value) -> Result<SearchRequest, SearchError> {
         let obj = v.as_object().ok_or_else(|| {

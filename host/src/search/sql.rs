@@ -1,22 +1,26 @@
-//! From a checked request to one SQL statement and its bind parameters.
+//! From a checked request to one SQL statement over host's schema
+//! (`host.items`) and its bind parameters, answering as pgstac answers the
+//! same request (see [`super::typing`] for comparisons, and the notes below).
 //!
 //! Every value from the request — names of properties included — is a bind
 //! parameter; the SQL text is made only of fixed fragments and `$n`
 //! placeholders. Parameters are bound as `text`, `float8`, `bool`, `bigint` or
 //! `text[]` and cast in SQL, so their types never depend on inference.
 //!
-//! Comparisons are typed by the literal: `eo:cloud_cover < 10` compares
-//! numbers, and items whose property is missing or not a number never match
-//! (SQL NULL). A property compared with a property compares the jsonb values.
+//! As in pgstac: an item's `datetime` is the start of its range when it has
+//! one (`start_datetime`), in comparisons, `isNull`, temporal operators and
+//! sorting alike; a property sorts as text; the tie-breakers `collection`
+//! and `id` take the direction of the first sort key.
 
 use tokio_postgres::types::ToSql;
 
-use super::SearchError;
 use super::cql2::{Arg, Expr, Operand, Property, TemporalOp};
 use super::datetime::{Instant, Interval};
 use super::geom::Bbox;
-use super::paging;
+use super::paging::{self, Row};
 use super::request::{Direction, SearchRequest, SortBy};
+use super::typing::{self, Mode};
+use super::{Page, SearchError};
 
 /// A bind parameter.
 pub type Param = Box<dyn ToSql + Sync + Send>;
@@ -55,10 +59,36 @@ impl SqlQuery {
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect()
     }
+
+    /// The page the statement's rows make (up to `limit + 1` rows; the extra
+    /// one only says that there is a next page).
+    pub fn page(&self, mut rows: Vec<Row>) -> Page {
+        let limit = self.limit as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_token = match rows.last() {
+            Some(last) if more => Some(paging::encode(&self.keys, &last.keys)),
+            _ => None,
+        };
+        Page {
+            features: rows.into_iter().map(|r| r.content).collect(),
+            next_token,
+        }
+    }
 }
 
-/// Writes the statement for a request.
+/// Writes the statement for a request (its `token` one of ours).
 pub fn build(req: &SearchRequest) -> Result<SqlQuery, SearchError> {
+    write(req, true)
+}
+
+/// Checks a request as [`build`] would, without its token: what host's
+/// schema refuses, every catalog refuses.
+pub fn check(req: &SearchRequest) -> Result<(), SearchError> {
+    write(req, false).map(|_| ())
+}
+
+fn write(req: &SearchRequest, with_token: bool) -> Result<SqlQuery, SearchError> {
     let mut b = Builder::default();
     let mut conds: Vec<String> = Vec::new();
     if !req.collections.is_empty() {
@@ -87,7 +117,7 @@ pub fn build(req: &SearchRequest) -> Result<SqlQuery, SearchError> {
 
     let keys = sort_keys(&req.sortby);
     let exprs: Vec<KeyExpr> = keys.iter().map(|k| b.key(k)).collect();
-    if let Some(token) = &req.token {
+    if with_token && let Some(token) = &req.token {
         let after = paging::decode(token, &keys)?;
         conds.push(b.keyset(&keys, &exprs, &after));
     }
@@ -120,7 +150,8 @@ pub fn build(req: &SearchRequest) -> Result<SqlQuery, SearchError> {
     })
 }
 
-/// The request's order (newest first by default) made total with `collection, id`.
+/// The request's order (newest first by default) made total with
+/// `collection, id`, which take the first key's direction (as in pgstac).
 pub fn sort_keys(sortby: &[SortBy]) -> Vec<SortBy> {
     let mut keys = if sortby.is_empty() {
         vec![SortBy {
@@ -130,11 +161,12 @@ pub fn sort_keys(sortby: &[SortBy]) -> Vec<SortBy> {
     } else {
         sortby.to_vec()
     };
+    let direction = keys[0].direction;
     for p in [Property::Collection, Property::Id] {
         if !keys.iter().any(|k| k.property == p) {
             keys.push(SortBy {
                 property: p,
-                direction: Direction::Asc,
+                direction,
             });
         }
     }
@@ -152,103 +184,19 @@ struct KeyExpr {
 enum KeyKind {
     Text,
     Timestamp,
-    Json,
-}
-
-/// The type an operand is compared as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text,
-    Number,
-    Bool,
-    Timestamp,
-    Date,
-    Geometry,
-    Interval,
-    /// An item property: takes the type of what it is compared with.
-    Json,
-}
-
-impl Kind {
-    fn describe(self) -> &'static str {
-        match self {
-            Kind::Text => "a string",
-            Kind::Number => "a number",
-            Kind::Bool => "a boolean",
-            Kind::Timestamp => "a timestamp",
-            Kind::Date => "a date",
-            Kind::Geometry => "a geometry",
-            Kind::Interval => "an interval",
-            Kind::Json => "a property",
-        }
-    }
-}
-
-fn kind_of(arg: &Arg) -> Kind {
-    match &arg.value {
-        Operand::Property(p) => match p {
-            Property::Id | Property::Collection => Kind::Text,
-            Property::Geometry => Kind::Geometry,
-            Property::Datetime | Property::StartDatetime | Property::EndDatetime => Kind::Timestamp,
-            Property::Json(_) => Kind::Json,
-        },
-        Operand::Text(_) => Kind::Text,
-        Operand::Number(_) => Kind::Number,
-        Operand::Bool(_) => Kind::Bool,
-        Operand::Timestamp(_) => Kind::Timestamp,
-        Operand::Date(..) => Kind::Date,
-        Operand::Interval(_) => Kind::Interval,
-        Operand::Geometry(_) | Operand::Bbox(_) => Kind::Geometry,
-    }
-}
-
-/// The type shared by the operands of a comparison, `in` or `between`.
-fn common_kind(args: &[&Arg], op: &str) -> Result<Kind, SearchError> {
-    // The kind so far, and whether it came only from string literals (which
-    // may still turn out to be times).
-    let mut found: Option<(Kind, bool)> = None;
-    for arg in args {
-        let k = kind_of(arg);
-        if matches!(k, Kind::Geometry | Kind::Interval) {
-            return Err(SearchError::new(
-                &arg.path,
-                format!(
-                    "'{op}' cannot take {}; use s_intersects or t_intersects",
-                    k.describe()
-                ),
-            ));
-        }
-        let literal = matches!(arg.value, Operand::Text(_));
-        found = match (found, k) {
-            (_, Kind::Json) => found,
-            (None, k) => Some((k, literal)),
-            (Some((f, lit)), k) if f == k => Some((f, lit && literal)),
-            (Some((Kind::Timestamp | Kind::Date, _)), Kind::Timestamp | Kind::Date) => {
-                Some((Kind::Date, false))
-            }
-            // A string literal compared with a time is read as a time (checked when written).
-            (Some((f @ (Kind::Timestamp | Kind::Date), _)), Kind::Text) if literal => {
-                Some((f, false))
-            }
-            (Some((Kind::Text, true)), k @ (Kind::Timestamp | Kind::Date)) => Some((k, false)),
-            (Some((f, _)), k) => {
-                return Err(SearchError::new(
-                    &arg.path,
-                    format!(
-                        "'{op}' cannot compare {} with {}",
-                        k.describe(),
-                        f.describe()
-                    ),
-                ));
-            }
-        };
-    }
-    Ok(found.map_or(Kind::Json, |(k, _)| k))
 }
 
 #[derive(Default)]
 struct Builder {
     params: Vec<Param>,
+}
+
+/// `to_text` as pgstac defines it: a string's text, a number's or boolean's
+/// text, an array's or object's JSON text.
+fn to_text(j: &str) -> String {
+    format!(
+        "(CASE WHEN jsonb_typeof({j}) IN ('array', 'object') THEN {j}::text ELSE {j} ->> 0 END)"
+    )
 }
 
 impl Builder {
@@ -319,46 +267,33 @@ impl Builder {
             }
             Expr::Not(inner) => format!("(NOT {})", self.expr(inner)?),
             Expr::Compare { op, left, right } => {
-                let kind = common_kind(&[left, right], op.sql())?;
-                let (l, r) = (self.value(left, kind)?, self.value(right, kind)?);
+                let mode = typing::mode(&[left, right], op.sql())?;
+                let (l, r) = (self.value(left, mode), self.value(right, mode));
                 format!("({l} {} {r})", op.sql())
             }
             Expr::In { arg, list } => {
                 let mut all: Vec<&Arg> = vec![arg];
                 all.extend(list);
-                let kind = common_kind(&all, "in")?;
-                let v = self.value(arg, kind)?;
-                let items = list
-                    .iter()
-                    .map(|a| self.value(a, kind))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mode = typing::mode(&all, "in")?;
+                let v = self.value(arg, mode);
+                let items: Vec<String> = list.iter().map(|a| self.value(a, mode)).collect();
                 format!("({v} IN ({}))", items.join(", "))
             }
             Expr::Between { arg, low, high } => {
-                let kind = common_kind(&[arg, low, high], "between")?;
-                let v = self.value(arg, kind)?;
-                let (lo, hi) = (self.value(low, kind)?, self.value(high, kind)?);
+                let mode = typing::mode(&[arg, low, high], "between")?;
+                let v = self.value(arg, mode);
+                let (lo, hi) = (self.value(low, mode), self.value(high, mode));
                 format!("({v} BETWEEN {lo} AND {hi})")
             }
             Expr::Like { arg, pattern } => {
-                for a in [arg, pattern] {
-                    if !matches!(kind_of(a), Kind::Text | Kind::Json) {
-                        return Err(SearchError::new(
-                            &a.path,
-                            format!("'like' needs strings, got {}", kind_of(a).describe()),
-                        ));
-                    }
-                }
-                let (v, p) = (
-                    self.value(arg, Kind::Text)?,
-                    self.value(pattern, Kind::Text)?,
-                );
+                typing::like(&[arg, pattern])?;
+                let (v, p) = (self.value(arg, Mode::Text), self.value(pattern, Mode::Text));
                 format!("({v} LIKE {p})")
             }
             Expr::IsNull(arg) => match &arg.value {
                 Operand::Property(Property::Json(name)) => {
                     let j = self.json_property(name);
-                    format!("({j} IS NULL OR jsonb_typeof({j}) = 'null')")
+                    format!("({} IS NULL)", to_text(&j))
                 }
                 Operand::Property(p) => format!("({} IS NULL)", column(p)),
                 _ => {
@@ -369,77 +304,50 @@ impl Builder {
                 }
             },
             Expr::Spatial { op, left, right } => {
+                check_spatial(left, right)?;
                 let (l, r) = (self.geometry(left)?, self.geometry(right)?);
                 format!("{}({l}, {r})", op.function())
             }
             Expr::Temporal { op, left, right } => {
-                let (l0, l1) = self.time_span(left)?;
-                let (r0, r1) = self.time_span(right)?;
-                match op {
-                    TemporalOp::Intersects => format!("({l0} <= {r1} AND {l1} >= {r0})"),
-                    TemporalOp::Disjoint => format!("({l1} < {r0} OR {l0} > {r1})"),
-                    TemporalOp::Before => format!("({l1} < {r0})"),
-                    TemporalOp::After => format!("({l0} > {r1})"),
-                    TemporalOp::Equals => format!("({l0} = {r0} AND {l1} = {r1})"),
-                }
+                let (ll, lh) = self.time_span(left)?;
+                let (rl, rh) = self.time_span(right)?;
+                format!("({})", temporal(*op, &ll, &lh, &rl, &rh))
             }
         })
     }
 
-    /// An operand as SQL of the given kind.
-    fn value(&mut self, arg: &Arg, kind: Kind) -> Result<String, SearchError> {
-        Ok(match (&arg.value, kind) {
+    /// An operand as SQL read in `mode` (already checked by [`typing::mode`]).
+    fn value(&mut self, arg: &Arg, mode: Mode) -> String {
+        match (&arg.value, mode) {
+            (Operand::Property(Property::Json(name)), Mode::Number) => {
+                // pgstac's to_float: a string that is not a number is an error.
+                let j = self.json_property(name);
+                format!("(({j} ->> 0)::float8)")
+            }
             (Operand::Property(Property::Json(name)), _) => {
                 let j = self.json_property(name);
-                let string = format!("jsonb_typeof({j}) = 'string'");
-                let ts = format!(
-                    "CASE WHEN {string} AND ({j} #>> '{{}}') ~ '{TIMESTAMP_RE}' THEN ({j} #>> '{{}}')::timestamptz END"
-                );
-                match kind {
-                    Kind::Json => j,
-                    Kind::Text => format!("(CASE WHEN {string} THEN {j} #>> '{{}}' END)"),
-                    Kind::Number => {
-                        format!("(CASE WHEN jsonb_typeof({j}) = 'number' THEN {j}::numeric END)")
-                    }
-                    Kind::Bool => {
-                        format!("(CASE WHEN jsonb_typeof({j}) = 'boolean' THEN {j}::boolean END)")
-                    }
-                    Kind::Timestamp => format!("({ts})"),
-                    Kind::Date => format!("(({ts}) AT TIME ZONE 'UTC')::date"),
-                    Kind::Geometry | Kind::Interval => unreachable!("rejected by common_kind"),
-                }
-            }
-            (Operand::Property(p), Kind::Date) => {
-                format!("({} AT TIME ZONE 'UTC')::date", column(p))
+                to_text(&j)
             }
             (Operand::Property(p), _) => column(p).to_string(),
-            (Operand::Text(s), Kind::Text) => {
+            (Operand::Text(s), Mode::Time) => {
+                let t = Instant::parse(s, &arg.path).expect("checked by typing::mode");
+                self.timestamp(&t)
+            }
+            (Operand::Text(s), _) => {
                 let p = self.bind(s.clone());
                 format!("{p}::text")
             }
-            (Operand::Text(s), Kind::Timestamp) => self.timestamp(&Instant::parse(s, &arg.path)?),
-            (Operand::Text(s), Kind::Date) => {
-                let t = if s.len() == 10 {
-                    Instant::day(s, &arg.path)?.0
-                } else {
-                    Instant::parse(s, &arg.path)?
-                };
-                format!("({} AT TIME ZONE 'UTC')::date", self.timestamp(&t))
-            }
             (Operand::Number(n), _) => {
                 let p = self.bind(n.to_string());
-                format!("{p}::text::numeric")
+                format!("{p}::text::float8")
             }
             (Operand::Bool(v), _) => {
-                let p = self.bind(*v);
-                format!("{p}::boolean")
-            }
-            (Operand::Timestamp(t), Kind::Date) | (Operand::Date(t, _), _) => {
-                format!("({} AT TIME ZONE 'UTC')::date", self.timestamp(t))
+                let p = self.bind(v.to_string());
+                format!("{p}::text")
             }
             (Operand::Timestamp(t), _) => self.timestamp(t),
-            (other, _) => unreachable!("common_kind admits no {other:?} as {kind:?}"),
-        })
+            (other, _) => unreachable!("typing::mode admits no {other:?} in {mode:?}"),
+        }
     }
 
     fn geometry(&mut self, arg: &Arg) -> Result<String, SearchError> {
@@ -447,48 +355,49 @@ impl Builder {
             Operand::Property(Property::Geometry) => "geometry".to_string(),
             Operand::Geometry(g) => self.geojson(g),
             Operand::Bbox(b) => self.bbox(b),
-            Operand::Property(_) => {
-                return Err(SearchError::new(
-                    &arg.path,
-                    "only the \"geometry\" property is spatial".to_string(),
-                ));
-            }
-            _ => {
-                return Err(SearchError::new(
-                    &arg.path,
-                    format!("expected a geometry, got {}", kind_of(arg).describe()),
-                ));
-            }
+            _ => unreachable!("checked by check_spatial"),
         })
     }
 
-    /// An operand as a time span `[lo, hi]`; an item's `datetime` is its start/end interval.
+    /// An operand as a time span `[lo, hi]`: an item's `datetime` is
+    /// pgstac's (the start of its range), a date the whole day.
     fn time_span(&mut self, arg: &Arg) -> Result<(String, String), SearchError> {
         Ok(match &arg.value {
-            Operand::Property(Property::Datetime) => {
-                ("start_datetime".into(), "end_datetime".into())
-            }
-            Operand::Property(p @ (Property::StartDatetime | Property::EndDatetime)) => {
-                (column(p).into(), column(p).into())
-            }
-            Operand::Property(Property::Json(_)) => {
-                let t = self.value(arg, Kind::Timestamp)?;
+            Operand::Property(
+                p @ (Property::Datetime | Property::StartDatetime | Property::EndDatetime),
+            ) => (column(p).into(), column(p).into()),
+            Operand::Property(Property::Json(name)) => {
+                let j = self.json_property(name);
+                let t = format!(
+                    "(CASE WHEN jsonb_typeof({j}) = 'string' AND ({j} #>> '{{}}') ~ '{TIMESTAMP_RE}' \
+                     THEN ({j} #>> '{{}}')::timestamptz END)"
+                );
                 (t.clone(), t)
             }
             Operand::Timestamp(t) => {
                 let p = self.timestamp(t);
                 (p.clone(), p)
             }
-            Operand::Text(s) => {
-                let p = self.timestamp(&Instant::parse(s, &arg.path)?);
-                (p.clone(), p)
-            }
+            Operand::Text(s) => match text_time(s, &arg.path)? {
+                TextTime::Instant(t) => {
+                    let p = self.timestamp(&t);
+                    (p.clone(), p)
+                }
+                TextTime::Span(i) => self.interval(&i),
+            },
             Operand::Date(a, b) => (self.timestamp(a), self.timestamp(b)),
             Operand::Interval(i) => self.interval(i),
+            Operand::Property(_) => {
+                return Err(SearchError::new(
+                    &arg.path,
+                    "only datetime, start_datetime, end_datetime and item properties are times"
+                        .to_string(),
+                ));
+            }
             _ => {
                 return Err(SearchError::new(
                     &arg.path,
-                    format!("expected a time, got {}", kind_of(arg).describe()),
+                    format!("expected a time, got {}", typing::describe(&arg.value)),
                 ));
             }
         })
@@ -498,19 +407,15 @@ impl Builder {
         match &key.property {
             Property::Json(name) => {
                 let j = self.json_property(name);
+                let t = to_text(&j);
                 KeyExpr {
-                    text: format!("{j}::text"),
-                    order: j,
-                    kind: KeyKind::Json,
+                    text: t.clone(),
+                    order: t,
+                    kind: KeyKind::Text,
                 }
             }
             p @ (Property::Datetime | Property::StartDatetime | Property::EndDatetime) => {
-                // `datetime` is NULL for items with a start/end interval; sorting by it
-                // sorts by the start, which equals `datetime` for the others.
-                let col = match p {
-                    Property::Datetime => "start_datetime",
-                    p => column(p),
-                };
+                let col = column(p);
                 KeyExpr {
                     order: col.to_string(),
                     text: format!(
@@ -538,7 +443,6 @@ impl Builder {
                     match e.kind {
                         KeyKind::Text => format!("{p}::text"),
                         KeyKind::Timestamp => format!("{p}::text::timestamptz"),
-                        KeyKind::Json => format!("{p}::text::jsonb"),
                     }
                 })
             })
@@ -569,13 +473,94 @@ impl Builder {
     }
 }
 
+/// A spatial predicate relates the item's geometry and a geometry or bbox.
+fn check_spatial(left: &Arg, right: &Arg) -> Result<(), SearchError> {
+    let is_item = |a: &Arg| matches!(a.value, Operand::Property(Property::Geometry));
+    let is_literal = |a: &Arg| matches!(a.value, Operand::Geometry(_) | Operand::Bbox(_));
+    for a in [left, right] {
+        if !is_item(a) && !is_literal(a) {
+            return Err(SearchError::new(
+                &a.path,
+                match &a.value {
+                    Operand::Property(_) => "only the \"geometry\" property is spatial".to_string(),
+                    _ => format!("expected a geometry, got {}", typing::describe(&a.value)),
+                },
+            ));
+        }
+    }
+    if is_item(left) == is_item(right) {
+        return Err(SearchError::new(
+            &right.path,
+            "a spatial operator relates the item's geometry ({\"property\": \"geometry\"}) \
+             and a geometry or bbox"
+                .to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// A text operand of a temporal operator: a date is its day, `a/b` an
+/// interval, anything else an instant (as pgstac reads it).
+enum TextTime {
+    Instant(Instant),
+    Span(Interval),
+}
+
+fn text_time(s: &str, path: &str) -> Result<TextTime, SearchError> {
+    if let Some((a, b)) = s.split_once('/') {
+        let day = |t: &str, end: bool| -> Result<String, SearchError> {
+            Ok(match t.len() {
+                10 => {
+                    let (first, last) = Instant::day(t, path)?;
+                    if end { last.text } else { first.text }
+                }
+                _ => t.to_string(),
+            })
+        };
+        return Ok(TextTime::Span(Interval::from_ends(
+            &day(a, false)?,
+            &day(b, true)?,
+            path,
+        )?));
+    }
+    if s.len() == 10 {
+        let (first, last) = Instant::day(s, path)?;
+        return Ok(TextTime::Span(Interval {
+            start: Some(first),
+            end: Some(last),
+        }));
+    }
+    Instant::parse(s, path).map(TextTime::Instant)
+}
+
+/// pgstac's temporal predicates over `[ll, lh]` and `[rl, rh]`.
+fn temporal(op: TemporalOp, ll: &str, lh: &str, rl: &str, rh: &str) -> String {
+    match op {
+        TemporalOp::Before => format!("{lh} < {rl}"),
+        TemporalOp::After => format!("{ll} > {rh}"),
+        TemporalOp::Meets => format!("{lh} = {rl}"),
+        TemporalOp::MetBy => format!("{ll} = {rh}"),
+        TemporalOp::Overlaps => format!("{ll} < {rl} AND {lh} > {rl} AND {lh} < {rh}"),
+        TemporalOp::OverlappedBy => format!("{ll} > {rl} AND {ll} < {rh} AND {lh} > {rh}"),
+        TemporalOp::Starts => format!("{ll} = {rl} AND {lh} < {rh}"),
+        TemporalOp::StartedBy => format!("{ll} = {rl} AND {lh} > {rh}"),
+        TemporalOp::During => format!("{ll} > {rl} AND {lh} < {rh}"),
+        TemporalOp::Contains => format!("{ll} < {rl} AND {lh} > {rh}"),
+        TemporalOp::Finishes => format!("{ll} > {rl} AND {lh} = {rh}"),
+        TemporalOp::FinishedBy => format!("{ll} < {rl} AND {lh} = {rh}"),
+        TemporalOp::Equals => format!("{ll} = {rl} AND {lh} = {rh}"),
+        TemporalOp::Disjoint => format!("NOT ({ll} <= {rh} AND {lh} >= {rl})"),
+        TemporalOp::Intersects => format!("{ll} <= {rh} AND {lh} >= {rl}"),
+    }
+}
+
+/// The column of a property; `datetime` is pgstac's, the start of the range.
 fn column(p: &Property) -> &'static str {
     match p {
         Property::Id => "id",
         Property::Collection => "collection",
         Property::Geometry => "geometry",
-        Property::Datetime => "datetime",
-        Property::StartDatetime => "start_datetime",
+        Property::Datetime | Property::StartDatetime => "start_datetime",
         Property::EndDatetime => "end_datetime",
         Property::Json(_) => unreachable!("JSON properties are not columns"),
     }

@@ -4,15 +4,18 @@
 //! (collections written before STAC 1.0 have none); a non-empty string `id`;
 //! a `description` and a `license` string; an `extent` with a
 //! `spatial.bbox` list of 4- or 6-number boxes and a `temporal.interval` list
-//! of `[start, end]` pairs of RFC 3339 times or `null`; a `links` array.
+//! of `[start, end]` pairs of RFC 3339 times or `null`; a `links` array;
+//! an id of at most [`MAX_ID_BYTES`](super::MAX_ID_BYTES), and nothing
+//! PostgreSQL's jsonb would refuse.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::geojson::check_bbox_range;
 use super::time::parse_rfc3339;
-use super::{Invalid, check_object, has_nul_escape, raw_str};
+use super::{Invalid, check_id, check_object, check_storable, raw_str};
 
 #[derive(Deserialize)]
 struct RawCollection<'a> {
@@ -49,12 +52,8 @@ struct Temporal {
 /// Checks one collection (JSON text); returns its id.
 pub fn check_collection(text: &str) -> Result<Cow<'_, str>, Invalid> {
     let raw: RawCollection<'_> = check_object(text)?;
-    let id = match raw.id.map(raw_str) {
-        Some(Some(id)) if !id.is_empty() => id,
-        Some(Some(_)) => return Err(Invalid::new(None, "\"id\" is empty")),
-        Some(None) => return Err(Invalid::new(None, "\"id\" is not a string")),
-        None => return Err(Invalid::new(None, "no \"id\"")),
-    };
+    check_storable(text, raw.id)?;
+    let id = check_id(raw.id)?;
     let invalid = |reason: String| Invalid::new(Some(&id), reason);
     match raw.kind.map(raw_str) {
         None => {}
@@ -82,6 +81,9 @@ pub fn check_collection(text: &str) -> Result<Cow<'_, str>, Invalid> {
             "extent.spatial.bbox has a box of {} numbers (4 or 6 expected)",
             b.len()
         )));
+    }
+    for b in &bboxes {
+        check_bbox_range(b).map_err(|e| invalid(format!("extent.spatial.{e}")))?;
     }
     let intervals = extent
         .temporal
@@ -111,11 +113,6 @@ pub fn check_collection(text: &str) -> Result<Cow<'_, str>, Invalid> {
         Some(l) if l.get().starts_with('[') => {}
         Some(_) => return Err(invalid("\"links\" is not an array".into())),
         None => return Err(invalid("no \"links\" (use [] for none)".into())),
-    }
-    if has_nul_escape(text) {
-        return Err(invalid(
-            "it contains \\u0000, which PostgreSQL cannot store in jsonb".into(),
-        ));
     }
     Ok(id)
 }

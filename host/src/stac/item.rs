@@ -8,8 +8,10 @@
 //! none when the geometry is `null`; a
 //! `properties` object with an RFC 3339 `datetime`, or a `null` datetime and
 //! both `start_datetime` and `end_datetime`, start not after end; a `links`
-//! array and an `assets` object. Strings may hold any escape PostgreSQL can
-//! store (not `\u0000`).
+//! array and an `assets` object. Anywhere in it, nothing PostgreSQL's jsonb
+//! would refuse (see [`crate::json_check`]); an id of at most
+//! [`MAX_ID_BYTES`](super::MAX_ID_BYTES); positions and bbox on Earth (see
+//! [`geojson`]).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -19,7 +21,7 @@ use serde_json::value::RawValue;
 
 use super::geojson::{self, Geometry};
 use super::time::parse_rfc3339;
-use super::{Invalid, check_object, has_nul_escape, raw_str};
+use super::{Invalid, check_id, check_object, check_storable, raw_str};
 
 /// What item checks need to know about the load.
 #[derive(Debug, Clone, Copy)]
@@ -84,13 +86,9 @@ struct Times<'a> {
 /// Checks one item (JSON text) against the rules above.
 pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields<'a>, Invalid> {
     let raw: RawItem<'a> = check_object(text)?;
+    check_storable(text, raw.id)?;
     // From here on, errors can name the item.
-    let id = match raw.id.map(raw_str) {
-        Some(Some(id)) if !id.is_empty() => id,
-        Some(Some(_)) => return Err(Invalid::new(None, "\"id\" is empty")),
-        Some(None) => return Err(Invalid::new(None, "\"id\" is not a string")),
-        None => return Err(Invalid::new(None, "no \"id\"")),
-    };
+    let id = check_id(raw.id)?;
     let invalid = |reason: String| Invalid::new(Some(&id), reason);
 
     match raw.kind.map(raw_str) {
@@ -129,11 +127,7 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
     let geometry = match raw.geometry {
         None => return Err(invalid("no \"geometry\" (use null for none)".into())),
         Some(g) if g.get() == "null" => None,
-        Some(g) => {
-            let value: serde_json::Value =
-                serde_json::from_str(g.get()).map_err(|e| invalid(format!("geometry: {e}")))?;
-            Some(geojson::to_ewkb(&value).map_err(|e| invalid(format!("geometry: {e}")))?)
-        }
+        Some(g) => Some(geojson::to_ewkb(g.get()).map_err(|e| invalid(format!("geometry: {e}")))?),
     };
 
     let bbox = match raw.bbox {
@@ -205,12 +199,6 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         Some(_) => return Err(invalid("\"assets\" is not an object".into())),
         None => return Err(invalid("no \"assets\" (use {} for none)".into())),
     }
-    if has_nul_escape(text) {
-        return Err(invalid(
-            "it contains \\u0000, which PostgreSQL cannot store in jsonb".into(),
-        ));
-    }
-
     Ok(ItemFields {
         collection,
         id,
@@ -357,6 +345,16 @@ mod tests {
                 None,
                 "\\u0000",
             ),
+            (
+                with(&["id"], Some(json!("x".repeat(1025)))),
+                None,
+                "\"id\" is 1025 bytes; ids may be at most 1024",
+            ),
+            (
+                with(&["bbox"], Some(json!([1, 2, 1e308, 2]))),
+                None,
+                "bbox has longitude 1e308",
+            ),
         ];
         for (v, default, expected) in cases {
             let e = check(&v, default).expect_err(&v.to_string());
@@ -394,6 +392,48 @@ mod tests {
         let f = check_item(&text, &ctx).unwrap();
         assert_eq!(f.collection, "c2");
         assert!(f.collection_missing);
+    }
+
+    #[test]
+    fn what_postgresql_refuses_is_named_with_the_item() {
+        let k = known();
+        let ctx = ItemContext {
+            collection: None,
+            known: &k,
+            strict_bbox: true,
+        };
+        let mut v = item();
+        v["properties"]["title"] = json!("placeholder");
+        let text = v.to_string().replace("placeholder", r"a\ud800b");
+        let e = check_item(&text, &ctx).unwrap_err();
+        assert_eq!(e.id.as_deref(), Some("a"));
+        assert!(
+            e.reason.contains("lone surrogate") && e.reason.contains("properties.title"),
+            "{}",
+            e.reason
+        );
+        // In the id itself: no id to name, but the path says where.
+        let text = item()
+            .to_string()
+            .replace(r#""id":"a""#, r#""id":"\ud800""#);
+        let e = check_item(&text, &ctx).unwrap_err();
+        assert_eq!(e.id, None);
+        assert!(
+            e.reason.contains("lone surrogate") && e.reason.contains(" id "),
+            "{}",
+            e.reason
+        );
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let text = item()
+            .to_string()
+            .replace(r#""datetime""#, &format!(r#""deep":{deep},"datetime""#));
+        let e = check_item(&text, &ctx).unwrap_err();
+        assert_eq!(e.id.as_deref(), Some("a"));
+        assert!(
+            e.reason.contains("deeper than 127") && e.reason.contains("properties.deep"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! STAC records: the validation rules items and collections must meet, the
-//! fields the database indexes, and how they are written for COPY.
+//! STAC records: the validation rules items and collections must meet and
+//! the fields a catalog indexes. How they are stored is the catalogs'
+//! ([`crate::catalog`]).
 //!
 //! ```
 //! use std::collections::HashSet;
@@ -15,9 +16,6 @@
 mod collection;
 pub mod geojson;
 mod item;
-pub mod pgstac;
-pub mod rows;
-pub mod store;
 pub mod time;
 
 use std::borrow::Cow;
@@ -79,27 +77,48 @@ fn keep_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D
     <&RawValue>::deserialize(d).map(Some)
 }
 
-/// Whether JSON text holds a `\u0000` escape (an escaped backslash followed
-/// by `u0000` is not one).
-fn has_nul_escape(text: &str) -> bool {
-    let b = text.as_bytes();
-    memchr::memmem::find_iter(b, b"\\u0000").any(|i| {
-        let backslashes = b[..=i].iter().rev().take_while(|&&c| c == b'\\').count();
-        backslashes % 2 == 1
+/// Longest id accepted, in bytes: PostgreSQL's btree indexes take entries
+/// of at most about 2.7 kB, and an item's key holds its collection's id and
+/// its own.
+pub const MAX_ID_BYTES: usize = 1024;
+
+/// Refuses a record holding anything PostgreSQL's jsonb would refuse (see
+/// [`crate::json_check`]), naming the record by `id` when it has a readable one.
+fn check_storable(text: &str, id: Option<&RawValue>) -> Result<(), Invalid> {
+    crate::json_check::check_object(text).map_err(|e| {
+        let id = id
+            .and_then(raw_str)
+            .filter(|i| !i.is_empty() && i.len() <= MAX_ID_BYTES);
+        Invalid::new(id.as_deref(), e.to_string())
     })
+}
+
+/// A record's id: a non-empty string of at most [`MAX_ID_BYTES`].
+fn check_id(raw: Option<&RawValue>) -> Result<Cow<'_, str>, Invalid> {
+    match raw.map(raw_str) {
+        Some(Some(id)) if id.len() > MAX_ID_BYTES => {
+            let mut end = 64;
+            while !id.is_char_boundary(end) {
+                end -= 1;
+            }
+            Err(Invalid::new(
+                Some(&format!("{}...", &id[..end])),
+                format!(
+                    "\"id\" is {} bytes; ids may be at most {MAX_ID_BYTES} (PostgreSQL indexes them)",
+                    id.len()
+                ),
+            ))
+        }
+        Some(Some(id)) if !id.is_empty() => Ok(id),
+        Some(Some(_)) => Err(Invalid::new(None, "\"id\" is empty")),
+        Some(None) => Err(Invalid::new(None, "\"id\" is not a string")),
+        None => Err(Invalid::new(None, "no \"id\"")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nul_escapes_are_found_but_escaped_backslashes_are_not() {
-        assert!(has_nul_escape(r#"{"a":"x\u0000"}"#));
-        assert!(!has_nul_escape(r#"{"a":"x\\u0000"}"#));
-        assert!(has_nul_escape(r#"{"a":"x\\\u0000"}"#));
-        assert!(!has_nul_escape(r#"{"a":"u0000"}"#));
-    }
 
     #[test]
     fn raw_strings_unescape() {

@@ -74,10 +74,12 @@ pub enum CopyError {
     #[error("{source}")]
     Plugin {
         plugin: String,
-        source: crate::plugin::PluginError,
+        /// Boxed: a plugin's fault carries its text, and this error travels every row's `?`.
+        source: Box<crate::plugin::PluginError>,
     },
     #[error(
-        "plugin {plugin} rejected {count} row(s); the first is row {row} of the table: {reason}"
+        "plugin {} rejected {count} row(s); the first is row {row} of the table: {}",
+        crate::terminal::Shown(.plugin), crate::terminal::Shown(.reason)
     )]
     Rejected {
         plugin: String,
@@ -361,20 +363,17 @@ fn run_chain(
     stop: &AtomicBool,
 ) -> Result<u64, CopyError> {
     let plugin_error = |e: crate::plugin::PluginError| {
-        let plugin = match &e {
-            crate::plugin::PluginError::Table { plugin, .. }
-            | crate::plugin::PluginError::Configure { plugin, .. }
-            | crate::plugin::PluginError::Failed { plugin, .. }
-            | crate::plugin::PluginError::Trap { plugin, .. }
-            | crate::plugin::PluginError::Limit { plugin, .. }
-            | crate::plugin::PluginError::Contract { plugin, .. }
-            | crate::plugin::PluginError::WrongKind { plugin, .. } => plugin.clone(),
-            _ => plugins
+        let plugin = match e.plugin() {
+            Some(p) => p.to_string(),
+            None => plugins
                 .first()
                 .map(|p| p.name().to_string())
                 .unwrap_or_default(),
         };
-        CopyError::Plugin { plugin, source: e }
+        CopyError::Plugin {
+            plugin,
+            source: Box::new(e),
+        }
     };
     let mut chain = RowChain::new(&plugins).map_err(plugin_error)?;
     chain.begin_table(&table).map_err(plugin_error)?;
@@ -395,7 +394,7 @@ fn run_chain(
                 plugin: first.plugin.clone(),
                 count: out.rejected.len(),
                 row: offset + first.index as u64 + 1,
-                reason: first.reason.clone(),
+                reason: first.reason.to_string(),
             });
         }
         dropped += out.dropped.len() as u64;

@@ -5,6 +5,7 @@
 use super::copy::CopyError;
 use super::jobs::{PluginRefError, UnsetVariable};
 use super::plan::PlanError;
+use super::same::Sameness;
 use super::sql::StatementError;
 use super::swap::SwapError;
 use super::unique::UniqueRisks;
@@ -65,8 +66,26 @@ pub enum Failure {
     /// A connection string that does not parse, or a server that cannot be reached.
     #[error("{side}: {source}")]
     Connect { side: Side, source: ConnectError },
-    #[error("source and target are the same schema ({database}.{schema}); it would replace itself")]
-    SameSchema { database: String, schema: String },
+    /// The target is the source schema itself, however the job reached it.
+    #[error(
+        "source and target are the same schema {}: {}; it would replace itself (nothing was written)",
+        crate::terminal::Shown(.schema),
+        match .how {
+            Sameness::StandbyOfTarget(id) => format!(
+                "the source is a standby of the target's cluster (system identifier {id}), so the \
+                 target's changes replace its data too"
+            ),
+            _ => format!(
+                "both reach database {} on one server (the target's server sees the source's session)",
+                crate::terminal::Shown(.database)
+            ),
+        }
+    )]
+    SameSchema {
+        database: String,
+        schema: String,
+        how: Sameness,
+    },
     #[error("source schema {schema} does not exist in {database}")]
     NoSourceSchema { schema: String, database: String },
     /// The job does not fit the source's catalog.

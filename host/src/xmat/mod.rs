@@ -50,6 +50,7 @@ pub mod jobs;
 pub mod plan;
 mod post;
 mod prepare;
+pub mod same;
 mod schedule;
 pub mod select;
 pub mod sql;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::error::{Failure, Side, TableError, XmatError};
 use super::jobs::{Endpoint, Job};
 use super::plan::{self, Plan, TablePlan};
+use super::same::{self, Sameness};
 use super::sql::{Conn, StatementError, ident, literal};
 use super::unique::{self, UniqueRisks};
 use super::{catalog, swap};
@@ -53,6 +54,8 @@ pub struct PluginSetup {
     pub limits: Limits,
     /// `None`: compile every time.
     pub cache_dir: Option<PathBuf>,
+    /// How much and how long fetching a plugin may take.
+    pub fetch: crate::fetch::Bounds,
 }
 
 /// The source snapshot every table is read in, so the copy is consistent.
@@ -182,13 +185,6 @@ fn endpoint(job: &Job, side: Side, ep: &Endpoint) -> Result<(Dsn, String), XmatE
     Ok((dsn, shown))
 }
 
-fn same_database(a: &Dsn, b: &Dsn) -> bool {
-    let (a, b) = (a.config(), b.config());
-    a.get_hosts() == b.get_hosts()
-        && a.get_ports() == b.get_ports()
-        && a.get_dbname() == b.get_dbname()
-}
-
 /// Connects to the source, takes the snapshot, reads the catalog, plans,
 /// has the server check every SELECT (a bad `select` expression fails here,
 /// before the target is touched), loads the plugins and shows each its table.
@@ -203,11 +199,17 @@ pub async fn prepare(job: &Job, opts: &Options) -> Result<Prepared, XmatError> {
     };
     let (source, source_shown) = endpoint(job, Side::Source, &job.source)?;
     let (target, target_shown) = endpoint(job, Side::Target, &job.target)?;
-    if same_database(&source, &target) && job.source.schema == job.target.schema {
-        return Err(fail(Failure::SameSchema {
-            database: source.dbname().to_string(),
-            schema: job.source.schema.clone(),
-        }));
+    // "The same database" is what the servers say, not how the job names them
+    // (`localhost` and `127.0.0.1`, a socket, a forwarded port): see `same`.
+    if job.source.schema == job.target.schema {
+        let how = same::compare(&source, &target).await.map_err(fail)?;
+        if how != Sameness::Different {
+            return Err(fail(Failure::SameSchema {
+                database: source.dbname().to_string(),
+                schema: job.source.schema.clone(),
+                how,
+            }));
+        }
     }
     let control = Conn {
         client: source.connect().await.map_err(|source| {
@@ -329,12 +331,15 @@ async fn load_plugins(plan: &Plan, setup: &PluginSetup) -> Result<Plugins, XmatE
                     source,
                 })
             })?;
-            let plugin = runtime.fetch_and_load(&spec).await.map_err(|source| {
-                fail(Failure::Plugin {
-                    table: t.name.clone(),
-                    source,
-                })
-            })?;
+            let plugin = runtime
+                .fetch_and_load(&spec, &setup.fetch)
+                .await
+                .map_err(|source| {
+                    fail(Failure::Plugin {
+                        table: t.name.clone(),
+                        source,
+                    })
+                })?;
             loaded.push(plugin);
         }
         per_table.push(loaded);

@@ -428,17 +428,12 @@ impl Sql<'_, '_> {
     fn link(&mut self, e: &Edge, r: &str) -> String {
         let p = e.parent;
         let alias = ident(&self.table(p).name);
-        let mut on: Vec<String> = e
+        let on = e
             .columns
             .iter()
-            .map(|(c, k)| format!("{} = {}", col(&alias, k), col(r, c)))
-            .collect();
-        on.extend(self.kept(p, &alias).map(|k| format!("({k})")));
-        let exists = format!(
-            "EXISTS (SELECT 1 FROM {} AS {alias} WHERE {})",
-            self.from(p),
-            on.join(" AND ")
-        );
+            .map(|(c, k)| format!("{} = {}", col(&alias, k), col(r, c)));
+        let kept = self.kept(p, &alias);
+        let exists = exists(&self.from(p), &alias, on, kept);
         match e.nullable {
             true => format!("{} OR {exists}", self.any_null(e, r)),
             false => exists,
@@ -566,17 +561,12 @@ impl Sql<'_, '_> {
         for e in &pulls {
             let c = e.child;
             let alias = ident(&self.table(c).name);
-            let mut on: Vec<String> = e
+            let on = e
                 .columns
                 .iter()
-                .map(|(fk, k)| format!("{} = {}", col(&alias, fk), col(r, k)))
-                .collect();
-            on.extend(self.fin(c, &alias).map(|f| format!("({f})")));
-            any.push(format!(
-                "EXISTS (SELECT 1 FROM {} AS {alias} WHERE {})",
-                self.from(c),
-                on.join(" AND ")
-            ));
+                .map(|(fk, k)| format!("{} = {}", col(&alias, fk), col(r, k)));
+            let fin = self.fin(c, &alias);
+            any.push(exists(&self.from(c), &alias, on, fin));
         }
         Some(any.join(" OR "))
     }
@@ -645,6 +635,22 @@ fn row(cols: &[&str]) -> String {
             .map(|c| col("o", c))
             .collect::<Vec<_>>()
             .join(", ")
+    )
+}
+
+/// `EXISTS` a row of `from` (as `alias`) matching every `on` equality and,
+/// when given, the row's own condition.
+fn exists(
+    from: &str,
+    alias: &str,
+    on: impl Iterator<Item = String>,
+    condition: Option<String>,
+) -> String {
+    let mut on: Vec<String> = on.collect();
+    on.extend(condition.map(|c| format!("({c})")));
+    format!(
+        "EXISTS (SELECT 1 FROM {from} AS {alias} WHERE {})",
+        on.join(" AND ")
     )
 }
 

@@ -50,7 +50,7 @@ fn rejects_bad_items_with_a_reason() {
     let out = filter_items(&mut f, vec![ITEMS[3].into(), "nope".into()]);
     assert_eq!(
         out[0],
-        Outcome::Reject("properties.datetime: `not a time` is not an RFC 3339 date-time".into())
+        Outcome::Reject("properties.datetime: `not a time` is not an RFC 3339 date-time (expected YYYY-MM-DDTHH:MM:SS)".into())
     );
     assert!(matches!(&out[1], Outcome::Reject(e) if e.starts_with("invalid JSON object")));
     let mut rows_only = filter(&["where.id=1"]);

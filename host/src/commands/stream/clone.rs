@@ -92,6 +92,7 @@ async fn copy(
         plugins: PluginSetup {
             limits: a.setup.opts.limits(),
             cache_dir: a.setup.opts.cache_dir(),
+            fetch: a.setup.opts.fetch_bounds(),
         },
         snapshot: Snapshot::Import(snapshot),
         ..Options::default()

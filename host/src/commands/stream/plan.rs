@@ -18,7 +18,9 @@ use crate::stream::StreamDir;
 use crate::stream::apply;
 use crate::stream::dir::{JobRef, PluginDigest, StreamConfig};
 use crate::stream::setup::{self, CreatedSlot, SetupOptions};
+use crate::xmat::Failure;
 use crate::xmat::jobs::{Endpoint, Job, JobFile, Setting, TableEntry};
+use crate::xmat::same::{self, Sameness};
 
 /// What `setup` and `clone` decide before anything is created: the job,
 /// both databases, the checked source, the plugins' identities.
@@ -90,6 +92,19 @@ pub(super) async fn plan_setup(a: &SetupArgs) -> anyhow::Result<Planned> {
         from_file.then_some(&job.target.database),
     )?;
     let (source, target) = (Dsn::parse(&source_text)?, Dsn::parse(&target_text)?);
+    // Streaming a schema into itself would apply every change on top of
+    // itself; xmat's rule (what the servers say, not the names) decides.
+    if job.source.schema == job.target.schema {
+        let how = same::compare(&source, &target).await?;
+        if how != Sameness::Different {
+            return Err(Failure::SameSchema {
+                database: source.dbname().to_string(),
+                schema: job.source.schema.clone(),
+                how,
+            }
+            .into());
+        }
+    }
     let dir = StreamDir::new(&a.dir.dir);
     let checked = setup::check_source(&source, &job).await?;
     // Load the plugins now: a bad plugin or parameter fails before anything is created.

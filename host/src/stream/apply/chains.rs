@@ -311,8 +311,7 @@ fn failure_plugin(e: &PluginError) -> String {
         PluginError::Table { plugin, .. }
         | PluginError::Configure { plugin, .. }
         | PluginError::Failed { plugin, .. }
-        | PluginError::Trap { plugin, .. }
-        | PluginError::Limit { plugin, .. }
+        | PluginError::Fault { plugin, .. }
         | PluginError::Contract { plugin, .. }
         | PluginError::WrongKind { plugin, .. } => plugin.clone(),
         _ => "?".into(),

@@ -2,27 +2,135 @@
 //! that it survives. Built on the raw bindings (not the SDK) so that it can
 //! also break the protocol. The behaviour is chosen with `mode=`; see README.md.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 wit_bindgen::generate!({
-    world: "item-rewriter",
-    path: "../../../wit/v0.1",
+    inline: "
+        package test:hostile;
+        world hostile {
+            include host:plugin/item-rewriter@0.1.0;
+            import wasi:random/random@0.2.0;
+        }
+    ",
+    path: ["../../../wit/v0.1", "wit/random"],
+    world: "test:hostile/hostile",
+    generate_all,
 });
 
 use exports::host::plugin::{item_rewrite, plugin};
 use host::plugin::types::{ItemOutcome, Kind, Param, PluginInfo};
 use serde_json::{Map, Value, json};
 
-const MODES: &str =
-    "loop, alloc, panic, panic-on-id:ID, file, env, socket, wrong-count, bad-json, stdout, ok";
+/// Every mode; `:N` takes a number, `:ID` an item id.
+const MODES: &[&str] = &[
+    "ok",
+    "loop",
+    "alloc",
+    "panic",
+    "panic-on-id:ID",
+    "file",
+    "env",
+    "socket",
+    "wrong-count",
+    "bad-json",
+    "stdout",
+    "exit:N",
+    "sleep:N",
+    "sleep-forever",
+    "configure-sleep:N",
+    "observe",
+    "error-bytes:N",
+    "reject-bytes:N",
+    "keep-bytes:N",
+    "configure-error:N",
+    "reject-escapes",
+];
 
 thread_local! {
-    static MODE: RefCell<Option<String>> = const { RefCell::new(None) };
+    static MODE: RefCell<Option<Mode>> = const { RefCell::new(None) };
+}
+
+/// The chosen mode: its name and its argument (after `:`), if any.
+#[derive(Clone)]
+struct Mode {
+    name: String,
+    arg: String,
+    /// When `configure` ran, by the plugin's own clock.
+    configured: Instant,
+}
+
+impl Mode {
+    fn n(&self) -> u64 {
+        self.arg.parse().expect("checked in configure")
+    }
+}
+
+/// Frees nothing once told to: a plugin that hands the host the same bytes
+/// many times (one allocation behind every string) must not free them once
+/// per string afterwards.
+struct Leaky;
+
+static LEAK: AtomicBool = AtomicBool::new(false);
+
+unsafe impl GlobalAlloc for Leaky {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if !LEAK.load(Ordering::Relaxed) {
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Leaky = Leaky;
+
+/// `n` strings that are all `text`: one allocation, handed out `n` times.
+fn aliased(text: String, n: usize) -> Vec<String> {
+    LEAK.store(true, Ordering::Relaxed);
+    let text = ManuallyDrop::new(text);
+    (0..n)
+        // SAFETY: never freed (LEAK), never written; a test plugin's deliberate aliasing.
+        .map(|_| unsafe {
+            String::from_raw_parts(text.as_ptr().cast_mut(), text.len(), text.capacity())
+        })
+        .collect()
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Hostile;
+
+fn parse_mode(value: &str) -> Result<Mode, String> {
+    let (name, arg) = value.split_once(':').unwrap_or((value, ""));
+    let known = MODES.iter().find(|m| m.split(':').next() == Some(name));
+    let ok = match known {
+        Some(m) if m.ends_with(":N") => arg.parse::<u64>().is_ok(),
+        Some(m) if m.ends_with(":ID") => !arg.is_empty(),
+        Some(_) => arg.is_empty(),
+        None => false,
+    };
+    if !ok {
+        return Err(format!(
+            "unknown mode `{value}` (modes: {})",
+            MODES.join(", ")
+        ));
+    }
+    Ok(Mode {
+        name: name.into(),
+        arg: arg.into(),
+        configured: Instant::now(),
+    })
+}
 
 impl plugin::Guest for Hostile {
     fn info() -> PluginInfo {
@@ -38,15 +146,7 @@ impl plugin::Guest for Hostile {
         let mut mode = None;
         for p in params {
             match p.key.as_str() {
-                "mode"
-                    if MODES.split(", ").any(|m| {
-                        m == p.value
-                            || (m == "panic-on-id:ID" && p.value.starts_with("panic-on-id:"))
-                    }) =>
-                {
-                    mode = Some(p.value)
-                }
-                "mode" => return Err(format!("unknown mode `{}` (modes: {MODES})", p.value)),
+                "mode" => mode = Some(parse_mode(&p.value)?),
                 other => {
                     return Err(format!(
                         "unknown parameter `{other}` (this plugin accepts: mode)"
@@ -54,8 +154,17 @@ impl plugin::Guest for Hostile {
                 }
             }
         }
-        let mode =
-            mode.ok_or_else(|| format!("missing required parameter `mode` (modes: {MODES})"))?;
+        let mode = mode.ok_or_else(|| {
+            format!(
+                "missing required parameter `mode` (modes: {})",
+                MODES.join(", ")
+            )
+        })?;
+        match mode.name.as_str() {
+            "configure-sleep" => std::thread::sleep(Duration::from_millis(mode.n())),
+            "configure-error" => return Err("E".repeat(mode.n() as usize)),
+            _ => {}
+        }
         MODE.with_borrow_mut(|m| *m = Some(mode));
         Ok(())
     }
@@ -83,12 +192,29 @@ fn reject_all(items: &[String], reason: &str) -> Vec<ItemOutcome> {
         .collect()
 }
 
+/// What the plugin can see of time and chance.
+fn observe(mode: &Mode) -> Value {
+    let wall = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(u64::MAX);
+    let hash_seed = std::collections::hash_map::RandomState::new().hash_one("x");
+    let bytes = wasi::random::random::get_random_bytes(16);
+    json!({
+        "wall_clock_ns": wall,
+        "monotonic_ns_since_configure": mode.configured.elapsed().as_nanos() as u64,
+        "random_bytes": bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "random_u64": wasi::random::random::get_random_u64(),
+        "hash_of_x": hash_seed,
+    })
+}
+
 impl item_rewrite::Guest for Hostile {
     fn rewrite_items(items: Vec<String>) -> Result<Vec<ItemOutcome>, String> {
         let mode = MODE
             .with_borrow(|m| m.clone())
             .ok_or("the plugin is not configured")?;
-        Ok(match mode.as_str() {
+        Ok(match mode.name.as_str() {
             "loop" => {
                 let mut n = 0u64;
                 loop {
@@ -155,19 +281,52 @@ impl item_rewrite::Guest for Hostile {
                 eprintln!("hostile plugin wrote 100 KB to stdout");
                 keep_all(items, None)
             }
-            "ok" => keep_all(items, None),
-            panic_on => {
-                let id = panic_on
-                    .strip_prefix("panic-on-id:")
-                    .expect("modes are checked in configure");
+            "exit" => std::process::exit(mode.n() as i32),
+            "sleep" => {
+                let started = Instant::now();
+                std::thread::sleep(Duration::from_millis(mode.n()));
+                let slept = json!({
+                    "asked_ms": mode.n(),
+                    "monotonic_ms": started.elapsed().as_millis() as u64,
+                });
+                keep_all(items, Some(("slept", slept)))
+            }
+            "sleep-forever" => {
+                std::thread::sleep(Duration::MAX);
+                keep_all(items, None)
+            }
+            "observe" => {
+                let seen = observe(&mode);
+                keep_all(items, Some(("observed", seen)))
+            }
+            "error-bytes" => return Err("E".repeat(mode.n() as usize)),
+            "reject-bytes" => aliased("R".repeat(mode.n() as usize), items.len())
+                .into_iter()
+                .map(ItemOutcome::Reject)
+                .collect(),
+            "keep-bytes" => {
+                let pad = (mode.n() as usize).saturating_sub(20);
+                let item = format!(r#"{{"id":"big","pad":"{}"}}"#, "k".repeat(pad));
+                aliased(item, items.len())
+                    .into_iter()
+                    .map(ItemOutcome::Keep)
+                    .collect()
+            }
+            "reject-escapes" => reject_all(
+                &items,
+                "\u{1b}[2J\u{1b}[31mred\u{1b}[0m\nERROR forged log line\rhidden",
+            ),
+            "panic-on-id" => {
                 for item in &items {
                     let v: Value = serde_json::from_str(item).unwrap_or_default();
-                    if v.get("id").and_then(Value::as_str) == Some(id) {
-                        panic!("hostile plugin panicked on purpose on item {id}");
+                    if v.get("id").and_then(Value::as_str) == Some(mode.arg.as_str()) {
+                        panic!("hostile plugin panicked on purpose on item {}", mode.arg);
                     }
                 }
                 keep_all(items, None)
             }
+            // "ok", and the configure-* modes, whose misbehaviour is over by now.
+            _ => keep_all(items, None),
         })
     }
 }

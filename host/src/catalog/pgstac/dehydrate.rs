@@ -3,9 +3,9 @@
 //! collection's `item_assets` as `assets`, `collection`), and pgstac's
 //! `content_hydrate` (`merge_jsonb`) puts the two back together on read.
 //!
-//! The algorithm is pypgstac's (`hydration.dehydrate`): equal values are
-//! left out, objects are diffed recursively, lists of equal length element
-//! by element, and keys the base has but the item lacks are marked with
+//! The algorithm is pypgstac's (`hydration.dehydrate`): equal values (by
+//! Python's `==`, see [`super::numbers::same`]) are left out, objects are
+//! diffed recursively, lists of equal length element by element, and keys the base has but the item lacks are marked with
 //! [`DO_NOT_MERGE`] so hydration does not bring them back. Two cases differ,
 //! where pypgstac's output does not hydrate back to the item: an empty list
 //! where the base has something else is kept (pypgstac drops it, and the
@@ -14,6 +14,8 @@
 //! returns no nulls at all, so the key is then simply absent).
 
 use serde_json::{Map, Value};
+
+use super::numbers::same;
 
 /// The value that tells `merge_jsonb` to leave a base item's key out.
 pub const DO_NOT_MERGE: &str = "𒍟※";
@@ -24,33 +26,40 @@ pub fn dehydrate(base: &Map<String, Value>, item: Map<String, Value>) -> Map<Str
     let marked: Vec<&String> = base.keys().filter(|k| !item.contains_key(*k)).collect();
     let mut out = Map::new();
     for (key, value) in item {
-        let Some(b) = base.get(&key) else {
-            out.insert(key, value);
-            continue;
+        let kept = match base.get(&key) {
+            None => Some(value),
+            Some(b) => member(b, value),
         };
-        if *b == value {
-            continue;
+        if let Some(v) = kept {
+            out.insert(key, v);
         }
-        let kept = match (b, value) {
-            (Value::Array(bs), Value::Array(vs)) if bs.len() == vs.len() => Value::Array(
-                bs.iter()
-                    .zip(vs)
-                    .map(|(b, v)| match (b, v) {
-                        (Value::Object(b), Value::Object(v)) => Value::Object(dehydrate(b, v)),
-                        (_, v) => v,
-                    })
-                    .collect(),
-            ),
-            (_, Value::Null) => Value::String(DO_NOT_MERGE.into()),
-            (Value::Object(b), Value::Object(v)) => Value::Object(dehydrate(b, v)),
-            (_, v) => v,
-        };
-        out.insert(key, kept);
     }
     for key in marked {
         out.insert(key.clone(), Value::String(DO_NOT_MERGE.into()));
     }
     out
+}
+
+/// What is stored of an item's `value` for a key whose value in the base
+/// item is `base`: nothing when they are equal, else the difference.
+pub fn member(base: &Value, value: Value) -> Option<Value> {
+    if same(base, &value) {
+        return None;
+    }
+    Some(match (base, value) {
+        (Value::Array(bs), Value::Array(vs)) if bs.len() == vs.len() => Value::Array(
+            bs.iter()
+                .zip(vs)
+                .map(|(b, v)| match (b, v) {
+                    (Value::Object(b), Value::Object(v)) => Value::Object(dehydrate(b, v)),
+                    (_, v) => v,
+                })
+                .collect(),
+        ),
+        (_, Value::Null) => Value::String(DO_NOT_MERGE.into()),
+        (Value::Object(b), Value::Object(v)) => Value::Object(dehydrate(b, v)),
+        (_, v) => v,
+    })
 }
 
 /// pgstac's `merge_jsonb(item, base)` followed by the `jsonb_strip_nulls` it

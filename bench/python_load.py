@@ -1,0 +1,101 @@
+"""host's Python package beside pypgstac's Loader.load_items, on the same items
+from Python, in one run: each loads N items (dicts made from the pgstac test
+items with new ids) into a fresh pgstac database; prints items/s and the ratio.
+
+    eval "$(scripts/pg env)"; HOST_PGSTAC_MIGRATIONS=$(scripts/pgstac-migrations 0.10.0) \\
+        .venv/bin/python bench/python_load.py [N] [ROUNDS]
+
+Also reports the peak RSS of a host load of a generator (flat memory: compare N).
+"""
+
+import json
+import os
+import pathlib
+import resource
+import statistics
+import sys
+import time
+import uuid
+
+import psycopg
+from pypgstac.db import PgstacDB
+from pypgstac.load import Loader, Methods
+
+import host
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "fixtures" / "stac" / "pgstac-testdata"
+ADMIN = os.environ["HOST_DSN"]
+MIGRATIONS = os.environ["HOST_PGSTAC_MIGRATIONS"]
+
+
+def fresh():
+    name = f"bench_py_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    dsn = psycopg.conninfo.make_conninfo(ADMIN, dbname=name)
+    host.connect(dsn).migrate(dir=MIGRATIONS)
+    return name, dsn
+
+
+def drop(name):
+    with psycopg.connect(ADMIN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def collection():
+    return [json.loads(l) for l in open(DATA / "collections.ndjson")][0]
+
+
+BASE = [json.loads(l) for l in open(DATA / "items.ndjson")]
+
+
+def items(n):
+    for i in range(n):
+        yield dict(BASE[i % len(BASE)], id=f"bench-{i}")
+
+
+def run_host(n):
+    name, dsn = fresh()
+    try:
+        db = host.connect(dsn)
+        db.load_collections(collection())
+        t = time.perf_counter()
+        s = db.load_items(items(n))
+        dt = time.perf_counter() - t
+        assert s.loaded == n, s
+        return n / dt
+    finally:
+        drop(name)
+
+
+def run_pypgstac(n):
+    name, dsn = fresh()
+    try:
+        loader = Loader(db=PgstacDB(dsn=dsn))
+        loader.load_collections(iter([collection()]), insert_mode=Methods.insert)
+        t = time.perf_counter()
+        loader.load_items(items(n), insert_mode=Methods.insert)
+        dt = time.perf_counter() - t
+        return n / dt
+    finally:
+        drop(name)
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(run_host(n))
+        theirs.append(run_pypgstac(n))
+    o, t = statistics.median(ours), statistics.median(theirs)
+    print(f"{n} items from a Python generator, {rounds} rounds, medians:")
+    print(f"  host (Python package)   {o:10.0f} items/s  {[round(x) for x in ours]}")
+    print(f"  pypgstac Loader         {t:10.0f} items/s  {[round(x) for x in theirs]}")
+    print(f"  ratio host/pypgstac     {o / t:10.2f}x")
+    print(f"  peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

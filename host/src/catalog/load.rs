@@ -1,0 +1,175 @@
+//! A load as a catalog sees it: which collections exist, how a record
+//! becomes a COPY row ([`Rows`]), where COPY sends the rows, and how staged
+//! rows are merged and committed ([`LoadSession::finish`]). The streaming
+//! itself (sources, plugins, validation) is `crate::load`'s.
+//!
+//! The session drives its transactions with plain `BEGIN`/`COMMIT`, because
+//! pgstac's load commits its staged rows, prepares partitions in short
+//! transactions of its own and merges in a third (see [`super::pgstac`]);
+//! on any error, [`LoadSession::abort`] rolls back what is open.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio_postgres::{Client, CopyInSink};
+
+use super::{CatalogError, Kind, Merged, builtin, pgstac};
+use crate::stac::{Invalid, ItemFields};
+
+/// How records become binary COPY rows for one catalog. Cheap to clone and
+/// shared by the threads that write rows.
+#[derive(Debug, Clone)]
+pub enum Rows {
+    /// host's schema; `numbered`: rows start with their place in the load
+    /// (staged loads, where "last one wins" needs it).
+    Host { numbered: bool },
+    /// pgstac: items dehydrated against these collections' base items.
+    Pgstac(Arc<pgstac::Collections>),
+}
+
+impl Rows {
+    /// Whether rows carry their place in the load.
+    pub fn numbered(&self) -> bool {
+        match self {
+            Rows::Host { numbered } => *numbered,
+            Rows::Pgstac(_) => true,
+        }
+    }
+
+    /// Whether writing a row is work enough to spread a batch over threads
+    /// (pgstac parses every item whole to dehydrate it).
+    pub fn parallel(&self) -> bool {
+        matches!(self, Rows::Pgstac(_))
+    }
+
+    /// The item text to validate and write: pgstac reads numbers the way
+    /// pypgstac does (see [`pgstac::numbers`]); host's schema keeps the text.
+    pub fn item_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self {
+            Rows::Host { .. } => Cow::Borrowed(text),
+            Rows::Pgstac(_) => pgstac::numbers::integer_zero(text),
+        }
+    }
+
+    /// Appends one item row, or says why the catalog cannot store the item.
+    pub fn write_item(
+        &self,
+        out: &mut Vec<u8>,
+        seq: Option<u64>,
+        fields: &ItemFields<'_>,
+        text: &str,
+    ) -> Result<(), Invalid> {
+        match self {
+            Rows::Host { .. } => {
+                builtin::rows::write_item(out, seq, fields, text);
+                Ok(())
+            }
+            Rows::Pgstac(c) => {
+                pgstac::rows::write_item(out, seq.unwrap_or_default(), fields, text, c)
+            }
+        }
+    }
+
+    /// Appends one collection row, or says why the catalog cannot store it.
+    pub fn write_collection(
+        &self,
+        out: &mut Vec<u8>,
+        seq: Option<u64>,
+        id: &str,
+        text: &str,
+    ) -> Result<(), Invalid> {
+        match self {
+            Rows::Host { .. } => {
+                builtin::rows::write_collection(out, seq, id, text);
+                Ok(())
+            }
+            Rows::Pgstac(_) => {
+                pgstac::rows::write_collection(out, seq.unwrap_or_default(), id, text)
+            }
+        }
+    }
+}
+
+/// How a catalog finishes (or abandons) the load it began.
+#[derive(Debug)]
+pub(super) enum Finish {
+    Host(builtin::load::Plan),
+    Pgstac(pgstac::load::Plan),
+}
+
+/// One load into a catalog, begun by [`super::Catalog::begin_load`]:
+/// a transaction is open and the staging COPY writes to is ready.
+#[derive(Debug)]
+pub struct LoadSession {
+    kind: Kind,
+    known: HashSet<String>,
+    rows: Rows,
+    copy: &'static str,
+    finish: Finish,
+}
+
+impl LoadSession {
+    pub(super) fn new(
+        kind: Kind,
+        known: HashSet<String>,
+        rows: Rows,
+        copy: &'static str,
+        finish: Finish,
+    ) -> LoadSession {
+        LoadSession {
+            kind,
+            known,
+            rows,
+            copy,
+            finish,
+        }
+    }
+
+    /// The collections in the database (for items; empty for collections).
+    pub fn known_collections(&self) -> &HashSet<String> {
+        &self.known
+    }
+
+    /// How records become rows.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// Starts the COPY the rows go to; the caller sends
+    /// [`crate::copy::binary::HEADER`], the rows, then the trailer.
+    pub async fn copy_in(&self, client: &Client) -> Result<CopyInSink<Bytes>, CatalogError> {
+        client
+            .copy_in(self.copy)
+            .await
+            .map_err(|e| CatalogError::load(self.kind, e))
+    }
+
+    /// Merges the `staged` rows COPY took with the load's method and
+    /// commits; `collections` are those the rows belong to.
+    pub async fn finish(
+        self,
+        client: &Client,
+        staged: u64,
+        collections: &[String],
+    ) -> Result<Merged, CatalogError> {
+        let result = match &self.finish {
+            Finish::Host(p) => p.finish(client, staged, collections).await,
+            Finish::Pgstac(p) => p.finish(client, staged, collections).await,
+        };
+        if result.is_err() {
+            self.abort(client).await;
+        }
+        result
+    }
+
+    /// Rolls back what the load left open; errors are ignored (the
+    /// connection may be gone, which rolls back too).
+    pub async fn abort(self, client: &Client) {
+        let _ = client.batch_execute("ROLLBACK").await;
+        if let Finish::Pgstac(p) = &self.finish {
+            p.drop_staging(client).await;
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! The SQL side of a load into pgstac: the staging tables COPY fills,
+//! partitions (through pgstac's own `check_partition`), merging staged rows
+//! into `pgstac.items` / `pgstac.collections` with each method's semantics,
+//! and pgstac's partition statistics afterwards.
+//!
+//! A load runs in four steps on one connection:
+//! 1. rows are COPYed into session temp tables (nothing of pgstac is touched);
+//! 2. the partitions they need are created or widened by `check_partition`,
+//!    each in its own short transaction (as pypgstac does), under a
+//!    per-collection advisory lock so two loads never compute constraints
+//!    from each other's half-finished state;
+//! 3. one transaction moves the rows in with the method's semantics;
+//! 4. after commit, `update_partition_stats_q` for every partition loaded
+//!    into, as pypgstac does: it fills `partition_stats` (ranges, extent,
+//!    `last_updated`), narrows the partitions' constraints to their rows,
+//!    and updates collection extents when pgstac's settings say so.
+//!
+//! If step 3 fails nothing is loaded; partitions created in step 2 stay
+//! (empty, or with constraints that still hold), as with pypgstac. Step 4
+//! failing is a warning, as with pypgstac: the rows are committed.
+//!
+//! Concurrent loads into one collection: partition work never happens
+//! inside the load's transaction, so a load holds no DDL lock while it
+//! waits; rows that will be replaced are locked in `(collection, id)` order
+//! before they are deleted, so loads with overlapping ids wait for each
+//! other instead of deadlocking; inserts resolve conflicts with `ON
+//! CONFLICT`, so an id another load committed meanwhile is skipped or
+//! replaced, never lost.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use tokio_postgres::Client;
+
+use crate::catalog::{CatalogError, ExtentMode, Kind, Merged, Method};
+
+const ITEMS_STAGING: &str = "pg_temp.host_pgstac_items";
+const COLLECTIONS_STAGING: &str = "pg_temp.host_pgstac_collections";
+const PARTS: &str = "pg_temp.host_pgstac_partitions";
+
+/// Key of the advisory lock around a collection's partition changes.
+const PARTITION_LOCK: i32 = 0x7067_7374; // "pgst"
+
+const ITEM_COLUMNS: &str = "id, geometry, collection, datetime, end_datetime, content, private";
+
+/// One load into pgstac: what it writes, how, and its extents.
+#[derive(Debug)]
+pub struct Plan {
+    kind: Kind,
+    method: Method,
+    extents: Option<ExtentMode>,
+}
+
+impl Plan {
+    pub(in crate::catalog) fn new(kind: Kind, method: Method, extents: Option<ExtentMode>) -> Plan {
+        Plan {
+            kind,
+            method,
+            extents,
+        }
+    }
+
+    /// Creates the load's staging table (session-long: it outlives step 1's
+    /// transaction; step 3 drops it) and opens step 1's transaction.
+    pub(in crate::catalog) async fn begin(
+        &self,
+        client: &Client,
+    ) -> Result<(), tokio_postgres::Error> {
+        let sql = match self.kind {
+            Kind::Items => format!(
+                "SET client_min_messages TO warning; DROP TABLE IF EXISTS {ITEMS_STAGING}; DROP TABLE IF EXISTS {PARTS}; \
+                 CREATE TEMP TABLE host_pgstac_items (seq bigint NOT NULL, \
+                 LIKE pgstac.items INCLUDING COMPRESSION INCLUDING STORAGE); BEGIN"
+            ),
+            Kind::Collections => format!(
+                "SET client_min_messages TO warning; DROP TABLE IF EXISTS {COLLECTIONS_STAGING}; \
+                 CREATE TEMP TABLE host_pgstac_collections \
+                 (seq bigint NOT NULL, id text NOT NULL, content jsonb NOT NULL); BEGIN"
+            ),
+        };
+        client.batch_execute(&sql).await
+    }
+
+    /// The COPY statement the rows of [`super::rows`] go to.
+    pub(in crate::catalog) fn copy_statement(&self) -> &'static str {
+        match self.kind {
+            Kind::Items => "COPY pg_temp.host_pgstac_items FROM STDIN (FORMAT binary)",
+            Kind::Collections => "COPY pg_temp.host_pgstac_collections FROM STDIN (FORMAT binary)",
+        }
+    }
+
+    /// Steps 2 to 4.
+    pub(in crate::catalog) async fn finish(
+        &self,
+        client: &Client,
+        staged: u64,
+        collections: &[String],
+    ) -> Result<Merged, CatalogError> {
+        let load = |e| CatalogError::load(self.kind, e);
+        // The staged rows are in a session temp table: commit that, make the
+        // partitions in their own transactions, then merge in one.
+        client.batch_execute("COMMIT").await.map_err(load)?;
+        let partitions = match self.kind {
+            Kind::Items => {
+                let phase = Instant::now();
+                let p = prepare_partitions(client).await.map_err(load)?;
+                tracing::debug!(
+                    partitions = p.len(),
+                    seconds = phase.elapsed().as_secs_f64(),
+                    "partitions"
+                );
+                p
+            }
+            Kind::Collections => Vec::new(),
+        };
+        let phase = Instant::now();
+        client.batch_execute("BEGIN").await.map_err(load)?;
+        if self.kind == Kind::Items {
+            lock_collections(client, collections).await?;
+        }
+        let merged = match self.kind {
+            Kind::Items => merge_items(client, self.method, staged).await,
+            Kind::Collections => merge_collections(client, self.method, staged).await,
+        }
+        .map_err(load)?;
+        client.batch_execute("COMMIT").await.map_err(load)?;
+        tracing::debug!(
+            seconds = phase.elapsed().as_secs_f64(),
+            "merged and committed"
+        );
+        let phase = Instant::now();
+        for p in &partitions {
+            super::admin::update_partition_stats(client, p).await;
+        }
+        if self.kind == Kind::Items && self.extents == Some(ExtentMode::Immediate) {
+            super::admin::update_extents_of(client, collections)
+                .await
+                .map_err(CatalogError::db("updating extents"))?;
+        }
+        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "statistics");
+        Ok(merged)
+    }
+
+    /// Drops the session's staging tables after a failure.
+    pub(in crate::catalog) async fn drop_staging(&self, client: &Client) {
+        let _ = client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {ITEMS_STAGING}; DROP TABLE IF EXISTS {COLLECTIONS_STAGING}; \
+                 DROP TABLE IF EXISTS {PARTS}"
+            ))
+            .await;
+    }
+}
+
+/// Step 3 begins by locking the items' collections (`FOR KEY SHARE`, in id
+/// order, as `host delete items` does): a collection deleted meanwhile waits
+/// for the load to commit, or, deleted before, fails the load by name here
+/// instead of as a row with no partition (pgstac drops a collection's
+/// partitions with it).
+async fn lock_collections(client: &Client, collections: &[String]) -> Result<(), CatalogError> {
+    let found: HashSet<String> = client
+        .query(
+            "SELECT id FROM pgstac.collections WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE",
+            &[&collections],
+        )
+        .await
+        .map_err(|e| CatalogError::load(Kind::Items, e))?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    match collections.iter().find(|c| !found.contains(*c)) {
+        Some(gone) => Err(CatalogError::CollectionDeleted(gone.clone())),
+        None => Ok(()),
+    }
+}
+
+/// Step 2: creates or widens, through `pgstac.check_partition`, every
+/// partition the staged items need, each in its own transaction, in
+/// (collection, period) order. Returns the partitions' names.
+async fn prepare_partitions(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    // Grouped the way pgstac's own staging trigger groups them: by the
+    // collection's partition_trunc, in UTC.
+    client
+        .batch_execute(&format!(
+            "CREATE TEMP TABLE host_pgstac_partitions AS \
+             SELECT row_number() OVER (ORDER BY collection, period) AS n, collection, dtrange, edtrange \
+             FROM (SELECT s.collection, \
+                          CASE WHEN c.partition_trunc IS NULL THEN '-infinity'::timestamptz \
+                               ELSE date_trunc(c.partition_trunc, s.datetime, 'UTC') END AS period, \
+                          tstzrange(min(s.datetime), max(s.datetime), '[]') AS dtrange, \
+                          tstzrange(min(s.end_datetime), max(s.end_datetime), '[]') AS edtrange \
+                   FROM {ITEMS_STAGING} s JOIN pgstac.collections c ON c.id = s.collection \
+                   GROUP BY 1, 2) g"
+        ))
+        .await?;
+    let n: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {PARTS}"), &[])
+        .await?
+        .get(0);
+    let mut names = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        client.batch_execute("BEGIN").await?;
+        let name = async {
+            client
+                .execute(
+                    &format!(
+                        "SELECT pg_advisory_xact_lock({PARTITION_LOCK}, hashtext(collection)) FROM {PARTS} WHERE n = $1"
+                    ),
+                    &[&i],
+                )
+                .await?;
+            let name: String = client
+                .query_one(
+                    &format!(
+                        "SELECT pgstac.check_partition(collection, dtrange, edtrange) FROM {PARTS} WHERE n = $1"
+                    ),
+                    &[&i],
+                )
+                .await?
+                .get(0);
+            client.batch_execute("COMMIT").await?;
+            Ok::<_, tokio_postgres::Error>(name)
+        }
+        .await;
+        match name {
+            Ok(name) => names.push(name),
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+    }
+    client.batch_execute(&format!("DROP TABLE {PARTS}")).await?;
+    Ok(names)
+}
+
+/// Step 3 for items; `staged` is how many rows COPY took.
+async fn merge_items(
+    client: &Client,
+    method: Method,
+    staged: u64,
+) -> Result<Merged, tokio_postgres::Error> {
+    let s = ITEMS_STAGING;
+    if method == Method::Insert {
+        // pgstac's insert: an id already in the item's partition (or twice in
+        // the load) fails the load.
+        let n = client
+            .execute(
+                &format!(
+                    "INSERT INTO pgstac.items ({ITEM_COLUMNS}) \
+                     SELECT {ITEM_COLUMNS} FROM {s} ORDER BY collection, id"
+                ),
+                &[],
+            )
+            .await?;
+        client.batch_execute(&format!("DROP TABLE {s}")).await?;
+        return Ok(Merged {
+            loaded: n,
+            ..Merged::default()
+        });
+    }
+    // One copy per id: insert_ignore keeps the first in the load, the others
+    // the last. Most loads have no duplicates, and then the staged rows are
+    // used as they are (no second copy of every row).
+    let duplicates: bool = client
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {s} GROUP BY collection, id HAVING count(*) > 1)"
+            ),
+            &[],
+        )
+        .await?
+        .get(0);
+    let (src, distinct) = if duplicates {
+        let order = if method == Method::InsertIgnore {
+            "seq"
+        } else {
+            "seq DESC"
+        };
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE host_pgstac_src ON COMMIT DROP AS \
+                 SELECT DISTINCT ON (collection, id) {ITEM_COLUMNS} FROM {s} ORDER BY collection, id, {order}; \
+                 ANALYZE host_pgstac_src"
+            ))
+            .await?;
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM pg_temp.host_pgstac_src", &[])
+            .await?
+            .get(0);
+        ("pg_temp.host_pgstac_src", n as u64)
+    } else {
+        client.batch_execute(&format!("ANALYZE {s}")).await?;
+        (s, staged)
+    };
+    // Deletes name one collection at a time, so only its partitions are scanned.
+    let collections: Vec<String> = client
+        .query(
+            &format!("SELECT DISTINCT collection FROM {src} ORDER BY 1"),
+            &[],
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    match method {
+        // pgstac's upsert (its items_staging_upsert): rows that differ are
+        // deleted, wherever their datetime put them, and the new ones
+        // inserted; identical rows are left alone.
+        Method::Upsert | Method::Delsert => {
+            let differs = if method == Method::Upsert {
+                "AND (o.id, o.geometry, o.collection, o.datetime, o.end_datetime, o.content, o.private) \
+                 IS DISTINCT FROM (s.id, s.geometry, s.collection, s.datetime, s.end_datetime, s.content, s.private)"
+            } else {
+                ""
+            };
+            for c in &collections {
+                client
+                    .execute(
+                        &format!(
+                            "WITH locked AS (SELECT o.collection, o.id FROM pgstac.items o \
+                               JOIN {src} s ON o.id = s.id AND o.collection = s.collection \
+                               WHERE o.collection = $1 AND s.collection = $1 {differs} \
+                               ORDER BY o.collection, o.id FOR UPDATE OF o) \
+                             DELETE FROM pgstac.items i USING locked l \
+                             WHERE i.collection = $1 AND i.collection = l.collection AND i.id = l.id"
+                        ),
+                        &[c],
+                    )
+                    .await?;
+            }
+        }
+        Method::InsertIgnore | Method::Insert => {}
+    }
+    let written = client
+        .execute(
+            &format!(
+                "INSERT INTO pgstac.items ({ITEM_COLUMNS}) \
+                 SELECT {ITEM_COLUMNS} FROM {src} ORDER BY collection, id \
+                 ON CONFLICT DO NOTHING"
+            ),
+            &[],
+        )
+        .await?;
+    client.batch_execute(&format!("DROP TABLE {s}")).await?;
+    Ok(Merged::counted(method, staged, distinct, written))
+}
+
+/// Step 3 for collections.
+async fn merge_collections(
+    client: &Client,
+    method: Method,
+    staged: u64,
+) -> Result<Merged, tokio_postgres::Error> {
+    let s = COLLECTIONS_STAGING;
+    let merged = if method == Method::Insert {
+        let n = client
+            .execute(
+                &format!(
+                    "INSERT INTO pgstac.collections (content) SELECT content FROM {s} ORDER BY id"
+                ),
+                &[],
+            )
+            .await?;
+        Merged {
+            loaded: n,
+            ..Merged::default()
+        }
+    } else {
+        let (order, conflict) = match method {
+            Method::InsertIgnore => ("seq", "DO NOTHING"),
+            // Rewriting an identical collection would record a new base item for nothing.
+            Method::Upsert => (
+                "seq DESC",
+                "DO UPDATE SET content = EXCLUDED.content WHERE t.content IS DISTINCT FROM EXCLUDED.content",
+            ),
+            // Deleting a pgstac collection drops its items' partitions: delsert
+            // replaces the content in place instead.
+            Method::Delsert => ("seq DESC", "DO UPDATE SET content = EXCLUDED.content"),
+            Method::Insert => unreachable!("handled above"),
+        };
+        let row = client
+            .query_one(
+                &format!(
+                    "WITH src AS MATERIALIZED (SELECT DISTINCT ON (id) id, content FROM {s} ORDER BY id, {order}), \
+                     written AS (INSERT INTO pgstac.collections AS t (content) \
+                                 SELECT content FROM src ORDER BY id \
+                                 ON CONFLICT (id) {conflict} RETURNING 1) \
+                     SELECT (SELECT count(*) FROM src), (SELECT count(*) FROM written)"
+                ),
+                &[],
+            )
+            .await?;
+        let distinct = row.get::<_, i64>(0) as u64;
+        let written = row.get::<_, i64>(1) as u64;
+        Merged::counted(method, staged, distinct, written)
+    };
+    client.batch_execute(&format!("DROP TABLE {s}")).await?;
+    Ok(merged)
+}

@@ -1,0 +1,399 @@
+//! `host load` into pgstac against pypgstac 0.10.0 as the oracle: for the same
+//! input both store the same rows (`collection, id, datetime, end_datetime,
+//! geometry, content, private`, compared as text), the same collections and
+//! the same partition statistics, and each tool's `upsert` afterwards finds
+//! nothing to rewrite in what the other loaded (no row's `xmin` moves).
+//!
+//! Inputs: the 1,000 real NAIP items, pgstac's own test data, the stac-spec
+//! examples, generated Sentinel-2-like items, and items built around numbers
+//! that are hard to read and write exactly.
+
+#[rustfmt::skip]
+mod util;
+mod pgstac_util;
+mod stac_util;
+
+use std::path::{Path, PathBuf};
+
+use pgstac_util::{item_rows, item_versions, pgstac_db, pypgstac_load, python};
+use serde_json::{Value, json};
+use stac_util::{counts, load, ok, s};
+use util::{TestDb, fixture, root};
+
+/// Loads `collections` then `items` with host into one pgstac database and
+/// with pypgstac into another, and compares everything both store. Keys of
+/// collections listed in `unlike` are left out of the collections'
+/// comparison (see the NAIP test data's). Returns the two databases.
+fn same_as_pypgstac(
+    label: &str,
+    collections: &Path,
+    items: &Path,
+    unlike: &[&str],
+) -> (TestDb, TestDb) {
+    let by_host = pgstac_db(&format!("{label}_host"));
+    let by_pypgstac = pgstac_db(&format!("{label}_pypgstac"));
+    ok(&load(&by_host, "collections", &[s(collections)]));
+    pypgstac_load(&by_pypgstac, "collections", collections, "insert");
+    ok(&load(&by_host, "items", &[s(items), "--json"]));
+    pypgstac_load(&by_pypgstac, "items", items, "insert");
+
+    let (h, p) = (item_rows(&by_host), item_rows(&by_pypgstac));
+    assert!(!h.is_empty(), "{label}: nothing was loaded");
+    assert_eq!(h.len(), p.len(), "{label}: item counts");
+    for (a, b) in h.iter().zip(&p) {
+        assert_eq!(
+            a, b,
+            "{label}: host's row (left) differs from pypgstac's (right)"
+        );
+    }
+    assert_eq!(
+        collections_of(&by_host, unlike),
+        collections_of(&by_pypgstac, unlike),
+        "{label}: collections"
+    );
+    assert_eq!(
+        partition_stats(&by_host),
+        partition_stats(&by_pypgstac),
+        "{label}: partition statistics"
+    );
+
+    // Neither tool's upsert finds anything to rewrite in the other's rows.
+    let before = item_versions(&by_host);
+    pypgstac_load(&by_host, "items", items, "upsert");
+    assert_eq!(
+        item_versions(&by_host),
+        before,
+        "{label}: pypgstac's upsert rewrote rows host loaded"
+    );
+    let before = item_versions(&by_pypgstac);
+    let n = before.len() as u64;
+    counts(
+        ok(&load(
+            &by_pypgstac,
+            "items",
+            &[s(items), "--method", "upsert", "--json"],
+        )),
+        (n, 0, 0, n, 0, 0),
+    );
+    assert_eq!(
+        item_versions(&by_pypgstac),
+        before,
+        "{label}: host's upsert rewrote rows pypgstac loaded"
+    );
+    (by_host, by_pypgstac)
+}
+
+/// Every collection's row (content without the keys in `unlike`, base
+/// item, partition_trunc), by id.
+fn collections_of(db: &TestDb, unlike: &[&str]) -> Vec<(String, String, String)> {
+    let unlike: Vec<String> = unlike.iter().map(|k| k.to_string()).collect();
+    db.client()
+        .query(
+            "SELECT id, (content - $1::text[])::text, base_item::text FROM pgstac.collections ORDER BY id",
+            &[&unlike],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// pgstac's statistics of every partition, by collection and range (the
+/// partitions' names carry collection keys, which depend on load order).
+fn partition_stats(db: &TestDb) -> Vec<Vec<Option<String>>> {
+    db.client()
+        .query(
+            "SELECT collection, partition_dtrange::text, dtrange::text, edtrange::text, \
+                    ST_AsText(spatial), (last_updated IS NOT NULL)::text \
+             FROM pgstac.partition_stats ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (0..6).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    p
+}
+
+#[test]
+fn naip_items_are_stored_as_pypgstac_stores_them() {
+    let (by_host, _) = same_as_pypgstac(
+        "oracle_naip",
+        &fixture("stac/planetary-computer/naip-collection.json"),
+        &fixture("stac/planetary-computer/naip-items.ndjson"),
+        &[],
+    );
+    // The numbers the issue found changed: stored exactly as written.
+    let bbox: String = by_host
+        .client()
+        .query_one(
+            "SELECT (content->'properties'->'proj:bbox')::text FROM pgstac.items \
+             WHERE content->'properties'->'proj:bbox' @> '[440633.39999999997]'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(bbox.contains("440633.39999999997"), "{bbox}");
+}
+
+#[test]
+fn pgstac_test_data_is_stored_as_pypgstac_stores_it() {
+    // pypgstac un-escapes "\\" in every input line before reading it (its
+    // read_json), which turns the collections' "\\n" (a backslash and an n)
+    // into a newline: the descriptions are the only text that differs, and
+    // host's is the source's.
+    let dir = tempfile::tempdir().unwrap();
+    let items = root().join("tests/fixtures/stac/pgstac-testdata/items.ndjson");
+    let private =
+        std::fs::read_to_string(fixture("stac/pgstac-testdata/items_private.ndjson")).unwrap();
+    let mut lines: Vec<String> = std::fs::read_to_string(&items)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let private_ids: Vec<String> = private
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    lines.retain(|l| {
+        let id = serde_json::from_str::<Value>(l).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        !private_ids.contains(&id)
+    });
+    lines.extend(private.lines().map(str::to_string));
+    let all = write(dir.path(), "items.ndjson", &lines);
+    let (by_host, _) = same_as_pypgstac(
+        "oracle_pgstac_testdata",
+        &fixture("stac/pgstac-testdata/collections.ndjson"),
+        &all,
+        &["description"],
+    );
+    assert!(
+        stac_util::count(
+            &by_host,
+            "SELECT count(*) FROM pgstac.items WHERE private IS NOT NULL"
+        ) > 0
+    );
+    let source: Value = serde_json::from_str(
+        std::fs::read_to_string(fixture("stac/pgstac-testdata/collections.ndjson"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let stored: String = by_host
+        .client()
+        .query_one(
+            "SELECT content->>'description' FROM pgstac.collections WHERE id = $1",
+            &[&source["id"].as_str().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, source["description"].as_str().unwrap());
+}
+
+#[test]
+fn stac_spec_examples_are_stored_as_pypgstac_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |f: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("stac/stac-spec-examples/{f}"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let collection = read("collection.json");
+    let id = collection["id"].as_str().unwrap().to_string();
+    let items: Vec<String> = [
+        "simple-item.json",
+        "core-item.json",
+        "extended-item.json",
+        "collectionless-item.json",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, f)| {
+        let mut v = read(f);
+        v["collection"] = json!(id);
+        v["id"] = json!(format!("{}-{i}", v["id"].as_str().unwrap()));
+        v.to_string()
+    })
+    .collect();
+    same_as_pypgstac(
+        "oracle_spec",
+        &write(dir.path(), "collection.json", &[collection.to_string()]),
+        &write(dir.path(), "items.ndjson", &items),
+        &[],
+    );
+}
+
+#[test]
+fn generated_sentinel2_items_are_stored_as_pypgstac_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(python())
+        .arg(root().join("bench/gen_items.py"))
+        .arg("300")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "gen_items.py failed");
+    let items = dir.path().join("s2.ndjson");
+    std::fs::write(&items, &o.stdout).unwrap();
+    // The collection's item_assets say "gsd": 10 where items say 10.0 (and
+    // Python's 10 == 10.0): both tools leave the value to the base item.
+    let bands = [
+        ("B01", 60),
+        ("B02", 10),
+        ("B03", 10),
+        ("B04", 10),
+        ("B05", 20),
+        ("B06", 20),
+        ("B07", 20),
+        ("B08", 10),
+        ("B8A", 20),
+        ("B09", 60),
+        ("B11", 20),
+        ("B12", 20),
+    ];
+    let mut assets = serde_json::Map::new();
+    for (name, gsd) in bands {
+        assets.insert(
+            name.into(),
+            json!({"type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "title": format!("Band {name} - {gsd}m"), "roles": ["data"], "gsd": gsd}),
+        );
+    }
+    let collection = json!({"type": "Collection", "stac_version": "1.0.0", "id": "sentinel-2-l2a",
+        "description": "generated", "license": "CC-BY-4.0", "links": [], "item_assets": assets,
+        "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
+                   "temporal": {"interval": [["2020-01-01T00:00:00Z", null]]}}});
+    let (by_host, _) = same_as_pypgstac(
+        "oracle_s2",
+        &write(dir.path(), "collection.json", &[collection.to_string()]),
+        &items,
+        &[],
+    );
+    assert_eq!(
+        stac_util::count(
+            &by_host,
+            "SELECT count(*) FROM pgstac.items WHERE content->'assets'->'B02' ? 'gsd'"
+        ),
+        0,
+        "10.0 equals the base item's 10"
+    );
+}
+
+/// Numbers chosen to be hard, as their text: shortest round-trip doubles,
+/// 17 significant digits that are not the shortest, subnormals, the largest
+/// double, integers around 2^53 and 2^64, negative zero, exponents.
+const HARD: &[&str] = &[
+    "440633.39999999997",
+    "428699.69999999995",
+    "0.1",
+    "0.30000000000000004",
+    "0.10000000000000001",
+    "1.0000000000000002",
+    "1.00000000000000022",
+    "12345678.900000001",
+    "5e-324",
+    "4.9406564584124654e-324",
+    "2.2250738585072011e-308",
+    "2.2250738585072014e-308",
+    "1.7976931348623157e308",
+    "9007199254740993",
+    "9007199254740992.0",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "123456789012345678901234567890",
+    "-0",
+    "-0.0",
+    "0.0",
+    "1e16",
+    "1E22",
+    "1.5e-7",
+    "2.5E+300",
+    "1e-400",
+    "100",
+    "1.0",
+    "1.50",
+    "-1e-7",
+    "0.000001",
+    "3.141592653589793238462643383279",
+];
+
+#[test]
+fn hard_numbers_are_stored_as_pypgstac_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // The base item holds the numbers too, in another spelling.
+    let collection = r#"{"type":"Collection","stac_version":"1.0.0","id":"hard","description":"numbers",
+        "license":"CC0-1.0","links":[],
+        "item_assets":{"data":{"gsd":10,"scale":5e-1,"offsets":[-0,1.0,2],"roles":["data"]}},
+        "extent":{"spatial":{"bbox":[[-180,-90,180,90]]},"temporal":{"interval":[["2020-01-01T00:00:00Z",null]]}}}"#
+        .replace('\n', "");
+    let all = HARD.join(",");
+    let mut items = Vec::new();
+    for (i, n) in HARD.iter().enumerate() {
+        // Times in one spelling per item, so that pypgstac (which orders
+        // them as text) computes the same partition ranges.
+        let datetime = match i {
+            0 => "2020-01-01 00:00:00.0000005Z".to_string(),
+            1 => "2020-01-01T00:00:00.0000015Z".to_string(),
+            2 => "2020-01-01T00:00:00.0000025Z".to_string(),
+            3 => "2020-01-01T00:00:00.9999995Z".to_string(),
+            i => format!("2020-01-{:02}T{:02}:00:00.123456789Z", 2 + i / 24, i % 24),
+        };
+        let x = if *n == "-0" {
+            "-0".to_string()
+        } else {
+            format!("-86.1234567890123456{}", i % 10)
+        };
+        items.push(format!(
+            r#"{{"type":"Feature","stac_version":"1.0.0","id":"n{i:02}","collection":"hard",
+               "geometry":{{"type":"Polygon","coordinates":[[[{x},30.000000000000004],[-86.0,30.000000000000004],[-86.0,30.1],[{x},30.000000000000004]]]}},
+               "bbox":[-87,30.000000000000004,0,30.1],
+               "properties":{{"datetime":"{datetime}","value":{n},"values":[{all}],"nested":{{"deep":[{{"x":{n}}}]}}}},
+               "links":[],"assets":{{"data":{{"href":"s3://b/{i}.tif","gsd":10.0,"scale":0.5,"offsets":[0,1,2.0],"roles":["data"],"extra":{n}}}}}}}"#
+        ).replace('\n', ""));
+    }
+    // The range of an item, across an offset.
+    items.push(
+        r#"{"type":"Feature","stac_version":"1.0.0","id":"range","collection":"hard",
+            "geometry":{"type":"Point","coordinates":[-0,-0.0]},"bbox":[-0,-0.0,-0,-0.0],
+            "properties":{"datetime":null,"start_datetime":"2020-01-09T00:00:00Z","end_datetime":"2020-01-10T05:30:00.0000005+05:30"},
+            "links":[],"assets":{}}"#
+            .replace('\n', ""),
+    );
+    let (by_host, _) = same_as_pypgstac(
+        "oracle_hard",
+        &write(dir.path(), "collection.json", &[collection]),
+        &write(dir.path(), "items.ndjson", &items),
+        &[],
+    );
+    // Each value read back is the double its text denotes.
+    let rows = by_host
+        .client()
+        .query(
+            "SELECT id, content->'properties'->>'value' FROM pgstac.items WHERE id LIKE 'n%' ORDER BY id",
+            &[],
+        )
+        .unwrap();
+    for (r, n) in rows.iter().zip(HARD) {
+        let stored: String = r.get(1);
+        // (jsonb's numeric has no negative zero: -0.0 reads back as 0.0.)
+        let (a, b) = (stored.parse::<f64>().unwrap(), n.parse::<f64>().unwrap());
+        assert_eq!(a, b, "{n} stored as {stored}");
+    }
+}
