@@ -10,7 +10,7 @@ mod util;
 
 use std::time::Duration;
 
-use stream_util::Fixture;
+use stream_util::{Fixture, LIMIT, OutputWithin};
 use util::stderr;
 
 const TABLES: &str = "CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL, v text);
@@ -38,8 +38,7 @@ fn crashing(f: &Fixture, sub: &str, args: &[&str], point: &str) -> (Option<i32>,
     let o = f
         .cmd(sub, args)
         .env("HOST_STREAM_CRASH", point)
-        .output()
-        .unwrap();
+        .output_within(LIMIT);
     (o.status.code(), stderr(&o))
 }
 

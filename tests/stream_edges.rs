@@ -5,7 +5,7 @@
 mod stream_util;
 mod util;
 
-use stream_util::{Fixture, assert_fails};
+use stream_util::{Fixture, LIMIT, OutputWithin, assert_fails};
 use util::{TestDb, host, stderr, wasm};
 
 const T: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);";
@@ -133,8 +133,7 @@ fn transactions_committing_in_another_order_than_they_began_and_many_spool_segme
     let o = f
         .cmd("apply", &["--endpos", &x])
         .env("HOST_STREAM_CRASH", "apply-committed:2")
-        .output()
-        .unwrap();
+        .output_within(LIMIT);
     assert_eq!(o.status.code(), None, "{}", stderr(&o));
     let o = f.run("apply", &["--endpos", &x]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -319,8 +318,7 @@ fn bad_input_gets_a_clear_refusal() {
             "--slot-name",
             "t_bad_never",
         ])
-        .output()
-        .unwrap();
+        .output_within(LIMIT);
     assert_fails(
         &o,
         1,
@@ -336,8 +334,7 @@ fn bad_input_gets_a_clear_refusal() {
             "--target",
             &f.dst.dsn,
         ])
-        .output()
-        .unwrap();
+        .output_within(LIMIT);
     assert_fails(&o, 1, &["cannot connect", "127.0.0.1:1"]);
     // No source at all.
     let o = host()
@@ -345,8 +342,7 @@ fn bad_input_gets_a_clear_refusal() {
         .arg(d.path().join("n"))
         .env_remove("HOST_SOURCE_PGURI")
         .env_remove("PGCOPYDB_SOURCE_PGURI")
-        .output()
-        .unwrap();
+        .output_within(LIMIT);
     assert_fails(
         &o,
         1,
@@ -375,8 +371,7 @@ fn bad_input_gets_a_clear_refusal() {
             "--origin",
             "t_bad_other_origin",
         ])
-        .output()
-        .unwrap();
+        .output_within(LIMIT);
     assert_fails(&o, 1, &["slot", &f.slot, "already exists"]);
     assert!(!d.path().join("again/stream.json").exists());
     // A spool directory belongs to one source.
@@ -386,8 +381,7 @@ fn bad_input_gets_a_clear_refusal() {
         .args(["stream", "receive", "--dir"])
         .arg(f.sdir())
         .args(["--source", &other.dsn, "--endpos", "0/1"])
-        .output()
-        .unwrap();
+        .output_within(LIMIT);
     assert_fails(&o, 1, &["belongs to database", &f.src.name, &other.name]);
     // A target without the origin.
     f.dst

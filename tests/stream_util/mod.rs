@@ -19,6 +19,81 @@ use crate::util::{TestDb, host, stderr, stdout};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
+/// The longest any one command of a stream test may take: past it the
+/// command is killed and the test fails with its output (a hang is a
+/// defect, never a test that waits forever).
+pub const LIMIT: Duration = Duration::from_secs(240);
+
+/// Runs a command to its end, or kills it after `limit` and fails the test.
+pub trait OutputWithin {
+    fn output_within(&mut self, limit: Duration) -> Output;
+}
+
+impl OutputWithin for Command {
+    fn output_within(&mut self, limit: Duration) -> Output {
+        let what = format!("{self:?}");
+        let child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        finish_within(child, limit, &what)
+    }
+}
+
+/// Collects a child's output (its stdout and stderr, if piped), killing it
+/// and failing the test if it has not exited within `limit`.
+pub fn finish_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    use std::io::Read;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut b);
+            }
+            b
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "{what} did not finish within {limit:?} and was killed\nstderr: {}\nstdout: {}",
+            String::from_utf8_lossy(&stderr),
+            String::from_utf8_lossy(&stdout)
+        ),
+    }
+}
+
 pub struct Fixture {
     pub src: TestDb,
     pub dst: TestDb,
@@ -86,8 +161,7 @@ impl Fixture {
         let o = host()
             .args(["-q", "xmat", job, "-c"])
             .arg(&self.jobs)
-            .output()
-            .unwrap();
+            .output_within(LIMIT);
         assert!(o.status.success(), "xmat {job}: {}", stderr(&o));
     }
 
@@ -112,7 +186,7 @@ impl Fixture {
     }
 
     pub fn run(&self, sub: &str, args: &[&str]) -> Output {
-        self.cmd(sub, args).output().unwrap()
+        self.cmd(sub, args).output_within(LIMIT)
     }
 
     /// Sets the stream up with the `stream` job.
@@ -124,7 +198,7 @@ impl Fixture {
             .arg(&self.jobs)
             .args(["--job", "stream", "--slot-name", &self.slot])
             .args(extra);
-        c.output().unwrap()
+        c.output_within(LIMIT)
     }
 
     pub fn setup_ok(&self) {
@@ -258,7 +332,7 @@ impl Fixture {
             .position(|c| c.id() == pid)
             .expect("a child");
         let child = self.children.remove(i);
-        let o = child.wait_with_output().unwrap();
+        let o = finish_within(child, LIMIT, &format!("background command {pid}"));
         (o.status.code(), stderr(&o))
     }
 

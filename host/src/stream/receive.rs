@@ -15,7 +15,8 @@
 //!
 //! With an end position the receiver stops at the first transaction that
 //! commits after it (not spooled; the next run receives it whole) or at the
-//! first keepalive past it.
+//! first keepalive (between transactions) at or past it, and publishes the
+//! end position as received: an idle source's run ends there too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -222,8 +223,10 @@ impl Receiver<'_> {
                         Some(Event::Data { data, .. }) => {
                             if wal2json::action_of(&data) == Some(b'B') {
                                 let commit = begin_commit_lsn(&data)?;
-                                if end.is_some_and(|e| commit > e) {
-                                    return Ok(Ended::Endpos);
+                                if let Some(e) = end.filter(|&e| commit > e) {
+                                    // Commit order: every transaction committing
+                                    // at or before `e` came before this one.
+                                    return self.reached(e);
                                 }
                             }
                             if let super::spool::Pushed::Commit { .. } = self.writer.push(&data)? {
@@ -241,9 +244,12 @@ impl Receiver<'_> {
                             self.counters.source_lsn.fetch_max(at.0, Ordering::Relaxed);
                             if !self.writer.in_transaction() {
                                 seen = seen.max(at);
-                                if end.is_some_and(|e| at > e) {
-                                    self.position = self.position.max(seen);
-                                    return Ok(Ended::Endpos);
+                                // The server has sent every transaction
+                                // committing before `at`: with nothing written
+                                // after the end position, this is how a run
+                                // ending there learns it is done.
+                                if end.is_some_and(|e| at >= e) {
+                                    return self.reached(seen);
                                 }
                             }
                             if reply {
@@ -272,6 +278,16 @@ impl Receiver<'_> {
                 _ = stop.wait() => return Ok(Ended::Stopped),
             }
         }
+    }
+
+    /// The end position is reached: everything committing before `complete`
+    /// is in the spool once it is synced, which is then published (apply
+    /// waits for the published position to reach the end position).
+    fn reached(&mut self, complete: Lsn) -> Result<Ended, StreamError> {
+        self.sync()?;
+        self.position = self.position.max(complete);
+        self.publish();
+        Ok(Ended::Endpos)
     }
 
     /// Syncs the spool and publishes the durable position.
