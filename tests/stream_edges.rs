@@ -132,7 +132,7 @@ fn transactions_committing_in_another_order_than_they_began_and_many_spool_segme
     // Killed mid-way through the segments, then resumed.
     let o = f
         .cmd("apply", &["--endpos", &x])
-        .env("HOST_STREAM_CRASH", "apply-committed:2")
+        .env("HOST_STREAM_CRASH", "apply-sent:1000")
         .output_within(LIMIT);
     assert_eq!(o.status.code(), None, "{}", stderr(&o));
     let o = f.run("apply", &["--endpos", &x]);
@@ -193,7 +193,8 @@ fn ddl_on_a_streamed_table_stops_apply_by_name() {
 
 fn hostile(params: &str) -> String {
     format!(
-        "[\"{{job}}\".tables.t]\nplugins = [{{ plugin = \"{}\", params = {{ {params} }} }}]\n",
+        "[\"{{job}}\".tables.t]\nallow_uniqueness_loss = true\n\
+         plugins = [{{ plugin = \"{}\", params = {{ {params} }} }}]\n",
         wasm("row_hostile").display()
     )
 }
@@ -236,7 +237,9 @@ fn a_plugin_that_rejects_or_traps_stops_apply_before_that_transaction() {
     // A trap.
     let g = Fixture::new("trap", T, &hostile("\"trap-on\" = \"BOOM\""));
     g.setup_ok();
-    g.sql("INSERT INTO t VALUES (1, 'ok'); INSERT INTO t VALUES (2, 'BOOM');");
+    // Two transactions (one query string of several statements is one).
+    g.sql("INSERT INTO t VALUES (1, 'ok')");
+    g.sql("INSERT INTO t VALUES (2, 'BOOM')");
     let x = g.lsn();
     assert_fails(
         &g.run("follow", &["--endpos", &x]),
@@ -250,7 +253,9 @@ fn a_plugin_that_rejects_or_traps_stops_apply_before_that_transaction() {
 fn a_slow_plugin_past_its_time_limit_stops_apply_and_a_rerun_with_more_time_goes_on() {
     let f = Fixture::new("slow", T, &hostile("\"spin-on\" = \"SLOW:3000\""));
     f.setup_ok();
-    f.sql("INSERT INTO t VALUES (1, 'ok'); INSERT INTO t VALUES (2, 'SLOW'); INSERT INTO t VALUES (3, 'ok');");
+    for (id, v) in [(1, "ok"), (2, "SLOW"), (3, "ok")] {
+        f.sql(&format!("INSERT INTO t VALUES ({id}, '{v}')"));
+    }
     let x = f.lsn();
     let o = f.run("follow", &["--endpos", &x, "--plugin-time", "200ms"]);
     assert_fails(&o, 4, &["plugin row_hostile", "table t"]);

@@ -162,6 +162,7 @@ pub async fn run(
         counters,
         published,
         position: start,
+        confirmable: start,
         last_state: None,
     };
     if let Some(e) = end
@@ -179,9 +180,10 @@ pub async fn run(
     let synced = r.sync();
     match (outcome, synced) {
         (Ok(ended), Ok(())) => {
-            status.status(r.position, false).await.ok();
+            let report = r.report(ended);
+            status.status(r.confirmable, false).await.ok();
             status.finish().await;
-            Ok(r.report(ended))
+            Ok(report)
         }
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
     }
@@ -193,8 +195,14 @@ struct Receiver<'a> {
     writer: SpoolWriter,
     counters: Arc<ReceiveCounters>,
     published: watch::Sender<Lsn>,
-    /// Complete and durable up to here (sent to the server as flushed).
+    /// Complete and durable up to here.
     position: Lsn,
+    /// What a restart would know of `position`: the spool's synced end, or
+    /// the position last written to `receive.json`. Only this is sent to
+    /// the server as flushed, so the slot never passes what the directory
+    /// records (a keepalive's position is not in the spool until the state
+    /// file says so).
+    confirmable: Lsn,
     last_state: Option<Instant>,
 }
 
@@ -223,7 +231,9 @@ impl Receiver<'_> {
                         Some(Event::Data { data, .. }) => {
                             if wal2json::action_of(&data) == Some(b'B') {
                                 let commit = begin_commit_lsn(&data)?;
+                                tracing::trace!("receive: BEGIN of a transaction committing at {commit}");
                                 if let Some(e) = end.filter(|&e| commit > e) {
+                                    tracing::debug!("receive: a transaction commits at {commit}, past the end position {e}");
                                     // Commit order: every transaction committing
                                     // at or before `e` came before this one.
                                     return self.reached(e);
@@ -237,11 +247,15 @@ impl Receiver<'_> {
                             self.counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                             if self.writer.unsynced() >= SYNC_BYTES {
                                 self.sync()?;
-                                status.status(self.position, false).await?;
+                                status.status(self.confirmable, false).await?;
                             }
                         }
                         Some(Event::Keepalive { end: at, reply }) => {
                             self.counters.source_lsn.fetch_max(at.0, Ordering::Relaxed);
+                            tracing::trace!(
+                                "receive: keepalive at {at}{}",
+                                if self.writer.in_transaction() { " (inside a transaction)" } else { "" }
+                            );
                             if !self.writer.in_transaction() {
                                 seen = seen.max(at);
                                 // The server has sent every transaction
@@ -249,31 +263,32 @@ impl Receiver<'_> {
                                 // after the end position, this is how a run
                                 // ending there learns it is done.
                                 if end.is_some_and(|e| at >= e) {
+                                    tracing::debug!("receive: the server has sent everything before {at}, past the end position");
                                     return self.reached(seen);
                                 }
                             }
                             if reply {
-                                status.status(self.position, false).await?;
+                                status.status(self.confirmable, false).await?;
                             }
                         }
                     }
                 }
                 _ = sync_tick.tick() => {
-                    let before = self.position;
+                    let before = self.confirmable;
                     // Everything before the keepalive was pushed, so syncing covers it.
                     let usable = seen;
                     self.sync()?;
                     self.position = self.position.max(usable);
                     self.publish();
-                    if self.position != before {
-                        status.status(self.position, false).await?;
+                    if self.confirmable != before {
+                        status.status(self.confirmable, false).await?;
                     }
                 }
                 _ = tick.tick() => {
                     end = endpos(self.dir.sentinel()?.endpos);
                     // Ask for a keepalive between transactions: a quiet
                     // source's position moves with the WAL others write.
-                    status.status(self.position, !self.writer.in_transaction()).await?;
+                    status.status(self.confirmable, !self.writer.in_transaction()).await?;
                 }
                 _ = stop.wait() => return Ok(Ended::Stopped),
             }
@@ -286,6 +301,7 @@ impl Receiver<'_> {
     fn reached(&mut self, complete: Lsn) -> Result<Ended, StreamError> {
         self.sync()?;
         self.position = self.position.max(complete);
+        self.last_state = None;
         self.publish();
         Ok(Ended::Endpos)
     }
@@ -297,6 +313,7 @@ impl Receiver<'_> {
             super::crash::point("receive-synced");
         }
         self.position = self.position.max(end);
+        self.confirmable = self.confirmable.max(end);
         self.publish();
         Ok(())
     }
@@ -314,8 +331,9 @@ impl Receiver<'_> {
                 at: now(),
                 source_lsn: Lsn(self.counters.source_lsn.load(Ordering::Relaxed)),
             };
-            if let Err(e) = self.dir.write_receive_state(&state) {
-                tracing::warn!("receive: {e}");
+            match self.dir.write_receive_state(&state) {
+                Ok(()) => self.confirmable = self.confirmable.max(state.received),
+                Err(e) => tracing::warn!("receive: {e}"),
             }
             self.last_state = Some(Instant::now());
         }

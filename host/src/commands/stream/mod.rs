@@ -126,7 +126,12 @@ fn check_run_flags(dir: &StreamDir, flags: &RunFlags, applied: Option<Lsn>) -> a
             dir.root().display()
         );
         std::fs::remove_dir_all(dir.spool()).ok();
-        dir.write_receive_state(&Default::default())?;
+        // What was received is all applied, and stays received: the slot
+        // may be confirmed up to it, and the next run continues from there.
+        dir.write_receive_state(&crate::stream::dir::ReceiveState {
+            received: state.received.max(spooled),
+            ..state
+        })?;
         return Ok(());
     }
     if previous && !flags.resume {

@@ -51,6 +51,10 @@ impl Producer {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            // Read before looking for lines: receive writes a line before it
+            // publishes a position past it, so when no line is found, every
+            // transaction ending before `received` has been read.
+            let received = *self.received.borrow_and_update();
             if !reader.next_line(&mut line)? {
                 // Nothing more written yet: hand over what we have, then wait.
                 if !window.items.is_empty() {
@@ -62,7 +66,7 @@ impl Producer {
                 endpos = self.endpos();
                 if txn.is_none()
                     && let Some(e) = endpos
-                    && *self.received.borrow() >= e
+                    && received >= e
                 {
                     let _ = self.tx.blocking_send(Unit::End(ApplyEnd::Endpos));
                     return Ok(());
@@ -85,7 +89,7 @@ impl Producer {
                         return Ok(());
                     }
                     // Only what receive made durable.
-                    while *self.received.borrow() < t.end_lsn {
+                    while *self.received.borrow_and_update() < t.end_lsn {
                         if !window.items.is_empty() && !self.flush(&mut window) {
                             return Ok(());
                         }
@@ -162,11 +166,17 @@ impl Producer {
 
     /// Until receive publishes more, or a short while (the spool may grow
     /// from another process).
+    /// (Every read of `received` marks it seen, so this waits for a newer one.)
     fn wait(&mut self) {
-        let mut rx = self.received.clone();
-        let _ = self.runtime.block_on(async {
-            tokio::time::timeout(Duration::from_millis(100), rx.changed()).await
-        });
+        const SHORT: Duration = Duration::from_millis(100);
+        let rx = &mut self.received;
+        let waited = self
+            .runtime
+            .block_on(async { tokio::time::timeout(SHORT, rx.changed()).await });
+        if let Ok(Err(_)) = waited {
+            // Receive is gone (this process's, at its end): no news will come.
+            std::thread::sleep(SHORT);
+        }
     }
 }
 
