@@ -43,6 +43,9 @@ pub struct Refusal {
     pub plugin: String,
     pub kind: ErrorKind,
     pub what: String,
+    /// The plugin failed on the batch as a whole (a trap, a limit): `index`
+    /// is its first row, not necessarily the one it failed on.
+    pub whole_batch: bool,
 }
 
 /// A table's chains.
@@ -153,6 +156,7 @@ impl Chains {
                     index: i,
                     plugin: String::new(),
                     kind: ErrorKind::Data,
+                    whole_batch: false,
                     what: "the UPDATE leaves a large (TOASTed) value unchanged, which wal2json does \
                            not send, and the plugins' answer depends on it; set REPLICA IDENTITY FULL \
                            on the source table so the old row carries it"
@@ -202,6 +206,7 @@ impl Chains {
                     index: i,
                     plugin: self.key_plugins.clone(),
                     kind: ErrorKind::PluginFailed,
+                    whole_batch: false,
                     what: format!(
                         "key column {} came out as {}, then as {} from the same key: a plugin's output \
                          for a key column must depend on that column only, deterministically (no clock, \
@@ -224,6 +229,7 @@ impl Chains {
                     index: i,
                     plugin: self.key_plugins.clone(),
                     kind: ErrorKind::PluginFailed,
+                    whole_batch: false,
                     what:
                         "a transformer dropped the old key (given as a row whose other columns are \
                            NULL); it must keep it so the target row can be found"
@@ -243,6 +249,7 @@ impl Chains {
                             index: i,
                             plugin: self.key_plugins.clone(),
                             kind: ErrorKind::PluginFailed,
+                            whole_batch: false,
                             what: format!(
                                 "key column {} came out as {:?} from the whole row but {:?} from the key \
                                  alone: a plugin's output for a key column must depend on that column \
@@ -282,6 +289,7 @@ fn outcomes(
             index: result.rejected.iter().map(|r| r.index).min().unwrap_or(0),
             plugin: failure_plugin(&failure),
             kind: ErrorKind::PluginFailed,
+            whole_batch: true,
             what: format!("the plugin failed{on}: {failure}"),
         });
     }
@@ -290,6 +298,7 @@ fn outcomes(
             index: r.index,
             plugin: r.plugin.clone(),
             kind: ErrorKind::Rejected,
+            whole_batch: false,
             what: format!("the plugin rejected the row{on}: {}", r.reason),
         });
     }

@@ -106,8 +106,10 @@ pub enum Unit {
     Begin(Arc<Txn>),
     Work(Vec<Work>),
     Commit(Arc<Txn>),
-    /// Stop before this change's transaction.
-    Fail(ChangeError),
+    /// Stop before this change's transaction; or, with an LSN, try again
+    /// one source transaction at a time up to it (a plugin failed on rows
+    /// of several transactions, and which one is not known).
+    Fail(ChangeError, Option<Lsn>),
     End(ApplyEnd),
 }
 
@@ -243,6 +245,7 @@ pub async fn run(
         let producer = reader::Producer {
             dir: input.dir.clone(),
             after,
+            single_until,
             endpos: opts.endpos,
             received: input.received.clone(),
             shaper,
@@ -393,7 +396,14 @@ async fn consume(
                     commit(tgt, g, input, books).await?;
                 }
             }
-            Unit::Fail(e) => return Err(fail(tgt, group.as_ref(), e).await),
+            Unit::Fail(_, Some(until)) if until > single_until => {
+                tgt.rollback().await;
+                let done = group.as_ref().and_then(|g| g.last.as_ref());
+                return Err(Consume::Retry(
+                    until.max(done.map_or(Lsn::ZERO, |t| t.end_lsn)),
+                ));
+            }
+            Unit::Fail(e, _) => return Err(fail(tgt, group.as_ref(), e).await),
             Unit::End(end) => {
                 if let Some(g) = group.take() {
                     commit(tgt, g, input, books).await?;

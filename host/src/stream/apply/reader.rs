@@ -27,6 +27,9 @@ pub struct Producer {
     pub dir: StreamDir,
     /// Skip transactions ending at or before this.
     pub after: Lsn,
+    /// Shape transactions ending at or before this one at a time (to find
+    /// which of them a plugin failed on).
+    pub single_until: Lsn,
     /// The end position given on the command line.
     pub endpos: Option<Lsn>,
     /// The position up to which the spool is complete and durable.
@@ -114,9 +117,10 @@ impl Producer {
                             reader.position()
                         ))
                     })?;
+                    let single = t.end_lsn <= self.single_until;
                     window.items.push(Item::Commit(t));
                     window.open = None;
-                    if window.full() && !self.flush(&mut window) {
+                    if (single || window.full()) && !self.flush(&mut window) {
                         return Ok(());
                     }
                 }
@@ -148,7 +152,7 @@ impl Producer {
             .shape(window.start.clone(), &window.items, &window.lines);
         window.clear();
         for u in units {
-            let fail = matches!(u, Unit::Fail(_));
+            let fail = matches!(u, Unit::Fail(..));
             if self.tx.blocking_send(u).is_err() || fail {
                 return false;
             }

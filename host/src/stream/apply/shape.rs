@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use super::super::tables::{self, StreamTable, TableIndex};
 use super::super::wal2json::{self, Message, Op as RowOp, Value};
-use super::chains::{Chains, Refusal, RowIn, RowOut};
+use super::chains::{Chains, RowIn, RowOut};
 use super::expr::Evaluator;
 use super::statements::{Params, Shape, update_columns};
 use super::{ChangeError, ErrorKind, Expect, Txn, Unit, Work};
@@ -66,6 +66,9 @@ pub struct Shaper {
     evaluator: Option<Evaluator>,
     /// Scratch: the change's columns mapped onto the table's.
     mapping: Vec<usize>,
+    /// The last failure was a plugin failing on a whole batch (see
+    /// [`super::chains::Refusal::whole_batch`]).
+    whole_batch_failed: bool,
 }
 
 impl Shaper {
@@ -103,12 +106,16 @@ impl Shaper {
             chains,
             evaluator,
             mapping: Vec::new(),
+            whole_batch_failed: false,
         })
     }
 
     /// The units for one window. On a bad change (DDL, a plugin's reject or
     /// failure, a value that cannot be written) the units end with a
-    /// [`Unit::Fail`] for that change's transaction.
+    /// [`Unit::Fail`] for that change's transaction. A plugin that failed
+    /// on a batch holding several transactions' rows (a trap, a limit) does
+    /// not say on which row: the failure then names the first one's
+    /// transaction and asks for the window again one transaction at a time.
     /// `open` is the transaction already open when the window starts.
     pub fn shape(
         &mut self,
@@ -137,9 +144,23 @@ impl Shaper {
             }
         }
         let mut outcomes: Vec<RowOut> = parsed.iter().map(|_| RowOut::default()).collect();
+        let mut narrow = None;
+        self.whole_batch_failed = false;
         if let Err((at, e)) = self.run_tables(&parsed, &mut outcomes) {
             let item = parsed[at].item;
             if failure.as_ref().is_none_or(|(i, _)| item < *i) {
+                // Every transaction in the window, up to the last one's end.
+                let last = items
+                    .iter()
+                    .filter_map(|it| match it {
+                        Item::Begin(t) | Item::Commit(t) => Some(t.end_lsn),
+                        Item::Line(_) => None,
+                    })
+                    .max();
+                let failing = parsed[at].txn.end_lsn;
+                narrow = last
+                    .filter(|&l| self.whole_batch_failed && l != failing)
+                    .map(|l| l.max(failing));
                 failure = Some((item, e));
             }
         }
@@ -171,7 +192,7 @@ impl Shaper {
             units.push(Unit::Work(work));
         }
         if let Some((_, e)) = failure {
-            units.push(Unit::Fail(e));
+            units.push(Unit::Fail(e, narrow));
         }
         units
     }
@@ -498,14 +519,11 @@ impl Shaper {
             })
             .collect();
         let mut results = vec![RowOut::default(); rows.len()];
-        chains.run(table, &input, &mut results).map_err(
-            |Refusal {
-                 index,
-                 plugin,
-                 kind,
-                 what,
-             }| refuse(index, Some(plugin), kind, what),
-        )?;
+        if let Err(r) = chains.run(table, &input, &mut results) {
+            let failed = refuse(r.index, Some(r.plugin), r.kind, r.what);
+            self.whole_batch_failed = r.whole_batch;
+            return Err(failed);
+        }
         for (n, r) in results.into_iter().enumerate() {
             let o = &mut out[changes[n]];
             o.dropped |= r.dropped;
