@@ -56,6 +56,7 @@ fn filtered_updates_move_rows_in_and_out_and_anonymized_keys_are_found_again() {
     let filter = wasm("where_filter");
     let tables = format!(
         r#"["{{job}}".tables.people]
+allow_uniqueness_loss = ["email"]
 plugins = [{{ plugin = "{}", params = {{ "where.status.in" = "active,new" }} }},
            {{ plugin = "{}", params = {{ key = "k3y", email = "email", name = "name" }} }}]
 "#,
@@ -198,7 +199,7 @@ fn a_row_entering_the_subset_without_its_toasted_value_stops_apply_unless_identi
     full.catch_up_and_check();
     // A plugin whose answer depends on the unsent value is caught.
     let mix = format!(
-        "[\"{{job}}\".tables.docs]\nplugins = [{{ plugin = \"{}\", params = {{ mix = \"other:big\" }} }}]\n",
+        "[\"{{job}}\".tables.docs]\nallow_uniqueness_loss = true\nplugins = [{{ plugin = \"{}\", params = {{ mix = \"other:big\" }} }}]\n",
         wasm("row_hostile").display()
     );
     let m = Fixture::new("toast_mix", DOCS, &mix);
