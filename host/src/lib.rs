@@ -28,5 +28,6 @@ pub mod oci;
 pub mod plugin;
 pub mod search;
 pub mod stac;
+pub mod stream;
 pub mod terminal;
 pub mod xmat;

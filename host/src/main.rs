@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             }
             Command::UpdateExtents(args) => commands::update_extents::run(args).await,
             Command::Xmat(args) => commands::xmat::run(args).await,
+            Command::Stream(cmd) => commands::stream::run(cmd).await,
         }
     });
     match result {

@@ -3,6 +3,7 @@
 mod plugins;
 mod search;
 mod stac;
+mod stream;
 mod xmat;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -14,6 +15,7 @@ pub use stac::{
     CatalogArgs, LoadArgs, LoadCollectionsArgs, LoadCommand, LoadItemsArgs, MigrateArgs,
     PgreadyArgs, SetArgs, UpdateExtentsArgs, VersionArgs,
 };
+pub use stream::*;
 pub use xmat::XmatArgs;
 
 /// A mistake in the command line that clap cannot see (an argument that
@@ -83,6 +85,9 @@ pub enum Command {
     UpdateExtents(UpdateExtentsArgs),
     /// Copy tables between PostgreSQL databases as described by jobs in a file (cross-database materialisation).
     Xmat(XmatArgs),
+    /// Change data capture: stream one database's changes into another through the job's plugins, exactly once.
+    #[command(subcommand)]
+    Stream(StreamCommand),
 }
 
 #[derive(Debug, Subcommand)]

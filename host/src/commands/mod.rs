@@ -10,6 +10,7 @@ pub mod plugin_new;
 pub mod plugin_push;
 pub mod plugin_run;
 pub mod search;
+pub mod stream;
 pub mod update_extents;
 pub mod version;
 pub mod xmat;
@@ -30,6 +31,8 @@ pub enum Status {
     Rejected,
     /// Done, but a plugin failed on some batches.
     PluginFailed,
+    /// A stream stopped before a transaction with DDL on a streamed table.
+    Ddl,
 }
 
 impl Status {
@@ -39,6 +42,7 @@ impl Status {
             Status::Success => 0,
             Status::Rejected => 3,
             Status::PluginFailed => 4,
+            Status::Ddl => 5,
         }
     }
 }

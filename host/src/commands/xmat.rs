@@ -258,7 +258,7 @@ fn table_line(table: &str, s: &TableStats) -> String {
 }
 
 /// Progress: a live line per running table on a terminal, a line per finished table.
-struct Progress {
+pub(crate) struct Progress {
     bars: Option<indicatif::MultiProgress>,
     running: Mutex<Vec<Running>>,
     stop: std::sync::atomic::AtomicBool,
@@ -273,7 +273,7 @@ struct Running {
 }
 
 impl Progress {
-    fn new(allow_bars: bool) -> Arc<Progress> {
+    pub(crate) fn new(allow_bars: bool) -> Arc<Progress> {
         let tty = allow_bars && std::io::stderr().is_terminal();
         let p = Arc::new(Progress {
             bars: tty.then(indicatif::MultiProgress::new),
@@ -310,7 +310,7 @@ impl Progress {
         }
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for r in self.running.lock().expect("progress").drain(..) {
             r.bar.finish_and_clear();

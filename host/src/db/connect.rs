@@ -177,17 +177,22 @@ impl Dsn {
         Dsn::from_config(c, self.tls.clone())
     }
 
-    /// Opens a connection; its driver task runs on the current tokio runtime.
-    pub async fn connect(&self) -> Result<Client, ConnectError> {
-        let connector = self
-            .connector
+    /// The TLS connector these settings call for (`None` with `sslmode=disable`),
+    /// built once per DSN; also used by the replication-protocol client.
+    pub(crate) fn tls_connector(&self) -> Result<Option<MakeRustlsConnect>, ConnectError> {
+        self.connector
             .get_or_init(|| self.tls.connector())
             .clone()
             .map_err(|reason| ConnectError::Connect {
                 shown: self.shown.clone(),
                 reason,
                 transient: false,
-            })?;
+            })
+    }
+
+    /// Opens a connection; its driver task runs on the current tokio runtime.
+    pub async fn connect(&self) -> Result<Client, ConnectError> {
+        let connector = self.tls_connector()?;
         let fail = |e: tokio_postgres::Error| ConnectError::Connect {
             shown: self.shown.clone(),
             reason: describe(&e) + &self.tls_hint(&e),

@@ -1,0 +1,461 @@
+//! The target connection of apply: the stream's replication origin set up
+//! for the session, statements pipelined, and each group of source
+//! transactions committed together with the origin's progress.
+//!
+//! Statements are sent without waiting for each other's results (the
+//! driver pipelines requests that are polled before earlier ones finish;
+//! each is polled once as it is queued, so they go out in order). Results
+//! are checked as they come back, all of them before COMMIT: a statement
+//! that failed, or an UPDATE or DELETE that found no row where one had to
+//! be, rolls the group back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use futures::{FutureExt, future::BoxFuture};
+use tokio_postgres::{Client, Statement};
+
+use super::super::dir::StreamConfig;
+use super::super::lsn::Lsn;
+use super::super::tables::StreamTable;
+use super::super::{StreamError, connect};
+use super::statements::{self, Shape, TextParam};
+use super::{ChangeError, ErrorKind, Expect, Op, Txn, Work};
+use crate::db::Dsn;
+use crate::xmat::sql::{describe, qualified};
+
+/// Statements in flight before the oldest result is awaited.
+const IN_FLIGHT: usize = 512;
+
+type Pending = BoxFuture<'static, (Result<u64, tokio_postgres::Error>, Sent)>;
+
+/// What a pending statement was, to check and report its result.
+enum Sent {
+    Begin,
+    Row(Op),
+    Truncate {
+        lsn: Lsn,
+        txn: Arc<Txn>,
+        sql: String,
+    },
+}
+
+/// The target side of apply.
+pub struct Target {
+    client: Arc<Client>,
+    schema: String,
+    tables: Arc<Vec<StreamTable>>,
+    statements: HashMap<(usize, Shape), Statement>,
+    finish: Statement,
+    pending: FuturesOrdered<Pending>,
+    /// A group is open (BEGIN sent).
+    open: bool,
+    /// The first failure of the open group.
+    failed: Option<ChangeError>,
+    origin: String,
+}
+
+impl Target {
+    /// Connects, sets the session up for applying and takes the origin.
+    pub async fn connect(
+        dsn: &Dsn,
+        cfg: &StreamConfig,
+        tables: Arc<Vec<StreamTable>>,
+    ) -> Result<Target, StreamError> {
+        let client = connect(dsn, "target").await?;
+        let db = |what: &str, e: &tokio_postgres::Error| StreamError::db("target", what, e);
+        // Our own writes replay the source's: no triggers, no foreign key
+        // checks (the source checked them), as PostgreSQL's own apply does.
+        client
+            .batch_execute(
+                "SET synchronous_commit = off; SET datestyle = ISO; SET intervalstyle = postgres; \
+                 SET client_min_messages = warning",
+            )
+            .await
+            .map_err(|e| db("setting up the session", &e))?;
+        if let Err(e) = client
+            .batch_execute("SET session_replication_role = replica")
+            .await
+        {
+            tracing::warn!(
+                "target: cannot set session_replication_role = replica ({}); triggers and foreign \
+                 key checks on the target will run for every applied change",
+                describe(&e)
+            );
+        }
+        let exists = client
+            .query_opt(
+                "SELECT 1 FROM pg_replication_origin WHERE roname = $1",
+                &[&cfg.origin],
+            )
+            .await
+            .map_err(|e| db("looking for the replication origin", &e))?;
+        if exists.is_none() {
+            return Err(StreamError::Setup(format!(
+                "the target has no replication origin {}: it records what was applied, so apply \
+                 cannot run without it (run `host stream setup` for this target)",
+                cfg.origin
+            )));
+        }
+        if let Err(e) = client
+            .query(
+                "SELECT pg_replication_origin_session_setup($1)",
+                &[&cfg.origin],
+            )
+            .await
+        {
+            let in_use = e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE);
+            return Err(if in_use {
+                StreamError::Setup(format!(
+                    "another apply is running for this stream ({}: {})",
+                    cfg.origin,
+                    describe(&e)
+                ))
+            } else {
+                db("taking the replication origin", &e)
+            });
+        }
+        check_tables(&client, &cfg.target_schema, &tables).await?;
+        let finish = client
+            .prepare(
+                "SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::text::timestamptz), \
+                 pg_current_xact_id()",
+            )
+            .await
+            .map_err(|e| db("preparing", &e))?;
+        Ok(Target {
+            client: Arc::new(client),
+            schema: cfg.target_schema.clone(),
+            tables,
+            statements: HashMap::new(),
+            finish,
+            pending: FuturesOrdered::new(),
+            open: false,
+            failed: None,
+            origin: cfg.origin.clone(),
+        })
+    }
+
+    /// The end LSN of the last source transaction applied (committed on the
+    /// target; with `flushed`, also on its disk).
+    pub async fn progress(&self, flushed: bool) -> Result<Lsn, StreamError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(pg_replication_origin_progress($1, $2), '0/0')::text",
+                &[&self.origin, &flushed],
+            )
+            .await
+            .map_err(|e| StreamError::db("target", "reading the origin's progress", &e))?;
+        Ok(row.get::<_, String>(0).parse().unwrap_or_default())
+    }
+
+    /// Whether a group is open.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Opens a group (a target transaction).
+    pub fn begin(&mut self) {
+        let c = self.client.clone();
+        self.queue(Box::pin(async move {
+            (c.batch_execute("BEGIN").await.map(|_| 0), Sent::Begin)
+        }));
+        self.open = true;
+    }
+
+    /// Queues statements; checks results as they arrive. After the first
+    /// failure nothing more is sent; the failure is returned (here or by
+    /// [`commit`](Self::commit)).
+    pub async fn push(&mut self, work: Vec<Work>) -> Result<(), ChangeError> {
+        for w in work {
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
+            let fut: Pending = match w {
+                Work::Row(op) => {
+                    let stmt = self.statement(&op).await?;
+                    let c = self.client.clone();
+                    Box::pin(async move {
+                        let r = c.execute_raw(&stmt, op.params.iter()).await;
+                        (r, Sent::Row(op))
+                    })
+                }
+                Work::Truncate { tables, lsn, txn } => {
+                    let list: Vec<&StreamTable> = tables.iter().map(|&t| &self.tables[t]).collect();
+                    let sql = statements::truncate(&list, &self.schema);
+                    let c = self.client.clone();
+                    Box::pin(async move {
+                        let r = c.batch_execute(&sql).await.map(|_| 0);
+                        (r, Sent::Truncate { lsn, txn, sql })
+                    })
+                }
+            };
+            self.queue(fut);
+            super::super::crash::point("apply-sent");
+            while self.pending.len() > IN_FLIGHT {
+                self.settle_one().await;
+            }
+        }
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits the open group, recording `last` (its last source transaction)
+    /// as the origin's progress in the same transaction.
+    pub async fn commit(&mut self, last: &Txn) -> Result<(), ChangeError> {
+        while !self.pending.is_empty() {
+            self.settle_one().await;
+        }
+        if let Some(e) = self.failed.take() {
+            self.rollback().await;
+            return Err(e);
+        }
+        let target_error = |what: String| ChangeError {
+            xid: last.xid,
+            commit_lsn: last.commit_lsn,
+            lsn: last.commit_lsn,
+            table: None,
+            plugin: None,
+            kind: ErrorKind::Target,
+            what,
+        };
+        let lsn = last.end_lsn.to_string();
+        let params = [TextParam(Some(&lsn)), TextParam(Some(&last.timestamp))];
+        let setup = self.client.execute_raw(&self.finish, params);
+        let commit = self.client.batch_execute("COMMIT");
+        let (setup, commit) = tokio::join!(setup, commit);
+        self.open = false;
+        if let Err(e) = setup.and(commit) {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return Err(target_error(format!(
+                "committing on the target: {}",
+                describe(&e)
+            )));
+        }
+        super::super::crash::point("apply-committed");
+        Ok(())
+    }
+
+    /// Abandons the open group.
+    pub async fn rollback(&mut self) {
+        while !self.pending.is_empty() {
+            let _ = self.pending.next().await;
+        }
+        self.failed = None;
+        if self.open {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            self.open = false;
+        }
+    }
+
+    /// Sends a request now (so requests go out in the order queued).
+    fn queue(&mut self, mut fut: Pending) {
+        let waker = futures::task::noop_waker();
+        match fut.poll_unpin(&mut Context::from_waker(&waker)) {
+            Poll::Ready(out) => self
+                .pending
+                .push_back(Box::pin(futures::future::ready(out))),
+            Poll::Pending => self.pending.push_back(fut),
+        }
+    }
+
+    async fn settle_one(&mut self) {
+        let Some((result, sent)) = self.pending.next().await else {
+            return;
+        };
+        if self.failed.is_some() {
+            return; // later statements only echo the first failure
+        }
+        self.failed = self.check(result, sent);
+    }
+
+    fn check(&self, result: Result<u64, tokio_postgres::Error>, sent: Sent) -> Option<ChangeError> {
+        match sent {
+            Sent::Begin => result.err().map(|e| ChangeError {
+                xid: 0,
+                commit_lsn: Lsn::ZERO,
+                lsn: Lsn::ZERO,
+                table: None,
+                plugin: None,
+                kind: ErrorKind::Target,
+                what: format!("BEGIN on the target: {}", describe(&e)),
+            }),
+            Sent::Truncate { lsn, txn, sql } => result.err().map(|e| ChangeError {
+                xid: txn.xid,
+                commit_lsn: txn.commit_lsn,
+                lsn,
+                table: None,
+                plugin: None,
+                kind: ErrorKind::Target,
+                what: format!("{sql}: {}", describe(&e)),
+            }),
+            Sent::Row(op) => {
+                let table = &self.tables[op.table];
+                let fail = |what: String| ChangeError {
+                    xid: op.txn.xid,
+                    commit_lsn: op.txn.commit_lsn,
+                    lsn: op.lsn,
+                    table: Some(table.name.clone()),
+                    plugin: None,
+                    kind: ErrorKind::Target,
+                    what,
+                };
+                let key = || key_text(table, &op);
+                let n = match result {
+                    Ok(n) => n,
+                    Err(e) => {
+                        return Some(fail(format!(
+                            "{} of the row with key {} failed on the target: {}",
+                            verb(&op.shape),
+                            key(),
+                            describe(&e)
+                        )));
+                    }
+                };
+                let ok = match op.expect {
+                    Expect::One | Expect::OneKeepingToast => n == 1,
+                    Expect::AtMostOne => n <= 1,
+                    Expect::Any => true,
+                };
+                if ok {
+                    return None;
+                }
+                Some(fail(match op.expect {
+                    Expect::OneKeepingToast => format!(
+                        "the row with key {} is not on the target, so this UPDATE brings it into the \
+                         copied subset, but wal2json did not send its unchanged TOASTed column(s) {}: \
+                         it cannot be inserted whole (set REPLICA IDENTITY FULL on the source table \
+                         so the old row carries them)",
+                        key(),
+                        missing_columns(table, &op.shape).join(", ")
+                    ),
+                    _ => format!(
+                        "{} found {n} rows with key {} on the target where the source had exactly one: \
+                         the target has diverged from the source (changed outside the stream?)",
+                        verb(&op.shape),
+                        key()
+                    ),
+                }))
+            }
+        }
+    }
+
+    /// The prepared statement for an op's table and shape.
+    async fn statement(&mut self, op: &Op) -> Result<Statement, ChangeError> {
+        let k = (op.table, op.shape.clone());
+        if let Some(s) = self.statements.get(&k) {
+            return Ok(s.clone());
+        }
+        let table = &self.tables[op.table];
+        let sql = statements::sql(table, &self.schema, &op.shape);
+        tracing::debug!("target: prepare {sql}");
+        let s = self.client.prepare(&sql).await.map_err(|e| ChangeError {
+            xid: op.txn.xid,
+            commit_lsn: op.txn.commit_lsn,
+            lsn: op.lsn,
+            table: Some(table.name.clone()),
+            plugin: None,
+            kind: ErrorKind::Target,
+            what: format!("preparing `{sql}` on the target: {}", describe(&e)),
+        })?;
+        self.statements.insert(k, s.clone());
+        Ok(s)
+    }
+}
+
+fn verb(shape: &Shape) -> &'static str {
+    match shape {
+        Shape::Insert => "INSERT",
+        Shape::Update(_) | Shape::Upsert => "UPDATE",
+        Shape::Delete => "DELETE",
+    }
+}
+
+/// `(id)=(42)`, as PostgreSQL shows keys.
+fn key_text(table: &StreamTable, op: &Op) -> String {
+    let names: Vec<&str> = table
+        .key
+        .iter()
+        .map(|&k| table.columns[k].name.as_str())
+        .collect();
+    let n = names.len();
+    let first = op.params.len() - n;
+    let values: Vec<&str> = (first..op.params.len())
+        .map(|i| op.params.get(i).unwrap_or("NULL"))
+        .collect();
+    let values = if matches!(op.shape, Shape::Insert) {
+        table
+            .key_in_projection()
+            .iter()
+            .map(|&p| op.params.get(p).unwrap_or("NULL"))
+            .collect()
+    } else {
+        values
+    };
+    format!("({})=({})", names.join(", "), values.join(", "))
+}
+
+fn missing_columns(table: &StreamTable, shape: &Shape) -> Vec<String> {
+    match shape {
+        Shape::Update(Some(present)) => (0..table.projection.len())
+            .filter(|i| !present.contains(i))
+            .map(|i| table.columns[table.projection[i].column].name.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Refuses a target without the streamed tables (or with their columns missing).
+async fn check_tables(
+    client: &Client,
+    schema: &str,
+    tables: &[StreamTable],
+) -> Result<(), StreamError> {
+    let mut problems = Vec::new();
+    for t in tables {
+        let name = qualified(schema, &t.name);
+        let cols: Vec<String> = t
+            .projection
+            .iter()
+            .map(|p| t.columns[p.column].name.clone())
+            .collect();
+        let rows = client
+            .query(
+                "SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = to_regclass($1) \
+                 AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&name],
+            )
+            .await
+            .map_err(|e| StreamError::db("target", "reading its tables", &e))?;
+        if rows.is_empty() {
+            problems.push(format!("table {name} does not exist"));
+            continue;
+        }
+        let have: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let missing: Vec<&String> = cols.iter().filter(|c| !have.contains(c)).collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "table {name} has no column {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(StreamError::Setup(format!(
+            "the target is not ready for this stream: {} (copy the tables first, e.g. with \
+             `host stream clone`)",
+            problems.join("; ")
+        )))
+    }
+}
