@@ -4,8 +4,9 @@
 use anyhow::Context;
 use clap::ArgMatches;
 
-use super::{Status, load_plugins};
-use crate::cli::{LoadArgs, LoadCommand, plugin_specs};
+use super::tenancy::plugin_setup;
+use super::{Status, load_plugins_within};
+use crate::cli::{LoadArgs, LoadCommand};
 use crate::load::{Kind, LoadOptions, Summary, load};
 
 /// Runs the command; `matches` are the `load` matches (for plugin flag order).
@@ -19,15 +20,16 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
             let sub = matches
                 .subcommand_matches("items")
                 .expect("clap matched load items");
-            let specs = plugin_specs(sub, None)?;
+            let setup = plugin_setup(sub, &a.opts, &a.tenant)?;
             // The runtime lives until the load is over (it ticks plugin deadlines).
-            let (_runtime, plugins) = if specs.is_empty() {
+            let (_runtime, plugins) = if setup.specs.is_empty() {
                 (None, Vec::new())
             } else {
-                let (r, p) = load_plugins(&a.opts, &specs).await?;
+                let (r, p) = load_plugins_within(&a.opts, setup.limits, &setup.specs).await?;
                 (Some(r), p)
             };
             let mut opts = options(&a.load, Kind::Items);
+            opts.scope = setup.scope;
             opts.collection = a.collection.clone();
             opts.update_extents = a.update_extents;
             opts.batch_size = a.batch_size;

@@ -20,6 +20,7 @@ use crate::catalog::{Catalog, CatalogError, LoadSession};
 use crate::copy::binary;
 use crate::plugin::Plugin;
 use crate::plugin::chain::ItemChain;
+use crate::policy::DataScope;
 
 /// What to load, and how.
 #[derive(Debug)]
@@ -40,6 +41,8 @@ pub struct LoadOptions {
     pub strict_bbox: bool,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// What the plugins may see and the load may write: everything, or a tenant's collections.
+    pub scope: DataScope,
 }
 
 impl LoadOptions {
@@ -56,6 +59,7 @@ impl LoadOptions {
             batch_size: 256,
             strict_bbox: false,
             progress: false,
+            scope: DataScope::Everything,
         }
     }
 }
@@ -168,6 +172,7 @@ async fn stream(
         let kind = opts.kind;
         let collection = opts.collection.clone();
         let strict_bbox = opts.strict_bbox;
+        let scope = opts.scope.clone();
         let rows = session.rows().clone();
         // Plugins are instantiated (and called) off the async workers.
         tokio::task::spawn_blocking(move || {
@@ -182,6 +187,7 @@ async fn stream(
                 known,
                 collection,
                 strict_bbox,
+                scope,
                 rejects,
                 seq: rows.numbered().then_some(0),
                 rows,

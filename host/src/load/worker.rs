@@ -14,6 +14,7 @@ use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
 use crate::catalog::Rows as CatalogRows;
 use crate::plugin::chain::{ItemChain, Reason};
+use crate::policy::DataScope;
 use crate::stac::{ItemContext, check_collection, check_item};
 
 /// One record as read.
@@ -53,6 +54,8 @@ pub(super) struct Worker {
     pub known: HashSet<String>,
     pub collection: Option<String>,
     pub strict_bbox: bool,
+    /// What the plugins may see and the load may write (a tenant's collections).
+    pub scope: DataScope,
     pub rejects: Option<RejectWriter>,
     /// How the catalog loaded into writes rows.
     pub rows: CatalogRows,
@@ -65,8 +68,7 @@ pub(super) struct Worker {
 struct TurnedAway {
     index: usize,
     id: Option<String>,
-    /// The plugin that rejected it; `None`: it failed validation.
-    plugin: Option<String>,
+    by: Stage,
     /// Shared by the records of a batch a plugin failed on.
     reason: Arc<str>,
     record: String,
@@ -77,7 +79,7 @@ impl TurnedAway {
         TurnedAway {
             index,
             id: e.id,
-            plugin: None,
+            by: Stage::Validation,
             reason: e.reason.into(),
             record,
         }
@@ -85,9 +87,11 @@ impl TurnedAway {
 }
 
 /// Who turned a record away.
-enum Stage<'a> {
+enum Stage {
     Validation,
-    Plugin(&'a str),
+    /// Outside the tenant's scope (before its plugins, or as they left it).
+    Scope,
+    Plugin(String),
 }
 
 impl Worker {
@@ -131,7 +135,7 @@ impl Worker {
                     turned_away.push(TurnedAway {
                         index: i,
                         id: None,
-                        plugin: None,
+                        by: Stage::Validation,
                         reason: format!(
                             "the record is {size} bytes, more than the {} MiB a record may have \
                              (PostgreSQL's jsonb cannot hold it); it was skipped unread",
@@ -151,11 +155,32 @@ impl Worker {
                 Err(e) => turned_away.push(TurnedAway {
                     index: i,
                     id: None,
-                    plugin: None,
+                    by: Stage::Validation,
                     reason: format!("not UTF-8: {}", e.utf8_error()).into(),
                     record: String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 }),
             }
+        }
+
+        // A tenant's plugins see only the tenant's items.
+        if let DataScope::Tenant(_) = &self.scope {
+            texts.retain(|(i, text)| {
+                let named = collection_of(text);
+                let collection = named.as_deref().or(self.collection.as_deref());
+                match self.scope.refuse_collection(collection) {
+                    None => true,
+                    Some(reason) => {
+                        turned_away.push(TurnedAway {
+                            index: *i,
+                            id: item_id(text),
+                            by: Stage::Scope,
+                            reason: reason.into(),
+                            record: text.clone(),
+                        });
+                        false
+                    }
+                }
+            });
         }
 
         if let Some(chain) = &mut self.chain {
@@ -174,7 +199,7 @@ impl Worker {
                 turned_away.push(TurnedAway {
                     index: idx[r.index],
                     id: item_id(&strings[r.index]),
-                    plugin: Some(r.plugin.clone()),
+                    by: Stage::Plugin(r.plugin.clone()),
                     reason: match &r.reason {
                         Reason::Rejected(text) => text.as_str().into(),
                         Reason::Failed(failure) => failure.clone(),
@@ -190,6 +215,7 @@ impl Worker {
             known: &self.known,
             collection: self.collection.as_deref(),
             strict_bbox: self.strict_bbox,
+            scope: &self.scope,
             rows: &self.rows,
         };
         let capacity = |total: usize, n: usize| total + total / 8 + 256 * n.min(1024);
@@ -254,11 +280,7 @@ impl Worker {
         }
         turned_away.sort_by_key(|t| t.index);
         for t in turned_away {
-            let stage = match &t.plugin {
-                Some(p) => Stage::Plugin(p),
-                None => Stage::Validation,
-            };
-            self.reject(origin(t.index), &t.record, t.id, stage, &t.reason)?;
+            self.reject(origin(t.index), &t.record, t.id, t.by, &t.reason)?;
         }
         Ok(Chunk {
             bytes: Bytes::from(out),
@@ -272,7 +294,7 @@ impl Worker {
         at: Origin,
         record: &str,
         id: Option<String>,
-        stage: Stage<'_>,
+        stage: Stage,
         reason: &str,
     ) -> Result<(), LoadError> {
         self.totals.rejected += 1;
@@ -281,6 +303,7 @@ impl Worker {
             (Some(w), Stage::Validation) => {
                 w.write(&at, id.as_deref(), "validation", reason, record)
             }
+            (Some(w), Stage::Scope) => w.write(&at, id.as_deref(), "scope", reason, record),
             (Some(w), Stage::Plugin(p)) => {
                 w.write(&at, id.as_deref(), &format!("plugin {p}"), reason, record)
             }
@@ -289,8 +312,8 @@ impl Worker {
                 what,
                 id,
                 plugin: match stage {
-                    Stage::Validation => None,
-                    Stage::Plugin(p) => Some(p.to_string()),
+                    Stage::Validation | Stage::Scope => None,
+                    Stage::Plugin(p) => Some(p),
                 },
                 reason: reason.to_string(),
             }))),
@@ -314,6 +337,7 @@ struct RowWriter<'a> {
     known: &'a HashSet<String>,
     collection: Option<&'a str>,
     strict_bbox: bool,
+    scope: &'a DataScope,
     rows: &'a CatalogRows,
 }
 
@@ -333,10 +357,28 @@ impl RowWriter<'_> {
                         strict_bbox: self.strict_bbox,
                     };
                     let item = self.rows.item_text(&text);
-                    check_item(&item, &ctx).and_then(|fields| {
-                        self.rows.write_item(&mut out, seq, &fields, &item)?;
-                        Ok(fields.collection.into_owned())
-                    })
+                    match check_item(&item, &ctx) {
+                        // What the tenant's plugins made of an item stays in its collections.
+                        Ok(fields) => {
+                            match self.scope.refuse_collection(Some(&fields.collection)) {
+                                Some(reason) => {
+                                    turned_away.push(TurnedAway {
+                                        index: i,
+                                        id: Some(fields.id.to_string()),
+                                        by: Stage::Scope,
+                                        reason: reason.into(),
+                                        record: text,
+                                    });
+                                    continue;
+                                }
+                                None => self
+                                    .rows
+                                    .write_item(&mut out, seq, &fields, &item)
+                                    .map(|()| fields.collection.into_owned()),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 Kind::Collections => check_collection(&text).and_then(|id| {
                     self.rows.write_collection(&mut out, seq, &id, &text)?;
@@ -372,6 +414,17 @@ impl RowWriter<'_> {
 /// Threads that turn one batch into pgstac rows: the cores, at most 4.
 fn row_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// The `collection` an item names, if it names one as a string.
+fn collection_of(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        collection: Option<String>,
+    }
+    serde_json::from_str::<Named>(text)
+        .ok()
+        .and_then(|n| n.collection)
 }
 
 /// The `id` of a record, if it has a string one (for messages).

@@ -50,6 +50,8 @@ const MODES: &[&str] = &[
     "keep-bytes:N",
     "configure-error:N",
     "reject-escapes",
+    "reject-seen",
+    "echo:ID",
 ];
 
 thread_local! {
@@ -311,6 +313,20 @@ impl item_rewrite::Guest for Hostile {
                     .into_iter()
                     .map(ItemOutcome::Keep)
                     .collect()
+            }
+            // Reports exactly which items reached it (their ids, in the reasons).
+            "reject-seen" => items
+                .iter()
+                .map(|item| {
+                    let v: Value = serde_json::from_str(item).unwrap_or_default();
+                    let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
+                    ItemOutcome::Reject(format!("saw {id}"))
+                })
+                .collect(),
+            // Repeats its parameter to whoever reads its messages (a secret, say).
+            "echo" => {
+                eprintln!("my mode is echo:{}", mode.arg);
+                reject_all(&items, &format!("my mode is echo:{}", mode.arg))
             }
             "reject-escapes" => reject_all(
                 &items,
