@@ -896,16 +896,58 @@ fn inspect_shows_kind_interface_identity_imports_size_and_digest() {
 }
 
 #[test]
-fn an_unsupported_interface_version_is_named() {
-    let fv = wasm("future_version");
+fn a_later_interface_version_is_refused_naming_both_versions() {
+    // 0.3.0, and the 0.2.0 that only the host's unit tests know: the shipped
+    // host claims 0.1 alone.
+    for (plugin, version) in [("future_version", "0.3.0"), ("table_tag", "0.2.0")] {
+        let p = wasm(plugin);
+        for args in [
+            vec!["plugin", "inspect", path(&p)],
+            vec!["plugin", "run", path(&p), "--plugin-arg", "column=a"],
+        ] {
+            let o = run_stdin(&args, b"");
+            assert_eq!(o.status.code(), Some(1));
+            assert_eq!(
+                stderr(&o).trim_end(),
+                format!(
+                    "error: {} was built against plugin interface host:plugin@{version}, which this host does not support; supported: 0.1.x. Rebuild it with an SDK for a supported version.",
+                    path(&p)
+                )
+            );
+        }
+    }
+}
+
+/// A plugin built against a later 0.1.x WIT (here 0.1.1, which adds a
+/// function the host never calls) is a 0.1 plugin: it loads and runs.
+#[test]
+fn a_patch_release_plugin_runs() {
+    let pv = wasm("patch_version");
     let o = host()
-        .args(["plugin", "inspect", path(&fv)])
+        .args(["plugin", "inspect", "--json", path(&pv)])
         .output()
         .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = if v.is_array() { v[0].clone() } else { v };
+    assert_eq!(v["interface"], "host:plugin@0.1.1");
+    assert_eq!(v["kind"], "item-rewriter");
+    let input = b"{\"type\":\"Feature\",\"id\":\"a\"}\n{}\n";
+    let o = run_stdin(&["plugin", "run", path(&pv)], input);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "{\"interface\":\"0.1.1\",\"type\":\"Feature\",\"id\":\"a\"}\n{\"interface\":\"0.1.1\"}\n"
+    );
+    // Its parameters go through 0.1's configure like any plugin's.
+    let o = run_stdin(&["plugin", "run", path(&pv), "--plugin-arg", "x=1"], input);
     assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert!(err.contains("host:plugin@0.2.0"), "{err}");
-    assert!(err.contains("supported: 0.1.0"), "{err}");
+    assert!(
+        stderr(&o)
+            .contains("plugin patch_version refused its parameters: takes no parameters, got `x`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -112,6 +112,12 @@ pub enum PluginError {
     },
 
     #[error(
+        "{} exports two versions of the plugin interface ({}); a plugin is built against one",
+        Shown(.location), Shown(.versions)
+    )]
+    MixedVersions { location: String, versions: String },
+
+    #[error(
         "{} needs at least {} of linear memory at start, but the memory cap (--plugin-memory) is {}; raise --plugin-memory to at least {}",
         Shown(.location), mib(*needs), mib(*cap), mib(needs.next_multiple_of(1 << 20))
     )]

@@ -1,15 +1,17 @@
 //! One running instance of a plugin: its own store, configured once, with
 //! limits armed before every call and a fresh instance after any fault.
 
+use std::sync::Arc;
+
 use wasmtime::{Store, Trap};
 
 use super::PluginError;
 use super::error::{Fault, LimitHit};
 use super::limits::{Limits, MESSAGE_BYTES, MemoryCapHit, cap_text};
 use super::model::{Info, ItemOutcome, Kind, Outcome, RowBatch, Table};
-use super::runtime::{Plugin, Pre};
+use super::runtime::Plugin;
 use super::sandbox::StoreState;
-use super::wit::v0_1::{self, types as t};
+use super::wit::{Answer, Guest};
 use crate::terminal::Shown;
 
 /// A configured plugin instance. Not shared between threads: make one per
@@ -17,7 +19,7 @@ use crate::terminal::Shown;
 pub struct PluginInstance {
     plugin: Plugin,
     live: Option<Live>,
-    table: Option<Table>,
+    table: Option<Arc<Table>>,
     /// Instances built so far (1 + the number of faults survived).
     generation: u32,
 }
@@ -25,40 +27,8 @@ pub struct PluginInstance {
 /// An instantiated plugin in a store of its own.
 pub(crate) struct Live {
     store: Store<StoreState>,
-    bindings: Bindings,
+    guest: Box<dyn Guest>,
 }
-
-enum Bindings {
-    Item(v0_1::item::ItemRewriter),
-    Row(v0_1::row::RowTransformer),
-    Filter(v0_1::filter::WhereFilter),
-}
-
-impl Bindings {
-    fn info(&self, store: &mut Store<StoreState>) -> wasmtime::Result<t::PluginInfo> {
-        match self {
-            Bindings::Item(b) => b.host_plugin_plugin().call_info(store),
-            Bindings::Row(b) => b.host_plugin_plugin().call_info(store),
-            Bindings::Filter(b) => b.host_plugin_plugin().call_info(store),
-        }
-    }
-
-    fn configure(
-        &self,
-        store: &mut Store<StoreState>,
-        params: &[t::Param],
-    ) -> wasmtime::Result<Result<(), String>> {
-        match self {
-            Bindings::Item(b) => b.host_plugin_plugin().call_configure(store, params),
-            Bindings::Row(b) => b.host_plugin_plugin().call_configure(store, params),
-            Bindings::Filter(b) => b.host_plugin_plugin().call_configure(store, params),
-        }
-    }
-}
-
-/// What a guest call came to, short of a fault: its answer, or the error it
-/// returned (cut to [`MESSAGE_BYTES`]).
-type Answer<R> = Result<R, String>;
 
 impl Live {
     /// A fresh store and instance. The limits are armed first: a start
@@ -70,13 +40,8 @@ impl Live {
         // A call may hand the host no more than the plugin may hold itself.
         store.set_hostcall_fuel(limits.transfer_bytes());
         arm(&mut store, limits);
-        let bindings = match &plugin.0.pre {
-            Pre::Item(p) => p.instantiate(&mut store).map(Bindings::Item),
-            Pre::Row(p) => p.instantiate(&mut store).map(Bindings::Row),
-            Pre::Filter(p) => p.instantiate(&mut store).map(Bindings::Filter),
-        };
-        match bindings {
-            Ok(bindings) => Ok(Live { store, bindings }),
+        match plugin.0.pre.instantiate(&mut store) {
+            Ok(guest) => Ok(Live { store, guest }),
             Err(e) => {
                 let stderr = drain_output(&store, plugin);
                 Err(classify(e, &stderr, limits))
@@ -89,11 +54,11 @@ impl Live {
     fn call<R>(
         &mut self,
         plugin: &Plugin,
-        f: impl FnOnce(&mut Store<StoreState>, &Bindings) -> wasmtime::Result<Answer<R>>,
+        f: impl FnOnce(&mut Store<StoreState>, &dyn Guest) -> wasmtime::Result<Answer<R>>,
     ) -> Result<Answer<R>, Fault> {
         let limits = &plugin.0.shared.limits;
         arm(&mut self.store, limits);
-        let result = f(&mut self.store, &self.bindings);
+        let result = f(&mut self.store, self.guest.as_ref());
         let stderr = drain_output(&self.store, plugin);
         match result {
             Ok(Ok(r)) => Ok(Ok(r)),
@@ -104,10 +69,8 @@ impl Live {
 
     /// Asks the plugin who it is.
     pub(crate) fn info(&mut self, plugin: &Plugin) -> Result<Info, Fault> {
-        let info = self.call(plugin, |store, b| b.info(store).map(Ok))?;
-        Ok(info
-            .unwrap_or_else(|never: String| unreachable!("{never}"))
-            .into())
+        let info = self.call(plugin, |store, g| g.info(store).map(Ok))?;
+        Ok(info.unwrap_or_else(|never: String| unreachable!("{never}")))
     }
 }
 
@@ -216,17 +179,9 @@ impl PluginInstance {
         self.live = Some(live);
         self.generation += 1;
 
-        let params: Vec<t::Param> = self
-            .plugin
-            .spec()
-            .params
-            .iter()
-            .map(|(k, v)| t::Param {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect();
-        self.call("configure", |store, b| b.configure(store, &params))
+        let plugin = self.plugin.clone();
+        let params = &plugin.spec().params;
+        self.call("configure", |store, g| g.configure(store, params))
             .map_err(|e| match e {
                 PluginError::Failed {
                     plugin, message, ..
@@ -244,7 +199,7 @@ impl PluginInstance {
     fn call<R>(
         &mut self,
         during: &str,
-        f: impl FnOnce(&mut Store<StoreState>, &Bindings) -> wasmtime::Result<Answer<R>>,
+        f: impl FnOnce(&mut Store<StoreState>, &dyn Guest) -> wasmtime::Result<Answer<R>>,
     ) -> Result<R, PluginError> {
         let live = self.live.as_mut().expect("ensure_live first");
         match live.call(&self.plugin, f) {
@@ -281,14 +236,9 @@ impl PluginInstance {
     ) -> Result<Vec<ItemOutcome>, PluginError> {
         self.require(self.plugin.kind() == Kind::ItemRewriter, "rewrite items")?;
         self.ensure_live()?;
-        let out = self.call(during, |store, b| match b {
-            Bindings::Item(b) => b
-                .host_plugin_item_rewrite()
-                .call_rewrite_items(store, items),
-            _ => unreachable!("kind checked"),
-        })?;
+        let out = self.call(during, |store, g| g.rewrite_items(store, items))?;
         self.check_count(out.len(), items.len(), during)?;
-        Ok(out.into_iter().map(Into::into).collect())
+        Ok(out)
     }
 
     /// Filters a batch of items. Exactly one outcome per item.
@@ -299,42 +249,37 @@ impl PluginInstance {
     ) -> Result<Vec<Outcome>, PluginError> {
         self.require(self.plugin.kind() == Kind::WhereFilter, "filter items")?;
         self.ensure_live()?;
-        let out = self.call(during, |store, b| match b {
-            Bindings::Filter(b) => b.host_plugin_filter().call_filter_items(store, items),
-            _ => unreachable!("kind checked"),
-        })?;
+        let out = self.call(during, |store, g| g.filter_items(store, items))?;
         self.check_count(out.len(), items.len(), during)?;
-        Ok(out.into_iter().map(Into::into).collect())
+        Ok(out)
     }
 
     /// Tells a row plugin which table the next batches come from.
     pub fn begin_table(&mut self, table: &Table) -> Result<(), PluginError> {
         self.require(self.plugin.kind().handles_rows(), "process rows")?;
-        self.table = Some(table.clone());
+        self.table = Some(Arc::new(table.clone()));
         self.ensure_live()?;
         // ensure_live may just have replayed it on a fresh instance; calling twice is harmless.
         self.call_begin_table(table)
     }
 
     fn call_begin_table(&mut self, table: &Table) -> Result<(), PluginError> {
-        let wit_table: t::Table = table.into();
-        self.call("begin-table", |store, b| match b {
-            Bindings::Row(b) => b
-                .host_plugin_row_transform()
-                .call_begin_table(store, &wit_table),
-            Bindings::Filter(b) => b.host_plugin_filter().call_begin_table(store, &wit_table),
-            Bindings::Item(_) => unreachable!("kind checked"),
-        })
-        .map_err(|e| match e {
-            PluginError::Failed {
-                plugin, message, ..
-            } => PluginError::Table {
-                plugin,
-                table: table.to_string(),
-                message,
-            },
-            other => other,
-        })
+        self.call("begin-table", |store, g| g.begin_table(store, table))
+            .map_err(|e| match e {
+                PluginError::Failed {
+                    plugin, message, ..
+                } => PluginError::Table {
+                    plugin,
+                    table: table.to_string(),
+                    message,
+                },
+                other => other,
+            })
+    }
+
+    /// The table [`begin_table`](Self::begin_table) announced.
+    fn table(&self) -> Arc<Table> {
+        self.table.clone().expect("begin_table before any rows")
     }
 
     /// Transforms a batch of `n_rows` COPY-text rows. One outcome per row.
@@ -346,17 +291,10 @@ impl PluginInstance {
     ) -> Result<RowBatch, PluginError> {
         self.require(self.plugin.kind() == Kind::RowTransformer, "transform rows")?;
         self.ensure_live()?;
-        let out = self.call(during, |store, b| match b {
-            Bindings::Row(b) => b
-                .host_plugin_row_transform()
-                .call_transform_rows(store, rows),
-            _ => unreachable!("kind checked"),
-        })?;
+        let table = self.table();
+        let out = self.call(during, |store, g| g.transform_rows(store, &table, rows))?;
         self.check_count(out.outcomes.len(), n_rows, during)?;
-        Ok(RowBatch {
-            outcomes: out.outcomes.into_iter().map(Into::into).collect(),
-            rows: out.rows,
-        })
+        Ok(out)
     }
 
     /// Filters a batch of `n_rows` COPY-text rows. One outcome per row.
@@ -368,12 +306,10 @@ impl PluginInstance {
     ) -> Result<Vec<Outcome>, PluginError> {
         self.require(self.plugin.kind() == Kind::WhereFilter, "filter rows")?;
         self.ensure_live()?;
-        let out = self.call(during, |store, b| match b {
-            Bindings::Filter(b) => b.host_plugin_filter().call_filter_rows(store, rows),
-            _ => unreachable!("kind checked"),
-        })?;
+        let table = self.table();
+        let out = self.call(during, |store, g| g.filter_rows(store, &table, rows))?;
         self.check_count(out.len(), n_rows, during)?;
-        Ok(out.into_iter().map(Into::into).collect())
+        Ok(out)
     }
 
     fn check_count(&mut self, got: usize, want: usize, during: &str) -> Result<(), PluginError> {

@@ -14,7 +14,7 @@ use super::limits::{EPOCH_TICK, Limits};
 use super::memory;
 use super::model::{Info, Kind};
 use super::sandbox::{self, StoreState};
-use super::wit::{self, v0_1};
+use super::wit::{self, Prepared};
 use super::{PluginError, PluginInstance, PluginSpec};
 use crate::fetch::{Bounds, FetchError, Location};
 use crate::oci;
@@ -187,43 +187,11 @@ impl Runtime {
             .map(|(n, _)| n.to_string())
             .collect();
 
-        let found = wit::classify_exports(&exports);
-        if found.versions.is_empty() {
-            return Err(PluginError::NotAPlugin {
-                location,
-                exports: exports.join(", "),
-            });
-        }
-        if let Some(v) = found
-            .versions
-            .iter()
-            .find(|v| !wit::SUPPORTED_VERSIONS.contains(&v.as_str()))
-        {
-            return Err(PluginError::UnsupportedVersion {
-                location,
-                found: v.clone(),
-                supported: wit::SUPPORTED_VERSIONS.join(", "),
-            });
-        }
-        let kind = match found.kinds.as_slice() {
-            [k] => *k,
-            [] => {
-                return Err(PluginError::NotAPlugin {
-                    location,
-                    exports: exports.join(", "),
-                });
-            }
-            many => {
-                return Err(PluginError::AmbiguousKind {
-                    location,
-                    kinds: many
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-        };
+        let wit::Identified {
+            interface,
+            version: interface_version,
+            kind,
+        } = wit::identify(&exports, &location)?;
 
         let instance_pre = self
             .shared
@@ -233,26 +201,15 @@ impl Runtime {
                 location: location.clone(),
                 reason: format!("it needs imports the sandbox does not provide: {e:#}"),
             })?;
-        let pre = match kind {
-            Kind::ItemRewriter => Pre::Item(
-                v0_1::item::ItemRewriterPre::new(instance_pre)
-                    .map_err(|e| invalid(&location, e))?,
-            ),
-            Kind::RowTransformer => Pre::Row(
-                v0_1::row::RowTransformerPre::new(instance_pre)
-                    .map_err(|e| invalid(&location, e))?,
-            ),
-            Kind::WhereFilter => Pre::Filter(
-                v0_1::filter::WhereFilterPre::new(instance_pre)
-                    .map_err(|e| invalid(&location, e))?,
-            ),
-        };
+        let pre = interface
+            .prepare(kind, instance_pre)
+            .map_err(|e| invalid(&location, e))?;
         let mut plugin = Plugin(Arc::new(PluginInner {
             display_name: spec.short_name().to_string(),
             spec: spec.clone(),
             sha256,
             size: bytes.len(),
-            interface_version: found.versions[0].clone(),
+            interface_version,
             kind,
             info: None,
             imports,
@@ -320,13 +277,6 @@ fn invalid(location: &str, e: wasmtime::Error) -> PluginError {
     }
 }
 
-/// Pre-linked, type-checked instantiation for one world.
-pub(crate) enum Pre {
-    Item(v0_1::item::ItemRewriterPre<StoreState>),
-    Row(v0_1::row::RowTransformerPre<StoreState>),
-    Filter(v0_1::filter::WhereFilterPre<StoreState>),
-}
-
 /// A loaded plugin: compiled, linked and checked. Cheap to clone; make a
 /// [`PluginInstance`] per pipeline that uses it.
 #[derive(Clone)]
@@ -344,7 +294,8 @@ pub(crate) struct PluginInner {
     pub(crate) exports: Vec<String>,
     pub(crate) cache: CacheOutcome,
     pub(crate) load_time: Duration,
-    pub(crate) pre: Pre,
+    /// Type-checked against its world, in its interface version.
+    pub(crate) pre: Box<dyn Prepared>,
     pub(crate) shared: Arc<Shared>,
 }
 

@@ -1,4 +1,4 @@
-//! A minimal item rewriter built against `host:plugin@0.2.0` (the copy of
+//! A minimal item rewriter built against `host:plugin@0.3.0` (the copy of
 //! the WIT in `wit/`, with only the version changed), so that the host's
 //! "unsupported interface version" error can be tested.
 
