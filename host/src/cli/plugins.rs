@@ -81,7 +81,8 @@ impl PluginOpts {
 #[command(next_help_heading = "Multi-tenant policy")]
 pub struct TenantArgs {
     /// The policy binding tenants to their plugins, data and limits (see `host policy check --help`).
-    #[arg(long, value_name = "FILE", env = "HOST_POLICY", requires = "tenant")]
+    /// Without `--tenant`, every tenant's items go through that tenant's own chain.
+    #[arg(long, value_name = "FILE", env = "HOST_POLICY")]
     pub policy: Option<PathBuf>,
 
     /// Run as this tenant of the policy: only its plugins (`--plugin NAME`, by their policy

@@ -40,6 +40,7 @@ const MODES: &[&str] = &[
     "wrong-count",
     "bad-json",
     "stdout",
+    "stderr:N",
     "exit:N",
     "sleep:N",
     "sleep-forever",
@@ -281,6 +282,19 @@ impl item_rewrite::Guest for Hostile {
                 }
                 out.flush().map_err(|e| e.to_string())?;
                 eprintln!("hostile plugin wrote 100 KB to stdout");
+                keep_all(items, None)
+            }
+            // N bytes to stderr per call, in 64 KiB writes.
+            "stderr" => {
+                let chunk = "e".repeat(64 << 10);
+                let mut err = std::io::stderr().lock();
+                let mut left = mode.n() as usize;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    err.write_all(&chunk.as_bytes()[..n])
+                        .map_err(|e| e.to_string())?;
+                    left -= n;
+                }
                 keep_all(items, None)
             }
             "exit" => std::process::exit(mode.n() as i32),
