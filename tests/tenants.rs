@@ -385,8 +385,9 @@ fn a_noisy_neighbour_leaves_the_other_tenant_untouched() {
     );
     assert_eq!(b["plugin_failures"], 0);
     let lines = rejects(&rej);
-    assert_eq!(lines.len(), 200, "{err}");
-    assert_eq!(summary["rejected"], 200);
+    // loop, alloc and big: 50 items each (flood's pass through).
+    assert_eq!(lines.len(), 150, "{err}");
+    assert_eq!(summary["rejected"], 150);
     let reason_of = |prefix: &str| -> Vec<String> {
         lines
             .iter()
