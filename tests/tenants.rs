@@ -428,12 +428,21 @@ fn a_noisy_neighbour_leaves_the_other_tenant_untouched() {
         "{:?}",
         reason_of("alloc")
     );
+    // Megabytes of reason per item: refused as too much data when a batch's
+    // total passes the transfer limit, stopped at the memory cap once the
+    // plugin's leaked reasons fill it, else cut to the message limit.
+    let big = reason_of("big");
+    assert_eq!(big.len(), 50);
     assert!(
-        reason_of("big").iter().all(|r| r.contains("too much data")),
+        big.iter().all(|r| r.contains("too much data")
+            || r.contains("memory limit")
+            || (r.starts_with("RRRR") && r.len() < 1200)),
         "{:?}",
-        reason_of("big")
+        big.iter()
+            .filter(|r| !r.starts_with("RRRR"))
+            .collect::<Vec<_>>()
     );
-    assert_eq!(tenant(&summary, "big")["plugin_failures"], 50);
+    assert_eq!(tenant(&summary, "big")["rejected"], 50);
     // The flood is cut to the output limit; its items pass through untouched.
     let flood = tenant(&summary, "flood");
     assert_eq!(flood["written"], 50, "{flood}");
