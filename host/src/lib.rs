@@ -12,6 +12,7 @@
 //!   search, delete, extents, versions behind one interface.
 //! - [`load`]: streaming sources through plugins into a catalog.
 //! - [`xmat`]: cross-database materialisation jobs.
+//! - [`policy`]: multi-tenant policies (tenants, their plugins, data scope, limits, secrets).
 //! - [`cli`] and [`commands`]: the `host` command line.
 //! - [`terminal`]: what reaches a person's terminal (untrusted text escaped).
 
@@ -26,6 +27,7 @@ pub mod load;
 pub mod migrate;
 pub mod oci;
 pub mod plugin;
+pub mod policy;
 pub mod search;
 pub mod stac;
 pub mod stream;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use host::cli::{Cli, Command, PluginCommand, UsageError};
+use host::cli::{Cli, Command, PluginCommand, PolicyCommand, UsageError};
 use host::commands;
 use host::terminal::{LogWriter, colour, escape_message};
 
@@ -54,6 +54,7 @@ fn main() -> ExitCode {
             Command::UpdateExtents(args) => commands::update_extents::run(args).await,
             Command::Xmat(args) => commands::xmat::run(args).await,
             Command::Stream(cmd) => commands::stream::run(cmd).await,
+            Command::Policy(PolicyCommand::Check(args)) => commands::policy::check(args),
         }
     });
     match result {

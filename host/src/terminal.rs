@@ -57,6 +57,13 @@ enum Keep {
 }
 
 fn escaped(text: &str, keep: Keep) -> Cow<'_, str> {
+    match redact(text) {
+        Cow::Borrowed(t) => escape_only(t, keep),
+        Cow::Owned(t) => Cow::Owned(escape_only(&t, keep).into_owned()),
+    }
+}
+
+fn escape_only(text: &str, keep: Keep) -> Cow<'_, str> {
     let kept = |i: usize, c: char| match (keep, c) {
         (Keep::Nothing, _) => false,
         (_, '\n') => text[i + 1..].starts_with("  "),
@@ -75,6 +82,39 @@ fn escaped(text: &str, keep: Keep) -> Cow<'_, str> {
             push_escaped(&mut out, c);
         } else {
             out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Secret values (a policy's parameters) that must reach no output.
+static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// From now on, `value` is shown as `***` wherever untrusted text is shown,
+/// logged or written to a reject file: a plugin may echo its parameters in a
+/// message, and a database may quote them in an error.
+pub fn hide_secret(value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == value) {
+        secrets.push(value.to_string());
+        // Longest first: a secret that contains another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// `text` with every hidden secret replaced by `***`; borrowed when none is in it.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    if secrets.is_empty() || !secrets.iter().any(|s| text.contains(s.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
         }
     }
     Cow::Owned(out)
@@ -137,6 +177,16 @@ impl Write for LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_secrets_never_show() {
+        hide_secret("s3cr3t-9f2c7a");
+        hide_secret("s3cr3t-9f2c7a-longer");
+        let msg = "bad key s3cr3t-9f2c7a-longer and s3cr3t-9f2c7a\u{1b}[2J";
+        assert_eq!(escape_message(msg), "bad key *** and ***\\u{1b}[2J");
+        assert_eq!(Shown("xs3cr3t-9f2c7ay").to_string(), "x***y");
+        assert_eq!(redact("nothing here"), Cow::Borrowed("nothing here"));
+    }
 
     #[test]
     fn control_characters_are_escaped_and_plain_text_borrowed() {

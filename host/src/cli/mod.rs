@@ -9,7 +9,7 @@ mod xmat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-pub use plugins::{PluginChainArgs, PluginOpts, plugin_specs};
+pub use plugins::{PluginChainArgs, PluginOpts, TenantArgs, plugin_specs};
 pub use search::{DeleteCollectionArgs, DeleteCommand, DeleteItemsArgs, SearchArgs};
 pub use stac::{
     CatalogArgs, LoadArgs, LoadCollectionsArgs, LoadCommand, LoadItemsArgs, MigrateArgs,
@@ -88,6 +88,48 @@ pub enum Command {
     /// Change data capture: stream one database's changes into another through the job's plugins, exactly once.
     #[command(subcommand)]
     Stream(StreamCommand),
+    /// Multi-tenant policies: which plugins each tenant may run, on which data, within which limits.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy file: every problem with its line, then a summary of tenants, plugins and limits.
+    #[command(after_help = POLICY_HELP)]
+    Check(PolicyCheckArgs),
+}
+
+const POLICY_HELP: &str = "\
+A policy (TOML):
+
+  [budget]
+  memory = \"1GiB\"                    # all tenants' plugin instances together
+
+  [plugins.anonymize]
+  sha256 = \"<64 hex digits>\"
+  location = \"oci://registry.example/anonymize:1.0\"   # or a path or URL
+
+  [tenants.acme]
+  plugins = [\"anonymize\"]            # what it may run (load: its chain, in order)
+  scope = { collections = [\"acme-*\"], tables = [\"public.*\"], where = \"tenant_id = 42\" }
+  limits = { memory = \"64MiB\", time = \"1s\", fuel = 1000000000, output = \"16KiB\", instances = 2, cpu = \"60s\" }
+  params.anonymize = { key = { env = \"ACME_KEY\" }, email = \"email\" }   # secrets: { env = ... } or { file = ... }
+
+Exit codes:
+  0  the policy is valid
+  1  the policy has problems (each printed with its line) or cannot be read
+  2  usage error";
+
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// The policy file [default: $HOST_POLICY].
+    #[arg(value_name = "FILE", env = "HOST_POLICY")]
+    pub file: PathBuf,
+
+    /// Print the summary as JSON (secret values are never printed; their sources are).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

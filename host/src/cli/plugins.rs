@@ -76,6 +76,21 @@ impl PluginOpts {
     }
 }
 
+/// Running as a tenant of a multi-tenant policy.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Multi-tenant policy")]
+pub struct TenantArgs {
+    /// The policy binding tenants to their plugins, data and limits (see `host policy check --help`).
+    /// Without `--tenant`, every tenant's items go through that tenant's own chain.
+    #[arg(long, value_name = "FILE", env = "HOST_POLICY")]
+    pub policy: Option<PathBuf>,
+
+    /// Run as this tenant of the policy: only its plugins (`--plugin NAME`, by their policy
+    /// names; all of them, in order, when none is given), on its data, within its limits.
+    #[arg(long, value_name = "NAME", env = "HOST_TENANT", requires = "policy")]
+    pub tenant: Option<String>,
+}
+
 /// A chain of plugins: `--plugin`, `--plugin-sha256` and `--plugin-arg`, in order.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Plugins")]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{PluginChainArgs, PluginOpts};
+use super::{PluginChainArgs, PluginOpts, TenantArgs};
 use crate::catalog::{CatalogChoice, ExtentMode, Method};
 use crate::db::ConnArgs;
 use crate::migrate::Version;
@@ -222,6 +222,9 @@ pub struct LoadItemsArgs {
 
     #[command(flatten)]
     pub opts: PluginOpts,
+
+    #[command(flatten)]
+    pub tenant: TenantArgs,
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,10 @@
 use anyhow::Context;
 use clap::ArgMatches;
 
-use super::{Status, load_plugins};
-use crate::cli::{LoadArgs, LoadCommand, plugin_specs};
-use crate::load::{Kind, LoadOptions, Summary, load};
+use super::tenancy::{Setup, plugin_setup};
+use super::{Status, load_plugins_within};
+use crate::cli::{LoadArgs, LoadCommand};
+use crate::load::{Kind, LoadOptions, Summary, TenantLane, load};
 
 /// Runs the command; `matches` are the `load` matches (for plugin flag order).
 pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Status> {
@@ -19,15 +20,31 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
             let sub = matches
                 .subcommand_matches("items")
                 .expect("clap matched load items");
-            let specs = plugin_specs(sub, None)?;
-            // The runtime lives until the load is over (it ticks plugin deadlines).
-            let (_runtime, plugins) = if specs.is_empty() {
-                (None, Vec::new())
-            } else {
-                let (r, p) = load_plugins(&a.opts, &specs).await?;
-                (Some(r), p)
-            };
             let mut opts = options(&a.load, Kind::Items);
+            // (The epoch ticker lives as long as a plugin's engine: runtimes can go.)
+            let mut plugins = Vec::new();
+            match plugin_setup(sub, &a.opts, &a.tenant)? {
+                Setup::One(setup) => {
+                    if !setup.specs.is_empty() {
+                        let (_, p) =
+                            load_plugins_within(&a.opts, setup.limits, &setup.specs).await?;
+                        plugins = p;
+                    }
+                    opts.scope = setup.scope;
+                }
+                // Each tenant its own runtime: its limits shape the engine.
+                Setup::Tenants(tenants) => {
+                    for t in tenants {
+                        let (_, p) = load_plugins_within(&a.opts, t.limits, &t.specs).await?;
+                        opts.tenants.push(TenantLane {
+                            tenant: t.tenant,
+                            scope: t.scope,
+                            plugins: p,
+                            cpu: t.cpu,
+                        });
+                    }
+                }
+            }
             opts.collection = a.collection.clone();
             opts.update_extents = a.update_extents;
             opts.batch_size = a.batch_size;
@@ -61,6 +78,9 @@ async fn execute(
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!("{}", summary.line());
+        for t in &summary.tenants {
+            println!("{}", t.line());
+        }
     }
     if let Some(path) = &a.reject_file
         && summary.rejected > 0

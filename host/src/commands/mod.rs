@@ -9,8 +9,10 @@ pub mod plugin_inspect;
 pub mod plugin_new;
 pub mod plugin_push;
 pub mod plugin_run;
+pub mod policy;
 pub mod search;
 pub mod stream;
+pub mod tenancy;
 pub mod update_extents;
 pub mod version;
 pub mod xmat;
@@ -52,8 +54,17 @@ pub async fn load_plugins(
     opts: &PluginOpts,
     specs: &[PluginSpec],
 ) -> anyhow::Result<(Runtime, Vec<Plugin>)> {
+    load_plugins_within(opts, opts.limits(), specs).await
+}
+
+/// As [`load_plugins`], with `limits` instead of the flags' (a tenant's).
+pub async fn load_plugins_within(
+    opts: &PluginOpts,
+    limits: crate::plugin::Limits,
+    specs: &[PluginSpec],
+) -> anyhow::Result<(Runtime, Vec<Plugin>)> {
     let cache_dir = opts.cache_dir();
-    let runtime = Runtime::new(opts.limits(), cache_dir.as_deref())?;
+    let runtime = Runtime::new(limits, cache_dir.as_deref())?;
     let bounds = opts.fetch_bounds();
     let mut plugins = Vec::with_capacity(specs.len());
     for spec in specs {

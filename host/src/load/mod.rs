@@ -21,6 +21,7 @@ mod pipeline;
 mod reject;
 pub mod source;
 pub mod split;
+mod tenants;
 mod worker;
 
 use serde::Serialize;
@@ -29,6 +30,7 @@ pub use crate::catalog::{ExtentMode, Kind, Method};
 use crate::terminal::Shown;
 pub use pipeline::{LoadOptions, load};
 pub use source::SourceSpec;
+pub use tenants::{LimitHits, TenantLane, TenantSummary};
 
 /// Where a record came from, for messages: `items.ndjson:12`, or
 /// `items.json:3 (element 5)` inside an array or FeatureCollection.
@@ -131,6 +133,9 @@ pub struct Summary {
     /// The collections loaded (or whose items were).
     pub collections: Vec<String>,
     pub seconds: f64,
+    /// Per tenant, when several tenants of a policy shared the load.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<TenantSummary>,
 }
 
 impl Summary {

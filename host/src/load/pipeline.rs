@@ -15,11 +15,12 @@ use super::reject::RejectWriter;
 use super::source::{self, SourceSpec};
 use super::split::{Body, Splitter};
 use super::worker::{Batch, Input, Totals, Worker};
-use super::{ExtentMode, Kind, LoadError, Method, Summary};
+use super::{ExtentMode, Kind, LoadError, Method, Summary, TenantLane};
 use crate::catalog::{Catalog, CatalogError, LoadSession};
 use crate::copy::binary;
 use crate::plugin::Plugin;
 use crate::plugin::chain::ItemChain;
+use crate::policy::DataScope;
 
 /// What to load, and how.
 #[derive(Debug)]
@@ -40,6 +41,11 @@ pub struct LoadOptions {
     pub strict_bbox: bool,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// What the plugins may see and the load may write: everything, or a tenant's collections.
+    pub scope: DataScope,
+    /// Several tenants of a policy, each item going to the one whose scope
+    /// holds its collection (then `plugins` is empty and `scope` unused).
+    pub tenants: Vec<TenantLane>,
 }
 
 impl LoadOptions {
@@ -56,6 +62,8 @@ impl LoadOptions {
             batch_size: 256,
             strict_bbox: false,
             progress: false,
+            scope: DataScope::Everything,
+            tenants: Vec::new(),
         }
     }
 }
@@ -72,10 +80,11 @@ pub async fn load(
 ) -> Result<Summary, LoadError> {
     let started = Instant::now();
     let sources = std::mem::take(&mut opts.sources);
+    let tenants = std::mem::take(&mut opts.tenants);
     let session = catalog
         .begin_load(client, opts.kind, opts.method, opts.update_extents)
         .await?;
-    let streamed = match stream(client, &session, &opts, sources, plugins).await {
+    let streamed = match stream(client, &session, &opts, sources, plugins, tenants).await {
         Ok(s) => s,
         Err(e) => {
             session.abort(client).await;
@@ -106,6 +115,7 @@ pub async fn load(
         bytes: streamed.bytes,
         collections,
         seconds: started.elapsed().as_secs_f64(),
+        tenants: totals.tenants,
     })
 }
 
@@ -125,6 +135,7 @@ async fn stream(
     opts: &LoadOptions,
     sources: Vec<SourceSpec>,
     plugins: Vec<Plugin>,
+    tenants: Vec<TenantLane>,
 ) -> Result<Streamed, LoadError> {
     let known = session.known_collections().clone();
     if let Some(c) = &opts.collection
@@ -168,6 +179,7 @@ async fn stream(
         let kind = opts.kind;
         let collection = opts.collection.clone();
         let strict_bbox = opts.strict_bbox;
+        let scope = opts.scope.clone();
         let rows = session.rows().clone();
         // Plugins are instantiated (and called) off the async workers.
         tokio::task::spawn_blocking(move || {
@@ -176,18 +188,23 @@ async fn stream(
             } else {
                 Some(ItemChain::new(&plugins)?)
             };
-            Worker {
+            let worker = Worker {
                 kind,
                 chain,
                 known,
                 collection,
                 strict_bbox,
+                scope,
                 rejects,
                 seq: rows.numbered().then_some(0),
                 rows,
                 totals: Totals::default(),
+            };
+            if tenants.is_empty() {
+                worker.run(batch_rx, chunk_tx)
+            } else {
+                worker.run_tenants(&tenants, batch_rx, chunk_tx)
             }
-            .run(batch_rx, chunk_tx)
         })
     };
 

@@ -85,11 +85,13 @@ impl RejectWriter {
         let raw: Option<&RawValue> = crate::json_check::check_object(record)
             .ok()
             .and_then(|()| serde_json::from_str(record.trim()).ok());
+        // A reason is a plugin's text: it may echo a secret parameter.
+        let reason = crate::terminal::redact(reason);
         let line = Line {
             at,
             id,
             stage,
-            reason,
+            reason: &reason,
             record: match raw {
                 Some(r) => Record::Json(r),
                 // A record skipped unread (too large) has no text to show.

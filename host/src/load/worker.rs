@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -14,6 +15,7 @@ use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
 use crate::catalog::Rows as CatalogRows;
 use crate::plugin::chain::{ItemChain, Reason};
+use crate::policy::DataScope;
 use crate::stac::{ItemContext, check_collection, check_item};
 
 /// One record as read.
@@ -45,6 +47,18 @@ pub(super) struct Totals {
     pub rejected: u64,
     pub plugin_failures: u64,
     pub collections: BTreeSet<String>,
+    /// Per tenant, when several shared the load.
+    pub tenants: Vec<super::tenants::TenantSummary>,
+}
+
+impl Totals {
+    pub fn add_collections(&mut self, collections: BTreeSet<String>) {
+        for c in collections {
+            if !self.collections.contains(&c) {
+                self.collections.insert(c);
+            }
+        }
+    }
 }
 
 pub(super) struct Worker {
@@ -53,6 +67,8 @@ pub(super) struct Worker {
     pub known: HashSet<String>,
     pub collection: Option<String>,
     pub strict_bbox: bool,
+    /// What the plugins may see and the load may write (a tenant's collections).
+    pub scope: DataScope,
     pub rejects: Option<RejectWriter>,
     /// How the catalog loaded into writes rows.
     pub rows: CatalogRows,
@@ -62,14 +78,13 @@ pub(super) struct Worker {
 }
 
 /// A record that will not be loaded, and why.
-struct TurnedAway {
-    index: usize,
-    id: Option<String>,
-    /// The plugin that rejected it; `None`: it failed validation.
-    plugin: Option<String>,
+pub(super) struct TurnedAway {
+    pub index: usize,
+    pub id: Option<String>,
+    pub by: Stage,
     /// Shared by the records of a batch a plugin failed on.
-    reason: Arc<str>,
-    record: String,
+    pub reason: Arc<str>,
+    pub record: String,
 }
 
 impl TurnedAway {
@@ -77,7 +92,7 @@ impl TurnedAway {
         TurnedAway {
             index,
             id: e.id,
-            plugin: None,
+            by: Stage::Validation,
             reason: e.reason.into(),
             record,
         }
@@ -85,9 +100,13 @@ impl TurnedAway {
 }
 
 /// Who turned a record away.
-enum Stage<'a> {
+pub(super) enum Stage {
     Validation,
-    Plugin(&'a str),
+    /// Outside the tenant's scope (before its plugins, or as they left it).
+    Scope,
+    /// Not run: its tenant had used up a limit of the whole load (CPU time).
+    Limit,
+    Plugin(String),
 }
 
 impl Worker {
@@ -120,69 +139,27 @@ impl Worker {
             index: places[i].1,
         };
         // Records turned away, handled in input order once the batch is done.
-        let mut turned_away: Vec<TurnedAway> = Vec::new();
-        // (index in batch, text) of the records still in play.
-        let mut texts: Vec<(usize, String)> = Vec::with_capacity(n);
-        let mut total = 0;
-        for (i, input) in batch.inputs.into_iter().enumerate() {
-            let bytes = match input.body {
-                Body::Json(b) => b,
-                Body::TooLarge(size) => {
-                    turned_away.push(TurnedAway {
-                        index: i,
-                        id: None,
-                        plugin: None,
-                        reason: format!(
-                            "the record is {size} bytes, more than the {} MiB a record may have \
-                             (PostgreSQL's jsonb cannot hold it); it was skipped unread",
-                            MAX_RECORD_BYTES >> 20
-                        )
-                        .into(),
-                        record: String::new(),
-                    });
-                    continue;
-                }
-            };
-            match String::from_utf8(bytes) {
-                Ok(s) => {
-                    total += s.len();
-                    texts.push((i, s));
-                }
-                Err(e) => turned_away.push(TurnedAway {
-                    index: i,
-                    id: None,
-                    plugin: None,
-                    reason: format!("not UTF-8: {}", e.utf8_error()).into(),
-                    record: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                }),
-            }
-        }
+        let (mut texts, mut turned_away, total) = decode(batch.inputs);
 
-        if let Some(chain) = &mut self.chain {
-            let (idx, strings): (Vec<usize>, Vec<String>) = texts.into_iter().unzip();
-            // Borrowed: the originals stay here for the reject file.
-            let mut out = chain.run(&strings);
-            self.totals.dropped += out.dropped.len() as u64;
-            if let Some(failure) = out.failure.take() {
-                self.totals.plugin_failures += 1;
-                if self.rejects.is_none() {
-                    return Err(LoadError::Plugin(failure));
+        // A tenant's plugins see only the tenant's items.
+        if let DataScope::Tenant(_) = &self.scope {
+            texts.retain(|(i, text)| {
+                let named = collection_of(text);
+                let collection = named.as_deref().or(self.collection.as_deref());
+                match self.scope.refuse_collection(collection) {
+                    None => true,
+                    Some(reason) => {
+                        turned_away.push(TurnedAway {
+                            index: *i,
+                            id: item_id(text),
+                            by: Stage::Scope,
+                            reason: reason.into(),
+                            record: text.clone(),
+                        });
+                        false
+                    }
                 }
-                tracing::error!("{failure}; its records are in the reject file");
-            }
-            for r in &out.rejected {
-                turned_away.push(TurnedAway {
-                    index: idx[r.index],
-                    id: item_id(&strings[r.index]),
-                    plugin: Some(r.plugin.clone()),
-                    reason: match &r.reason {
-                        Reason::Rejected(text) => text.as_str().into(),
-                        Reason::Failed(failure) => failure.clone(),
-                    },
-                    record: strings[r.index].clone(),
-                });
-            }
-            texts = out.kept.into_iter().map(|(k, s)| (idx[k], s)).collect();
+            });
         }
 
         let writer = RowWriter {
@@ -190,75 +167,29 @@ impl Worker {
             known: &self.known,
             collection: self.collection.as_deref(),
             strict_bbox: self.strict_bbox,
+            scope: &self.scope,
             rows: &self.rows,
         };
-        let capacity = |total: usize, n: usize| total + total / 8 + 256 * n.min(1024);
-        // Dehydrating for pgstac parses every item whole: worth more than one core.
-        let threads = if self.rows.parallel() && self.kind == Kind::Items && texts.len() >= 64 {
-            row_threads()
-        } else {
-            1
-        };
-        let parts: Vec<Rows> = if threads <= 1 {
-            vec![writer.write(texts, self.seq, capacity(total, n))]
-        } else {
-            let per = texts.len().div_ceil(threads);
-            let mut chunks = Vec::with_capacity(threads);
-            let mut rest = texts;
-            while !rest.is_empty() {
-                let tail = rest.split_off(per.min(rest.len()));
-                chunks.push(std::mem::replace(&mut rest, tail));
-            }
-            let base = self.seq.unwrap_or_default();
-            std::thread::scope(|scope| {
-                let writer = &writer;
-                let handles: Vec<_> = chunks
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, chunk)| {
-                        // Each chunk numbers its rows from its first record's
-                        // place: gaps where records are turned away, order kept.
-                        let seq = Some(base + (k * per) as u64);
-                        let cap = capacity(total / threads, chunk.len());
-                        scope.spawn(move || writer.write(chunk, seq, cap))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a row thread panicked"))
-                    .collect()
-            })
-        };
-        let mut out = Vec::new();
-        let last_seq = parts.last().and_then(|p| p.seq);
-        for part in parts {
-            if out.is_empty() {
-                out = part.out;
-            } else {
-                out.extend_from_slice(&part.out);
-            }
-            turned_away.extend(part.turned_away);
-            self.totals.rows += part.rows;
-            for c in part.collections {
-                if !self.totals.collections.contains(&c) {
-                    self.totals.collections.insert(c);
-                }
-            }
+        let base = self.seq;
+        if let Some(s) = &mut self.seq {
+            *s += n as u64;
         }
-        if self.seq.is_some() {
-            self.seq = if threads <= 1 {
-                last_seq
-            } else {
-                self.seq.map(|s| s + n as u64)
-            };
+        let done = transform(self.chain.as_mut(), &writer, texts, base, total);
+        self.totals.dropped += done.dropped;
+        if let Some(failure) = done.failure {
+            self.totals.plugin_failures += 1;
+            if self.rejects.is_none() {
+                return Err(LoadError::Plugin(failure));
+            }
+            tracing::error!("{failure}; its records are in the reject file");
         }
+        turned_away.extend(done.turned_away);
+        self.totals.rows += done.rows;
+        self.totals.add_collections(done.collections);
+        let out = done.out;
         turned_away.sort_by_key(|t| t.index);
         for t in turned_away {
-            let stage = match &t.plugin {
-                Some(p) => Stage::Plugin(p),
-                None => Stage::Validation,
-            };
-            self.reject(origin(t.index), &t.record, t.id, stage, &t.reason)?;
+            self.reject(origin(t.index), t)?;
         }
         Ok(Chunk {
             bytes: Bytes::from(out),
@@ -266,36 +197,189 @@ impl Worker {
         })
     }
 
-    /// Writes the record to the reject file, or fails the load without one.
-    fn reject(
-        &mut self,
-        at: Origin,
-        record: &str,
-        id: Option<String>,
-        stage: Stage<'_>,
-        reason: &str,
-    ) -> Result<(), LoadError> {
+    fn reject(&mut self, at: Origin, t: TurnedAway) -> Result<(), LoadError> {
         self.totals.rejected += 1;
-        let what = self.kind.singular();
-        match (&mut self.rejects, stage) {
-            (Some(w), Stage::Validation) => {
-                w.write(&at, id.as_deref(), "validation", reason, record)
+        reject(&mut self.rejects, self.kind, at, t)
+    }
+}
+
+/// Writes the record to the reject file, or fails the load without one.
+pub(super) fn reject(
+    rejects: &mut Option<RejectWriter>,
+    kind: Kind,
+    at: Origin,
+    t: TurnedAway,
+) -> Result<(), LoadError> {
+    let TurnedAway {
+        id,
+        by,
+        reason,
+        record,
+        ..
+    } = t;
+    match (rejects, by) {
+        (Some(w), Stage::Validation) => w.write(&at, id.as_deref(), "validation", &reason, &record),
+        (Some(w), Stage::Scope) => w.write(&at, id.as_deref(), "scope", &reason, &record),
+        (Some(w), Stage::Limit) => w.write(&at, id.as_deref(), "limit", &reason, &record),
+        (Some(w), Stage::Plugin(p)) => {
+            w.write(&at, id.as_deref(), &format!("plugin {p}"), &reason, &record)
+        }
+        (None, stage) => Err(LoadError::Record(Box::new(RecordError {
+            at,
+            what: kind.singular(),
+            id,
+            plugin: match stage {
+                Stage::Validation | Stage::Scope | Stage::Limit => None,
+                Stage::Plugin(p) => Some(p),
+            },
+            reason: reason.to_string(),
+        }))),
+    }
+}
+
+/// The records of a batch as text: `(index in batch, text)`, those that are
+/// not (too large, not UTF-8) turned away, and the texts' bytes.
+pub(super) fn decode(inputs: Vec<Input>) -> (Vec<(usize, String)>, Vec<TurnedAway>, usize) {
+    let mut turned_away: Vec<TurnedAway> = Vec::new();
+    // (index in batch, text) of the records still in play.
+    let mut texts: Vec<(usize, String)> = Vec::with_capacity(inputs.len());
+    let mut total = 0;
+    for (i, input) in inputs.into_iter().enumerate() {
+        let bytes = match input.body {
+            Body::Json(b) => b,
+            Body::TooLarge(size) => {
+                turned_away.push(TurnedAway {
+                    index: i,
+                    id: None,
+                    by: Stage::Validation,
+                    reason: format!(
+                        "the record is {size} bytes, more than the {} MiB a record may have \
+                         (PostgreSQL's jsonb cannot hold it); it was skipped unread",
+                        MAX_RECORD_BYTES >> 20
+                    )
+                    .into(),
+                    record: String::new(),
+                });
+                continue;
             }
-            (Some(w), Stage::Plugin(p)) => {
-                w.write(&at, id.as_deref(), &format!("plugin {p}"), reason, record)
+        };
+        match String::from_utf8(bytes) {
+            Ok(s) => {
+                total += s.len();
+                texts.push((i, s));
             }
-            (None, stage) => Err(LoadError::Record(Box::new(RecordError {
-                at,
-                what,
-                id,
-                plugin: match stage {
-                    Stage::Validation => None,
-                    Stage::Plugin(p) => Some(p.to_string()),
-                },
-                reason: reason.to_string(),
-            }))),
+            Err(e) => turned_away.push(TurnedAway {
+                index: i,
+                id: None,
+                by: Stage::Validation,
+                reason: format!("not UTF-8: {}", e.utf8_error()).into(),
+                record: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }),
         }
     }
+    (texts, turned_away, total)
+}
+
+/// What the plugins and the row writer made of a batch's records.
+pub(super) struct Transformed {
+    pub out: Vec<u8>,
+    pub rows: u64,
+    pub dropped: u64,
+    pub turned_away: Vec<TurnedAway>,
+    /// The plugin failure that hit the batch (its records are in `turned_away`).
+    pub failure: Option<crate::plugin::PluginError>,
+    pub collections: BTreeSet<String>,
+    /// CPU time the chain took (on this thread).
+    pub plugin_cpu: Duration,
+}
+
+/// Runs `texts` (index in batch, text) through the chain, then checks them
+/// and writes their rows, numbered from `base`. `total`: their bytes.
+pub(super) fn transform(
+    chain: Option<&mut ItemChain>,
+    writer: &RowWriter<'_>,
+    mut texts: Vec<(usize, String)>,
+    base: Option<u64>,
+    total: usize,
+) -> Transformed {
+    let mut turned_away = Vec::new();
+    let mut dropped = 0;
+    let mut failure = None;
+    let mut plugin_cpu = Duration::ZERO;
+    if let Some(chain) = chain {
+        let (idx, strings): (Vec<usize>, Vec<String>) = texts.into_iter().unzip();
+        let started = thread_cpu();
+        // Borrowed: the originals stay here for the reject file.
+        let mut out = chain.run(&strings);
+        plugin_cpu = thread_cpu().saturating_sub(started);
+        dropped = out.dropped.len() as u64;
+        failure = out.failure.take();
+        for r in &out.rejected {
+            turned_away.push(TurnedAway {
+                index: idx[r.index],
+                id: item_id(&strings[r.index]),
+                by: Stage::Plugin(r.plugin.clone()),
+                reason: match &r.reason {
+                    Reason::Rejected(text) => text.as_str().into(),
+                    Reason::Failed(failure) => failure.clone(),
+                },
+                record: strings[r.index].clone(),
+            });
+        }
+        texts = out.kept.into_iter().map(|(k, s)| (idx[k], s)).collect();
+    }
+    let n = texts.len();
+    let capacity = |total: usize, n: usize| total + total / 8 + 256 * n.min(1024);
+    // Dehydrating for pgstac parses every item whole: worth more than one core.
+    let threads = if writer.rows.parallel() && writer.kind == Kind::Items && n >= 64 {
+        row_threads()
+    } else {
+        1
+    };
+    let parts: Vec<Rows> = if threads <= 1 {
+        vec![writer.write(texts, base, capacity(total, n))]
+    } else {
+        let per = n.div_ceil(threads);
+        let mut chunks = Vec::with_capacity(threads);
+        let mut rest = texts;
+        while !rest.is_empty() {
+            let tail = rest.split_off(per.min(rest.len()));
+            chunks.push(std::mem::replace(&mut rest, tail));
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    let cap = capacity(total / threads, chunk.len());
+                    scope.spawn(move || writer.write(chunk, base, cap))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a row thread panicked"))
+                .collect()
+        })
+    };
+    let mut done = Transformed {
+        out: Vec::new(),
+        rows: 0,
+        dropped,
+        turned_away,
+        failure,
+        collections: BTreeSet::new(),
+        plugin_cpu,
+    };
+    for part in parts {
+        if done.out.is_empty() {
+            done.out = part.out;
+        } else {
+            done.out.extend_from_slice(&part.out);
+        }
+        done.turned_away.extend(part.turned_away);
+        done.rows += part.rows;
+        done.collections.extend(part.collections);
+    }
+    done
 }
 
 /// Rows for part of a batch, and what was turned away.
@@ -304,27 +388,28 @@ struct Rows {
     turned_away: Vec<TurnedAway>,
     collections: BTreeSet<String>,
     rows: u64,
-    /// The next `seq` after this part.
-    seq: Option<u64>,
 }
 
 /// What validating records and writing their rows needs (shared by threads).
-struct RowWriter<'a> {
-    kind: Kind,
-    known: &'a HashSet<String>,
-    collection: Option<&'a str>,
-    strict_bbox: bool,
-    rows: &'a CatalogRows,
+pub(super) struct RowWriter<'a> {
+    pub kind: Kind,
+    pub known: &'a HashSet<String>,
+    pub collection: Option<&'a str>,
+    pub strict_bbox: bool,
+    pub scope: &'a DataScope,
+    pub rows: &'a CatalogRows,
 }
 
 impl RowWriter<'_> {
-    /// Checks each record and writes its row, numbering rows from `seq`.
-    fn write(&self, texts: Vec<(usize, String)>, mut seq: Option<u64>, capacity: usize) -> Rows {
+    /// Checks each record and writes its row. A row's `seq` (when rows carry
+    /// one) is its record's place in the load: `base` plus its index in the batch.
+    fn write(&self, texts: Vec<(usize, String)>, base: Option<u64>, capacity: usize) -> Rows {
         let mut out = Vec::with_capacity(capacity);
         let mut turned_away = Vec::new();
         let mut collections = BTreeSet::new();
         let mut rows = 0;
         for (i, text) in texts {
+            let seq = base.map(|b| b + i as u64);
             let written = match self.kind {
                 Kind::Items => {
                     let ctx = ItemContext {
@@ -333,10 +418,28 @@ impl RowWriter<'_> {
                         strict_bbox: self.strict_bbox,
                     };
                     let item = self.rows.item_text(&text);
-                    check_item(&item, &ctx).and_then(|fields| {
-                        self.rows.write_item(&mut out, seq, &fields, &item)?;
-                        Ok(fields.collection.into_owned())
-                    })
+                    match check_item(&item, &ctx) {
+                        // What the tenant's plugins made of an item stays in its collections.
+                        Ok(fields) => {
+                            match self.scope.refuse_collection(Some(&fields.collection)) {
+                                Some(reason) => {
+                                    turned_away.push(TurnedAway {
+                                        index: i,
+                                        id: Some(fields.id.to_string()),
+                                        by: Stage::Scope,
+                                        reason: reason.into(),
+                                        record: text,
+                                    });
+                                    continue;
+                                }
+                                None => self
+                                    .rows
+                                    .write_item(&mut out, seq, &fields, &item)
+                                    .map(|()| fields.collection.into_owned()),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 Kind::Collections => check_collection(&text).and_then(|id| {
                     self.rows.write_collection(&mut out, seq, &id, &text)?;
@@ -354,9 +457,6 @@ impl RowWriter<'_> {
                     continue;
                 }
             }
-            if let Some(s) = &mut seq {
-                *s += 1;
-            }
             rows += 1;
         }
         Rows {
@@ -364,9 +464,17 @@ impl RowWriter<'_> {
             turned_away,
             collections,
             rows,
-            seq,
         }
     }
+}
+
+/// The CPU time this thread has had, from /proc (no `unsafe` clock call);
+/// zero where /proc cannot tell.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
 /// Threads that turn one batch into pgstac rows: the cores, at most 4.
@@ -374,8 +482,19 @@ fn row_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
+/// The `collection` an item names, if it names one as a string.
+pub(super) fn collection_of(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        collection: Option<String>,
+    }
+    serde_json::from_str::<Named>(text)
+        .ok()
+        .and_then(|n| n.collection)
+}
+
 /// The `id` of a record, if it has a string one (for messages).
-fn item_id(text: &str) -> Option<String> {
+pub(super) fn item_id(text: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Id {
         id: Option<String>,

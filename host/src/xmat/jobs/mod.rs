@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 pub use lines::KeyLines;
 pub use model::*;
-pub use node::Node;
+pub use node::{Node, line_of};
 pub use parse::{Dialect, OPERATORS, ParseError, Problem};
 pub use python::PythonError;
 

@@ -40,6 +40,7 @@ const MODES: &[&str] = &[
     "wrong-count",
     "bad-json",
     "stdout",
+    "stderr:N",
     "exit:N",
     "sleep:N",
     "sleep-forever",
@@ -50,6 +51,8 @@ const MODES: &[&str] = &[
     "keep-bytes:N",
     "configure-error:N",
     "reject-escapes",
+    "reject-seen",
+    "echo:ID",
 ];
 
 thread_local! {
@@ -281,6 +284,19 @@ impl item_rewrite::Guest for Hostile {
                 eprintln!("hostile plugin wrote 100 KB to stdout");
                 keep_all(items, None)
             }
+            // N bytes to stderr per call, in 64 KiB writes.
+            "stderr" => {
+                let chunk = "e".repeat(64 << 10);
+                let mut err = std::io::stderr().lock();
+                let mut left = mode.n() as usize;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    err.write_all(&chunk.as_bytes()[..n])
+                        .map_err(|e| e.to_string())?;
+                    left -= n;
+                }
+                keep_all(items, None)
+            }
             "exit" => std::process::exit(mode.n() as i32),
             "sleep" => {
                 let started = Instant::now();
@@ -311,6 +327,20 @@ impl item_rewrite::Guest for Hostile {
                     .into_iter()
                     .map(ItemOutcome::Keep)
                     .collect()
+            }
+            // Reports exactly which items reached it (their ids, in the reasons).
+            "reject-seen" => items
+                .iter()
+                .map(|item| {
+                    let v: Value = serde_json::from_str(item).unwrap_or_default();
+                    let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
+                    ItemOutcome::Reject(format!("saw {id}"))
+                })
+                .collect(),
+            // Repeats its parameter to whoever reads its messages (a secret, say).
+            "echo" => {
+                eprintln!("my mode is echo:{}", mode.arg);
+                reject_all(&items, &format!("my mode is echo:{}", mode.arg))
             }
             "reject-escapes" => reject_all(
                 &items,
