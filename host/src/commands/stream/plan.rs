@@ -230,7 +230,10 @@ async fn check_plugins(
     tokio::task::spawn_blocking(move || {
         apply::Shaper::new(tables, &schema, false, true, &plugins, None)
             .map(|_| ())
-            .map_err(|(t, e)| anyhow!("table {t}: {e}"))
+            .map_err(|failed| {
+                let (t, e) = *failed;
+                anyhow!("table {t}: {e}")
+            })
     })
     .await?
 }

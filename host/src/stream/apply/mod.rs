@@ -239,7 +239,10 @@ pub async fn run(
             &input.plugins,
             evaluator,
         )
-        .map_err(|(table, e)| StreamError::Setup(format!("table {table}: {e}")))?;
+        .map_err(|failed| {
+            let (table, e) = *failed;
+            StreamError::Setup(format!("table {table}: {e}"))
+        })?;
         let (tx, rx) = mpsc::channel(16);
         let stop_flag = Arc::new(AtomicBool::new(false));
         let producer = reader::Producer {

@@ -82,7 +82,7 @@ impl Shaper {
         numeric_as_string: bool,
         plugins: &[Vec<Plugin>],
         evaluator: Option<Evaluator>,
-    ) -> Result<Shaper, (String, PluginError)> {
+    ) -> Result<Shaper, Box<(String, PluginError)>> {
         let mut chains = Vec::with_capacity(tables.len());
         for (t, ps) in tables.iter().zip(plugins) {
             if ps.is_empty() {
@@ -95,7 +95,7 @@ impl Shaper {
                 columns: t.plugin_columns(),
             };
             chains.push(Some(
-                Chains::new(ps, &announce).map_err(|e| (t.name.clone(), e))?,
+                Chains::new(ps, &announce).map_err(|e| Box::new((t.name.clone(), e)))?,
             ));
         }
         Ok(Shaper {
