@@ -59,8 +59,10 @@ fn kill_during_receive_then_resume_loses_nothing() {
         "receive-synced:1",
     );
     assert_eq!(code, None, "{err}");
-    // The same spool, resumed, more than once.
-    for n in [300, 20_100] {
+    // The same spool, resumed, more than once. A resumed run is sent again
+    // only what the slot was not told of, which varies with when feedback
+    // went out: both points are within what any rerun receives.
+    for n in [300, 1_000] {
         let (code, err) = crashing(
             &f,
             "receive",

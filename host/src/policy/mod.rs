@@ -120,11 +120,12 @@ pub enum Param {
 /// Why a policy cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read policy {}: {source}", .path.display())]
+    // The cause is in the message, not a `#[source]`: a chain printed whole
+    // would say it twice.
+    #[error("cannot read policy {}: {error}", .path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("policy {} has {} problem{}:\n{}", .path.display(), .problems.len(),
         if .problems.len() == 1 { "" } else { "s" }, list(.path, .problems))]
@@ -152,13 +153,12 @@ pub enum PolicyError {
         tenant: String,
         plugin: String,
     },
-    #[error("secret parameter `{param}` of plugin `{plugin}` (tenant `{tenant}`): {source}")]
+    #[error("secret parameter `{param}` of plugin `{plugin}` (tenant `{tenant}`): {error}")]
     Secret {
         tenant: String,
         plugin: String,
         param: String,
-        #[source]
-        source: secret::SecretError,
+        error: secret::SecretError,
     },
 }
 
@@ -173,9 +173,9 @@ fn list(path: &Path, problems: &[Problem]) -> String {
 impl Policy {
     /// Reads and checks a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Policy::parse(&text, path)
     }
@@ -251,11 +251,11 @@ impl Policy {
                 Param::Literal(v) => v.clone(),
                 Param::Secret(source) => source
                     .read()
-                    .map_err(|source| PolicyError::Secret {
+                    .map_err(|error| PolicyError::Secret {
                         tenant: tenant.name.clone(),
                         plugin: plugin.to_string(),
                         param: key.clone(),
-                        source,
+                        error,
                     })?
                     .expose()
                     .to_string(),

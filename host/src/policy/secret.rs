@@ -30,10 +30,9 @@ pub enum SecretError {
     NotText(SecretSource),
     #[error("{0} is empty")]
     Empty(SecretSource),
-    #[error("cannot read {source_}: {error}")]
+    #[error("cannot read {from}: {error}")]
     Unreadable {
-        source_: SecretSource,
-        #[source]
+        from: SecretSource,
         error: std::io::Error,
     },
 }
@@ -65,7 +64,7 @@ impl SecretSource {
                 }
                 Err(error) => {
                     return Err(SecretError::Unreadable {
-                        source_: self.clone(),
+                        from: self.clone(),
                         error,
                     });
                 }
