@@ -753,15 +753,10 @@ fn reject_file_gets_each_record_with_its_reason() {
 
 // ---------------------------------------------------------------- loading, pinning, caching
 
-fn sha256_hex(p: &std::path::Path) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
-}
-
 #[test]
 fn a_pinned_plugin_with_the_wrong_digest_is_refused() {
     let sc = wasm("set_collection");
-    let good = sha256_hex(&sc);
+    let good = util::sha256_file(&sc);
     let bad = "0".repeat(64);
     let pinned = format!("{}#sha256={bad}", path(&sc));
     let out = run_stdin(
@@ -864,7 +859,7 @@ fn inspect_shows_kind_interface_identity_imports_size_and_digest() {
     assert_eq!(v["name"], "set_collection");
     assert_eq!(v["kind"], "item-rewriter");
     assert_eq!(v["interface"], "host:plugin@0.1.0");
-    assert_eq!(v["sha256"], sha256_hex(&sc));
+    assert_eq!(v["sha256"], util::sha256_file(&sc));
     assert_eq!(v["size"], std::fs::metadata(&sc).unwrap().len());
     assert!(v["version"].as_str().unwrap().starts_with("0."));
     assert!(
@@ -1003,7 +998,7 @@ fn plugins_load_from_http_urls_with_a_pin() {
     let base = serve(std::fs::read(&sc).unwrap());
     let url = format!(
         "{base}/plugins/set_collection.wasm#sha256={}",
-        sha256_hex(&sc)
+        util::sha256_file(&sc)
     );
     let out = run_stdin(
         &["plugin", "run", &url, "--plugin-arg", "collection=web"],

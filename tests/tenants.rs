@@ -10,13 +10,10 @@ mod stac_util;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use stac_util::{add_collection, item, migrated, ndjson, s};
-use util::{TestDb, host, run_peak, stderr, stdout, wasm};
-
-fn digest(p: &Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
-}
+use util::{
+    TestDb, host, reject_lines as rejects, run_peak, sha256_file as digest, stderr, stdout, wasm,
+};
 
 /// A policy allowing `hostile` and `set_collection`, with `tenants` (TOML
 /// tables after `[tenants.NAME]` headers, given whole).
@@ -35,14 +32,6 @@ fn policy(dir: &Path, budget: &str, tenants: &str) -> PathBuf {
     let path = dir.join("policy.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn rejects(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Every column of the items of collections matching `like`, as text, in order.

@@ -140,6 +140,21 @@ pub fn wasm(name: &str) -> PathBuf {
     p
 }
 
+/// The SHA-256 of a file, in hex (how pins and policies name a plugin build).
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// The records of a reject file (NDJSON); none when it was not written.
+pub fn reject_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// A file under tests/fixtures.
 pub fn fixture(rel: &str) -> PathBuf {
     let p = root().join("tests/fixtures").join(rel);
