@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
-use host::load::split::Splitter;
+use host::load::split::{Body, Splitter};
 use host_plugin_sdk::run::{ItemResult, rewrite_items, transform_rows};
 use host_plugin_sdk::{Params, Plugin, RowTransformer, Table};
 
@@ -28,7 +28,10 @@ fn main() {
                 let record = splitter.next_record().expect("input");
                 let done = record.is_none();
                 if let Some(r) = record {
-                    batch.push(String::from_utf8(r.bytes).expect("UTF-8"));
+                    let Body::Json(bytes) = r.body else {
+                        panic!("item on line {} is over the size limit", r.line)
+                    };
+                    batch.push(String::from_utf8(bytes).expect("UTF-8"));
                 }
                 if batch.len() == 256 || (done && !batch.is_empty()) {
                     for r in rewrite_items(&mut plugin, std::mem::take(&mut batch)) {
