@@ -10,6 +10,7 @@
 mod encode;
 mod errors;
 mod records;
+mod sandbox;
 mod search;
 
 use std::future::Future;
@@ -28,7 +29,8 @@ use host::catalog::{
 };
 use host::db::Dsn;
 use host::load::{Kind, LoadOptions, SourceSpec};
-use host::plugin::{CompileCache, Limits, PluginSpec, Runtime};
+use host::plugin::{PluginSpec, Runtime};
+use sandbox::Sandbox;
 
 /// The runtime every call runs on (two workers: the load pipeline has
 /// threads of its own).
@@ -431,7 +433,7 @@ impl Client {
         let mut opts =
             LoadOptions::new::<String>(Kind::Collections, Vec::new(), method_of(method)?);
         opts.reject_file = reject_file;
-        self.load(py, source, opts, Vec::new())
+        self.load(py, source, opts, Vec::new(), Sandbox::default())
     }
 
     /// Loads items, in one transaction: all of them or none.
@@ -440,10 +442,15 @@ impl Client {
     /// gzip), a list of them, a dict, an object with `to_dict()` (pystac),
     /// or an iterable or generator of those — pulled as the load goes,
     /// never collected. `method`: insert, insert_ignore, upsert, delsert.
-    /// `plugins`: run in order (see `plugin_spec`). `reject_file`: where
-    /// invalid and rejected items go instead of failing the load.
+    /// `plugins`: run in order (see `plugin_spec`). `sandbox`: a dict of the
+    /// limits they run within, as the CLI's `--plugin-*` flags and a
+    /// policy's `limits` (`memory`, `time`, `fuel`, `output`; sizes such as
+    /// "64MiB" or bytes, durations such as "1s" or seconds), and where they
+    /// come from (`max_size`, `fetch_timeout`, `cache`: a directory, or
+    /// False to compile every time). `reject_file`: where invalid and
+    /// rejected items go instead of failing the load.
     #[pyo3(signature = (source, method="insert", collection=None, plugins=None, reject_file=None,
-                        update_extents=None, batch_size=256, strict_bbox=false))]
+                        update_extents=None, batch_size=256, strict_bbox=false, sandbox=None))]
     #[allow(clippy::too_many_arguments)]
     fn load_items(
         &self,
@@ -456,7 +463,9 @@ impl Client {
         update_extents: Option<&str>,
         batch_size: usize,
         strict_bbox: bool,
+        sandbox: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Summary> {
+        let sandbox = Sandbox::from_py(sandbox)?;
         let mut opts = LoadOptions::new::<String>(Kind::Items, Vec::new(), method_of(method)?);
         opts.reject_file = reject_file;
         opts.collection = collection;
@@ -476,7 +485,7 @@ impl Client {
             .iter()
             .map(plugin_spec)
             .collect::<PyResult<Vec<_>>>()?;
-        self.load(py, source, opts, specs)
+        self.load(py, source, opts, specs, sandbox)
     }
 
     /// Items matching a STAC API search body (a dict or JSON text), as an
@@ -583,6 +592,7 @@ impl Client {
         source: &Bound<'_, PyAny>,
         mut opts: LoadOptions,
         specs: Vec<PluginSpec>,
+        sandbox: Sandbox,
     ) -> PyResult<Summary> {
         let what = opts.kind.plural();
         let raised = records::Raised::default();
@@ -596,12 +606,11 @@ impl Client {
             let _runtime = if specs.is_empty() {
                 None
             } else {
-                let cache = CompileCache::default_dir();
-                let rt = Runtime::new(Limits::default(), cache.as_deref())
+                let rt = Runtime::new(sandbox.limits, sandbox.cache.as_deref())
                     .map_err(|e| errors::PluginError::new_err(format!("{context}: {e}")))?;
                 for spec in &specs {
                     let p = rt
-                        .fetch_and_load(spec, &host::fetch::Bounds::default())
+                        .fetch_and_load(spec, &sandbox.bounds)
                         .await
                         .map_err(|e| errors::PluginError::new_err(format!("{context}: {e}")))?;
                     plugins.push(p);
