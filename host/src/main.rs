@@ -8,6 +8,7 @@ use host::commands;
 use host::terminal::{LogWriter, colour, escape_message};
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
@@ -102,4 +103,17 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// glibc's malloc hands the top of a heap back to the kernel as soon as
+/// 128 KiB of it are free, so every batch's buffers (a megabyte of items)
+/// were given back and faulted in again, page by page: 22,000 page faults
+/// and ~10% of the CPU of `host plugin run` over 20,000 items. Keeping up to
+/// 8 MiB free per heap removes them without growing the peak.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+    }
 }
