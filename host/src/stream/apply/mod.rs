@@ -197,6 +197,8 @@ pub struct ApplyReport {
     pub applied: Lsn,
     pub transactions: u64,
     pub changes: u64,
+    /// Statements sent to the target (a run of changes sharing one counts once).
+    pub statements: u64,
 }
 
 /// Everything apply needs besides the target.
@@ -273,6 +275,7 @@ pub async fn run(
                     applied,
                     transactions: input.counters.transactions.load(Ordering::Relaxed),
                     changes: input.counters.changes.load(Ordering::Relaxed),
+                    statements: tgt.statements(),
                 });
             }
             Err(Consume::Retry(until)) => {

@@ -79,6 +79,8 @@ pub struct Target {
     pending: FuturesOrdered<Pending>,
     /// Changes in the pending statements.
     pending_changes: usize,
+    /// Statements of changes sent so far.
+    sent: u64,
     /// A group is open (BEGIN sent).
     open: bool,
     /// The first failure of the open group.
@@ -164,6 +166,7 @@ impl Target {
             finish,
             pending: FuturesOrdered::new(),
             pending_changes: 0,
+            sent: 0,
             open: false,
             failed: None,
             origin: cfg.origin.clone(),
@@ -182,6 +185,11 @@ impl Target {
             .await
             .map_err(|e| StreamError::db("target", "reading the origin's progress", &e))?;
         Ok(row.get::<_, String>(0).parse().unwrap_or_default())
+    }
+
+    /// Statements of changes sent so far (a run counts once).
+    pub fn statements(&self) -> u64 {
+        self.sent
     }
 
     /// Whether a group is open.
@@ -273,6 +281,7 @@ impl Target {
             .await
             .map_err(Failure::Change)?;
         let c = self.client.clone();
+        self.sent += 1;
         self.queue(
             if n == 1 {
                 let op = ops.into_iter().next().expect("one change");
