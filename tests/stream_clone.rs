@@ -182,27 +182,41 @@ fn clone_without_follow_then_follow_later_and_refusals() {
 
 #[test]
 fn a_clone_whose_copy_fails_leaves_nothing_behind() {
-    // A copy that fails (here: a transform that may touch the unique key,
-    // refused by xmat before copying) leaves no slot, origin or directory.
+    // A copy that fails (here: a plugin rejects a row) leaves no slot,
+    // origin or directory. The plugin may touch the unique key: refused up
+    // front, before anything is created, unless accepted.
     let tables = format!(
         "[\"{{job}}\".tables.\"*\"]\n[\"{{job}}\".tables.t]\nplugins = [{{ plugin = \"{}\", params = {{ \"reject-on\" = \"u77@x.org\" }} }}]\n",
         wasm("row_hostile").display()
     );
     let f = Fixture::bare("clone_fail", TABLES, &tables);
     let jobs = f.jobs.display().to_string();
-    let o = f.run(
-        "clone",
+    let args = [
+        "--follow",
+        "-c",
+        &jobs,
+        "--job",
+        "stream",
+        "--slot-name",
+        &f.slot,
+    ];
+    let o = f.run("clone", &args);
+    assert_fails(
+        &o,
+        1,
+        &["transform(s) on unique keys", "allow_uniqueness_loss"],
+    );
+    assert!(f.slot_state().is_none(), "no slot was created");
+    let o = f.run("clone", &[&args[..], &["--allow-uniqueness-loss"]].concat());
+    assert_fails(
+        &o,
+        1,
         &[
-            "--follow",
-            "-c",
-            &jobs,
-            "--job",
-            "stream",
-            "--slot-name",
-            &f.slot,
+            "the initial copy failed",
+            "u77@x.org",
+            "the stream is removed",
         ],
     );
-    assert_fails(&o, 1, &["the initial copy failed", "the stream is removed"]);
     assert!(f.slot_state().is_none(), "the slot is dropped again");
     assert!(
         !f.sdir().join("stream.json").exists(),

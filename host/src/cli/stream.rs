@@ -90,6 +90,10 @@ pub struct SetupArgs {
     /// Do not install the event trigger that stops the stream at DDL (then DDL is caught at the table's next change).
     #[arg(long)]
     pub no_ddl_trigger: bool,
+    /// Stream even where a transform may give two rows of a unique key one value
+    /// (as `allow_uniqueness_loss = true` on every table).
+    #[arg(long)]
+    pub allow_uniqueness_loss: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -40,6 +40,9 @@ pub struct Checked {
     pub tables: Vec<tables::StreamTable>,
     pub sequences: Vec<String>,
     pub warnings: Vec<String>,
+    /// The job planned as `host xmat` plans it (its unique keys, for the
+    /// check of transforms on them).
+    pub plan: plan::Plan,
 }
 
 /// Checks the source can be streamed for this job: logical decoding on,
@@ -162,6 +165,7 @@ pub async fn check_source(source: &Dsn, job: &Job) -> Result<Checked, StreamErro
         tables,
         sequences,
         warnings,
+        plan,
     })
 }
 

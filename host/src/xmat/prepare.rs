@@ -283,7 +283,7 @@ pub async fn prepare(job: &Job, opts: &Options) -> Result<Prepared, XmatError> {
     }
     let plugins = load_plugins(&plan, &opts.plugins).await?;
     check_plugins(&plan, &plugins).await?;
-    let unique_risks = unique::check(&plan, &plugins, opts.allow_uniqueness_loss);
+    let unique_risks = unique::check(&plan, plugins.per_table(), opts.allow_uniqueness_loss);
     Ok(Prepared {
         plan,
         plugins,

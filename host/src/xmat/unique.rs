@@ -18,7 +18,6 @@
 use serde::Serialize;
 
 use super::plan::Plan;
-use super::prepare::Plugins;
 use super::sql::ident;
 use crate::plugin::{Declaration, Effect, Kind, Plugin, Uniqueness};
 
@@ -129,9 +128,9 @@ impl std::fmt::Display for UniqueRisks {
     }
 }
 
-/// Checks every table of the plan with its loaded plugins (`accept_all`:
-/// the command line accepted every risk).
-pub fn check(plan: &Plan, plugins: &Plugins, accept_all: bool) -> UniqueRisks {
+/// Checks every table of the plan with its loaded plugins (`plugins[i]`
+/// for table `i`; `accept_all`: the command line accepted every risk).
+pub fn check(plan: &Plan, plugins: &[Vec<Plugin>], accept_all: bool) -> UniqueRisks {
     let mut risks = Vec::new();
     for (i, t) in plan.tables.iter().enumerate() {
         for key in &t.unique_keys {
@@ -146,7 +145,7 @@ pub fn check(plan: &Plan, plugins: &Plugins, accept_all: bool) -> UniqueRisks {
                 {
                     found.push((format!("select expression `{expr}`"), Verdict::Unknown));
                 }
-                for p in plugins.table(i) {
+                for p in plugins.get(i).map_or(&[][..], Vec::as_slice) {
                     found.extend(plugin_verdict(p, column));
                 }
                 risks.extend(found.into_iter().map(|(transform, verdict)| Risk {

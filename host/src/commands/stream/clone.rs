@@ -95,6 +95,7 @@ async fn copy(
             fetch: a.setup.opts.fetch_bounds(),
         },
         snapshot: Snapshot::Import(snapshot),
+        allow_uniqueness_loss: a.setup.allow_uniqueness_loss,
         ..Options::default()
     };
     tracing::info!(

@@ -312,9 +312,10 @@ fn print_apply(r: &apply::ApplyReport, synced: Option<usize>, as_json: bool) -> 
         );
     } else {
         tracing::info!(
-            "apply: {} transactions, {} changes applied; the target is at {} ({:?}){}",
+            "apply: {} transactions, {} changes applied ({} statements); the target is at {} ({:?}){}",
             r.transactions,
             r.changes,
+            r.statements,
             r.applied,
             r.ended,
             synced.map_or(String::new(), |n| format!(

@@ -21,6 +21,7 @@ use crate::stream::setup::{self, CreatedSlot, SetupOptions};
 use crate::xmat::Failure;
 use crate::xmat::jobs::{Endpoint, Job, JobFile, Setting, TableEntry};
 use crate::xmat::same::{self, Sameness};
+use crate::xmat::unique;
 
 /// What `setup` and `clone` decide before anything is created: the job,
 /// both databases, the checked source, the plugins' identities.
@@ -110,6 +111,13 @@ pub(super) async fn plan_setup(a: &SetupArgs) -> anyhow::Result<Planned> {
     // Load the plugins now: a bad plugin or parameter fails before anything is created.
     let (_runtime, plugins) = load_table_plugins(&a.opts, &checked.tables).await?;
     check_plugins(&checked.tables, &job.source.schema, &plugins).await?;
+    // As `host xmat` does: a transform that may give two rows of a unique
+    // key one value fails the key on the target (at the copy, or at the
+    // change that meets an existing value), so it is refused up front.
+    let risks = unique::check(&checked.plan, &plugins, a.allow_uniqueness_loss);
+    if risks.refuses() {
+        return Err(Failure::Unique(risks).into());
+    }
     let digests = digests(&checked.tables, &plugins)?;
     for w in &checked.warnings {
         tracing::warn!("{w}");

@@ -26,6 +26,7 @@
 //! transaction straddling it is left whole for the next run (pgcopydb
 //! #1049/#1050).
 
+mod batch;
 pub mod chains;
 pub mod expr;
 mod reader;
@@ -47,7 +48,7 @@ use crate::db::Dsn;
 use crate::plugin::Plugin;
 pub use shape::Shaper;
 use statements::{Params, Shape};
-pub use target::Target;
+pub use target::{Failure, Target};
 
 /// Changes in one group at most.
 pub const GROUP_CHANGES: u64 = 20_000;
@@ -196,6 +197,8 @@ pub struct ApplyReport {
     pub applied: Lsn,
     pub transactions: u64,
     pub changes: u64,
+    /// Statements sent to the target (a run of changes sharing one counts once).
+    pub statements: u64,
 }
 
 /// Everything apply needs besides the target.
@@ -272,6 +275,7 @@ pub async fn run(
                     applied,
                     transactions: input.counters.transactions.load(Ordering::Relaxed),
                     changes: input.counters.changes.load(Ordering::Relaxed),
+                    statements: tgt.statements(),
                 });
             }
             Err(Consume::Retry(until)) => {
@@ -335,6 +339,9 @@ async fn consume(
 ) -> Result<ApplyEnd, Consume> {
     let mut group: Option<Group> = None;
     let mut current: Option<Arc<Txn>> = None;
+    // Changes share statements, except in transactions being gone through
+    // one at a time (to name the change that fails).
+    let mut runs = true;
     loop {
         // Between transactions, a group is committed as soon as nothing
         // more is ready: never hold a target transaction open while idle.
@@ -377,11 +384,12 @@ async fn consume(
                         last: None,
                     });
                 }
+                runs = t.end_lsn > single_until;
                 current = Some(t);
             }
             Unit::Work(w) => {
                 let n = w.len() as u64;
-                if let Err(e) = tgt.push(w).await {
+                if let Err(e) = tgt.push(w, runs).await {
                     return Err(fail(tgt, group.as_ref(), e).await);
                 }
                 if let Some(g) = group.as_mut() {
@@ -406,7 +414,7 @@ async fn consume(
                     until.max(done.map_or(Lsn::ZERO, |t| t.end_lsn)),
                 ));
             }
-            Unit::Fail(e, _) => return Err(fail(tgt, group.as_ref(), e).await),
+            Unit::Fail(e, _) => return Err(fail(tgt, group.as_ref(), Failure::Change(e)).await),
             Unit::End(end) => {
                 if let Some(g) = group.take() {
                     commit(tgt, g, input, books).await?;
@@ -424,15 +432,25 @@ async fn consume(
 }
 
 /// Rolls the open group back; a group holding completed transactions is
-/// retried one transaction at a time, so those are applied.
-async fn fail(tgt: &mut Target, group: Option<&Group>, e: ChangeError) -> Consume {
+/// retried one transaction at a time, so those are applied; a failed run
+/// is retried one change per statement, to name the change.
+async fn fail(tgt: &mut Target, group: Option<&Group>, e: Failure) -> Consume {
     tgt.rollback().await;
-    match group {
-        Some(g) if g.txns > 0 => Consume::Retry(
-            e.commit_lsn
-                .max(g.last.as_ref().map_or(Lsn::ZERO, |t| t.end_lsn)),
-        ),
-        _ => Consume::Failed(StreamError::Change(e)),
+    let done = group
+        .and_then(|g| g.last.as_ref())
+        .map_or(Lsn::ZERO, |t| t.end_lsn);
+    match e {
+        Failure::Run { txn, what } => {
+            tracing::debug!(
+                "apply: a run of changes of transaction {} failed ({what}); again one change at a time",
+                txn.xid
+            );
+            Consume::Retry(txn.end_lsn.max(done))
+        }
+        Failure::Change(e) => match group {
+            Some(g) if g.txns > 0 => Consume::Retry(e.commit_lsn.max(done)),
+            _ => Consume::Failed(StreamError::Change(e)),
+        },
     }
 }
 
@@ -447,10 +465,10 @@ async fn commit(
         .as_ref()
         .expect("a committed group has a transaction");
     if let Err(e) = tgt.commit(last).await {
-        return Err(if g.txns > 1 {
-            Consume::Retry(last.end_lsn)
-        } else {
-            Consume::Failed(StreamError::Change(e))
+        return Err(match e {
+            Failure::Run { txn, .. } => Consume::Retry(txn.end_lsn.max(last.end_lsn)),
+            Failure::Change(_) if g.txns > 1 => Consume::Retry(last.end_lsn),
+            Failure::Change(e) => Consume::Failed(StreamError::Change(e)),
         });
     }
     let c = &input.counters;

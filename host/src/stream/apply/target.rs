@@ -8,8 +8,15 @@
 //! are checked as they come back, all of them before COMMIT: a statement
 //! that failed, or an UPDATE or DELETE that found no row where one had to
 //! be, rolls the group back.
+//!
+//! Consecutive changes that can share a statement are sent as one
+//! ([`super::batch`]). A run that fails (an error, or fewer rows than
+//! changes where each must find its row) is not reported as it is: it does
+//! not say which change was wrong. It is a [`Failure::Run`], and apply goes
+//! through that transaction again one change per statement, which names
+//! the change exactly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -21,6 +28,7 @@ use super::super::dir::StreamConfig;
 use super::super::lsn::Lsn;
 use super::super::tables::StreamTable;
 use super::super::{StreamError, connect};
+use super::batch;
 use super::statements::{self, Shape, TextParam};
 use super::{ChangeError, ErrorKind, Expect, Op, Txn, Work};
 use crate::db::Dsn;
@@ -28,6 +36,8 @@ use crate::xmat::sql::{describe, qualified};
 
 /// Statements in flight before the oldest result is awaited.
 const IN_FLIGHT: usize = 512;
+/// Changes in flight (held until their statement's result is in).
+const IN_FLIGHT_CHANGES: usize = 16_384;
 
 type Pending = BoxFuture<'static, (Result<u64, tokio_postgres::Error>, Sent)>;
 
@@ -35,6 +45,8 @@ type Pending = BoxFuture<'static, (Result<u64, tokio_postgres::Error>, Sent)>;
 enum Sent {
     Begin,
     Row(Op),
+    /// A run of changes in one statement.
+    Run(Vec<Op>),
     Truncate {
         lsn: Lsn,
         txn: Arc<Txn>,
@@ -42,18 +54,37 @@ enum Sent {
     },
 }
 
+/// Why the open group failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// This change cannot be applied.
+    Change(ChangeError),
+    /// A run of changes of this transaction failed: which change is not
+    /// known; applying the transaction one change per statement tells.
+    Run { txn: Arc<Txn>, what: String },
+}
+
 /// The target side of apply.
 pub struct Target {
     client: Arc<Client>,
     schema: String,
     tables: Arc<Vec<StreamTable>>,
-    statements: HashMap<(usize, Shape), Statement>,
+    /// Each table's key columns (projection positions).
+    keys: Vec<Vec<usize>>,
+    /// Each table's projection column types on the target, as run statements cast to them.
+    types: Vec<Vec<String>>,
+    /// Prepared statements by table, shape and whether for a run.
+    statements: HashMap<(usize, Shape, bool), Statement>,
     finish: Statement,
     pending: FuturesOrdered<Pending>,
+    /// Changes in the pending statements.
+    pending_changes: usize,
+    /// Statements of changes sent so far.
+    sent: u64,
     /// A group is open (BEGIN sent).
     open: bool,
     /// The first failure of the open group.
-    failed: Option<ChangeError>,
+    failed: Option<Failure>,
     origin: String,
 }
 
@@ -117,7 +148,7 @@ impl Target {
                 db("taking the replication origin", &e)
             });
         }
-        check_tables(&client, &cfg.target_schema, &tables).await?;
+        let types = check_tables(&client, &cfg.target_schema, &tables).await?;
         let finish = client
             .prepare(
                 "SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::text::timestamptz), \
@@ -128,10 +159,14 @@ impl Target {
         Ok(Target {
             client: Arc::new(client),
             schema: cfg.target_schema.clone(),
+            keys: tables.iter().map(|t| t.key_in_projection()).collect(),
+            types,
             tables,
             statements: HashMap::new(),
             finish,
             pending: FuturesOrdered::new(),
+            pending_changes: 0,
+            sent: 0,
             open: false,
             failed: None,
             origin: cfg.origin.clone(),
@@ -152,6 +187,11 @@ impl Target {
         Ok(row.get::<_, String>(0).parse().unwrap_or_default())
     }
 
+    /// Statements of changes sent so far (a run counts once).
+    pub fn statements(&self) -> u64 {
+        self.sent
+    }
+
     /// Whether a group is open.
     pub fn is_open(&self) -> bool {
         self.open
@@ -160,54 +200,125 @@ impl Target {
     /// Opens a group (a target transaction).
     pub fn begin(&mut self) {
         let c = self.client.clone();
-        self.queue(Box::pin(async move {
-            (c.batch_execute("BEGIN").await.map(|_| 0), Sent::Begin)
-        }));
+        self.queue(
+            Box::pin(async move { (c.batch_execute("BEGIN").await.map(|_| 0), Sent::Begin) }),
+            0,
+        );
         self.open = true;
     }
 
     /// Queues statements; checks results as they arrive. After the first
     /// failure nothing more is sent; the failure is returned (here or by
-    /// [`commit`](Self::commit)).
-    pub async fn push(&mut self, work: Vec<Work>) -> Result<(), ChangeError> {
+    /// [`commit`](Self::commit)). With `runs`, consecutive changes that can
+    /// share a statement do.
+    pub async fn push(&mut self, work: Vec<Work>, runs: bool) -> Result<(), Failure> {
+        let mut run: Vec<Op> = Vec::new();
+        let mut keys: HashSet<Vec<u8>> = HashSet::new();
+        let mut key = Vec::new();
         for w in work {
             if let Some(e) = self.failed.take() {
                 return Err(e);
             }
-            let fut: Pending = match w {
+            match w {
                 Work::Row(op) => {
-                    let stmt = self.statement(&op).await?;
-                    let c = self.client.clone();
-                    Box::pin(async move {
-                        let r = c.execute_raw(&stmt, op.params.iter()).await;
-                        (r, Sent::Row(op))
-                    })
+                    let table = &self.tables[op.table];
+                    let joinable = runs && batch::keeps_key(&op, table, &self.keys[op.table]);
+                    if joinable {
+                        batch::key_bytes(&op, &self.keys[op.table], &mut key);
+                    }
+                    let extends = joinable
+                        && run.first().is_some_and(|f| {
+                            f.table == op.table
+                                && f.shape == op.shape
+                                && f.expect == op.expect
+                                && Arc::ptr_eq(&f.txn, &op.txn)
+                        })
+                        && !keys.contains(&key);
+                    if !extends {
+                        self.send(std::mem::take(&mut run)).await?;
+                        keys.clear();
+                    }
+                    if joinable {
+                        keys.insert(key.clone());
+                        run.push(op);
+                    } else {
+                        self.send(vec![op]).await?;
+                    }
                 }
                 Work::Truncate { tables, lsn, txn } => {
+                    self.send(std::mem::take(&mut run)).await?;
+                    keys.clear();
                     let list: Vec<&StreamTable> = tables.iter().map(|&t| &self.tables[t]).collect();
                     let sql = statements::truncate(&list, &self.schema);
                     let c = self.client.clone();
-                    Box::pin(async move {
-                        let r = c.batch_execute(&sql).await.map(|_| 0);
-                        (r, Sent::Truncate { lsn, txn, sql })
-                    })
+                    self.queue(
+                        Box::pin(async move {
+                            let r = c.batch_execute(&sql).await.map(|_| 0);
+                            (r, Sent::Truncate { lsn, txn, sql })
+                        }),
+                        0,
+                    );
+                    super::super::crash::point("apply-sent");
+                    self.settle_some().await;
                 }
-            };
-            self.queue(fut);
-            super::super::crash::point("apply-sent");
-            while self.pending.len() > IN_FLIGHT {
-                self.settle_one().await;
             }
         }
+        self.send(run).await?;
         match self.failed.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
+    /// Sends changes: one as its row statement, more as a run.
+    async fn send(&mut self, ops: Vec<Op>) -> Result<(), Failure> {
+        let n = ops.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let stmt = self
+            .statement(&ops[0], n > 1)
+            .await
+            .map_err(Failure::Change)?;
+        let c = self.client.clone();
+        self.sent += 1;
+        self.queue(
+            if n == 1 {
+                let op = ops.into_iter().next().expect("one change");
+                Box::pin(async move {
+                    let r = c.execute_raw(&stmt, op.params.iter()).await;
+                    (r, Sent::Row(op))
+                })
+            } else {
+                Box::pin(async move {
+                    let r = {
+                        let columns =
+                            (0..ops[0].params.len()).map(|i| batch::Column { ops: &ops, i });
+                        c.execute_raw(&stmt, columns.collect::<Vec<_>>()).await
+                    };
+                    (r, Sent::Run(ops))
+                })
+            },
+            n,
+        );
+        // A crash point per change, so a kill lands after any number of them.
+        for _ in 0..n {
+            super::super::crash::point("apply-sent");
+        }
+        self.settle_some().await;
+        Ok(())
+    }
+
+    /// Awaits results until few enough are in flight.
+    async fn settle_some(&mut self) {
+        while self.pending.len() > IN_FLIGHT || self.pending_changes > IN_FLIGHT_CHANGES {
+            self.settle_one().await;
+        }
+    }
+
     /// Commits the open group, recording `last` (its last source transaction)
     /// as the origin's progress in the same transaction.
-    pub async fn commit(&mut self, last: &Txn) -> Result<(), ChangeError> {
+    pub async fn commit(&mut self, last: &Txn) -> Result<(), Failure> {
         while !self.pending.is_empty() {
             self.settle_one().await;
         }
@@ -232,10 +343,10 @@ impl Target {
         self.open = false;
         if let Err(e) = setup.and(commit) {
             let _ = self.client.batch_execute("ROLLBACK").await;
-            return Err(target_error(format!(
+            return Err(Failure::Change(target_error(format!(
                 "committing on the target: {}",
                 describe(&e)
-            )));
+            ))));
         }
         super::super::crash::point("apply-committed");
         Ok(())
@@ -247,6 +358,7 @@ impl Target {
             let _ = self.pending.next().await;
         }
         self.failed = None;
+        self.pending_changes = 0;
         if self.open {
             let _ = self.client.batch_execute("ROLLBACK").await;
             self.open = false;
@@ -254,7 +366,8 @@ impl Target {
     }
 
     /// Sends a request now (so requests go out in the order queued).
-    fn queue(&mut self, mut fut: Pending) {
+    fn queue(&mut self, mut fut: Pending, changes: usize) {
+        self.pending_changes += changes;
         let waker = futures::task::noop_waker();
         match fut.poll_unpin(&mut Context::from_waker(&waker)) {
             Poll::Ready(out) => self
@@ -268,14 +381,38 @@ impl Target {
         let Some((result, sent)) = self.pending.next().await else {
             return;
         };
+        self.pending_changes -= match &sent {
+            Sent::Row(_) => 1,
+            Sent::Run(ops) => ops.len(),
+            Sent::Begin | Sent::Truncate { .. } => 0,
+        };
         if self.failed.is_some() {
             return; // later statements only echo the first failure
         }
         self.failed = self.check(result, sent);
     }
 
-    fn check(&self, result: Result<u64, tokio_postgres::Error>, sent: Sent) -> Option<ChangeError> {
+    fn check(&self, result: Result<u64, tokio_postgres::Error>, sent: Sent) -> Option<Failure> {
+        if let Sent::Run(ops) = sent {
+            let expect = ops[0].expect;
+            let what = match result {
+                Err(e) => describe(&e),
+                Ok(n) if expected(expect, n, ops.len() as u64) => return None,
+                Ok(n) => format!("{n} rows for {} changes ({expect:?})", ops.len()),
+            };
+            let txn = ops[0].txn.clone();
+            return Some(Failure::Run { txn, what });
+        }
+        self.check_one(result, sent).map(Failure::Change)
+    }
+
+    fn check_one(
+        &self,
+        result: Result<u64, tokio_postgres::Error>,
+        sent: Sent,
+    ) -> Option<ChangeError> {
         match sent {
+            Sent::Run(_) => None,
             Sent::Begin => result.err().map(|e| ChangeError {
                 xid: 0,
                 commit_lsn: Lsn::ZERO,
@@ -317,12 +454,7 @@ impl Target {
                         )));
                     }
                 };
-                let ok = match op.expect {
-                    Expect::One | Expect::OneKeepingToast => n == 1,
-                    Expect::AtMostOne => n <= 1,
-                    Expect::Any => true,
-                };
-                if ok {
+                if expected(op.expect, n, 1) {
                     return None;
                 }
                 Some(fail(match op.expect {
@@ -345,14 +477,18 @@ impl Target {
         }
     }
 
-    /// The prepared statement for an op's table and shape.
-    async fn statement(&mut self, op: &Op) -> Result<Statement, ChangeError> {
-        let k = (op.table, op.shape.clone());
+    /// The prepared statement for an op's table and shape, alone or in a run.
+    async fn statement(&mut self, op: &Op, run: bool) -> Result<Statement, ChangeError> {
+        let k = (op.table, op.shape.clone(), run);
         if let Some(s) = self.statements.get(&k) {
             return Ok(s.clone());
         }
         let table = &self.tables[op.table];
-        let sql = statements::sql(table, &self.schema, &op.shape);
+        let sql = if run {
+            batch::sql(table, &self.schema, &op.shape, &self.types[op.table])
+        } else {
+            statements::sql(table, &self.schema, &op.shape)
+        };
         tracing::debug!("target: prepare {sql}");
         let s = self.client.prepare(&sql).await.map_err(|e| ChangeError {
             xid: op.txn.xid,
@@ -365,6 +501,15 @@ impl Target {
         })?;
         self.statements.insert(k, s.clone());
         Ok(s)
+    }
+}
+
+/// Whether `n` rows touched is right for `changes` changes that expect this.
+fn expected(expect: Expect, n: u64, changes: u64) -> bool {
+    match expect {
+        Expect::One | Expect::OneKeepingToast => n == changes,
+        Expect::AtMostOne => n <= changes,
+        Expect::Any => true,
     }
 }
 
@@ -410,13 +555,16 @@ fn missing_columns(table: &StreamTable, shape: &Shape) -> Vec<String> {
     }
 }
 
-/// Refuses a target without the streamed tables (or with their columns missing).
+/// Refuses a target without the streamed tables (or with their columns
+/// missing); returns the type of each copied column on the target
+/// (schema-qualified internal names: see [`super::batch`]).
 async fn check_tables(
     client: &Client,
     schema: &str,
     tables: &[StreamTable],
-) -> Result<(), StreamError> {
+) -> Result<Vec<Vec<String>>, StreamError> {
     let mut problems = Vec::new();
+    let mut types = Vec::new();
     for t in tables {
         let name = qualified(schema, &t.name);
         let cols: Vec<String> = t
@@ -426,8 +574,10 @@ async fn check_tables(
             .collect();
         let rows = client
             .query(
-                "SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = to_regclass($1) \
-                 AND a.attnum > 0 AND NOT a.attisdropped",
+                "SELECT a.attname::text, quote_ident(n.nspname) || '.' || quote_ident(y.typname) \
+                 FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid \
+                 JOIN pg_namespace n ON n.oid = y.typnamespace \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
                 &[&name],
             )
             .await
@@ -436,8 +586,13 @@ async fn check_tables(
             problems.push(format!("table {name} does not exist"));
             continue;
         }
-        let have: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        let missing: Vec<&String> = cols.iter().filter(|c| !have.contains(c)).collect();
+        let have: HashMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let missing: Vec<&String> = cols.iter().filter(|c| !have.contains_key(*c)).collect();
+        types.push(
+            cols.iter()
+                .map(|c| have.get(c).cloned().unwrap_or_default())
+                .collect(),
+        );
         if !missing.is_empty() {
             problems.push(format!(
                 "table {name} has no column {}",
@@ -450,7 +605,7 @@ async fn check_tables(
         }
     }
     if problems.is_empty() {
-        Ok(())
+        Ok(types)
     } else {
         Err(StreamError::Setup(format!(
             "the target is not ready for this stream: {} (copy the tables first, e.g. with \
