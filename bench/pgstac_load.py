@@ -18,8 +18,9 @@ Goals (issue 11): host >= 3x pypgstac's items/s for every method, and host's ins
 empty collection within 1.1x of the floor's time. Figures are medians of RUNS (default 3); every
 run of every tool starts from a copy of one template database, and the tools alternate.
 Run from the project root after `cargo build --release -p host`.
-Environment: RUNS, N_ITEMS (100000), SCENARIO, HOST_DSN, PYPGSTAC (a pypgstac 0.10.0 binary;
-default: the project's .venv from scripts/venv).
+Environment: RUNS, N_ITEMS (100000), SCENARIO, METHODS, HOST_DSN, HOST_BIN (the host binary;
+default target/release/host), PYPGSTAC (a pypgstac 0.10.0 binary; default: the project's .venv
+from scripts/venv).
 """
 import json
 import os
@@ -29,7 +30,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOST = os.path.join(ROOT, "target/release/host")
+HOST = os.environ.get("HOST_BIN", os.path.join(ROOT, "target/release/host"))
 DATA = os.path.join(ROOT, ".bench")
 RUNS = int(os.environ.get("RUNS", "3"))
 N_ITEMS = int(os.environ.get("N_ITEMS", "100000"))

@@ -683,3 +683,74 @@ fn loads_compress_with_lz4_unless_the_database_chose_its_compression() {
     // The rows read back as loaded.
     assert_eq!(search(&db, "c").len(), 30);
 }
+
+/// Rows that arrive in key order skip the merge's duplicate check and sort;
+/// an id seen again anywhere later (another batch, another row thread) must
+/// still count as a duplicate, and ids whose byte order is not the
+/// database's collation order load all the same.
+#[test]
+fn ids_repeated_far_apart_in_sorted_input_are_still_duplicates() {
+    let db = pgstac_db("pgstac_key_order");
+    let dir = tempfile::tempdir().unwrap();
+    let c = ndjson(dir.path(), "c.json", &[collection("c")]);
+    ok(&load(&db, "collections", &[s(&c)]));
+    let titled = |id: &str, title: &str| {
+        let mut v = item(id, "c", 1.0, 1.0, 1);
+        v["properties"]["title"] = json!(title);
+        v
+    };
+    // Increasing ids, then the first id again, 300 records (and batches) later.
+    let mut values: Vec<Value> = (0..300)
+        .map(|i| titled(&format!("k{i:04}"), "first"))
+        .collect();
+    values.push(titled("k0000", "last"));
+    let f = ndjson(dir.path(), "again.ndjson", &values);
+    let title = || -> String {
+        db.client()
+            .query_one(
+                "SELECT content->'properties'->>'title' FROM pgstac.items WHERE id = 'k0000'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let with = |method: &'static str| [s(&f), "--method", method, "--batch-size", "7", "--json"];
+    fails(&load(&db, "items", &with("insert")), 1, &["already exists"]);
+    assert_eq!(count(&db, "SELECT count(*) FROM pgstac.items"), 0);
+    counts(
+        ok(&load(&db, "items", &with("insert_ignore"))),
+        (301, 300, 1, 0, 0, 0),
+    );
+    assert_eq!(title(), "first");
+    counts(
+        ok(&load(&db, "items", &with("upsert"))),
+        (301, 1, 1, 299, 0, 0),
+    );
+    assert_eq!(title(), "last");
+
+    // Byte order ("B" < "a") against the collation's ("a" < "B"), both ways round.
+    let ids = ["B-1", "a-1", "a_1", "b-1"];
+    let sorted: Vec<Value> = ids.iter().map(|i| titled(i, "x")).collect();
+    let reversed: Vec<Value> = ids.iter().rev().map(|i| titled(i, "y")).collect();
+    let fs = ndjson(dir.path(), "sorted.ndjson", &sorted);
+    let fr = ndjson(dir.path(), "reversed.ndjson", &reversed);
+    counts(
+        ok(&load(&db, "items", &[s(&fs), "--json"])),
+        (4, 4, 0, 0, 0, 0),
+    );
+    counts(
+        ok(&load(
+            &db,
+            "items",
+            &[s(&fr), "--method", "upsert", "--json"],
+        )),
+        (4, 4, 0, 0, 0, 0),
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pgstac.items WHERE content->'properties'->>'title' = 'y'"
+        ),
+        4
+    );
+}

@@ -36,7 +36,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 pub use error::CatalogError;
-pub use load::{LoadSession, Rows};
+pub use load::{KeyOrder, LoadSession, Rows};
 
 use crate::search::{Page, SearchRequest};
 

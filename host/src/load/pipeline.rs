@@ -98,7 +98,12 @@ pub async fn load(
     );
     let collections: Vec<String> = streamed.totals.collections.iter().cloned().collect();
     let merged = session
-        .finish(client, streamed.staged, &collections)
+        .finish(
+            client,
+            streamed.staged,
+            &collections,
+            &streamed.totals.order,
+        )
         .await?;
     let totals = streamed.totals;
     Ok(Summary {

@@ -34,6 +34,7 @@ use super::worker::{
     Batch, Chunk, RowWriter, Stage, Totals, TurnedAway, Worker, collection_of, decode, item_id,
     reject, transform,
 };
+use crate::catalog::KeyOrder;
 use crate::plugin::chain::ItemChain;
 use crate::plugin::{Fault, LimitHit, Plugin, PluginError};
 use crate::policy::{DataScope, Scope, TenantScope};
@@ -132,6 +133,7 @@ struct Piece {
     turned_away: Vec<TurnedAway>,
     failure: Option<PluginError>,
     collections: BTreeSet<String>,
+    order: KeyOrder,
     cpu: Duration,
     cpu_exhausted: bool,
 }
@@ -149,6 +151,7 @@ impl Piece {
             turned_away: Vec::new(),
             failure: None,
             collections: BTreeSet::new(),
+            order: KeyOrder::default(),
             cpu: Duration::ZERO,
             cpu_exhausted: false,
         }
@@ -383,6 +386,7 @@ fn run_lane(
                 piece.turned_away = done.turned_away;
                 piece.failure = done.failure;
                 piece.collections = done.collections;
+                piece.order = done.order;
             }
         }
         if pieces.send(piece).is_err() {
@@ -415,6 +419,7 @@ fn collect(
         totals.dropped += piece.dropped;
         totals.rejected += piece.turned_away.len() as u64;
         totals.add_collections(std::mem::take(&mut piece.collections));
+        totals.order.append(std::mem::take(&mut piece.order));
         if let Some(k) = piece.lane {
             let t = &mut tenants[k];
             t.read += piece.read;

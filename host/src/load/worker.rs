@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::reject::RejectWriter;
 use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
-use crate::catalog::Rows as CatalogRows;
+use crate::catalog::{KeyOrder, Rows as CatalogRows};
 use crate::plugin::chain::{ItemChain, Reason};
 use crate::policy::DataScope;
 use crate::stac::{ItemContext, check_collection, check_item};
@@ -47,6 +47,8 @@ pub(super) struct Totals {
     pub rejected: u64,
     pub plugin_failures: u64,
     pub collections: BTreeSet<String>,
+    /// How the rows' keys came, in the order COPY took them.
+    pub order: KeyOrder,
     /// Per tenant, when several shared the load.
     pub tenants: Vec<super::tenants::TenantSummary>,
 }
@@ -186,6 +188,7 @@ impl Worker {
         turned_away.extend(done.turned_away);
         self.totals.rows += done.rows;
         self.totals.add_collections(done.collections);
+        self.totals.order.append(done.order);
         let out = done.out;
         turned_away.sort_by_key(|t| t.index);
         for t in turned_away {
@@ -289,6 +292,8 @@ pub(super) struct Transformed {
     /// The plugin failure that hit the batch (its records are in `turned_away`).
     pub failure: Option<crate::plugin::PluginError>,
     pub collections: BTreeSet<String>,
+    /// How the rows' keys came.
+    pub order: KeyOrder,
     /// CPU time the chain took (on this thread).
     pub plugin_cpu: Duration,
 }
@@ -367,6 +372,7 @@ pub(super) fn transform(
         turned_away,
         failure,
         collections: BTreeSet::new(),
+        order: KeyOrder::default(),
         plugin_cpu,
     };
     for part in parts {
@@ -378,6 +384,7 @@ pub(super) fn transform(
         done.turned_away.extend(part.turned_away);
         done.rows += part.rows;
         done.collections.extend(part.collections);
+        done.order.append(part.order);
     }
     done
 }
@@ -387,6 +394,7 @@ struct Rows {
     out: Vec<u8>,
     turned_away: Vec<TurnedAway>,
     collections: BTreeSet<String>,
+    order: KeyOrder,
     rows: u64,
 }
 
@@ -407,6 +415,7 @@ impl RowWriter<'_> {
         let mut out = Vec::with_capacity(capacity);
         let mut turned_away = Vec::new();
         let mut collections = BTreeSet::new();
+        let mut order = KeyOrder::default();
         let mut rows = 0;
         for (i, text) in texts {
             let seq = base.map(|b| b + i as u64);
@@ -432,10 +441,14 @@ impl RowWriter<'_> {
                                     });
                                     continue;
                                 }
-                                None => self
-                                    .rows
-                                    .write_item(&mut out, seq, &fields, &item)
-                                    .map(|()| fields.collection.into_owned()),
+                                None => {
+                                    self.rows
+                                        .write_item(&mut out, seq, &fields, &item)
+                                        .map(|()| {
+                                            order.push(&fields.collection, &fields.id);
+                                            fields.collection.into_owned()
+                                        })
+                                }
                             }
                         }
                         Err(e) => Err(e),
@@ -463,6 +476,7 @@ impl RowWriter<'_> {
             out,
             turned_away,
             collections,
+            order,
             rows,
         }
     }

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use crate::catalog::{CatalogError, ExtentMode, Kind, Merged, Method};
+use crate::catalog::{CatalogError, ExtentMode, KeyOrder, Kind, Merged, Method};
 
 const ITEMS_STAGING: &str = "pg_temp.host_pgstac_items";
 const COLLECTIONS_STAGING: &str = "pg_temp.host_pgstac_collections";
@@ -149,6 +149,7 @@ impl Plan {
         client: &Client,
         staged: u64,
         collections: &[String],
+        order: &KeyOrder,
     ) -> Result<Merged, CatalogError> {
         let load = |e| CatalogError::load(self.kind, e);
         // The staged rows are in a session temp table: commit that, make the
@@ -176,7 +177,7 @@ impl Plan {
             lock_collections(client, collections).await?;
         }
         let merged = match self.kind {
-            Kind::Items => merge_items(client, self.method, staged, collections).await,
+            Kind::Items => merge_items(client, self.method, staged, collections, order).await,
             Kind::Collections => merge_collections(client, self.method, staged).await,
         }
         .map_err(load)?;
@@ -322,23 +323,32 @@ async fn insert_target(
 }
 
 /// Step 3 for items; `staged` is how many rows COPY took, `collections`
-/// those they belong to.
+/// those they belong to, `order` how their keys came.
 async fn merge_items(
     client: &Client,
     method: Method,
     staged: u64,
     collections: &[String],
+    order: &KeyOrder,
 ) -> Result<Merged, tokio_postgres::Error> {
     let s = ITEMS_STAGING;
     let target = insert_target(client, collections).await?;
+    // Rows are inserted in one order, bytewise, whoever loads them, so that
+    // loads with ids in common wait for each other instead of deadlocking;
+    // rows that came in that order are inserted as they are (a sort of every
+    // row, content and all, is a good part of the merge).
+    let sorted = if order.strictly_increasing() {
+        ""
+    } else {
+        "ORDER BY collection COLLATE \"C\", id COLLATE \"C\""
+    };
     if method == Method::Insert {
         // pgstac's insert: an id already in the item's partition (or twice in
         // the load) fails the load.
         let n = client
             .execute(
                 &format!(
-                    "INSERT INTO {target} ({ITEM_COLUMNS}) \
-                     SELECT {ITEM_COLUMNS} FROM {s} ORDER BY collection, id"
+                    "INSERT INTO {target} ({ITEM_COLUMNS}) SELECT {ITEM_COLUMNS} FROM {s} {sorted}"
                 ),
                 &[],
             )
@@ -351,18 +361,20 @@ async fn merge_items(
     }
     // One copy per id: insert_ignore keeps the first in the load, the others
     // the last. Most loads have no duplicates, and then the staged rows are
-    // used as they are (no second copy of every row).
-    let duplicates: bool = client
-        .query_one(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM {s} GROUP BY collection, id HAVING count(*) > 1)"
-            ),
-            &[],
-        )
-        .await?
-        .get(0);
+    // used as they are (no second copy of every row); rows in strictly
+    // increasing key order have none, and need no look.
+    let duplicates: bool = !order.strictly_increasing()
+        && client
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {s} GROUP BY collection, id HAVING count(*) > 1)"
+                ),
+                &[],
+            )
+            .await?
+            .get(0);
     let (src, distinct) = if duplicates {
-        let order = if method == Method::InsertIgnore {
+        let keep = if method == Method::InsertIgnore {
             "seq"
         } else {
             "seq DESC"
@@ -370,8 +382,8 @@ async fn merge_items(
         client
             .batch_execute(&format!(
                 "CREATE TEMP TABLE host_pgstac_src ON COMMIT DROP AS \
-                 SELECT DISTINCT ON (collection, id) {ITEM_COLUMNS} FROM {s} ORDER BY collection, id, {order}; \
-                 ANALYZE host_pgstac_src"
+                 SELECT DISTINCT ON (collection, id) {ITEM_COLUMNS} FROM {s} ORDER BY collection, id, {keep}; \
+                 ANALYZE host_pgstac_src (collection, id)"
             ))
             .await?;
         let n: i64 = client
@@ -380,19 +392,13 @@ async fn merge_items(
             .get(0);
         ("pg_temp.host_pgstac_src", n as u64)
     } else {
-        client.batch_execute(&format!("ANALYZE {s}")).await?;
+        // For the deletes' join; the keys are all it reads (statistics of
+        // `content` would read the rows whole).
+        client
+            .batch_execute(&format!("ANALYZE {s} (collection, id)"))
+            .await?;
         (s, staged)
     };
-    // Deletes name one collection at a time, so only its partitions are scanned.
-    let in_src: Vec<String> = client
-        .query(
-            &format!("SELECT DISTINCT collection FROM {src} ORDER BY 1"),
-            &[],
-        )
-        .await?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
     match method {
         // pgstac's upsert (its items_staging_upsert): rows that differ are
         // deleted, wherever their datetime put them, and the new ones
@@ -404,7 +410,8 @@ async fn merge_items(
             } else {
                 ""
             };
-            for c in &in_src {
+            // One collection at a time, so only its partitions are scanned.
+            for c in collections {
                 client
                     .execute(
                         &format!(
@@ -426,8 +433,7 @@ async fn merge_items(
         .execute(
             &format!(
                 "INSERT INTO {target} ({ITEM_COLUMNS}) \
-                 SELECT {ITEM_COLUMNS} FROM {src} ORDER BY collection, id \
-                 ON CONFLICT DO NOTHING"
+                 SELECT {ITEM_COLUMNS} FROM {src} {sorted} ON CONFLICT DO NOTHING"
             ),
             &[],
         )
