@@ -147,9 +147,6 @@ fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
 fn limits(policy: &Policy, tenant: &crate::policy::Tenant) -> Limits {
     let mut limits = tenant.limits.plugin_limits();
     limits.max_instances = tenant.limits.instances;
-    limits.set_by = crate::plugin::LimitSource::Policy {
-        tenant: tenant.name.clone(),
-        policy: policy.path.clone(),
-    };
+    limits.set_by = crate::plugin::LimitSource::policy(&tenant.name, &policy.path);
     limits
 }

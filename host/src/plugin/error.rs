@@ -40,10 +40,10 @@ impl LimitHit {
         };
         match by {
             LimitSource::Flags => format!("{what} limit ({flag} {value})"),
-            LimitSource::Policy { tenant, policy } => format!(
+            LimitSource::Policy(at) => format!(
                 "{what} limit ({value}, tenant `{}`'s limits.{key} in policy {})",
-                Shown(tenant),
-                policy.display()
+                Shown(&at.tenant),
+                at.policy.display()
             ),
         }
     }
@@ -51,14 +51,28 @@ impl LimitHit {
 
 /// Who set an instance's limits: the command's `--plugin-*` flags, or a
 /// tenant's `limits` in a policy. Messages about a limit name it there.
+/// (Behind an `Arc`: it rides in every plugin error, which must stay small.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum LimitSource {
     #[default]
     Flags,
-    Policy {
-        tenant: String,
-        policy: PathBuf,
-    },
+    Policy(std::sync::Arc<TenantLimitsAt>),
+}
+
+/// A tenant's limits in a policy file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TenantLimitsAt {
+    pub tenant: String,
+    pub policy: PathBuf,
+}
+
+impl LimitSource {
+    pub fn policy(tenant: &str, policy: &std::path::Path) -> LimitSource {
+        LimitSource::Policy(std::sync::Arc::new(TenantLimitsAt {
+            tenant: tenant.to_string(),
+            policy: policy.to_path_buf(),
+        }))
+    }
 }
 
 impl LimitSource {
@@ -66,10 +80,10 @@ impl LimitSource {
     fn memory(&self) -> String {
         match self {
             LimitSource::Flags => "--plugin-memory".into(),
-            LimitSource::Policy { tenant, policy } => format!(
+            LimitSource::Policy(at) => format!(
                 "tenant `{}`'s limits.memory in policy {}",
-                Shown(tenant),
-                policy.display()
+                Shown(&at.tenant),
+                at.policy.display()
             ),
         }
     }
@@ -304,10 +318,7 @@ mod tests {
             plugin: "p".into(),
             during: "batch 2 (3 records)".into(),
             fault: Fault::Limit(LimitHit::Time(Duration::from_millis(300))),
-            set_by: LimitSource::Policy {
-                tenant: "acme".into(),
-                policy: "p.toml".into(),
-            },
+            set_by: LimitSource::policy("acme", std::path::Path::new("p.toml")),
         };
         assert_eq!(
             e.to_string(),
