@@ -453,6 +453,41 @@ fn secrets_reach_no_output_and_the_tenants_limits_apply() {
         "{file}"
     );
 
+    // A batch failure that repeats the secret reaches the audit log hidden.
+    let audit = dir.path().join("audit.jsonl");
+    let out = host()
+        .args([
+            "load",
+            "items",
+            s(&items),
+            "--dsn",
+            &db.dsn,
+            "--policy",
+            s(&policy),
+            "--tenant",
+            "acme",
+            "--reject-file",
+            s(&rejects),
+            "--audit",
+            s(&audit),
+        ])
+        .env("ACME_MODE", format!("error-echo:{SECRET}"))
+        .output()
+        .unwrap();
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(4), "{all}");
+    assert!(!all.contains(SECRET), "{all}");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(!log.contains(SECRET), "{log}");
+    let line: serde_json::Value = serde_json::from_str(log.trim()).unwrap();
+    assert_eq!(line["tenant"], "acme");
+    assert_eq!(line["outcome"], "failed");
+    assert_eq!(line["rejected"], 1);
+    assert!(
+        line["error"].as_str().unwrap().contains("my mode is ***"),
+        "{line}"
+    );
+
     // The tenant's memory cap, not the flags' default.
     let policy = write_policy(
         dir.path(),
@@ -475,8 +510,12 @@ fn secrets_reach_no_output_and_the_tenants_limits_apply() {
         .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    // Named where it is set: the policy's key, not a flag the policy forbids.
     assert!(
-        err.contains("memory limit") && err.contains("32MiB"),
+        err.contains(&format!(
+            "memory limit (32MiB, tenant `acme`'s limits.memory in policy {})",
+            policy.display()
+        )) && !err.contains("--plugin-memory"),
         "{err}"
     );
 

@@ -313,6 +313,7 @@ fn a_noisy_neighbour_leaves_the_other_tenant_untouched() {
     let mixed = ndjson(dir.path(), "mixed.ndjson", &mixed);
     let solo = ndjson(dir.path(), "solo.ndjson", &solo);
 
+    let audit = dir.path().join("audit.jsonl");
     let run = |db: &TestDb, input: &Path, rej: &Path| {
         for c in ["b-in", "b-out", "loop", "alloc", "big", "flood"] {
             add_collection(db, dir.path(), c);
@@ -332,6 +333,8 @@ fn a_noisy_neighbour_leaves_the_other_tenant_untouched() {
                 "--json",
                 "--batch-size",
                 "16",
+                "--audit",
+                s(&audit),
             ],
             b"",
         );
@@ -340,6 +343,13 @@ fn a_noisy_neighbour_leaves_the_other_tenant_untouched() {
     let solo_db = migrated("tenants_noisy_solo");
     let (out, _, _) = run(&solo_db, &solo, &dir.path().join("solo-rejects.ndjson"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let solo_audit = audit_lines(&audit);
+    std::fs::remove_file(&audit).unwrap();
+    assert!(
+        solo_audit
+            .iter()
+            .all(|l| l["tenant"] == "b" && l["outcome"] == "ok")
+    );
 
     let db = migrated("tenants_noisy");
     let rej = dir.path().join("rejects.ndjson");
@@ -394,7 +404,9 @@ fn a_noisy_neighbour_leaves_the_other_tenant_untouched() {
         "{looped}"
     );
     assert!(
-        reason_of("loop").iter().any(|r| r.contains("time limit")),
+        reason_of("loop")
+            .iter()
+            .any(|r| r.contains("time limit (300ms, tenant `loop`'s limits.time in policy")),
         "{:?}",
         reason_of("loop")
     );
@@ -435,4 +447,64 @@ fn a_noisy_neighbour_leaves_the_other_tenant_untouched() {
     // The flood is cut to the output limit; its items pass through untouched.
     let flood = tenant(&summary, "flood");
     assert_eq!(flood["written"], 50, "{flood}");
+
+    // Every batch is audited, every failure with its kind, and the lines
+    // add up to each tenant's summary.
+    let log = audit_lines(&audit);
+    for name in ["b", "loop", "alloc", "big", "flood"] {
+        let t = tenant(&summary, name);
+        let mine: Vec<&Value> = log.iter().filter(|l| l["tenant"] == name).collect();
+        let sum = |key: &str| mine.iter().map(|l| l[key].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("records_in"), t["read"].as_u64().unwrap(), "{name}");
+        assert_eq!(sum("records_out"), t["written"].as_u64().unwrap(), "{name}");
+        assert_eq!(sum("rejected"), t["rejected"].as_u64().unwrap(), "{name}");
+        let failed = mine.iter().filter(|l| l["outcome"] != "ok").count() as u64;
+        let hits = &t["limit_hits"];
+        assert_eq!(
+            failed,
+            t["plugin_failures"].as_u64().unwrap() + hits["cpu"].as_u64().unwrap(),
+            "{name}: {mine:?}"
+        );
+        for (kind, key) in [("time", "time"), ("memory", "memory"), ("cpu", "cpu")] {
+            let n = mine.iter().filter(|l| l["limit"] == kind).count() as u64;
+            assert_eq!(n, hits[key].as_u64().unwrap(), "{name} {kind}");
+        }
+        let digest = if name == "b" {
+            digest(&wasm("set_collection"))
+        } else {
+            digest(&wasm("hostile"))
+        };
+        for l in &mine {
+            assert_eq!(l["plugins"][0]["sha256"], digest.as_str(), "{l}");
+            assert!(
+                l["peak_memory"].as_u64().unwrap() > 0 || l["limit"] == "cpu",
+                "{l}"
+            );
+            if l["outcome"] != "ok" {
+                assert!(l["error"].is_string() || l["limit"] == "cpu", "{l}");
+            }
+        }
+    }
+    let b_lines: Vec<&Value> = log.iter().filter(|l| l["tenant"] == "b").collect();
+    assert!(b_lines.iter().all(|l| l["outcome"] == "ok"));
+    // (Solo, b's batches are whole; mixed, the hostile items split them.)
+    assert_eq!(solo_audit.len(), 2000_usize.div_ceil(16));
+    let alloc_lines = log.iter().filter(|l| l["tenant"] == "alloc");
+    assert!(alloc_lines.clone().all(|l| l["outcome"] == "limit"));
+    // The memory an instance held is its cap at most: summed over its memories.
+    assert!(
+        alloc_lines
+            .clone()
+            .all(|l| l["peak_memory"].as_u64().unwrap() <= 64 << 20),
+        "{:?}",
+        alloc_lines.collect::<Vec<_>>()
+    );
+}
+
+fn audit_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

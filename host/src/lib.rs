@@ -16,6 +16,7 @@
 //! - [`cli`] and [`commands`]: the `host` command line.
 //! - [`terminal`]: what reaches a person's terminal (untrusted text escaped).
 
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

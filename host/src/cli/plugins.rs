@@ -89,6 +89,11 @@ pub struct TenantArgs {
     /// names; all of them, in order, when none is given), on its data, within its limits.
     #[arg(long, value_name = "NAME", env = "HOST_TENANT", requires = "policy")]
     pub tenant: Option<String>,
+
+    /// Append one JSON line per batch the plugins ran on to FILE: tenant, plugins (name and
+    /// SHA-256), records in/out/dropped/rejected, CPU time, fuel, peak memory and outcome.
+    #[arg(long, value_name = "FILE", env = "HOST_AUDIT")]
+    pub audit: Option<PathBuf>,
 }
 
 /// A chain of plugins: `--plugin`, `--plugin-sha256` and `--plugin-arg`, in order.

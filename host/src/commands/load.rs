@@ -21,6 +21,9 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
                 .subcommand_matches("items")
                 .expect("clap matched load items");
             let mut opts = options(&a.load, Kind::Items);
+            if let Some(path) = &a.tenant.audit {
+                opts.audit = Some(std::sync::Arc::new(crate::audit::Audit::open(path)?));
+            }
             // (The epoch ticker lives as long as a plugin's engine: runtimes can go.)
             let mut plugins = Vec::new();
             match plugin_setup(sub, &a.opts, &a.tenant)? {

@@ -106,7 +106,7 @@ pub fn plugin_setup(
                     Ok(TenantSetup {
                         tenant: t.name.clone(),
                         specs: policy.chain(t)?,
-                        limits: limits(t),
+                        limits: limits(&policy, t),
                         scope: t.scope.clone(),
                         cpu: t.limits.cpu,
                     })
@@ -126,7 +126,7 @@ pub fn plugin_setup(
     };
     Ok(Setup::One(PluginSetup {
         specs,
-        limits: limits(tenant),
+        limits: limits(&policy, tenant),
         scope: DataScope::Tenant(TenantScope {
             tenant: tenant.name.clone(),
             scope: tenant.scope.clone(),
@@ -143,9 +143,10 @@ fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
     Ok(policy)
 }
 
-/// The sandbox limits of the tenant's instances.
-fn limits(tenant: &crate::policy::Tenant) -> Limits {
+/// The sandbox limits of the tenant's instances, named as the policy's.
+fn limits(policy: &Policy, tenant: &crate::policy::Tenant) -> Limits {
     let mut limits = tenant.limits.plugin_limits();
     limits.max_instances = tenant.limits.instances;
+    limits.set_by = crate::plugin::LimitSource::policy(&tenant.name, &policy.path);
     limits
 }

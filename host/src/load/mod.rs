@@ -98,6 +98,8 @@ pub enum LoadError {
     Record(Box<RecordError>),
     #[error("{0}")]
     Plugin(#[from] crate::plugin::PluginError),
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("reject file {path}: {reason}")]
     RejectFile { path: String, reason: String },
     /// A later stage stopped; the real error is reported by that stage.

@@ -14,8 +14,9 @@ use tokio_postgres::Client;
 use super::reject::RejectWriter;
 use super::source::{self, SourceSpec};
 use super::split::{Body, Splitter};
-use super::worker::{Batch, Input, Totals, Worker};
+use super::worker::{Audited, Batch, Input, Totals, Worker};
 use super::{ExtentMode, Kind, LoadError, Method, Summary, TenantLane};
+use crate::audit::Audit;
 use crate::catalog::{Catalog, CatalogError, LoadSession};
 use crate::copy::binary;
 use crate::plugin::Plugin;
@@ -46,6 +47,8 @@ pub struct LoadOptions {
     /// Several tenants of a policy, each item going to the one whose scope
     /// holds its collection (then `plugins` is empty and `scope` unused).
     pub tenants: Vec<TenantLane>,
+    /// Where each batch's audit line goes (`--audit`).
+    pub audit: Option<Arc<Audit>>,
 }
 
 impl LoadOptions {
@@ -64,6 +67,7 @@ impl LoadOptions {
             progress: false,
             scope: DataScope::Everything,
             tenants: Vec::new(),
+            audit: None,
         }
     }
 }
@@ -185,6 +189,7 @@ async fn stream(
         let collection = opts.collection.clone();
         let strict_bbox = opts.strict_bbox;
         let scope = opts.scope.clone();
+        let audit = opts.audit.clone();
         let rows = session.rows().clone();
         // Plugins are instantiated (and called) off the async workers.
         tokio::task::spawn_blocking(move || {
@@ -199,6 +204,7 @@ async fn stream(
                 known,
                 collection,
                 strict_bbox,
+                audit: audit.map(|log| Audited::new(log, scope.tenant(), &plugins)),
                 scope,
                 rejects,
                 seq: rows.numbered().then_some(0),

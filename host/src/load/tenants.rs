@@ -31,12 +31,12 @@ use super::LoadError;
 use super::Origin;
 use super::reject::RejectWriter;
 use super::worker::{
-    Batch, Chunk, RowWriter, Stage, Totals, TurnedAway, Worker, collection_of, decode, item_id,
-    reject, transform,
+    Audited, Batch, BatchFate, Chunk, RowWriter, Stage, Totals, TurnedAway, Worker, collection_of,
+    decode, item_id, reject, transform,
 };
 use crate::catalog::KeyOrder;
 use crate::plugin::chain::ItemChain;
-use crate::plugin::{Fault, LimitHit, Plugin, PluginError};
+use crate::plugin::{Fault, LimitHit, Plugin, PluginError, Usage};
 use crate::policy::{DataScope, Scope, TenantScope};
 
 /// Batches queued for one tenant's lane.
@@ -136,6 +136,7 @@ struct Piece {
     order: KeyOrder,
     cpu: Duration,
     cpu_exhausted: bool,
+    usage: Usage,
 }
 
 impl Piece {
@@ -154,6 +155,7 @@ impl Piece {
             order: KeyOrder::default(),
             cpu: Duration::ZERO,
             cpu_exhausted: false,
+            usage: Usage::default(),
         }
     }
 }
@@ -177,6 +179,12 @@ impl Worker {
             .collect();
         let (piece_tx, piece_rx) = sync_channel::<Piece>(2 * lanes.len() + 2);
         let rejects = self.rejects.take();
+        let audits: Option<Vec<Audited>> = self.audit.as_ref().map(|a| {
+            lanes
+                .iter()
+                .map(|l| a.for_tenant(&l.tenant, &l.plugins))
+                .collect()
+        });
         let this = &self;
         let (lane_results, dispatched, collected) = std::thread::scope(|s| {
             let mut senders = Vec::with_capacity(lanes.len());
@@ -211,7 +219,8 @@ impl Worker {
                 }
             }
             let kind = this.kind;
-            let collector = s.spawn(move || collect(kind, lanes, rejects, piece_rx, chunks));
+            let collector =
+                s.spawn(move || collect(kind, lanes, rejects, audits, piece_rx, chunks));
             let dispatched = this.dispatch(lanes, batches, &senders, &piece_tx);
             drop(senders);
             drop(piece_tx);
@@ -387,6 +396,7 @@ fn run_lane(
                 piece.failure = done.failure;
                 piece.collections = done.collections;
                 piece.order = done.order;
+                piece.usage = done.usage;
             }
         }
         if pieces.send(piece).is_err() {
@@ -397,11 +407,12 @@ fn run_lane(
 }
 
 /// Gathers the lanes' pieces: rows on to COPY, rejects to the reject file,
-/// counts per tenant.
+/// counts per tenant, a line per batch to the audit log.
 fn collect(
     kind: super::Kind,
     lanes: &[TenantLane],
     mut rejects: Option<RejectWriter>,
+    mut audits: Option<Vec<Audited>>,
     pieces: Receiver<Piece>,
     chunks: tokio::sync::mpsc::Sender<Chunk>,
 ) -> Result<(Totals, Option<RejectWriter>), LoadError> {
@@ -420,6 +431,19 @@ fn collect(
         totals.rejected += piece.turned_away.len() as u64;
         totals.add_collections(std::mem::take(&mut piece.collections));
         totals.order.append(std::mem::take(&mut piece.order));
+        if let (Some(k), Some(audits)) = (piece.lane, &mut audits) {
+            audits[k].batch(BatchFate {
+                source: &piece.source,
+                read: piece.read,
+                rows: piece.rows,
+                dropped: piece.dropped,
+                rejected: piece.turned_away.len() as u64,
+                cpu: piece.cpu,
+                usage: piece.usage,
+                failure: piece.failure.as_ref(),
+                cpu_exhausted: piece.cpu_exhausted,
+            })?;
+        }
         if let Some(k) = piece.lane {
             let t = &mut tenants[k];
             t.read += piece.read;

@@ -13,8 +13,10 @@ use bytes::Bytes;
 use super::reject::RejectWriter;
 use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
+use crate::audit::{Audit, Entry, Outcome, PluginRef, Unit};
 use crate::catalog::{KeyOrder, Rows as CatalogRows};
 use crate::plugin::chain::{ItemChain, Reason};
+use crate::plugin::{Plugin, PluginError, Usage};
 use crate::policy::DataScope;
 use crate::stac::{ItemContext, check_collection, check_item};
 
@@ -77,6 +79,77 @@ pub(super) struct Worker {
     /// The next record's position in the load, when rows carry it (staged loads).
     pub seq: Option<u64>,
     pub totals: Totals,
+    /// Where each batch is audited (`--audit`).
+    pub audit: Option<Audited>,
+}
+
+/// One tenant's (or the load's) audit trail: the log, who, and which builds.
+pub(crate) struct Audited {
+    log: Arc<Audit>,
+    tenant: Option<String>,
+    plugins: Vec<PluginRef>,
+    batches: u64,
+}
+
+/// What became of one batch, as the audit counts it.
+pub(super) struct BatchFate<'a> {
+    pub source: &'a str,
+    pub read: u64,
+    pub rows: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub cpu: Duration,
+    pub usage: Usage,
+    pub failure: Option<&'a PluginError>,
+    /// Not run: the tenant had used its CPU time for the load.
+    pub cpu_exhausted: bool,
+}
+
+impl Audited {
+    pub(crate) fn new(log: Arc<Audit>, tenant: Option<&str>, plugins: &[Plugin]) -> Audited {
+        Audited {
+            log,
+            tenant: tenant.map(str::to_string),
+            plugins: plugins.iter().map(PluginRef::of).collect(),
+            batches: 0,
+        }
+    }
+
+    /// The same log, for another tenant's plugins.
+    pub(super) fn for_tenant(&self, tenant: &str, plugins: &[Plugin]) -> Audited {
+        Audited::new(self.log.clone(), Some(tenant), plugins)
+    }
+
+    /// Writes the batch's line.
+    pub(super) fn batch(&mut self, fate: BatchFate<'_>) -> Result<(), LoadError> {
+        self.batches += 1;
+        let mut entry = Entry {
+            command: "load",
+            tenant: self.tenant.as_deref(),
+            plugins: &self.plugins,
+            unit: Unit::Batch {
+                source: fate.source,
+                batch: self.batches,
+            },
+            records_in: fate.read,
+            records_out: fate.rows,
+            dropped: fate.dropped,
+            rejected: fate.rejected,
+            cpu_seconds: 0.0,
+            fuel: None,
+            peak_memory: 0,
+            outcome: Outcome::Ok,
+            limit: None,
+            error: None,
+        }
+        .with(fate.usage, fate.cpu, fate.failure);
+        if fate.cpu_exhausted {
+            entry.outcome = Outcome::Limit;
+            entry.limit = Some(crate::audit::Limit::Cpu);
+        }
+        self.log.write(&entry)?;
+        Ok(())
+    }
 }
 
 /// A record that will not be loaded, and why.
@@ -177,6 +250,20 @@ impl Worker {
             *s += n as u64;
         }
         let done = transform(self.chain.as_mut(), &writer, texts, base, total);
+        if let Some(audit) = &mut self.audit {
+            let rejected = turned_away.len() + done.turned_away.len();
+            audit.batch(BatchFate {
+                source: &batch.source,
+                read: n as u64,
+                rows: done.rows,
+                dropped: done.dropped,
+                rejected: rejected as u64,
+                cpu: done.plugin_cpu,
+                usage: done.usage,
+                failure: done.failure.as_ref(),
+                cpu_exhausted: false,
+            })?;
+        }
         self.totals.dropped += done.dropped;
         if let Some(failure) = done.failure {
             self.totals.plugin_failures += 1;
@@ -296,6 +383,8 @@ pub(super) struct Transformed {
     pub order: KeyOrder,
     /// CPU time the chain took (on this thread).
     pub plugin_cpu: Duration,
+    /// What the chain's instances used.
+    pub usage: Usage,
 }
 
 /// Runs `texts` (index in batch, text) through the chain, then checks them
@@ -311,6 +400,7 @@ pub(super) fn transform(
     let mut dropped = 0;
     let mut failure = None;
     let mut plugin_cpu = Duration::ZERO;
+    let mut usage = Usage::default();
     if let Some(chain) = chain {
         let (idx, strings): (Vec<usize>, Vec<String>) = texts.into_iter().unzip();
         let started = thread_cpu();
@@ -319,6 +409,7 @@ pub(super) fn transform(
         plugin_cpu = thread_cpu().saturating_sub(started);
         dropped = out.dropped.len() as u64;
         failure = out.failure.take();
+        usage = out.usage;
         for r in &out.rejected {
             turned_away.push(TurnedAway {
                 index: idx[r.index],
@@ -374,6 +465,7 @@ pub(super) fn transform(
         collections: BTreeSet::new(),
         order: KeyOrder::default(),
         plugin_cpu,
+        usage,
     };
     for part in parts {
         if done.out.is_empty() {

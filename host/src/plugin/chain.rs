@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::model::{ItemOutcome, Kind, Outcome, Table};
-use super::{Plugin, PluginError, PluginInstance};
+use super::{Plugin, PluginError, PluginInstance, Usage};
 use crate::copy::text;
 
 /// Why a record did not come out of the chain.
@@ -66,6 +66,15 @@ pub struct BatchOutput<T> {
     pub rejected: Vec<Rejection>,
     /// The plugin failure that hit this batch, if any (its records are in `rejected`).
     pub failure: Option<PluginError>,
+    /// What the chain's instances used on it.
+    pub usage: Usage,
+}
+
+/// What a chain's instances used since it was last asked.
+fn take_usage(stages: &mut [PluginInstance]) -> Usage {
+    stages
+        .iter_mut()
+        .fold(Usage::default(), |u, s| u.beside(s.take_usage()))
 }
 
 fn batch_label(batch: u64, n: usize) -> String {
@@ -100,10 +109,21 @@ impl ItemChain {
         self.stages.is_empty()
     }
 
+    /// The plugins, in order.
+    pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
+        self.stages.iter().map(PluginInstance::plugin)
+    }
+
     /// Runs one batch. `kept` holds `(input index, item JSON)` in input order.
     /// The input is borrowed so callers keep the originals (for reject reports)
     /// without copying them.
     pub fn run(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, String)>> {
+        let mut out = self.run_stages(items);
+        out.usage = take_usage(&mut self.stages);
+        out
+    }
+
+    fn run_stages(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, String)>> {
         self.batches += 1;
         let mut out = BatchOutput::<Vec<(usize, String)>>::default();
         let mut alive: Vec<usize> = (0..items.len()).collect();
@@ -235,8 +255,19 @@ impl RowChain {
         Ok(())
     }
 
+    /// The plugins, in order.
+    pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
+        self.stages.iter().map(PluginInstance::plugin)
+    }
+
     /// Runs one batch of `n_rows` complete COPY-text rows; `kept` is a COPY text buffer.
     pub fn run(&mut self, rows: &[u8], n_rows: usize) -> BatchOutput<Vec<u8>> {
+        let mut out = self.run_stages(rows, n_rows);
+        out.usage = take_usage(&mut self.stages);
+        out
+    }
+
+    fn run_stages(&mut self, rows: &[u8], n_rows: usize) -> BatchOutput<Vec<u8>> {
         self.batches += 1;
         let mut out = BatchOutput::<Vec<u8>>::default();
         let mut alive: Vec<usize> = (0..n_rows).collect();

@@ -14,20 +14,77 @@ use crate::terminal::Shown;
 /// A limit a plugin ran into, with the value it had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitHit {
-    /// The time budget of one call (`--plugin-time`), wall-clock.
+    /// The time budget of one call, wall-clock.
     Time(Duration),
-    /// The memory cap of one instance (`--plugin-memory`), in bytes.
+    /// The memory cap of one instance (all its memories together), in bytes.
     Memory(u64),
-    /// The instruction budget of one call (`--plugin-fuel`).
+    /// The instruction budget of one call.
     Fuel(u64),
 }
 
 impl std::fmt::Display for LimitHit {
+    /// The limit as its flag sets it; [`LimitHit::named`] says it as whoever set it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.named(&LimitSource::Flags))
+    }
+}
+
+impl LimitHit {
+    /// "time limit (--plugin-time 1s)", or under a policy "time limit (1s, tenant
+    /// `acme`'s limits.time in policy p.toml)": where the user changes it.
+    pub fn named(&self, by: &LimitSource) -> String {
+        let (what, flag, key, value) = match self {
+            LimitHit::Time(d) => ("time", "--plugin-time", "time", format!("{d:?}")),
+            LimitHit::Memory(b) => ("memory", "--plugin-memory", "memory", flag_size(*b)),
+            LimitHit::Fuel(n) => ("fuel", "--plugin-fuel", "fuel", n.to_string()),
+        };
+        match by {
+            LimitSource::Flags => format!("{what} limit ({flag} {value})"),
+            LimitSource::Policy(at) => format!(
+                "{what} limit ({value}, tenant `{}`'s limits.{key} in policy {})",
+                Shown(&at.tenant),
+                at.policy.display()
+            ),
+        }
+    }
+}
+
+/// Who set an instance's limits: the command's `--plugin-*` flags, or a
+/// tenant's `limits` in a policy. Messages about a limit name it there.
+/// (Behind an `Arc`: it rides in every plugin error, which must stay small.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LimitSource {
+    #[default]
+    Flags,
+    Policy(std::sync::Arc<TenantLimitsAt>),
+}
+
+/// A tenant's limits in a policy file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TenantLimitsAt {
+    pub tenant: String,
+    pub policy: PathBuf,
+}
+
+impl LimitSource {
+    pub fn policy(tenant: &str, policy: &std::path::Path) -> LimitSource {
+        LimitSource::Policy(std::sync::Arc::new(TenantLimitsAt {
+            tenant: tenant.to_string(),
+            policy: policy.to_path_buf(),
+        }))
+    }
+}
+
+impl LimitSource {
+    /// Where the memory cap is raised: `--plugin-memory`, or the tenant's key.
+    fn memory(&self) -> String {
         match self {
-            LimitHit::Time(d) => write!(f, "time limit (--plugin-time {d:?})"),
-            LimitHit::Memory(b) => write!(f, "memory limit (--plugin-memory {})", flag_size(*b)),
-            LimitHit::Fuel(n) => write!(f, "fuel limit (--plugin-fuel {n})"),
+            LimitSource::Flags => "--plugin-memory".into(),
+            LimitSource::Policy(at) => format!(
+                "tenant `{}`'s limits.memory in policy {}",
+                Shown(&at.tenant),
+                at.policy.display()
+            ),
         }
     }
 }
@@ -118,8 +175,9 @@ pub enum PluginError {
     MixedVersions { location: String, versions: String },
 
     #[error(
-        "{} needs at least {} of linear memory at start, but the memory cap (--plugin-memory) is {}; raise --plugin-memory to at least {}",
-        Shown(.location), mib(*needs), mib(*cap), mib(needs.next_multiple_of(1 << 20))
+        "{} needs at least {} of linear memory at start, but the memory cap ({}) is {}; raise {} to at least {}",
+        Shown(.location), mib(*needs), .set_by.memory(), mib(*cap), .set_by.memory(),
+        mib(needs.next_multiple_of(1 << 20))
     )]
     MemoryBelowMinimum {
         location: String,
@@ -127,6 +185,7 @@ pub enum PluginError {
         needs: u64,
         /// The per-instance memory cap, in bytes.
         cap: u64,
+        set_by: LimitSource,
     },
 
     #[error(
@@ -158,12 +217,14 @@ pub enum PluginError {
     #[error(
         "plugin {} {}; the instance was discarded",
         Shown(.plugin),
-        fault_on(.fault, .during)
+        fault_on(.fault, .during, .set_by)
     )]
     Fault {
         plugin: String,
         during: String,
         fault: Fault,
+        /// Who set the limits it ran under (named when it hit one).
+        set_by: LimitSource,
     },
 
     #[error("plugin {} cannot {what}: it is a {kind}", Shown(.plugin))]
@@ -187,9 +248,9 @@ impl From<crate::oci::OciError> for PluginError {
 }
 
 /// "exceeded its time limit (...) on batch 3", "trapped on batch 3: ...".
-fn fault_on(fault: &Fault, during: &str) -> String {
+fn fault_on(fault: &Fault, during: &str, set_by: &LimitSource) -> String {
     match fault {
-        Fault::Limit(l) => format!("exceeded its {l} on {during}"),
+        Fault::Limit(l) => format!("exceeded its {} on {during}", l.named(set_by)),
         Fault::Trap(t) => format!("trapped on {during}: {t}"),
         Fault::Panic(_) => format!("trapped on {during}: {fault}"),
         other => format!("{other} on {during}"),
@@ -247,15 +308,27 @@ mod tests {
             plugin: "p".into(),
             during: "batch 2 (3 records)".into(),
             fault: Fault::Limit(LimitHit::Memory(64 << 20)),
+            set_by: LimitSource::Flags,
         };
         assert_eq!(
             e.to_string(),
             "plugin p exceeded its memory limit (--plugin-memory 64MiB) on batch 2 (3 records); the instance was discarded"
         );
         let e = PluginError::Fault {
+            plugin: "p".into(),
+            during: "batch 2 (3 records)".into(),
+            fault: Fault::Limit(LimitHit::Time(Duration::from_millis(300))),
+            set_by: LimitSource::policy("acme", std::path::Path::new("p.toml")),
+        };
+        assert_eq!(
+            e.to_string(),
+            "plugin p exceeded its time limit (300ms, tenant `acme`'s limits.time in policy p.toml) on batch 2 (3 records); the instance was discarded"
+        );
+        let e = PluginError::Fault {
             plugin: "p\u{1b}[2J".into(),
             during: "info".into(),
             fault: Fault::Exit(3),
+            set_by: LimitSource::Flags,
         };
         assert_eq!(
             e.to_string(),

@@ -22,6 +22,42 @@ pub struct PluginInstance {
     table: Option<Arc<Table>>,
     /// Instances built so far (1 + the number of faults survived).
     generation: u32,
+    /// What its calls used since [`take_usage`](Self::take_usage).
+    usage: Usage,
+}
+
+/// What a plugin's calls used: for accounting (an audit line per batch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Instructions executed, when fuel is metered (`None` when it is not).
+    pub fuel: Option<u64>,
+    /// The most linear memory an instance held, all its memories together, in bytes.
+    pub peak_memory: u64,
+}
+
+impl Usage {
+    /// Two instances' usage as one: fuel adds up; so does memory, as instances
+    /// of one chain are alive at the same time.
+    pub fn beside(self, other: Usage) -> Usage {
+        Usage {
+            fuel: match (self.fuel, other.fuel) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            },
+            peak_memory: self.peak_memory + other.peak_memory,
+        }
+    }
+
+    /// The same instance's usage over a longer time: fuel adds up, memory peaks.
+    fn then(self, later: Usage) -> Usage {
+        Usage {
+            fuel: match (self.fuel, later.fuel) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            },
+            peak_memory: self.peak_memory.max(later.peak_memory),
+        }
+    }
 }
 
 /// An instantiated plugin in a store of its own.
@@ -54,11 +90,19 @@ impl Live {
     fn call<R>(
         &mut self,
         plugin: &Plugin,
+        usage: &mut Usage,
         f: impl FnOnce(&mut Store<StoreState>, &dyn Guest) -> wasmtime::Result<Answer<R>>,
     ) -> Result<Answer<R>, Fault> {
         let limits = &plugin.0.shared.limits;
         arm(&mut self.store, limits);
         let result = f(&mut self.store, self.guest.as_ref());
+        *usage = usage.then(Usage {
+            // Out of fuel reads as 0 left: the whole budget was used.
+            fuel: limits
+                .fuel
+                .map(|armed| armed - self.store.get_fuel().unwrap_or(0).min(armed)),
+            peak_memory: self.store.data().memory.used as u64,
+        });
         let stderr = drain_output(&self.store, plugin);
         match result {
             Ok(Ok(r)) => Ok(Ok(r)),
@@ -69,7 +113,9 @@ impl Live {
 
     /// Asks the plugin who it is.
     pub(crate) fn info(&mut self, plugin: &Plugin) -> Result<Info, Fault> {
-        let info = self.call(plugin, |store, g| g.info(store).map(Ok))?;
+        let info = self.call(plugin, &mut Usage::default(), |store, g| {
+            g.info(store).map(Ok)
+        })?;
         Ok(info.unwrap_or_else(|never: String| unreachable!("{never}")))
     }
 }
@@ -138,6 +184,7 @@ impl PluginInstance {
             live: None,
             table: None,
             generation: 0,
+            usage: Usage::default(),
         };
         inst.ensure_live()?;
         Ok(inst)
@@ -151,6 +198,11 @@ impl PluginInstance {
     /// Name, version and kind.
     pub fn info(&self) -> &Info {
         self.plugin.info()
+    }
+
+    /// What its calls used since the last time this was asked.
+    pub fn take_usage(&mut self) -> Usage {
+        std::mem::take(&mut self.usage)
     }
 
     /// How many times the instance was rebuilt after a fault.
@@ -167,6 +219,7 @@ impl PluginInstance {
             plugin: self.name(),
             during: during.to_string(),
             fault,
+            set_by: self.plugin.0.shared.limits.set_by.clone(),
         }
     }
 
@@ -202,7 +255,7 @@ impl PluginInstance {
         f: impl FnOnce(&mut Store<StoreState>, &dyn Guest) -> wasmtime::Result<Answer<R>>,
     ) -> Result<R, PluginError> {
         let live = self.live.as_mut().expect("ensure_live first");
-        match live.call(&self.plugin, f) {
+        match live.call(&self.plugin, &mut self.usage, f) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => Err(PluginError::Failed {
                 plugin: self.name(),

@@ -28,6 +28,8 @@ pub struct Limits {
     pub output_bytes: usize,
     /// Most plugin instances alive at once in this process (pooling allocator slots).
     pub max_instances: u32,
+    /// Who set these limits, for messages about them.
+    pub set_by: super::LimitSource,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             fuel: None,
             output_bytes: 16 << 10,
             max_instances: 128,
+            set_by: super::LimitSource::Flags,
         }
     }
 }
@@ -83,17 +86,30 @@ pub fn cap_text(text: String, max: usize) -> String {
     format!("{}... ({} more bytes)", &text[..end], text.len() - end)
 }
 
-/// A plugin's linear memories may not grow past `bytes` (`--plugin-memory`).
-/// Hitting the cap traps the plugin with [`MemoryCapHit`], which the host
-/// recognises by its type.
+/// A plugin's linear memories together may not grow past `bytes`
+/// (`--plugin-memory`): a component with two memories gets the cap once, not
+/// once per memory. Hitting the cap traps the plugin with [`MemoryCapHit`],
+/// which the host recognises by its type.
+///
+/// wasmtime asks before creating each memory (from 0 to its minimum) and
+/// before each growth, so the sum of what it was granted is what the
+/// instance holds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemoryCap {
     pub(crate) bytes: usize,
+    /// Bytes of linear memory the instance holds, all memories together.
+    pub(crate) used: usize,
+}
+
+impl MemoryCap {
+    pub(crate) fn new(bytes: usize) -> MemoryCap {
+        MemoryCap { bytes, used: 0 }
+    }
 }
 
 /// A plugin tried to grow its memory past the cap.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("memory would grow to {desired} bytes, past the cap of {cap} bytes")]
+#[error("memory would grow to {desired} bytes in all, past the cap of {cap} bytes")]
 pub(crate) struct MemoryCapHit {
     pub(crate) desired: usize,
     pub(crate) cap: usize,
@@ -102,17 +118,19 @@ pub(crate) struct MemoryCapHit {
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.bytes {
+        let total = self.used.saturating_add(desired.saturating_sub(current));
+        if total > self.bytes {
             return Err(MemoryCapHit {
-                desired,
+                desired: total,
                 cap: self.bytes,
             }
             .into());
         }
+        self.used = total;
         Ok(true)
     }
 

@@ -24,8 +24,8 @@ mod uniqueness;
 pub mod wit;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use error::{Fault, LimitHit, PluginError};
-pub use instance::PluginInstance;
+pub use error::{Fault, LimitHit, LimitSource, PluginError};
+pub use instance::{PluginInstance, Usage};
 pub use limits::{EPOCH_TICK, Limits, MESSAGE_BYTES, NAME_BYTES, parse_bytes, parse_duration};
 pub use model::{Column, Info, ItemOutcome, Kind, Outcome, RowBatch, Table};
 pub use runtime::{Plugin, Runtime, fetch};

@@ -147,6 +147,7 @@ impl Runtime {
                 location,
                 needs,
                 cap,
+                set_by: self.shared.limits.set_by.clone(),
             });
         }
 
@@ -357,6 +358,7 @@ impl Plugin {
             plugin: self.name().to_string(),
             during: during.into(),
             fault,
+            set_by: self.0.shared.limits.set_by.clone(),
         };
         let mut live = Live::start(self).map_err(|f| fault("instantiation", f))?;
         live.info(self).map_err(|f| fault("info", f))

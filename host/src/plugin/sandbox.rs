@@ -79,9 +79,7 @@ impl StoreState {
             wasi,
             table: ResourceTable::new(),
             clock,
-            memory: MemoryCap {
-                bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
-            },
+            memory: MemoryCap::new(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)),
             stdout,
             stderr,
         }

@@ -89,6 +89,14 @@ pub enum DataScope {
 }
 
 impl DataScope {
+    /// The tenant whose scope this is, if it is one.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            DataScope::Everything => None,
+            DataScope::Tenant(t) => Some(&t.tenant),
+        }
+    }
+
     /// Why an item of `collection` may not reach the plugins (or be written), if it may not.
     pub fn refuse_collection(&self, collection: Option<&str>) -> Option<String> {
         match self {

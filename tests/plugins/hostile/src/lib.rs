@@ -53,6 +53,7 @@ const MODES: &[&str] = &[
     "reject-escapes",
     "reject-seen",
     "echo:ID",
+    "error-echo:ID",
 ];
 
 thread_local! {
@@ -316,6 +317,8 @@ impl item_rewrite::Guest for Hostile {
                 keep_all(items, Some(("observed", seen)))
             }
             "error-bytes" => return Err("E".repeat(mode.n() as usize)),
+            // Fails the batch repeating its parameter (a secret, say) in the error.
+            "error-echo" => return Err(format!("my mode is error-echo:{}", mode.arg)),
             "reject-bytes" => aliased("R".repeat(mode.n() as usize), items.len())
                 .into_iter()
                 .map(ItemOutcome::Reject)
