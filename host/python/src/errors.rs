@@ -118,6 +118,6 @@ pub fn load(py: Python<'_>, context: &str, e: LoadError) -> PyErr {
         }
         LoadError::Plugin(_) => PluginError::new_err(msg),
         LoadError::Source(_) | LoadError::RejectFile { .. } => SourceError::new_err(msg),
-        LoadError::Cancelled => Error::new_err(msg),
+        LoadError::Cancelled | LoadError::Audit(_) => Error::new_err(msg),
     }
 }

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict};
 
 use host::fetch::Bounds;
-use host::plugin::{CompileCache, Limits, parse_bytes, parse_duration};
+use host::plugin::{CompileCache, LimitSource, Limits, parse_bytes, parse_duration};
 
 const KEYS: &str = "memory, time, fuel, output, max_size, fetch_timeout, cache";
 
@@ -27,7 +27,10 @@ pub struct Sandbox {
 impl Default for Sandbox {
     fn default() -> Self {
         Sandbox {
-            limits: Limits::default(),
+            limits: Limits {
+                set_by: LimitSource::Sandbox,
+                ..Limits::default()
+            },
             bounds: Bounds::default(),
             cache: CompileCache::default_dir(),
         }

@@ -40,6 +40,7 @@ impl LimitHit {
         };
         match by {
             LimitSource::Flags => format!("{what} limit ({flag} {value})"),
+            LimitSource::Sandbox => format!("{what} limit ({value}, sandbox[\"{key}\"])"),
             LimitSource::Policy(at) => format!(
                 "{what} limit ({value}, tenant `{}`'s limits.{key} in policy {})",
                 Shown(&at.tenant),
@@ -49,14 +50,17 @@ impl LimitHit {
     }
 }
 
-/// Who set an instance's limits: the command's `--plugin-*` flags, or a
-/// tenant's `limits` in a policy. Messages about a limit name it there.
+/// Who set an instance's limits: the command's `--plugin-*` flags, a
+/// tenant's `limits` in a policy, or the Python package's `sandbox={...}`.
+/// Messages about a limit name it there.
 /// (Behind an `Arc`: it rides in every plugin error, which must stay small.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum LimitSource {
     #[default]
     Flags,
     Policy(std::sync::Arc<TenantLimitsAt>),
+    /// A caller's `sandbox` dict (the Python package), keyed as a policy's limits.
+    Sandbox,
 }
 
 /// A tenant's limits in a policy file.
@@ -80,6 +84,7 @@ impl LimitSource {
     fn memory(&self) -> String {
         match self {
             LimitSource::Flags => "--plugin-memory".into(),
+            LimitSource::Sandbox => "sandbox[\"memory\"]".into(),
             LimitSource::Policy(at) => format!(
                 "tenant `{}`'s limits.memory in policy {}",
                 Shown(&at.tenant),
