@@ -593,3 +593,182 @@ fn setup_refuses_to_stream_a_schema_into_itself() {
         assert_eq!(slots, 0, "no slot was created");
     }
 }
+
+/// A login role made for one test (cluster-wide, so uniquely named), dropped
+/// with whatever it was granted in `db` when the test ends, passing or not.
+struct Role {
+    name: String,
+    db: String,
+}
+
+impl Role {
+    fn new(label: &str, db: &TestDb) -> Role {
+        let name = format!("t_{label}_{}", std::process::id());
+        db.client()
+            .batch_execute(&format!(
+                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN REPLICATION PASSWORD 'pw'"
+            ))
+            .unwrap();
+        Role {
+            name,
+            db: db.dsn.clone(),
+        }
+    }
+
+    /// `dsn` with this role as its user.
+    fn dsn(&self, dsn: &str) -> String {
+        let (scheme, rest) = dsn.split_once("://").unwrap();
+        let (_, at) = rest.split_once('@').unwrap();
+        format!("{scheme}://{}:pw@{at}", self.name)
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.db, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP OWNED BY {0}; DROP ROLE IF EXISTS {0}",
+                self.name
+            ));
+        }
+    }
+}
+
+#[test]
+fn a_wal2json_the_servers_output_plugin_libraries_does_not_allow_is_refused_before_creating_anything()
+ {
+    let src = TestDb::new("ss_opl");
+    let dst = TestDb::new2("st_opl");
+    let mut admin = src.client();
+    let has_setting = admin
+        .query_opt(
+            "SELECT 1 FROM pg_settings WHERE name = 'output_plugin_libraries'",
+            &[],
+        )
+        .unwrap()
+        .is_some();
+    if !has_setting {
+        eprintln!(
+            "skipped: server has no output_plugin_libraries (PostgreSQL before 15.19 loads every \
+             installed output plugin)"
+        );
+        return;
+    }
+    let role = Role::new("opl", &src);
+    let r = &role.name;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); GRANT SELECT ON t TO {r}; \
+             ALTER ROLE {r} SET output_plugin_libraries = 'pgoutput'"
+        ))
+        .unwrap();
+    let slot = format!("t_opl_{}", std::process::id());
+    let d = tempfile::tempdir().unwrap();
+    let setup = || {
+        host()
+            .args(["stream", "setup", "--dir"])
+            .arg(d.path().join("s"))
+            .args(["--source", &role.dsn(&src.dsn), "--target", &dst.dsn])
+            .args(["--slot-name", &slot])
+            .output_within(LIMIT)
+    };
+    let slot_exists = |admin: &mut postgres::Client| {
+        admin
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .unwrap()
+            .is_some()
+    };
+    let origin_exists = || {
+        dst.client()
+            .query_opt(
+                "SELECT 1 FROM pg_replication_origin WHERE roname = $1",
+                &[&slot],
+            )
+            .unwrap()
+            .is_some()
+    };
+    let refused_and_nothing_made = |o: &std::process::Output, admin: &mut postgres::Client| {
+        assert!(!slot_exists(admin), "no slot after a refusal");
+        assert!(!origin_exists(), "no origin after a refusal");
+        assert!(
+            !d.path().join("s/stream.json").exists(),
+            "no stream directory after a refusal"
+        );
+        let err = stderr(o);
+        assert!(!err.contains("panicked"), "{err}");
+    };
+
+    // A role that may not read the setting: the server's refusal, named.
+    let o = setup();
+    assert_fails(
+        &o,
+        1,
+        &[
+            "does not allow this role to use the wal2json output plugin",
+            "output_plugin_libraries",
+            "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, wal2json",
+            "ALTER ROLE",
+        ],
+    );
+    refused_and_nothing_made(&o, &mut admin);
+
+    // A role that may read it: refused before the slot, with the value and
+    // the exact command for where it is set (here: on the role).
+    admin
+        .batch_execute(&format!("GRANT pg_read_all_settings TO {r}"))
+        .unwrap();
+    let o = setup();
+    assert_fails(
+        &o,
+        1,
+        &[
+            "output_plugin_libraries is 'pgoutput'",
+            &format!(
+                "ALTER ROLE \"{r}\" SET output_plugin_libraries = pgoutput, wal2json (it is set for this role)"
+            ),
+        ],
+    );
+    refused_and_nothing_made(&o, &mut admin);
+
+    // The trap: one quoted string is one name ("pgoutput, wal2json"), not
+    // two, and the server refuses wal2json; so does the check.
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {r} SET output_plugin_libraries = 'pgoutput, wal2json'"
+        ))
+        .unwrap();
+    let o = setup();
+    assert_fails(
+        &o,
+        1,
+        &[
+            "output_plugin_libraries is '\"pgoutput, wal2json\"'",
+            "SET output_plugin_libraries = \"pgoutput, wal2json\", wal2json",
+        ],
+    );
+    refused_and_nothing_made(&o, &mut admin);
+
+    // Allowed for the role: the same setup goes through.
+    admin
+        .batch_execute(&format!(
+            "REVOKE pg_read_all_settings FROM {r}; \
+             ALTER ROLE {r} SET output_plugin_libraries = pgoutput, wal2json"
+        ))
+        .unwrap();
+    let o = setup();
+    let made = slot_exists(&mut admin);
+    // Drop what it made before asserting, so a failure leaves nothing behind.
+    if made {
+        let _ = admin.execute("SELECT pg_drop_replication_slot($1)", &[&slot]);
+    }
+    if origin_exists() {
+        let _ = dst
+            .client()
+            .execute("SELECT pg_replication_origin_drop($1)", &[&slot]);
+    }
+    assert!(o.status.success(), "setup: {}", stderr(&o));
+    assert!(made, "the slot was created");
+}

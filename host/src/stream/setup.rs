@@ -228,49 +228,110 @@ fn slot_error(e: ReplicationError, slot: &str) -> StreamError {
             s.message
         ));
     }
-    if s.message.contains("output_plugin_libraries") || s.message.contains("not allowed") {
+    // PostgreSQL 15.19+ refuses an output plugin missing from
+    // output_plugin_libraries with insufficient_privilege. The only other
+    // privilege this command needs (REPLICATION) is checked when the
+    // replication connection starts, so here the code names that refusal.
+    if s.code == SqlState::INSUFFICIENT_PRIVILEGE.code() {
         return StreamError::Setup(format!(
-            "the source does not allow the wal2json output plugin ({s}): PostgreSQL 15.19 and later \
-             (Debian) only load output plugins listed in output_plugin_libraries; add wal2json there \
-             (ALTER SYSTEM SET output_plugin_libraries = 'pgoutput, wal2json', then reload)"
+            "the source does not allow this role to use the wal2json output plugin ({s}): PostgreSQL \
+             15.19 and later only let REPLICATION users create slots with the output plugins listed in \
+             output_plugin_libraries (default 'pgoutput, test_decoding'); a superuser adds wal2json: \
+             ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, wal2json (a list, not \
+             one quoted string), then SELECT pg_reload_conf() (or ALTER ROLE / ALTER DATABASE ... SET output_plugin_libraries \
+             where it is set for this role or database)"
         ));
     }
     e.into()
 }
 
 /// Refuses before creating anything when the server restricts output
-/// plugins (`output_plugin_libraries`, PostgreSQL 15.19+ on Debian) and
-/// wal2json is not among them.
+/// plugins (`output_plugin_libraries`, PostgreSQL 15.19+) and wal2json is
+/// not among them. The value read is this session's, so a per-role or
+/// per-database setting counts. A role that may not read the setting
+/// (neither superuser nor pg_read_all_settings) sees no row here; the
+/// slot's creation then refuses with insufficient_privilege, before
+/// anything is made (see `slot_error`).
 pub async fn check_output_plugin(client: &Client) -> Result<(), StreamError> {
     let row = client
         .query_opt(
-            "SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries'",
+            "SELECT setting, source, current_user::text, current_database()::text \
+             FROM pg_settings WHERE name = 'output_plugin_libraries'",
             &[],
         )
         .await
         .map_err(|e| StreamError::db("source", "reading output_plugin_libraries", &e))?;
     let Some(row) = row else {
-        return Ok(()); // no such setting: every installed plugin loads
+        return Ok(()); // no such setting, or not readable by this role
     };
-    let allowed: String = row.get(0);
-    let listed = allowed
-        .split(',')
-        .map(|s| s.trim().trim_matches('"'))
-        .any(|s| s == "wal2json" || s == "*");
-    if listed {
-        Ok(())
-    } else {
-        Err(StreamError::Setup(format!(
-            "the source does not allow the wal2json output plugin: output_plugin_libraries is '{allowed}' \
-             (PostgreSQL 15.19 and later on Debian only load the output plugins listed there); add \
-             wal2json: ALTER SYSTEM SET output_plugin_libraries = '{}wal2json', then SELECT pg_reload_conf()",
-            if allowed.trim().is_empty() {
-                String::new()
-            } else {
-                format!("{allowed}, ")
-            }
-        )))
+    let (allowed, source, role, database): (String, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let mut names = plugin_list(&allowed);
+    if names.iter().any(|n| n == "wal2json") {
+        return Ok(());
     }
+    // Written as a list: one quoted string would be a single name.
+    names.push("wal2json".into());
+    let value = names
+        .iter()
+        .map(|n| {
+            if n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                n.clone()
+            } else {
+                ident(n)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Where the value comes from decides where to change it.
+    let fix = match source.as_str() {
+        "user" => format!(
+            "ALTER ROLE {} SET output_plugin_libraries = {value} (it is set for this role)",
+            ident(&role)
+        ),
+        "database" => format!(
+            "ALTER DATABASE {} SET output_plugin_libraries = {value} (it is set for this database)",
+            ident(&database)
+        ),
+        "database user" => format!(
+            "ALTER ROLE {} IN DATABASE {} SET output_plugin_libraries = {value} \
+             (it is set for this role in this database)",
+            ident(&role),
+            ident(&database)
+        ),
+        _ => format!(
+            "ALTER SYSTEM SET output_plugin_libraries = {value}, then SELECT pg_reload_conf()"
+        ),
+    };
+    Err(StreamError::Setup(format!(
+        "the source does not allow the wal2json output plugin: output_plugin_libraries is '{allowed}' \
+         (PostgreSQL 15.19 and later only let REPLICATION users create slots with the output plugins \
+         listed there); a superuser adds wal2json: {fix}"
+    )))
+}
+
+/// The names in a list setting as the server splits it: at commas outside
+/// double quotes, `""` inside quotes standing for one `"`.
+fn plugin_list(value: &str) -> Vec<String> {
+    let (mut names, mut name, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                name.push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => names.push(std::mem::take(&mut name)),
+            c if c.is_whitespace() && !quoted => {}
+            c => name.push(c),
+        }
+    }
+    names.push(name);
+    names.retain(|n| !n.is_empty());
+    names
 }
 
 /// Whether the slot's wal2json takes `numeric-data-types-as-string` (2.6+):
