@@ -213,31 +213,10 @@ impl ToSql for Column<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::tables::{ColumnDef, Projected};
     use super::*;
 
     fn table() -> StreamTable {
-        let col = |name: &str, identity_always| ColumnDef {
-            name: name.into(),
-            type_oid: 25,
-            type_sql: "text".into(),
-            not_null: false,
-            toastable: true,
-            generated: false,
-            identity_always,
-        };
-        StreamTable {
-            name: "we\"ird".into(),
-            columns: vec![col("id", false), col("a", false), col("b", true)],
-            key: vec![0],
-            identity_full: false,
-            partitions: vec![],
-            projection: (0..3)
-                .map(|column| Projected { column, expr: None })
-                .collect(),
-            filter: None,
-            plugins: vec![],
-        }
+        super::super::test_table(2)
     }
 
     #[test]

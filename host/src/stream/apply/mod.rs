@@ -534,3 +534,31 @@ impl Books {
         }
     }
 }
+
+/// The statement tests' table: `"we""ird"` (id, a, b), all text, keyed by
+/// `id`, with `GENERATED ALWAYS AS IDENTITY` on column `identity`.
+#[cfg(test)]
+fn test_table(identity: usize) -> super::tables::StreamTable {
+    use super::tables::{ColumnDef, Projected, StreamTable};
+    let col = |i: usize, name: &str| ColumnDef {
+        name: name.into(),
+        type_oid: 25,
+        type_sql: "text".into(),
+        not_null: false,
+        toastable: true,
+        generated: false,
+        identity_always: i == identity,
+    };
+    StreamTable {
+        name: "we\"ird".into(),
+        columns: vec![col(0, "id"), col(1, "a"), col(2, "b")],
+        key: vec![0],
+        identity_full: false,
+        partitions: vec![],
+        projection: (0..3)
+            .map(|column| Projected { column, expr: None })
+            .collect(),
+        filter: None,
+        plugins: vec![],
+    }
+}
