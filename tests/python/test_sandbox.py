@@ -56,6 +56,9 @@ def test_a_plugin_past_the_callers_memory_limit_is_stopped(db):
 def test_fuel_and_numbers_for_limits(db):
     with pytest.raises(host.PluginError, match="fuel"):
         db.load_items(items()[:5], plugins=[hostile("loop")], sandbox={"fuel": 1_000_000, "time": 30})
+    # No fuel at all: stopped on its first call, not run unmetered.
+    with pytest.raises(host.PluginError, match="fuel"):
+        db.load_items(items()[:5], plugins=[hostile("ok")], sandbox={"fuel": 0})
     # Within generous limits, given as numbers, the same plugin in `ok` mode loads everything.
     s = db.load_items(items()[:5], plugins=[hostile("ok")], sandbox={"memory": 64 << 20, "time": 5.0})
     assert s.loaded == 5
