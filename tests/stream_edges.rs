@@ -479,59 +479,6 @@ fn the_lifecycle_status_sentinel_restart_and_cleanup() {
 }
 
 #[test]
-fn changes_share_statements_and_a_failing_change_in_a_run_is_named() {
-    let f = Fixture::new("runs", T, "[\"{job}\".tables.t]\n");
-    f.setup_ok();
-    f.sql(
-        "INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 3000) i;
-         UPDATE t SET v = v || '+' WHERE id <= 2000;
-         DELETE FROM t WHERE id > 2500;",
-    );
-    // The same rows twice in a row in one transaction: the second change
-    // to a key starts a new statement (one statement would apply only one).
-    f.sql(
-        "BEGIN; UPDATE t SET v = v || 'a' WHERE id <= 100; UPDATE t SET v = v || 'b' WHERE id <= 100;
-         COMMIT;",
-    );
-    let x = f.lsn();
-    let o = f.run("follow", &["--endpos", &x, "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(util::stdout(&o).trim()).unwrap();
-    assert_eq!(v["apply"]["changes"], 5700, "{v}");
-    let statements = v["apply"]["statements"].as_u64().unwrap();
-    assert!(statements < 20, "5,700 changes in {statements} statements");
-    f.assert_matches_oracle();
-    assert_eq!(f.dst_rows("SELECT v FROM app.t WHERE id = 7"), ["v7+ab"]);
-    let mut dst = f.dst.client();
-    // A row the target has and the source inserts: the run of inserts
-    // fails, and apply names the one change.
-    dst.batch_execute("INSERT INTO app.t VALUES (6000, 'target only')")
-        .unwrap();
-    f.sql("INSERT INTO t SELECT i, 'n' || i FROM generate_series(5990, 6010) i");
-    let y = f.lsn();
-    let o = f.run("follow", &["--endpos", &y, "--resume"]);
-    assert_fails(&o, 1, &["table t", "(id)=(6000)", "duplicate key"]);
-    dst.batch_execute("DELETE FROM app.t WHERE id = 6000")
-        .unwrap();
-    f.follow_to(&y);
-    f.assert_matches_oracle();
-    // Rows gone from the target: a run of updates finds fewer rows than
-    // changes; the transaction before it is applied, the change is named.
-    dst.batch_execute("DELETE FROM app.t WHERE id IN (1500, 1700)")
-        .unwrap();
-    f.sql("INSERT INTO t VALUES (7000, 'before')");
-    f.sql("UPDATE t SET v = 'again' WHERE id BETWEEN 1000 AND 2000");
-    let z = f.lsn();
-    let o = f.run("follow", &["--endpos", &z, "--resume"]);
-    assert_fails(&o, 1, &["table t", "(id)=(1500)", "diverged"]);
-    assert_eq!(
-        f.dst_rows("SELECT v FROM app.t WHERE id IN (1000, 7000) ORDER BY id"),
-        ["before", "v1000+"],
-        "the transaction before is applied, none of the failing one"
-    );
-}
-
-#[test]
 fn setup_refuses_a_transform_on_a_unique_key_before_creating_anything() {
     let tables = format!(
         "[\"{{job}}\".tables.t]\nplugins = [{{ plugin = \"{}\", params = {{ key = \"k\", v = \"email\" }} }}]\n",

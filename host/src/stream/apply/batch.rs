@@ -22,8 +22,8 @@ use bytes::BufMut;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::super::tables::StreamTable;
-use super::Op;
 use super::statements::{Shape, update_columns};
+use super::{Expect, Op};
 use crate::xmat::sql::{ident, qualified};
 
 /// The statement for a run of one table and shape. `types[i]` is the
@@ -135,9 +135,20 @@ pub fn sql(table: &StreamTable, schema: &str, shape: &Shape, types: &[String]) -
     }
 }
 
-/// Whether a change may be in a run: not an UPDATE that moves its key
-/// (`keys`: the key's projection positions).
-pub fn keeps_key(op: &Op, table: &StreamTable, keys: &[usize]) -> bool {
+/// Whether a change may be in a run (`keys`: the key's projection
+/// positions). A run's result is one count, the rows all its changes
+/// touched together: it tells that each change found its one row only when
+/// no key can match two (`key_unique`: the target has a unique index on
+/// the key); otherwise one key matching two rows and another none add up
+/// to the right count. INSERTs always count one row each, and changes that
+/// expect any number are not checked.
+pub fn joinable(op: &Op, table: &StreamTable, keys: &[usize], key_unique: bool) -> bool {
+    let counted = key_unique || op.shape == Shape::Insert || op.expect == Expect::Any;
+    counted && keeps_key(op, table, keys)
+}
+
+/// Not an UPDATE that moves its key.
+fn keeps_key(op: &Op, table: &StreamTable, keys: &[usize]) -> bool {
     let old = op.params.len() - keys.len();
     let set: Vec<usize> = match &op.shape {
         Shape::Insert | Shape::Delete => return true,

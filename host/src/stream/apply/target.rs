@@ -10,7 +10,11 @@
 //! be, rolls the group back.
 //!
 //! Consecutive changes that can share a statement are sent as one
-//! ([`super::batch`]). A run that fails (an error, or fewer rows than
+//! ([`super::batch`]). A run's result is one count for all its changes, so
+//! runs of changes that must each find one row are only made on tables
+//! where a key matches at most one target row (a unique index on the key
+//! or part of it, read when the table is mapped); elsewhere each such
+//! change is checked on its own. A run that fails (an error, or fewer rows than
 //! changes where each must find its row) is not reported as it is: it does
 //! not say which change was wrong. It is a [`Failure::Run`], and apply goes
 //! through that transaction again one change per statement, which names
@@ -71,8 +75,8 @@ pub struct Target {
     tables: Arc<Vec<StreamTable>>,
     /// Each table's key columns (projection positions).
     keys: Vec<Vec<usize>>,
-    /// Each table's projection column types on the target, as run statements cast to them.
-    types: Vec<Vec<String>>,
+    /// Each table as the target has it.
+    mapped: Vec<Mapped>,
     /// Prepared statements by table, shape and whether for a run.
     statements: HashMap<(usize, Shape, bool), Statement>,
     finish: Statement,
@@ -148,7 +152,7 @@ impl Target {
                 db("taking the replication origin", &e)
             });
         }
-        let types = check_tables(&client, &cfg.target_schema, &tables).await?;
+        let mapped = check_tables(&client, &cfg.target_schema, &tables).await?;
         let finish = client
             .prepare(
                 "SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::text::timestamptz), \
@@ -160,7 +164,7 @@ impl Target {
             client: Arc::new(client),
             schema: cfg.target_schema.clone(),
             keys: tables.iter().map(|t| t.key_in_projection()).collect(),
-            types,
+            mapped,
             tables,
             statements: HashMap::new(),
             finish,
@@ -222,7 +226,13 @@ impl Target {
             match w {
                 Work::Row(op) => {
                     let table = &self.tables[op.table];
-                    let joinable = runs && batch::keeps_key(&op, table, &self.keys[op.table]);
+                    let joinable = runs
+                        && batch::joinable(
+                            &op,
+                            table,
+                            &self.keys[op.table],
+                            self.mapped[op.table].key_unique,
+                        );
                     if joinable {
                         batch::key_bytes(&op, &self.keys[op.table], &mut key);
                     }
@@ -485,7 +495,7 @@ impl Target {
         }
         let table = &self.tables[op.table];
         let sql = if run {
-            batch::sql(table, &self.schema, &op.shape, &self.types[op.table])
+            batch::sql(table, &self.schema, &op.shape, &self.mapped[op.table].types)
         } else {
             statements::sql(table, &self.schema, &op.shape)
         };
@@ -555,16 +565,45 @@ fn missing_columns(table: &StreamTable, shape: &Shape) -> Vec<String> {
     }
 }
 
+/// A streamed table as the target has it.
+struct Mapped {
+    /// The type of each projection column on the target, as run statements
+    /// cast to them (schema-qualified internal names: see [`super::batch`]).
+    types: Vec<String>,
+    /// Whether a key matches at most one target row: a primary key or a
+    /// unique index on the key columns, or on some of them, that the
+    /// statements' `=` obeys (see [`KEY_UNIQUE`]).
+    key_unique: bool,
+}
+
+/// Whether table `$1` has a unique index on columns `$2` or a subset of
+/// them that holds whenever a statement compares keys: enforced at once
+/// (not deferred: apply runs as `replica`, where the deferred check's
+/// trigger does not fire), valid, not partial, on plain columns, with the
+/// type's default operator class and the column's own collation (so its
+/// equality is the `=` the statements use; a case-insensitive column
+/// under a deterministic index could match two rows).
+const KEY_UNIQUE: &str = "\
+    SELECT EXISTS (SELECT FROM pg_index i \
+    WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indimmediate \
+      AND i.indpred IS NULL AND i.indexprs IS NULL \
+      AND NOT EXISTS (SELECT FROM unnest(i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[]) \
+            WITH ORDINALITY AS k(attnum, opclass, coll, n) \
+          LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+          LEFT JOIN pg_opclass o ON o.oid = k.opclass \
+          WHERE k.n <= i.indnkeyatts \
+            AND NOT coalesce(a.attname::text = ANY ($2) AND o.opcdefault \
+                             AND k.coll = a.attcollation, false)))";
+
 /// Refuses a target without the streamed tables (or with their columns
-/// missing); returns the type of each copied column on the target
-/// (schema-qualified internal names: see [`super::batch`]).
+/// missing); maps each one.
 async fn check_tables(
     client: &Client,
     schema: &str,
     tables: &[StreamTable],
-) -> Result<Vec<Vec<String>>, StreamError> {
+) -> Result<Vec<Mapped>, StreamError> {
     let mut problems = Vec::new();
-    let mut types = Vec::new();
+    let mut mapped = Vec::new();
     for t in tables {
         let name = qualified(schema, &t.name);
         let cols: Vec<String> = t
@@ -588,11 +627,25 @@ async fn check_tables(
         }
         let have: HashMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let missing: Vec<&String> = cols.iter().filter(|c| !have.contains_key(*c)).collect();
-        types.push(
-            cols.iter()
+        let key: Vec<String> = t.key.iter().map(|&k| t.columns[k].name.clone()).collect();
+        let key_unique: bool = client
+            .query_one(KEY_UNIQUE, &[&name, &key])
+            .await
+            .map_err(|e| StreamError::db("target", "reading its unique indexes", &e))?
+            .get(0);
+        if !key_unique {
+            tracing::info!(
+                "target: no unique index on the key of {name}: its UPDATEs and DELETEs are \
+                 applied one per statement, each checked to find one row"
+            );
+        }
+        mapped.push(Mapped {
+            types: cols
+                .iter()
                 .map(|c| have.get(c).cloned().unwrap_or_default())
                 .collect(),
-        );
+            key_unique,
+        });
         if !missing.is_empty() {
             problems.push(format!(
                 "table {name} has no column {}",
@@ -605,7 +658,7 @@ async fn check_tables(
         }
     }
     if problems.is_empty() {
-        Ok(types)
+        Ok(mapped)
     } else {
         Err(StreamError::Setup(format!(
             "the target is not ready for this stream: {} (copy the tables first, e.g. with \

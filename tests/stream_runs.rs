@@ -1,0 +1,177 @@
+//! Changes sharing one statement on the target (a run), and where they must
+//! not: a run's result is one count for all its changes, which says that
+//! each change found its row only when each key can match at most one
+//! target row.
+
+mod stream_util;
+mod util;
+
+use stream_util::{Fixture, assert_fails};
+use util::stderr;
+
+const T: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);";
+
+/// `follow --endpos LSN --json`, which must succeed: its report.
+fn follow_json(f: &Fixture, lsn: &str) -> serde_json::Value {
+    let o = f.run("follow", &["--endpos", lsn, "--resume", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(util::stdout(&o).trim()).unwrap()
+}
+
+#[test]
+fn changes_share_statements_and_a_failing_change_in_a_run_is_named() {
+    let f = Fixture::new("runs", T, "[\"{job}\".tables.t]\n");
+    f.setup_ok();
+    f.sql(
+        "INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 3000) i;
+         UPDATE t SET v = v || '+' WHERE id <= 2000;
+         DELETE FROM t WHERE id > 2500;",
+    );
+    // The same rows twice in a row in one transaction: the second change
+    // to a key starts a new statement (one statement would apply only one).
+    f.sql(
+        "BEGIN; UPDATE t SET v = v || 'a' WHERE id <= 100; UPDATE t SET v = v || 'b' WHERE id <= 100;
+         COMMIT;",
+    );
+    let x = f.lsn();
+    let o = f.run("follow", &["--endpos", &x, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(util::stdout(&o).trim()).unwrap();
+    assert_eq!(v["apply"]["changes"], 5700, "{v}");
+    let statements = v["apply"]["statements"].as_u64().unwrap();
+    assert!(statements < 20, "5,700 changes in {statements} statements");
+    f.assert_matches_oracle();
+    assert_eq!(f.dst_rows("SELECT v FROM app.t WHERE id = 7"), ["v7+ab"]);
+    let mut dst = f.dst.client();
+    // A row the target has and the source inserts: the run of inserts
+    // fails, and apply names the one change.
+    dst.batch_execute("INSERT INTO app.t VALUES (6000, 'target only')")
+        .unwrap();
+    f.sql("INSERT INTO t SELECT i, 'n' || i FROM generate_series(5990, 6010) i");
+    let y = f.lsn();
+    let o = f.run("follow", &["--endpos", &y, "--resume"]);
+    assert_fails(&o, 1, &["table t", "(id)=(6000)", "duplicate key"]);
+    dst.batch_execute("DELETE FROM app.t WHERE id = 6000")
+        .unwrap();
+    f.follow_to(&y);
+    f.assert_matches_oracle();
+    // Rows gone from the target: a run of updates finds fewer rows than
+    // changes; the transaction before it is applied, the change is named.
+    dst.batch_execute("DELETE FROM app.t WHERE id IN (1500, 1700)")
+        .unwrap();
+    f.sql("INSERT INTO t VALUES (7000, 'before')");
+    f.sql("UPDATE t SET v = 'again' WHERE id BETWEEN 1000 AND 2000");
+    let z = f.lsn();
+    let o = f.run("follow", &["--endpos", &z, "--resume"]);
+    assert_fails(&o, 1, &["table t", "(id)=(1500)", "diverged"]);
+    assert_eq!(
+        f.dst_rows("SELECT v FROM app.t WHERE id IN (1000, 7000) ORDER BY id"),
+        ["before", "v1000+"],
+        "the transaction before is applied, none of the failing one"
+    );
+}
+
+#[test]
+fn where_a_key_can_match_two_target_rows_each_change_is_checked_alone() {
+    // Unique keys on the source; on the target, `t` has no unique index (a
+    // key may match two rows), `u`'s two-column key is covered by a unique
+    // index on one of them (at most one row: runs stay), `w` has only a
+    // partial unique index (no such promise).
+    let f = Fixture::new(
+        "runs_nokey",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE TABLE u (a int, b int, v text, PRIMARY KEY (a, b));
+         CREATE TABLE w (id int PRIMARY KEY, v text);",
+        "[\"{job}\".tables.t]\n[\"{job}\".tables.u]\n[\"{job}\".tables.w]\n",
+    );
+    f.setup_ok();
+    let mut dst = f.dst.client();
+    dst.batch_execute(
+        "DO $$ DECLARE r record; BEGIN
+           FOR r IN SELECT conrelid::regclass AS t, conname FROM pg_constraint
+                    WHERE connamespace = 'app'::regnamespace AND contype = 'p' LOOP
+             EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, r.conname);
+           END LOOP; END $$;
+         CREATE INDEX ON app.t (id);
+         CREATE UNIQUE INDEX ON app.u (a);
+         CREATE UNIQUE INDEX ON app.w (id) WHERE id > 0;",
+    )
+    .unwrap();
+    f.sql(
+        "INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) i;
+         INSERT INTO u SELECT i, i, 'v' || i FROM generate_series(1, 100) i;
+         INSERT INTO w SELECT i, 'v' || i FROM generate_series(1, 100) i;",
+    );
+    let v = follow_json(&f, &f.lsn());
+    assert_eq!(v["apply"]["changes"], 300, "{v}");
+    assert!(v["apply"]["statements"].as_u64().unwrap() <= 3, "{v}");
+    // UPDATE and DELETE: one statement per change where a key may match
+    // two rows, and `--json` says so.
+    f.sql("UPDATE t SET v = v || '+'; UPDATE w SET v = v || '+'; DELETE FROM w WHERE id > 90;");
+    let v = follow_json(&f, &f.lsn());
+    assert_eq!(v["apply"]["changes"], 210, "{v}");
+    assert_eq!(v["apply"]["statements"], 210, "{v}");
+    f.sql("UPDATE u SET v = v || '+'; DELETE FROM u WHERE a > 90;");
+    let v = follow_json(&f, &f.lsn());
+    assert_eq!(v["apply"]["changes"], 110, "{v}");
+    assert!(v["apply"]["statements"].as_u64().unwrap() <= 2, "{v}");
+    f.assert_matches_oracle();
+
+    // The target diverged: key 5 is on it twice, key 6 not at all. Two
+    // changes of one transaction, one matching two rows and one none, touch
+    // two rows together: only each change's own count shows the loss.
+    let diverge = |dst: &mut postgres::Client, dup: i32, gone: i32| {
+        dst.batch_execute(&format!(
+            "INSERT INTO app.t VALUES ({dup}, 'target only'); DELETE FROM app.t WHERE id = {gone}"
+        ))
+        .unwrap();
+    };
+    diverge(&mut dst, 5, 6);
+    f.sql("BEGIN; UPDATE t SET v = 'x' WHERE id = 5; UPDATE t SET v = 'x' WHERE id = 6; COMMIT;");
+    let x = f.lsn();
+    let o = f.run("follow", &["--endpos", &x, "--resume"]);
+    assert_fails(
+        &o,
+        1,
+        &[
+            "table t",
+            "UPDATE found 2 rows with key (id)=(5)",
+            "diverged",
+        ],
+    );
+    assert_eq!(
+        f.dst_rows("SELECT id || ':' || v FROM app.t WHERE id IN (5, 6)"),
+        ["5:target only", "5:v5+"],
+        "nothing of the transaction is applied"
+    );
+    dst.batch_execute(
+        "DELETE FROM app.t WHERE v = 'target only'; INSERT INTO app.t VALUES (6, 'v6+')",
+    )
+    .unwrap();
+    f.follow_to(&x);
+    f.assert_matches_oracle();
+    // The same for DELETE.
+    diverge(&mut dst, 7, 8);
+    f.sql("BEGIN; DELETE FROM t WHERE id = 7; DELETE FROM t WHERE id = 8; COMMIT;");
+    let x = f.lsn();
+    let o = f.run("follow", &["--endpos", &x, "--resume"]);
+    assert_fails(
+        &o,
+        1,
+        &[
+            "table t",
+            "DELETE found 2 rows with key (id)=(7)",
+            "diverged",
+        ],
+    );
+    assert_eq!(
+        f.dst_rows("SELECT id FROM app.t WHERE id IN (7, 8)"),
+        ["7", "7"]
+    );
+    dst.batch_execute(
+        "DELETE FROM app.t WHERE v = 'target only'; INSERT INTO app.t VALUES (8, 'v8+')",
+    )
+    .unwrap();
+    f.follow_to(&x);
+    f.assert_matches_oracle();
+}
