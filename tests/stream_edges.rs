@@ -510,6 +510,96 @@ fn setup_refuses_a_transform_on_a_unique_key_before_creating_anything() {
     g.setup_ok();
 }
 
+/// What a stream leaves in its databases, read from their catalogs: the
+/// DDL event triggers and their schema on the source, wal2json slots of the
+/// source database, slots named `f.slot`, origins named `f.slot` on the target.
+fn made(f: &Fixture) -> [i64; 5] {
+    let s = f
+        .src
+        .client()
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'host_stream%'), \
+                    (SELECT count(*) FROM pg_namespace WHERE nspname = 'host_stream'), \
+                    (SELECT count(*) FROM pg_replication_slots \
+                     WHERE database = current_database() AND plugin = 'wal2json'), \
+                    (SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1)",
+            &[&f.slot],
+        )
+        .unwrap();
+    let origins: i64 = f
+        .dst
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_replication_origin WHERE roname = $1",
+            &[&f.slot],
+        )
+        .unwrap()
+        .get(0);
+    [s.get(0), s.get(1), s.get(2), s.get(3), origins]
+}
+
+#[test]
+fn a_setup_that_fails_leaves_nothing_behind() {
+    let f = Fixture::new("setup_undo", T, "[\"{job}\".tables.t]\n");
+    assert_eq!(made(&f), [0; 5]);
+    // A slot of that name is there already (another tool's).
+    f.src
+        .client()
+        .query(
+            "SELECT pg_create_logical_replication_slot($1, 'test_decoding')",
+            &[&f.slot],
+        )
+        .unwrap();
+    let o = f.setup(&[]);
+    assert_fails(
+        &o,
+        1,
+        &["replication slot named", &f.slot, "already exists"],
+    );
+    assert_eq!(made(&f), [0, 0, 0, 1, 0], "only the other slot");
+    assert!(!f.sdir().exists());
+    f.src
+        .client()
+        .query("SELECT pg_drop_replication_slot($1)", &[&f.slot])
+        .unwrap();
+    // An origin of that name is there already.
+    f.dst
+        .client()
+        .query("SELECT pg_replication_origin_create($1)", &[&f.slot])
+        .unwrap();
+    let o = f.setup(&[]);
+    assert_fails(
+        &o,
+        1,
+        &["replication origin named", &f.slot, "already exists"],
+    );
+    assert_eq!(made(&f), [0, 0, 0, 0, 1], "only the other origin");
+    assert!(!f.sdir().exists());
+    f.dst
+        .client()
+        .query("SELECT pg_replication_origin_drop($1)", &[&f.slot])
+        .unwrap();
+    // The last step fails (the directory cannot be made, under a file):
+    // the trigger, slot and origin made before it are removed.
+    let file = f.dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let o = host()
+        .args(["stream", "setup", "--dir"])
+        .arg(file.join("stream"))
+        .args(["-c"])
+        .arg(&f.jobs)
+        .args(["--job", "stream", "--slot-name", &f.slot])
+        .output_within(LIMIT);
+    assert_fails(&o, 1, &["a-file"]);
+    assert_eq!(made(&f), [0; 5]);
+    // Then it works, and cleanup removes all of it.
+    f.setup_ok();
+    assert_eq!(made(&f), [2, 1, 1, 1, 1]);
+    let o = f.run("cleanup", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(made(&f), [0; 5]);
+}
+
 #[test]
 fn setup_refuses_to_stream_a_schema_into_itself() {
     let db = TestDb::new("stream_self");

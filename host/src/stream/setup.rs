@@ -210,16 +210,27 @@ pub async fn create_slot(
     ))
 }
 
+fn slot_exists(slot: &str) -> StreamError {
+    StreamError::Setup(format!(
+        "a replication slot named {slot} already exists on the source (another stream, or one not \
+         cleaned up): choose another --slot-name, or remove it with `host stream cleanup` \
+         (or pg_drop_replication_slot)"
+    ))
+}
+
+fn origin_exists(origin: &str) -> StreamError {
+    StreamError::Setup(format!(
+        "a replication origin named {origin} already exists on the target (another stream, or one \
+         not cleaned up): choose another --origin, or remove it with `host stream cleanup`"
+    ))
+}
+
 fn slot_error(e: ReplicationError, slot: &str) -> StreamError {
     let Some(s) = e.server() else {
         return e.into();
     };
     if s.code == SqlState::DUPLICATE_OBJECT.code() {
-        return StreamError::Setup(format!(
-            "a replication slot named {slot} already exists on the source (another stream, or one not \
-             cleaned up): choose another --slot-name, or remove it with `host stream cleanup` \
-             (or pg_drop_replication_slot)"
-        ));
+        return slot_exists(slot);
     }
     if s.code == SqlState::UNDEFINED_FILE.code() {
         return StreamError::Setup(format!(
@@ -358,10 +369,7 @@ pub async fn create_origin(target: &Dsn, origin: &str, at: Lsn) -> Result<(), St
         .await
         .map_err(|e| StreamError::db("target", "looking for the origin", &e))?;
     if exists.is_some() {
-        return Err(StreamError::Setup(format!(
-            "a replication origin named {origin} already exists on the target (another stream, or one \
-             not cleaned up): choose another --origin, or remove it with `host stream cleanup`"
-        )));
+        return Err(origin_exists(origin));
     }
     client
         .batch_execute(&format!(
@@ -405,19 +413,38 @@ DO $$ BEGIN
 END $$;
 "#;
 
-/// Installs the DDL event trigger (once per database); `None` with a
-/// warning when the user may not (event triggers need a superuser).
-pub async fn install_ddl_trigger(source: &Dsn) -> Result<Option<String>, StreamError> {
-    let client = connect(source, "source").await?;
+/// The DDL event trigger after [`install_ddl_trigger`].
+pub enum DdlTrigger {
+    /// The user may not create it (event triggers need a superuser).
+    Refused,
+    /// It was there already (another stream of this database).
+    Existed,
+    /// Made now.
+    Created,
+}
+
+/// Installs the DDL event trigger (once per database; the statements run
+/// as one transaction), with a warning when the user may not.
+pub async fn install_ddl_trigger(client: &Client) -> Result<DdlTrigger, StreamError> {
+    let existed = client
+        .query_one(
+            "SELECT count(*) = 2 FROM pg_event_trigger \
+             WHERE evtname IN ('host_stream_ddl', 'host_stream_drop')",
+            &[],
+        )
+        .await
+        .map_err(|e| StreamError::db("source", "looking for the DDL event trigger", &e))?
+        .get::<_, bool>(0);
     match client.batch_execute(DDL_FUNCTION).await {
-        Ok(()) => Ok(Some("host_stream_ddl".into())),
+        Ok(()) if existed => Ok(DdlTrigger::Existed),
+        Ok(()) => Ok(DdlTrigger::Created),
         Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
             tracing::warn!(
                 "source: cannot create the DDL event trigger ({}); DDL is then caught at the next change \
                  of the table it altered",
                 describe(&e)
             );
-            Ok(None)
+            Ok(DdlTrigger::Refused)
         }
         Err(e) => Err(StreamError::db(
             "source",
@@ -447,7 +474,13 @@ pub async fn drop_slot(source: &Dsn, slot: &str) -> Result<bool, StreamError> {
         .query("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .map_err(|e| StreamError::db("source", "dropping the slot", &e))?;
-    // The DDL trigger serves every stream of this database: drop it with the last one.
+    drop_unused_ddl_trigger(&client).await?;
+    Ok(true)
+}
+
+/// The DDL trigger serves every stream of its database: dropped with the
+/// last one (when no wal2json slot of the database is left).
+async fn drop_unused_ddl_trigger(client: &Client) -> Result<(), StreamError> {
     let others = client
         .query_one(
             "SELECT count(*) FROM pg_replication_slots WHERE database = current_database() AND plugin = 'wal2json'",
@@ -464,7 +497,7 @@ pub async fn drop_slot(source: &Dsn, slot: &str) -> Result<bool, StreamError> {
             )
             .await;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Drops the origin if it is there (refusing while an apply uses it).
@@ -529,8 +562,10 @@ pub async fn sync_sequences(
     Ok(cfg.sequences.len())
 }
 
-/// Everything `setup` does, in order; on a failure after the slot exists,
-/// the slot is dropped again (no half-made stream is left behind).
+/// Everything `setup` does, in order. What exists already (the slot, the
+/// origin) is refused before anything is made; on any failure after the
+/// first thing made, everything made is removed again (no half-made stream
+/// is left behind).
 #[allow(clippy::too_many_arguments)]
 pub async fn setup(
     dir: &StreamDir,
@@ -556,44 +591,133 @@ pub async fn setup(
     }
     let client = connect(source, "source").await?;
     check_output_plugin(&client).await?;
-    let ddl_trigger = if opts.ddl_trigger {
-        install_ddl_trigger(source).await?
+    let slot = client
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&opts.slot],
+        )
+        .await
+        .map_err(|e| StreamError::db("source", "looking for the slot", &e))?;
+    if slot.is_some() {
+        return Err(slot_exists(&opts.slot));
+    }
+    let target_client = connect(target, "target").await?;
+    let origin = target_client
+        .query_opt(
+            "SELECT 1 FROM pg_replication_origin WHERE roname = $1",
+            &[&opts.origin],
+        )
+        .await
+        .map_err(|e| StreamError::db("target", "looking for the origin", &e))?;
+    if origin.is_some() {
+        return Err(origin_exists(&opts.origin));
+    }
+    let mut made = Made {
+        dir: !dir.root().exists(),
+        ..Made::default()
+    };
+    let parts = Parts {
+        dir,
+        job,
+        job_ref,
+        source,
+        target,
+        opts,
+        plugin_digests,
+        checked,
+    };
+    match make(&parts, &client, export, &mut made).await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            made.undo(&parts, &client).await;
+            Err(e)
+        }
+    }
+}
+
+/// What [`setup`] works from.
+struct Parts<'a> {
+    dir: &'a StreamDir,
+    job: &'a Job,
+    job_ref: JobRef,
+    source: &'a Dsn,
+    target: &'a Dsn,
+    opts: &'a SetupOptions,
+    plugin_digests: Vec<PluginDigest>,
+    checked: Checked,
+}
+
+/// What [`setup`] made so far.
+#[derive(Default)]
+struct Made {
+    /// The stream directory did not exist before.
+    dir: bool,
+    trigger: bool,
+    slot: bool,
+    origin: bool,
+}
+
+impl Made {
+    /// Removes what was made, newest first; each step is tried whatever
+    /// the others do (the first failure is what the user sees).
+    async fn undo(&self, p: &Parts<'_>, client: &Client) {
+        if self.dir {
+            let _ = std::fs::remove_dir_all(p.dir.root());
+        }
+        if self.origin {
+            let _ = drop_origin(p.target, &p.opts.origin).await;
+        }
+        if self.slot {
+            let _ = drop_slot_quietly(p.source, &p.opts.slot).await;
+        }
+        if self.trigger {
+            let _ = drop_unused_ddl_trigger(client).await;
+        }
+    }
+}
+
+/// The writes of [`setup`], recording each in `made` as it is done.
+async fn make(
+    p: &Parts<'_>,
+    client: &Client,
+    export: bool,
+    made: &mut Made,
+) -> Result<(StreamConfig, CreatedSlot), StreamError> {
+    // The trigger before the slot: DDL from the slot's first position on
+    // is in the WAL.
+    let ddl_trigger = if p.opts.ddl_trigger {
+        let t = install_ddl_trigger(client).await?;
+        made.trigger = matches!(t, DdlTrigger::Created);
+        (!matches!(t, DdlTrigger::Refused)).then(|| "host_stream_ddl".to_string())
     } else {
         None
     };
-    let (created, system) = create_slot(source, &opts.slot, export).await?;
-    let undo = async |e: StreamError| {
-        let _ = drop_slot_quietly(source, &opts.slot).await;
-        e
-    };
-    let numeric = numeric_as_string(&client, &opts.slot).await;
-    if let Err(e) = create_origin(target, &opts.origin, created.consistent_point).await {
-        return Err(undo(e).await);
-    }
+    let (created, system) = create_slot(p.source, &p.opts.slot, export).await?;
+    made.slot = true;
+    let numeric = numeric_as_string(client, &p.opts.slot).await;
+    create_origin(p.target, &p.opts.origin, created.consistent_point).await?;
+    made.origin = true;
     let cfg = StreamConfig {
         format: super::dir::FORMAT,
-        slot: opts.slot.clone(),
-        origin: opts.origin.clone(),
+        slot: p.opts.slot.clone(),
+        origin: p.opts.origin.clone(),
         source: SourceId {
             system_identifier: system,
-            ..checked.source_id
+            ..p.checked.source_id.clone()
         },
-        target: target.to_string(),
-        source_schema: job.source.schema.clone(),
-        target_schema: job.target.schema.clone(),
+        target: p.target.to_string(),
+        source_schema: p.job.source.schema.clone(),
+        target_schema: p.job.target.schema.clone(),
         start_lsn: created.consistent_point,
-        job: job_ref,
-        tables: checked.tables,
-        whole_schema: job.tables.iter().any(|t| t.name == "*"),
+        job: p.job_ref.clone(),
+        tables: p.checked.tables.clone(),
+        whole_schema: p.job.tables.iter().any(|t| t.name == "*"),
         numeric_as_string: numeric,
-        plugin_digests,
+        plugin_digests: p.plugin_digests.clone(),
         ddl_trigger,
-        sequences: checked.sequences,
+        sequences: p.checked.sequences.clone(),
     };
-    if let Err(e) = dir.write_config(&cfg) {
-        let _ = drop_origin(target, &opts.origin).await;
-        return Err(undo(e.into()).await);
-    }
+    p.dir.write_config(&cfg)?;
     Ok((cfg, created))
 }
 
