@@ -598,6 +598,29 @@ fn a_setup_that_fails_leaves_nothing_behind() {
     let o = f.run("cleanup", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(made(&f), [0; 5]);
+    // The same with the DSNs in pgcopydb's variables only.
+    let pgcopydb = |sub: &str, args: &[&str]| {
+        host()
+            .args(["stream", sub, "--dir"])
+            .arg(f.sdir())
+            .args(args)
+            .env_remove("HOST_SOURCE_PGURI")
+            .env_remove("HOST_TARGET_PGURI")
+            .env("PGCOPYDB_SOURCE_PGURI", &f.src.dsn)
+            .env("PGCOPYDB_TARGET_PGURI", &f.dst.dsn)
+            .output_within(LIMIT)
+    };
+    let o = pgcopydb("setup", &["--slot-name", &f.slot, "--target-schema", "app"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(made(&f), [2, 1, 1, 1, 1]);
+    f.sql("INSERT INTO t VALUES (1, 'from the variables')");
+    let x = f.lsn();
+    let o = pgcopydb("follow", &["--endpos", &x, "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(f.dst_rows("SELECT v FROM app.t"), ["from the variables"]);
+    let o = pgcopydb("cleanup", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(made(&f), [0; 5]);
 }
 
 #[test]
