@@ -232,4 +232,14 @@ fn a_clone_whose_copy_fails_leaves_nothing_behind() {
         .unwrap()
         .get(0);
     assert_eq!(origins, 0, "the origin is dropped again");
+    let triggers: i64 = f
+        .src
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'host_stream%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 0, "the DDL event trigger is dropped again");
 }
