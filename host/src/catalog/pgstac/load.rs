@@ -75,8 +75,9 @@ enum Target {
     /// The staging table, merged after partitions are made (steps 1–4).
     Staging,
     /// An insert's rows of `collection`, straight into its `partition`
-    /// (quoted) inside the load's transaction; `then_staged` once rows of
-    /// other collections went to the staging table in that transaction.
+    /// (named as `check_partition` returns it) inside the load's
+    /// transaction; `then_staged` once later rows went to the staging
+    /// table in that transaction.
     Partition {
         collection: String,
         partition: String,
