@@ -754,3 +754,124 @@ fn ids_repeated_far_apart_in_sorted_input_are_still_duplicates() {
         4
     );
 }
+
+/// `insert` whose first rows are of one collection kept in one partition
+/// COPYs them straight into it (`-v` says so); the load stays one
+/// transaction: a duplicate id, in the load or already stored, fails it
+/// whole naming the id, and so does a bad item after rows were sent. Rows
+/// of other collections that follow still load; partition statistics are
+/// filled as for a staged load.
+#[test]
+fn insert_straight_into_a_partition_is_one_transaction() {
+    let db = pgstac_db("pgstac_insert_direct");
+    let dir = tempfile::tempdir().unwrap();
+    let cs = ndjson(
+        dir.path(),
+        "c.json",
+        &[collection("c"), collection("d"), collection("m")],
+    );
+    ok(&load(&db, "collections", &[s(&cs)]));
+    db.client()
+        .execute(
+            "UPDATE pgstac.collections SET partition_trunc = 'month' WHERE id = 'm'",
+            &[],
+        )
+        .unwrap();
+    let items = |coll: &str, ids: std::ops::Range<u32>, day: u32| -> Vec<Value> {
+        ids.map(|i| item(&format!("{coll}{i:04}"), coll, 1.0, 2.0, day))
+            .collect()
+    };
+    let rows = || count(&db, "SELECT count(*) FROM pgstac.items");
+    let args = |f: &Path| -> Vec<String> {
+        [s(f), "--batch-size", "7", "--json", "-v"]
+            .map(String::from)
+            .to_vec()
+    };
+    let run_load = |f: &Path| {
+        let a = args(f);
+        load(
+            &db,
+            "items",
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+
+    // A bad item after 200 rows went to the partition: nothing stays.
+    let mut v = items("c", 0..300, 3);
+    v[200] = json!({"type": "Feature", "id": "broken", "collection": "c"});
+    let f = ndjson(dir.path(), "bad.ndjson", &v);
+    let o = run_load(&f);
+    fails(&o, 1, &["bad.ndjson:201", "broken"]);
+    assert!(
+        stderr(&o).contains("straight into the partition"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(rows(), 0);
+
+    // The same id twice, 250 rows apart: fails naming it, nothing stays.
+    let mut v = items("c", 0..300, 3);
+    v[280] = item("c0010", "c", 1.0, 2.0, 3);
+    let f = ndjson(dir.path(), "dup.ndjson", &v);
+    fails(&run_load(&f), 1, &["already exists", "c0010"]);
+    assert_eq!(rows(), 0);
+
+    // Loads, and the statistics are those of the rows.
+    let f = ndjson(dir.path(), "first.ndjson", &items("c", 0..300, 3));
+    let o = run_load(&f);
+    counts(ok(&o), (300, 300, 0, 0, 0, 0));
+    assert!(stderr(&o).contains("straight into the partition"));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pgstac.partition_stats WHERE collection = 'c' \
+             AND dtrange = tstzrange('2020-01-03T00:00:00Z', '2020-01-03T00:00:00Z', '[]') \
+             AND last_updated IS NOT NULL"
+        ),
+        1
+    );
+
+    // An id already stored (and the new rows' times outside the
+    // partition's narrowed constraint): fails naming it, nothing added.
+    let mut v = items("c", 1000..1300, 9);
+    v.push(item("c0299", "c", 1.0, 2.0, 9));
+    let f = ndjson(dir.path(), "again.ndjson", &v);
+    fails(&run_load(&f), 1, &["already exists", "c0299"]);
+    assert_eq!(rows(), 300);
+    let f = ndjson(dir.path(), "later.ndjson", &items("c", 1000..1300, 9));
+    counts(ok(&run_load(&f)), (300, 300, 0, 0, 0, 0));
+    assert_eq!(rows(), 600);
+
+    // Rows of other collections after the first ones (one of them
+    // partitioned by month) load too, in the same transaction; a duplicate
+    // of a row sent to the partition among them fails the whole load.
+    let mut v = items("c", 2000..2100, 4);
+    v.extend(items("d", 0..100, 5));
+    v.extend(items("m", 0..100, 6));
+    v.push(item("c2000", "c", 1.0, 2.0, 4));
+    let f = ndjson(dir.path(), "mixed-dup.ndjson", &v);
+    fails(&run_load(&f), 1, &["already exists", "c2000"]);
+    assert_eq!(rows(), 600);
+    v.pop();
+    let f = ndjson(dir.path(), "mixed.ndjson", &v);
+    counts(ok(&run_load(&f)), (300, 300, 0, 0, 0, 0));
+    assert_eq!(rows(), 900);
+    for (c, n) in [("c", 700), ("d", 100), ("m", 100)] {
+        assert_eq!(search(&db, c).len(), n, "{c}");
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pgstac.partition_stats \
+             WHERE collection IN ('d', 'm') AND last_updated IS NOT NULL"
+        ),
+        2
+    );
+
+    // A collection partitioned by time goes through the staging table.
+    let f = ndjson(dir.path(), "month.ndjson", &items("m", 100..200, 7));
+    let o = run_load(&f);
+    ok(&o);
+    assert!(!stderr(&o).contains("straight into the partition"));
+    assert_eq!(rows(), 1000);
+}

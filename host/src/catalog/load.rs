@@ -9,7 +9,7 @@
 //! on any error, [`LoadSession::abort`] rolls back what is open.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -25,23 +25,27 @@ pub enum Rows {
     /// host's schema; `numbered`: rows start with their place in the load
     /// (staged loads, where "last one wins" needs it).
     Host { numbered: bool },
-    /// pgstac: items dehydrated against these collections' base items.
-    Pgstac(Arc<pgstac::Collections>),
+    /// pgstac: items dehydrated against these collections' base items;
+    /// `numbered` as for host's schema (an insert's rows are not: they may
+    /// go straight into a partition of `pgstac.items`).
+    Pgstac {
+        collections: Arc<pgstac::Collections>,
+        numbered: bool,
+    },
 }
 
 impl Rows {
     /// Whether rows carry their place in the load.
     pub fn numbered(&self) -> bool {
         match self {
-            Rows::Host { numbered } => *numbered,
-            Rows::Pgstac(_) => true,
+            Rows::Host { numbered } | Rows::Pgstac { numbered, .. } => *numbered,
         }
     }
 
     /// Whether writing a row is work enough to spread a batch over threads
     /// (pgstac parses every item whole to dehydrate it).
     pub fn parallel(&self) -> bool {
-        matches!(self, Rows::Pgstac(_))
+        matches!(self, Rows::Pgstac { .. })
     }
 
     /// The item text to validate and write: pgstac reads numbers the way
@@ -49,7 +53,7 @@ impl Rows {
     pub fn item_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         match self {
             Rows::Host { .. } => Cow::Borrowed(text),
-            Rows::Pgstac(_) => pgstac::numbers::integer_zero(text),
+            Rows::Pgstac { .. } => pgstac::numbers::integer_zero(text),
         }
     }
 
@@ -66,8 +70,8 @@ impl Rows {
                 builtin::rows::write_item(out, seq, fields, text);
                 Ok(())
             }
-            Rows::Pgstac(c) => {
-                pgstac::rows::write_item(out, seq.unwrap_or_default(), fields, text, c)
+            Rows::Pgstac { collections, .. } => {
+                pgstac::rows::write_item(out, seq, fields, text, collections)
             }
         }
     }
@@ -85,7 +89,7 @@ impl Rows {
                 builtin::rows::write_collection(out, seq, id, text);
                 Ok(())
             }
-            Rows::Pgstac(_) => {
+            Rows::Pgstac { .. } => {
                 pgstac::rows::write_collection(out, seq.unwrap_or_default(), id, text)
             }
         }
@@ -155,7 +159,6 @@ pub struct LoadSession {
     kind: Kind,
     known: HashSet<String>,
     rows: Rows,
-    copy: &'static str,
     finish: Finish,
 }
 
@@ -164,16 +167,19 @@ impl LoadSession {
         kind: Kind,
         known: HashSet<String>,
         rows: Rows,
-        copy: &'static str,
         finish: Finish,
     ) -> LoadSession {
         LoadSession {
             kind,
             known,
             rows,
-            copy,
             finish,
         }
+    }
+
+    /// What the load writes.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// The collections in the database (for items; empty for collections).
@@ -186,11 +192,29 @@ impl LoadSession {
         &self.rows
     }
 
-    /// Starts the COPY the rows go to; the caller sends
+    /// Whether the COPY last started takes rows of these collections; if
+    /// not, the caller ends it and starts another with [`Self::copy_in`].
+    pub fn takes(&self, collections: &BTreeSet<String>) -> bool {
+        match &self.finish {
+            Finish::Host(_) => true,
+            Finish::Pgstac(p) => p.takes(collections),
+        }
+    }
+
+    /// Starts a COPY for rows of `collections` (the load's first rows, or
+    /// rows the COPY before did not take); the caller sends
     /// [`crate::copy::binary::HEADER`], the rows, then the trailer.
-    pub async fn copy_in(&self, client: &Client) -> Result<CopyInSink<Bytes>, CatalogError> {
+    pub async fn copy_in(
+        &mut self,
+        client: &Client,
+        collections: &BTreeSet<String>,
+    ) -> Result<CopyInSink<Bytes>, CatalogError> {
+        let statement = match &mut self.finish {
+            Finish::Host(p) => Cow::Borrowed(p.copy_statement()),
+            Finish::Pgstac(p) => p.copy_target(client, collections).await?,
+        };
         client
-            .copy_in(self.copy)
+            .copy_in(statement.as_ref())
             .await
             .map_err(|e| CatalogError::load(self.kind, e))
     }

@@ -1,20 +1,23 @@
 //! Running a load: the catalog's session (its checks, staging and
 //! transaction), the reader and worker threads, COPY, and the merge.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::SinkExt;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, CopyInSink};
 
 use super::reject::RejectWriter;
 use super::source::{self, SourceSpec};
 use super::split::{Body, Splitter};
-use super::worker::{Audited, Batch, Input, Totals, Worker};
+use super::worker::{Audited, Batch, Chunk, Input, Totals, Worker};
 use super::{ExtentMode, Kind, LoadError, Method, Summary, TenantLane};
 use crate::audit::Audit;
 use crate::catalog::{Catalog, CatalogError, LoadSession};
@@ -85,10 +88,10 @@ pub async fn load(
     let started = Instant::now();
     let sources = std::mem::take(&mut opts.sources);
     let tenants = std::mem::take(&mut opts.tenants);
-    let session = catalog
+    let mut session = catalog
         .begin_load(client, opts.kind, opts.method, opts.update_extents)
         .await?;
-    let streamed = match stream(client, &session, &opts, sources, plugins, tenants).await {
+    let streamed = match stream(client, &mut session, &opts, sources, plugins, tenants).await {
         Ok(s) => s,
         Err(e) => {
             session.abort(client).await;
@@ -140,7 +143,7 @@ struct Streamed {
 /// Reads, checks and COPYs every record; the session's transaction stays open.
 async fn stream(
     client: &Client,
-    session: &LoadSession,
+    session: &mut LoadSession,
     opts: &LoadOptions,
     sources: Vec<SourceSpec>,
     plugins: Vec<Plugin>,
@@ -159,12 +162,6 @@ async fn stream(
         .as_deref()
         .map(RejectWriter::create)
         .transpose()?;
-    let copy_error = |e| LoadError::Catalog(CatalogError::load(opts.kind, e));
-    let sink = session.copy_in(client).await?;
-    let mut sink = Box::pin(sink);
-    sink.feed(bytes::Bytes::from_static(binary::HEADER))
-        .await
-        .map_err(copy_error)?;
 
     let bytes = Arc::new(AtomicU64::new(0));
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(4);
@@ -220,13 +217,17 @@ async fn stream(
     };
 
     let progress = Progress::new(opts.progress, opts.kind, bytes.clone());
+    // The COPY is started by the first rows (the catalog may send them
+    // straight to their collection's table) and replaced when rows come
+    // that it does not take.
+    let mut copy = Copy::default();
     let mut failed = None;
     while let Some(chunk) = chunk_rx.recv().await {
         progress.add(chunk.read);
         if chunk.bytes.is_empty() {
             continue;
         }
-        if let Err(e) = sink.send(chunk.bytes).await {
+        if let Err(e) = copy.send(client, session, chunk).await {
             failed = Some(e);
             break;
         }
@@ -237,7 +238,7 @@ async fn stream(
     // The most telling error: a stage's own error beats the cancellations it caused.
     let totals = match (worker, failed) {
         (Err(e), _) if !matches!(e, LoadError::Cancelled) => return Err(e),
-        (_, Some(e)) => return Err(copy_error(e)),
+        (_, Some(e)) => return Err(e),
         (Err(e), None) => return Err(e),
         // The worker saw the end of the input, so the reader has finished.
         (Ok(t), None) => match reader_rx.await {
@@ -246,16 +247,80 @@ async fn stream(
             Err(_) => return Err(LoadError::Source("the reader thread failed".into())),
         },
     };
-    sink.send(bytes::Bytes::from_static(binary::TRAILER))
-        .await
-        .map_err(copy_error)?;
-    let staged = sink.as_mut().finish().await.map_err(copy_error)?;
+    let staged = copy.finish(client, session).await?;
     debug_assert_eq!(staged, totals.rows);
     Ok(Streamed {
         totals,
         staged,
         bytes: bytes.load(Ordering::Relaxed),
     })
+}
+
+/// The COPY rows are going to, and the rows COPYs before it took.
+#[derive(Default)]
+struct Copy {
+    sink: Option<Pin<Box<CopyInSink<Bytes>>>>,
+    done: u64,
+}
+
+impl Copy {
+    /// Sends a chunk's rows, first starting a COPY that takes them.
+    async fn send(
+        &mut self,
+        client: &Client,
+        session: &mut LoadSession,
+        chunk: Chunk,
+    ) -> Result<(), LoadError> {
+        if self.sink.is_none() || !session.takes(&chunk.collections) {
+            self.end(session).await?;
+            self.start(client, session, &chunk.collections).await?;
+        }
+        let sink = self.sink.as_mut().expect("started above");
+        sink.send(chunk.bytes)
+            .await
+            .map_err(|e| LoadError::Catalog(CatalogError::load(session.kind(), e)))
+    }
+
+    async fn start(
+        &mut self,
+        client: &Client,
+        session: &mut LoadSession,
+        collections: &BTreeSet<String>,
+    ) -> Result<(), LoadError> {
+        let mut sink = Box::pin(session.copy_in(client, collections).await?);
+        sink.feed(Bytes::from_static(binary::HEADER))
+            .await
+            .map_err(|e| LoadError::Catalog(CatalogError::load(session.kind(), e)))?;
+        self.sink = Some(sink);
+        Ok(())
+    }
+
+    /// Ends the current COPY, if any.
+    async fn end(&mut self, session: &LoadSession) -> Result<(), LoadError> {
+        let Some(mut sink) = self.sink.take() else {
+            return Ok(());
+        };
+        let copy_error = |e| LoadError::Catalog(CatalogError::load(session.kind(), e));
+        sink.send(Bytes::from_static(binary::TRAILER))
+            .await
+            .map_err(copy_error)?;
+        self.done += sink.as_mut().finish().await.map_err(copy_error)?;
+        Ok(())
+    }
+
+    /// Ends the load's COPY (one is started for a load with no rows, so
+    /// that every load finishes the same way); returns the rows COPY took.
+    async fn finish(
+        mut self,
+        client: &Client,
+        session: &mut LoadSession,
+    ) -> Result<u64, LoadError> {
+        if self.sink.is_none() {
+            self.start(client, session, &BTreeSet::new()).await?;
+        }
+        self.end(session).await?;
+        Ok(self.done)
+    }
 }
 
 /// The reader thread: opens each source in turn and sends its records in batches.

@@ -429,7 +429,7 @@ fn collect(
         totals.rows += piece.rows;
         totals.dropped += piece.dropped;
         totals.rejected += piece.turned_away.len() as u64;
-        totals.add_collections(std::mem::take(&mut piece.collections));
+        totals.add_collections(piece.collections.clone());
         totals.order.append(std::mem::take(&mut piece.order));
         if let (Some(k), Some(audits)) = (piece.lane, &mut audits) {
             audits[k].batch(BatchFate {
@@ -482,6 +482,7 @@ fn collect(
         let chunk = Chunk {
             bytes: Bytes::from(piece.out),
             read: piece.read,
+            collections: piece.collections,
         };
         if chunks.blocking_send(chunk).is_err() {
             return Err(LoadError::Cancelled);

@@ -38,6 +38,8 @@ pub(super) struct Chunk {
     pub bytes: Bytes,
     /// Records of the batch (for progress).
     pub read: u64,
+    /// The collections of its item rows (a COPY may take only some).
+    pub collections: BTreeSet<String>,
 }
 
 /// What the worker saw, in the end.
@@ -274,6 +276,7 @@ impl Worker {
         }
         turned_away.extend(done.turned_away);
         self.totals.rows += done.rows;
+        let collections = done.collections.clone();
         self.totals.add_collections(done.collections);
         self.totals.order.append(done.order);
         let out = done.out;
@@ -284,6 +287,7 @@ impl Worker {
         Ok(Chunk {
             bytes: Bytes::from(out),
             read: n as u64,
+            collections,
         })
     }
 

@@ -75,7 +75,6 @@ impl Builtin {
             Rows::Host {
                 numbered: plan.staged(),
             },
-            plan.copy_statement(),
             Finish::Host(plan),
         ))
     }

@@ -16,6 +16,16 @@
 //!    `last_updated`), narrows the partitions' constraints to their rows,
 //!    and updates collection extents when pgstac's settings say so.
 //!
+//! An `insert` whose first rows all belong to one collection kept in one
+//! partition (no `partition_trunc`) skips the staging table: step 2 runs
+//! for that collection before the first row (its partition is made, and
+//! its constraints widened to any time, until step 4 narrows them to the
+//! rows), and step 1 COPYs straight into the partition inside step 3's
+//! transaction. Rows of any other collection that follow go to the staging
+//! table in the same transaction, and their partitions are made in it
+//! before they are inserted. A bare COPY is also what pypgstac does for
+//! insert; a duplicate id fails the COPY as it fails the merge.
+//!
 //! If step 3 fails nothing is loaded; partitions created in step 2 stay
 //! (empty, or with constraints that still hold), as with pypgstac. Step 4
 //! failing is a warning, as with pypgstac: the rows are committed.
@@ -28,7 +38,8 @@
 //! CONFLICT`, so an id another load committed meanwhile is skipped or
 //! replaced, never lost.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
 use tokio_postgres::Client;
@@ -52,6 +63,26 @@ pub struct Plan {
     extents: Option<ExtentMode>,
     /// How the load's transactions compress the values PostgreSQL TOASTs.
     compression: Compression,
+    /// Where the rows go.
+    target: Target,
+}
+
+/// Where a load's rows go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// No COPY started yet.
+    Undecided,
+    /// The staging table, merged after partitions are made (steps 1–4).
+    Staging,
+    /// An insert's rows of `collection`, straight into its `partition`
+    /// (named as `check_partition` returns it) inside the load's
+    /// transaction; `then_staged` once later rows went to the staging
+    /// table in that transaction.
+    Partition {
+        collection: String,
+        partition: String,
+        then_staged: bool,
+    },
 }
 
 /// The TOAST compression of the values a load writes. Compressing items'
@@ -109,6 +140,7 @@ impl Plan {
             method,
             extents,
             compression,
+            target: Target::Undecided,
         }
     }
 
@@ -121,8 +153,13 @@ impl Plan {
         let sql = match self.kind {
             Kind::Items => format!(
                 "SET client_min_messages TO warning; DROP TABLE IF EXISTS {ITEMS_STAGING}; DROP TABLE IF EXISTS {PARTS}; \
-                 CREATE TEMP TABLE host_pgstac_items (seq bigint NOT NULL, \
-                 LIKE pgstac.items INCLUDING COMPRESSION INCLUDING STORAGE); {}",
+                 CREATE TEMP TABLE host_pgstac_items ({}LIKE pgstac.items INCLUDING COMPRESSION INCLUDING STORAGE); {}",
+                // An insert's rows are not numbered (see `Rows::Pgstac`).
+                if self.method == Method::Insert {
+                    ""
+                } else {
+                    "seq bigint NOT NULL, "
+                },
                 self.compression.begin()
             ),
             Kind::Collections => format!(
@@ -135,12 +172,70 @@ impl Plan {
         client.batch_execute(&sql).await
     }
 
-    /// The COPY statement the rows of [`super::rows`] go to.
-    pub(in crate::catalog) fn copy_statement(&self) -> &'static str {
+    /// The COPY statement of the staging table.
+    fn staging_copy(&self) -> &'static str {
         match self.kind {
             Kind::Items => "COPY pg_temp.host_pgstac_items FROM STDIN (FORMAT binary)",
             Kind::Collections => "COPY pg_temp.host_pgstac_collections FROM STDIN (FORMAT binary)",
         }
+    }
+
+    /// Whether the current COPY takes rows of `collections`.
+    pub(in crate::catalog) fn takes(&self, collections: &BTreeSet<String>) -> bool {
+        match &self.target {
+            Target::Partition {
+                collection,
+                then_staged: false,
+                ..
+            } => collections.iter().all(|c| c == collection),
+            _ => true,
+        }
+    }
+
+    /// Where the next COPY goes, for rows of `collections`: chosen once, by
+    /// the load's first rows (see the module's docs); after a partition,
+    /// the staging table.
+    pub(in crate::catalog) async fn copy_target(
+        &mut self,
+        client: &Client,
+        collections: &BTreeSet<String>,
+    ) -> Result<Cow<'static, str>, CatalogError> {
+        match &mut self.target {
+            Target::Undecided => {}
+            Target::Staging => return Ok(Cow::Borrowed(self.staging_copy())),
+            Target::Partition { then_staged, .. } => {
+                *then_staged = true;
+                return Ok(Cow::Borrowed(self.staging_copy()));
+            }
+        }
+        self.target = Target::Staging;
+        let single = match (self.kind, self.method, collections.len()) {
+            (Kind::Items, Method::Insert, 1) => collections.first(),
+            _ => None,
+        };
+        let Some(collection) = single else {
+            return Ok(Cow::Borrowed(self.staging_copy()));
+        };
+        let load = |e| CatalogError::load(self.kind, e);
+        let Some(partition) = open_partition(client, collection, self.compression)
+            .await
+            .map_err(load)?
+        else {
+            return Ok(Cow::Borrowed(self.staging_copy()));
+        };
+        lock_collections(client, std::slice::from_ref(collection)).await?;
+        tracing::debug!(%partition, "insert: rows go straight into the partition");
+        let statement = format!(
+            "COPY pgstac.{} ({ITEM_COLUMNS}) FROM STDIN (FORMAT binary)",
+            crate::xmat::sql::ident(&partition)
+        )
+        .into();
+        self.target = Target::Partition {
+            collection: collection.clone(),
+            partition,
+            then_staged: false,
+        };
+        Ok(statement)
     }
 
     /// Steps 2 to 4.
@@ -151,6 +246,16 @@ impl Plan {
         collections: &[String],
         order: &KeyOrder,
     ) -> Result<Merged, CatalogError> {
+        if let Target::Partition {
+            partition,
+            then_staged,
+            ..
+        } = &self.target
+        {
+            return self
+                .finish_partition(client, staged, partition, *then_staged, collections)
+                .await;
+        }
         let load = |e| CatalogError::load(self.kind, e);
         // The staged rows are in a session temp table: commit that, make the
         // partitions in their own transactions, then merge in one.
@@ -186,8 +291,61 @@ impl Plan {
             seconds = phase.elapsed().as_secs_f64(),
             "merged and committed"
         );
+        self.statistics(client, &partitions, collections).await?;
+        Ok(merged)
+    }
+
+    /// Steps 3 and 4 of an insert that COPYed into `partition` (and, if
+    /// `then_staged`, into the staging table too), all in the open
+    /// transaction: an insert writes every row or fails.
+    async fn finish_partition(
+        &self,
+        client: &Client,
+        staged: u64,
+        partition: &str,
+        then_staged: bool,
+        collections: &[String],
+    ) -> Result<Merged, CatalogError> {
+        let load = |e| CatalogError::load(self.kind, e);
         let phase = Instant::now();
-        for p in &partitions {
+        let mut partitions = vec![partition.to_string()];
+        if then_staged {
+            // Rows of other collections: their partitions are made in this
+            // transaction (a rare load: its first rows were of one collection).
+            partitions.extend(prepare_partitions_in(client).await.map_err(load)?);
+            lock_collections(client, collections).await?;
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO pgstac.items ({ITEM_COLUMNS}) SELECT {ITEM_COLUMNS} FROM {ITEMS_STAGING} \
+                     ORDER BY collection COLLATE \"C\", id COLLATE \"C\""
+                ))
+                .await
+                .map_err(load)?;
+        }
+        client
+            .batch_execute(&format!("DROP TABLE {ITEMS_STAGING}; COMMIT"))
+            .await
+            .map_err(load)?;
+        tracing::debug!(
+            seconds = phase.elapsed().as_secs_f64(),
+            "merged and committed"
+        );
+        self.statistics(client, &partitions, collections).await?;
+        Ok(Merged {
+            loaded: staged,
+            ..Merged::default()
+        })
+    }
+
+    /// Step 4.
+    async fn statistics(
+        &self,
+        client: &Client,
+        partitions: &[String],
+        collections: &[String],
+    ) -> Result<(), CatalogError> {
+        let phase = Instant::now();
+        for p in partitions {
             super::admin::update_partition_stats(client, p).await;
         }
         if self.kind == Kind::Items && self.extents == Some(ExtentMode::Immediate) {
@@ -196,7 +354,7 @@ impl Plan {
                 .map_err(CatalogError::db("updating extents"))?;
         }
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "statistics");
-        Ok(merged)
+        Ok(())
     }
 
     /// Drops the session's staging tables after a failure.
@@ -236,6 +394,43 @@ async fn lock_collections(client: &Client, collections: &[String]) -> Result<(),
 /// partition the staged items need, each in its own transaction, in
 /// (collection, period) order. Returns the partitions' names.
 async fn prepare_partitions(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let n = plan_partitions(client).await?;
+    let mut names = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        client.batch_execute("BEGIN").await?;
+        let name = async {
+            let name = check_partition(client, i).await?;
+            client.batch_execute("COMMIT").await?;
+            Ok::<_, tokio_postgres::Error>(name)
+        }
+        .await;
+        match name {
+            Ok(name) => names.push(name),
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+    }
+    client.batch_execute(&format!("DROP TABLE {PARTS}")).await?;
+    Ok(names)
+}
+
+/// Step 2 inside the open transaction (for the staged rows of an insert
+/// that began in a partition).
+async fn prepare_partitions_in(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let n = plan_partitions(client).await?;
+    let mut names = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        names.push(check_partition(client, i).await?);
+    }
+    client.batch_execute(&format!("DROP TABLE {PARTS}")).await?;
+    Ok(names)
+}
+
+/// Lists the (collection, period) partitions the staged items need, with
+/// their time ranges, numbered from 1; returns how many.
+async fn plan_partitions(client: &Client) -> Result<i64, tokio_postgres::Error> {
     // Grouped the way pgstac's own staging trigger groups them: by the
     // collection's partition_trunc, in UTC.
     client
@@ -251,45 +446,88 @@ async fn prepare_partitions(client: &Client) -> Result<Vec<String>, tokio_postgr
                    GROUP BY 1, 2) g"
         ))
         .await?;
-    let n: i64 = client
+    Ok(client
         .query_one(&format!("SELECT count(*) FROM {PARTS}"), &[])
         .await?
-        .get(0);
-    let mut names = Vec::with_capacity(n as usize);
-    for i in 1..=n {
-        client.batch_execute("BEGIN").await?;
-        let name = async {
-            client
-                .execute(
-                    &format!(
-                        "SELECT pg_advisory_xact_lock({PARTITION_LOCK}, hashtext(collection)) FROM {PARTS} WHERE n = $1"
-                    ),
-                    &[&i],
-                )
-                .await?;
-            let name: String = client
-                .query_one(
-                    &format!(
-                        "SELECT pgstac.check_partition(collection, dtrange, edtrange) FROM {PARTS} WHERE n = $1"
-                    ),
-                    &[&i],
-                )
-                .await?
-                .get(0);
-            client.batch_execute("COMMIT").await?;
-            Ok::<_, tokio_postgres::Error>(name)
+        .get(0))
+}
+
+/// `check_partition` for the `i`th planned partition, under its
+/// collection's advisory lock (held to the end of the transaction).
+async fn check_partition(client: &Client, i: i64) -> Result<String, tokio_postgres::Error> {
+    client
+        .execute(
+            &format!(
+                "SELECT pg_advisory_xact_lock({PARTITION_LOCK}, hashtext(collection)) FROM {PARTS} WHERE n = $1"
+            ),
+            &[&i],
+        )
+        .await?;
+    Ok(client
+        .query_one(
+            &format!(
+                "SELECT pgstac.check_partition(collection, dtrange, edtrange) FROM {PARTS} WHERE n = $1"
+            ),
+            &[&i],
+        )
+        .await?
+        .get(0))
+}
+
+/// For an insert whose first rows are all of `collection`: ends the
+/// transaction `Plan::begin` opened (nothing is in it), makes the
+/// collection's partition ready for rows of any time in a transaction of
+/// its own (as step 2 does), and opens the load's transaction. Returns the
+/// partition's name, or `None` (and the transaction open as before) when
+/// the collection is partitioned by time: which periods its rows need is
+/// known only once they are all read.
+async fn open_partition(
+    client: &Client,
+    collection: &str,
+    compression: Compression,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let one_partition: Option<bool> = client
+        .query_opt(
+            "SELECT partition_trunc IS NULL FROM pgstac.collections WHERE id = $1",
+            &[&collection],
+        )
+        .await?
+        .map(|r| r.get(0));
+    if one_partition != Some(true) {
+        return Ok(None);
+    }
+    client.batch_execute("COMMIT; BEGIN").await?;
+    let name = async {
+        client
+            .execute(
+                &format!("SELECT pg_advisory_xact_lock({PARTITION_LOCK}, hashtext($1))"),
+                &[&collection],
+            )
+            .await?;
+        // The widest constraints: step 4 narrows them to the rows once
+        // they are committed.
+        let name: String = client
+            .query_one(
+                "SELECT pgstac.check_partition($1, tstzrange('-infinity', 'infinity', '[]'), \
+                 tstzrange('-infinity', 'infinity', '[]'))",
+                &[&collection],
+            )
+            .await?
+            .get(0);
+        client.batch_execute("COMMIT").await?;
+        Ok::<_, tokio_postgres::Error>(name)
+    }
+    .await;
+    match name {
+        Ok(name) => {
+            client.batch_execute(compression.begin()).await?;
+            Ok(Some(name))
         }
-        .await;
-        match name {
-            Ok(name) => names.push(name),
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                return Err(e);
-            }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
         }
     }
-    client.batch_execute(&format!("DROP TABLE {PARTS}")).await?;
-    Ok(names)
 }
 
 /// Where step 3 inserts the rows of `collections`: the one collection's own

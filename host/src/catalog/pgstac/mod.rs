@@ -111,8 +111,12 @@ impl Pgstac {
         Ok(LoadSession::new(
             kind,
             known,
-            Rows::Pgstac(Arc::new(collections)),
-            plan.copy_statement(),
+            Rows::Pgstac {
+                collections: Arc::new(collections),
+                // An insert fails on any id twice, so which copy came first
+                // never matters; its rows may go straight into a partition.
+                numbered: !(kind == Kind::Items && method == Method::Insert),
+            },
             Finish::Pgstac(plan),
         ))
     }

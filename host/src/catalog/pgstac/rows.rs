@@ -1,6 +1,8 @@
 //! Items and collections as binary COPY rows of the pgstac staging tables
-//! (see [`super::load`]): `seq, id, geometry, collection, datetime,
-//! end_datetime, content, private` for items, `seq, id, content` for
+//! (see [`super::load`]): `[seq,] id, geometry, collection, datetime,
+//! end_datetime, content, private` for items (without `seq`, exactly the
+//! columns of `pgstac.items`, so an insert can COPY them straight into a
+//! partition), `seq, id, content` for
 //! collections. Item content is dehydrated against the collection's base
 //! item the way pypgstac does it, and every JSON value pgstac stores is
 //! written the way pypgstac writes it (see [`super::numbers`]).
@@ -22,8 +24,8 @@ const BASE_ITEM_TAG: &str = "pgstac:base_item";
 /// Members of an item that are columns (or the tag), not content.
 const NOT_CONTENT: &[&str] = &["id", "collection", "geometry", "private", BASE_ITEM_TAG];
 
-/// Appends one item row, or says why pgstac cannot store the item (then
-/// nothing is appended).
+/// Appends one item row, starting with `seq` when given, or says why
+/// pgstac cannot store the item (then nothing is appended).
 ///
 /// Only the members the base item has (`type`, `stac_version`, `assets`,
 /// `collection`) are read whole to be diffed; the rest go from the item's
@@ -31,7 +33,7 @@ const NOT_CONTENT: &[&str] = &["id", "collection", "geometry", "private", BASE_I
 /// ([`write_canonical`]), without building them in memory.
 pub fn write_item(
     out: &mut Vec<u8>,
-    seq: u64,
+    seq: Option<u64>,
     f: &ItemFields<'_>,
     text: &str,
     collections: &Collections,
@@ -55,8 +57,13 @@ pub fn write_item(
 
     let start = out.len();
     let written = (|| {
-        row(out, 8);
-        int8(out, seq as i64);
+        match seq {
+            Some(seq) => {
+                row(out, 8);
+                int8(out, seq as i64);
+            }
+            None => row(out, 7),
+        }
         field(out, f.id.as_bytes());
         field(out, &geometry.ewkb);
         field(out, f.collection.as_bytes());
