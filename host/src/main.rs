@@ -53,7 +53,12 @@ fn main() -> ExitCode {
                 commands::load::run(cmd, sub).await
             }
             Command::UpdateExtents(args) => commands::update_extents::run(args).await,
-            Command::Xmat(args) => commands::xmat::run(args).await,
+            Command::Xmat(args) => {
+                let sub = matches
+                    .subcommand_matches("xmat")
+                    .expect("clap matched xmat");
+                commands::xmat::run(args, sub).await
+            }
             Command::Stream(cmd) => commands::stream::run(cmd).await,
             Command::Policy(PolicyCommand::Check(args)) => commands::policy::check(args),
         }

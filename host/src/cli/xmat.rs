@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::PluginOpts;
+use super::{PluginOpts, TenantArgs};
 
 /// Run materialisation jobs from a jobs file.
 #[derive(Debug, Args)]
@@ -53,8 +53,18 @@ pub struct XmatArgs {
     #[arg(long)]
     pub allow_uniqueness_loss: bool,
 
+    /// Jobs run at the same time (each with its own --jobs tables). A failed
+    /// job stops the jobs of its tenant that have not started; other
+    /// tenants' jobs go on.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel_jobs: u16,
+
     #[command(flatten)]
     pub opts: PluginOpts,
+
+    #[command(flatten)]
+    pub tenant: TenantArgs,
 }
 
 const XMAT_HELP: &str = "\
@@ -75,6 +85,17 @@ A job file (xmat.toml):
 
 The target schema is built under a temporary name and replaces the old one
 only when everything succeeded.
+
+Under a policy (--policy FILE or HOST_POLICY), each job runs as a tenant
+(`tenant = \"acme\"` in the job, or --tenant): its plugins are named by
+their policy names and run pinned to the policy's digests, with the tenant's
+parameters and limits; only the tenant's tables are read, each with its row
+predicate ANDed to the job's `where`.
+  [\"acme:copy\"]
+  tenant = \"acme\"
+  ...
+  [\"acme:copy\".tables.users]
+  plugins = [{ plugin = \"anon\", params = { columns = \"email\" } }]
 
 Exit codes:
   0  every matching job succeeded

@@ -77,13 +77,7 @@ pub fn plugin_setup(
             scope: DataScope::Everything,
         }));
     };
-    for (id, flag, why) in DECIDED_BY_POLICY {
-        if matches.value_source(id) == Some(ValueSource::CommandLine) {
-            return Err(
-                UsageError(format!("{flag} cannot be combined with --policy: {why}")).into(),
-            );
-        }
-    }
+    refuse_flags_decided_by_policy(matches)?;
     let named: Vec<String> = matches
         .get_many::<String>("plugin")
         .map(|v| v.cloned().collect())
@@ -134,7 +128,22 @@ pub fn plugin_setup(
     }))
 }
 
-fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
+/// Refuses the flags a policy decides when they are on the command line.
+pub fn refuse_flags_decided_by_policy(matches: &ArgMatches) -> Result<(), UsageError> {
+    for (id, flag, why) in DECIDED_BY_POLICY {
+        // Not every command has every flag (xmat has no --plugin-arg).
+        let known = matches.ids().any(|i| i.as_str() == *id);
+        if known && matches.value_source(id) == Some(ValueSource::CommandLine) {
+            return Err(UsageError(format!(
+                "{flag} cannot be combined with --policy: {why}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a policy, hiding each of its secrets from every output from here on.
+pub fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
     let policy = Policy::load(path)?;
     // Every secret of the policy stays out of every output from here on.
     for secret in policy.secret_values() {
@@ -144,7 +153,7 @@ fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
 }
 
 /// The sandbox limits of the tenant's instances, named as the policy's.
-fn limits(policy: &Policy, tenant: &crate::policy::Tenant) -> Limits {
+pub fn limits(policy: &Policy, tenant: &crate::policy::Tenant) -> Limits {
     let mut limits = tenant.limits.plugin_limits();
     limits.max_instances = tenant.limits.instances;
     limits.set_by = crate::plugin::LimitSource::policy(&tenant.name, &policy.path);

@@ -5,18 +5,25 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use anyhow::bail;
+use clap::ArgMatches;
+use futures::StreamExt;
 use serde_json::json;
 
-use super::Status;
+use super::{Status, tenancy};
+use crate::audit::Audit;
 use crate::cli::XmatArgs;
 use crate::plugin::Plugin;
 use crate::xmat::copy::{Counters, TableStats};
 use crate::xmat::jobs::LoadOptions;
+use crate::xmat::share::Share;
+use crate::xmat::tenant::{BindError, Binding};
 use crate::xmat::{self, Job, JobFile, JobReport, Observer, Options, PluginSetup, Prepared};
 
 /// Runs the command.
-pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
+pub async fn run(args: XmatArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let load = LoadOptions {
         python: args.python.clone(),
         ..LoadOptions::default()
@@ -32,38 +39,199 @@ pub async fn run(args: XmatArgs) -> anyhow::Result<Status> {
             names.join(", ")
         );
     }
-    let opts = Options {
+    let policy = match &args.tenant.policy {
+        Some(path) => {
+            tenancy::refuse_flags_decided_by_policy(matches)?;
+            Some(tenancy::load_policy(path)?)
+        }
+        None => None,
+    };
+    let audit = match &args.tenant.audit {
+        Some(path) => Some(Arc::new(Audit::open(path)?)),
+        None => None,
+    };
+    let binding = match &policy {
+        Some(policy) => Binding::Policy {
+            policy,
+            tenant: args.tenant.tenant.as_deref(),
+        },
+        None => Binding::Unbound,
+    };
+    // Every job is bound before any runs: a plugin its tenant may not run
+    // stops the whole run before anything is read, compiled or written.
+    let mut bound = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match binding.bind(job) {
+            Ok(job) => bound.push(job),
+            Err(e) => {
+                if let Some(audit) = &audit
+                    && e.plugin_refused()
+                {
+                    audit_refusal(audit, job, &e)?;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    // What each tenant's jobs share: its limits, instances and CPU time.
+    let mut setups: HashMap<Option<String>, PluginSetup> = HashMap::new();
+    for job in &bound {
+        let tenant = job.scope.tenant().map(str::to_string);
+        if setups.contains_key(&tenant) {
+            continue;
+        }
+        let (limits, share) = match (&policy, &tenant) {
+            (Some(policy), Some(name)) => {
+                let t = policy.tenant(name)?;
+                (
+                    tenancy::limits(policy, t),
+                    Share::tenant(name, t.limits.instances, t.limits.cpu),
+                )
+            }
+            _ => (args.opts.limits(), Share::unlimited()),
+        };
+        let setup = PluginSetup {
+            limits,
+            cache_dir: args.opts.cache_dir(),
+            fetch: args.opts.fetch_bounds(),
+            share,
+            audit: audit.clone(),
+        };
+        setups.insert(tenant, setup);
+    }
+    let base = Options {
         jobs: usize::from(args.jobs),
         binary: !args.text,
         plugin_threads: args.plugin_threads.map_or(0, usize::from),
-        plugins: PluginSetup {
-            limits: args.opts.limits(),
-            cache_dir: args.opts.cache_dir(),
-            fetch: args.opts.fetch_bounds(),
-        },
         allow_uniqueness_loss: args.allow_uniqueness_loss,
         ..Options::default()
     };
-    let mut outputs = Vec::new();
-    for job in jobs {
-        let before = outputs.len();
-        if let Err(e) = run_job(&args, job, &opts, &mut outputs).await {
-            if args.json {
-                if outputs.len() == before {
-                    outputs.push(json!({ "job": job.name }));
-                }
-                if let Some(out) = outputs.last_mut() {
-                    out["error"] = json!(format!("{e:#}"));
-                }
-                println!("{}", json!({ "jobs": outputs }));
+
+    // Jobs in file order, `--parallel-jobs` at a time; a failure stops the
+    // jobs of its tenant (all jobs, without a policy) that have not started.
+    let failed: Mutex<Vec<Option<String>>> = Mutex::new(Vec::new());
+    let results: Vec<JobOutcome> = futures::stream::iter(&bound)
+        .map(|job| {
+            let tenant = job.scope.tenant().map(str::to_string);
+            let mut opts = base.clone();
+            opts.plugins = setups[&tenant].clone();
+            // One runtime per job: room for each of its instances (a chain
+            // is one instance per plugin) on every thread the tenant may have.
+            let longest = job
+                .tables
+                .iter()
+                .map(|t| t.plugins.len())
+                .max()
+                .unwrap_or(0);
+            if tenant.is_some() {
+                opts.plugins.limits.max_instances = opts
+                    .plugins
+                    .limits
+                    .max_instances
+                    .saturating_mul(u32::try_from(longest.max(1)).unwrap_or(u32::MAX));
             }
-            return Err(e);
+            let (args, failed) = (&args, &failed);
+            async move {
+                if failed.lock().expect("failed lock").contains(&tenant) {
+                    return JobOutcome::Skipped {
+                        job: job.name.clone(),
+                        tenant,
+                    };
+                }
+                let mut out = None;
+                match run_job(args, job, &opts, &mut out).await {
+                    Ok(()) => JobOutcome::Done(out.unwrap_or_default()),
+                    Err(e) => {
+                        failed.lock().expect("failed lock").push(tenant);
+                        JobOutcome::Failed {
+                            job: job.name.clone(),
+                            output: out,
+                            error: e,
+                        }
+                    }
+                }
+            }
+        })
+        .buffered(usize::from(args.parallel_jobs))
+        .collect()
+        .await;
+
+    let mut outputs = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            JobOutcome::Done(out) => outputs.push(out),
+            JobOutcome::Skipped { job, tenant } => {
+                let why = match tenant {
+                    Some(t) => format!("an earlier job of tenant `{t}` failed"),
+                    None => "an earlier job failed".to_string(),
+                };
+                if !args.json {
+                    tracing::warn!("job {job}: not run: {why}");
+                }
+                outputs.push(json!({ "job": job, "skipped": why }));
+            }
+            JobOutcome::Failed { job, output, error } => {
+                let mut out = output.unwrap_or_else(|| json!({ "job": job }));
+                out["error"] = json!(crate::terminal::redact(&format!("{error:#}")));
+                outputs.push(out);
+                errors.push((job, error));
+            }
         }
     }
     if args.json {
-        println!("{}", json!({ "jobs": outputs }));
+        // Nothing of a policy's secrets, whatever a plan or error holds.
+        let text = json!({ "jobs": outputs }).to_string();
+        println!("{}", crate::terminal::redact(&text));
     }
-    Ok(Status::Success)
+    match errors.len() {
+        0 => Ok(Status::Success),
+        // One failure is the run's error, as it always was.
+        1 => Err(errors.remove(0).1),
+        n => {
+            let names: Vec<String> = errors.iter().map(|(j, _)| j.clone()).collect();
+            for (_, e) in &errors {
+                tracing::error!("{e:#}");
+            }
+            bail!("{n} jobs failed: {}", names.join(", "))
+        }
+    }
+}
+
+/// How one job of the run ended.
+enum JobOutcome {
+    /// What `--json` prints for it.
+    Done(serde_json::Value),
+    Failed {
+        job: String,
+        output: Option<serde_json::Value>,
+        error: anyhow::Error,
+    },
+    /// Not started: an earlier job of its tenant failed.
+    Skipped { job: String, tenant: Option<String> },
+}
+
+/// The audit line of a job whose plugin the policy refused: nothing ran.
+fn audit_refusal(audit: &Audit, job: &Job, e: &BindError) -> anyhow::Result<()> {
+    use crate::audit::{Entry, Outcome, Unit};
+    let tenant = job.tenant.clone();
+    audit.write(&Entry {
+        command: "xmat",
+        tenant: tenant.as_deref(),
+        plugins: &[],
+        unit: Unit::Setup,
+        records_in: 0,
+        records_out: 0,
+        dropped: 0,
+        rejected: 0,
+        cpu_seconds: 0.0,
+        fuel: None,
+        peak_memory: 0,
+        outcome: Outcome::Refused,
+        limit: None,
+        error: Some(crate::terminal::redact(&e.to_string()).into_owned()),
+    })?;
+    Ok(())
 }
 
 /// One job: its plan (`--dry-run`), or its run and summary; what `--json`
@@ -72,7 +240,7 @@ async fn run_job(
     args: &XmatArgs,
     job: &Job,
     opts: &Options,
-    outputs: &mut Vec<serde_json::Value>,
+    output: &mut Option<serde_json::Value>,
 ) -> anyhow::Result<()> {
     for note in &job.notes {
         tracing::warn!("{}: job {}: {note}", args.file.display(), job.name);
@@ -80,7 +248,7 @@ async fn run_job(
     let prepared = xmat::prepare(job, opts).await?;
     if args.dry_run {
         if args.json {
-            outputs.push(plan_json(&prepared));
+            *output = Some(plan_json(&prepared));
         } else {
             print_plan(&prepared, job);
         }
@@ -101,7 +269,7 @@ async fn run_job(
     progress.stop();
     let report = report?;
     print_report(&report);
-    outputs.push(serde_json::to_value(&report)?);
+    *output = Some(serde_json::to_value(&report)?);
     Ok(())
 }
 
@@ -126,6 +294,9 @@ fn print_plan(prep: &Prepared, job: &Job) {
     let plan = prep.plan();
     let plugins = prep.plugins().per_table();
     say!("job {}", plan.job);
+    if let Some(t) = &plan.tenant {
+        say!("  tenant: {t} (its plugins, tables, rows and limits, as its policy says)");
+    }
     say!(
         "  source: {} schema {}",
         prep.source_shown(),

@@ -407,10 +407,10 @@ pub(super) fn transform(
     let mut usage = Usage::default();
     if let Some(chain) = chain {
         let (idx, strings): (Vec<usize>, Vec<String>) = texts.into_iter().unzip();
-        let started = thread_cpu();
+        let started = crate::plugin::thread_cpu();
         // Borrowed: the originals stay here for the reject file.
         let mut out = chain.run(&strings);
-        plugin_cpu = thread_cpu().saturating_sub(started);
+        plugin_cpu = crate::plugin::thread_cpu().saturating_sub(started);
         dropped = out.dropped.len() as u64;
         failure = out.failure.take();
         usage = out.usage;
@@ -576,15 +576,6 @@ impl RowWriter<'_> {
             rows,
         }
     }
-}
-
-/// The CPU time this thread has had, from /proc (no `unsafe` clock call);
-/// zero where /proc cannot tell.
-fn thread_cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
 /// Threads that turn one batch into pgstac rows: the cores, at most 4.

@@ -49,7 +49,7 @@ impl Usage {
     }
 
     /// The same instance's usage over a longer time: fuel adds up, memory peaks.
-    fn then(self, later: Usage) -> Usage {
+    pub fn then(self, later: Usage) -> Usage {
         Usage {
             fuel: match (self.fuel, later.fuel) {
                 (None, None) => None,

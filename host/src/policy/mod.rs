@@ -117,6 +117,13 @@ pub enum Param {
     Secret(SecretSource),
 }
 
+/// A parameter's value, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamValue {
+    Literal(String),
+    Secret(Secret),
+}
+
 /// Why a policy cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -227,8 +234,52 @@ impl Policy {
         plugin: &str,
         location: Option<&str>,
     ) -> Result<PluginSpec, PolicyError> {
-        let allowed = self
-            .plugins
+        let allowed = self.allowed(tenant, plugin)?;
+        let location = location
+            .map(str::to_string)
+            .map_or_else(|| self.location(tenant, allowed), Ok)?;
+        let params = self
+            .params(tenant, plugin)?
+            .into_iter()
+            .map(|(key, value)| match value {
+                ParamValue::Literal(v) => (key, v),
+                ParamValue::Secret(s) => (key, s.expose().to_string()),
+            })
+            .collect();
+        Ok(PluginSpec {
+            location,
+            sha256: Some(allowed.sha256.clone()),
+            params,
+        })
+    }
+
+    /// The tenant's parameters of `plugin`, with secrets read now.
+    pub fn params(
+        &self,
+        tenant: &Tenant,
+        plugin: &str,
+    ) -> Result<Vec<(String, ParamValue)>, PolicyError> {
+        let mut params = Vec::new();
+        for (key, value) in tenant.params.get(plugin).into_iter().flatten() {
+            let value = match value {
+                Param::Literal(v) => ParamValue::Literal(v.clone()),
+                Param::Secret(source) => {
+                    ParamValue::Secret(source.read().map_err(|error| PolicyError::Secret {
+                        tenant: tenant.name.clone(),
+                        plugin: plugin.to_string(),
+                        param: key.clone(),
+                        error,
+                    })?)
+                }
+            };
+            params.push((key.clone(), value));
+        }
+        Ok(params)
+    }
+
+    /// The build of `plugin` the tenant may run; refused when it may not.
+    pub fn allowed(&self, tenant: &Tenant, plugin: &str) -> Result<&AllowedPlugin, PolicyError> {
+        self.plugins
             .get(plugin)
             .filter(|_| tenant.plugins.iter().any(|p| p == plugin))
             .ok_or_else(|| PolicyError::NotAllowed {
@@ -236,37 +287,19 @@ impl Policy {
                 tenant: tenant.name.clone(),
                 plugin: plugin.to_string(),
                 allowed: tenant.plugins.clone(),
-            })?;
-        let location = location
-            .map(str::to_string)
-            .or_else(|| allowed.location.clone())
+            })
+    }
+
+    /// Where the policy fetches an allowed plugin from.
+    pub fn location(&self, tenant: &Tenant, plugin: &AllowedPlugin) -> Result<String, PolicyError> {
+        plugin
+            .location
+            .clone()
             .ok_or_else(|| PolicyError::NoLocation {
                 path: self.path.clone(),
                 tenant: tenant.name.clone(),
-                plugin: plugin.to_string(),
-            })?;
-        let mut params = Vec::new();
-        for (key, value) in tenant.params.get(plugin).into_iter().flatten() {
-            let value = match value {
-                Param::Literal(v) => v.clone(),
-                Param::Secret(source) => source
-                    .read()
-                    .map_err(|error| PolicyError::Secret {
-                        tenant: tenant.name.clone(),
-                        plugin: plugin.to_string(),
-                        param: key.clone(),
-                        error,
-                    })?
-                    .expose()
-                    .to_string(),
-            };
-            params.push((key.clone(), value));
-        }
-        Ok(PluginSpec {
-            location,
-            sha256: Some(allowed.sha256.clone()),
-            params,
-        })
+                plugin: plugin.name.clone(),
+            })
     }
 
     /// The tenant's chain for `load`: every plugin it may run, in order.

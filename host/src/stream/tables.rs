@@ -82,6 +82,7 @@ impl PluginConf {
     /// xmat's form, to load it the same way.
     pub fn plugin_ref(&self) -> PluginRef {
         PluginRef {
+            name: self.location.clone(),
             location: self.location.clone(),
             params: self
                 .params

@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
@@ -26,9 +26,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::plan::TablePlan;
+use super::share::{CpuExhausted, Share};
 use super::sql::{Conn, StatementError};
 use crate::plugin::chain::RowChain;
-use crate::plugin::{Plugin, Table};
+use crate::plugin::{Plugin, Table, Usage, thread_cpu};
 
 /// Bytes gathered before one message goes to the target (pass-through).
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -40,13 +41,30 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// Messages in flight between two stages.
 const DEPTH: usize = 4;
 
-/// Live figures for one table, for progress display.
+/// Live figures for one table, for progress display and the audit log.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Rows read from the source so far (text format only; binary shows bytes).
     pub rows: AtomicU64,
     /// Bytes read from the source so far.
     pub bytes: AtomicU64,
+    /// CPU time of the table's plugin threads so far, in nanoseconds.
+    pub plugin_cpu_ns: AtomicU64,
+    /// What the table's plugin instances used (fuel, peak memory), added
+    /// as each plugin thread ends.
+    pub usage: Mutex<Usage>,
+}
+
+impl Counters {
+    /// The plugins' CPU time so far.
+    pub fn plugin_cpu(&self) -> Duration {
+        Duration::from_nanos(self.plugin_cpu_ns.load(Ordering::Relaxed))
+    }
+
+    /// What the plugins used so far.
+    pub fn usage(&self) -> Usage {
+        *self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What happened to one table's rows.
@@ -61,6 +79,8 @@ pub struct TableStats {
     /// Bytes read from the source, in its COPY format.
     pub bytes: u64,
     pub seconds: f64,
+    /// CPU time of the plugins on this table.
+    pub plugin_cpu_seconds: f64,
 }
 
 /// Why a table's copy failed.
@@ -87,6 +107,8 @@ pub enum CopyError {
         row: u64,
         reason: String,
     },
+    #[error("{0}")]
+    Cpu(#[from] CpuExhausted),
     #[error("cancelled because another table failed")]
     Cancelled,
     #[error("{0}")]
@@ -103,16 +125,23 @@ impl CopyError {
     }
 }
 
-/// Copies one table (the caller owns the transactions). `threads`: plugin
-/// threads, 0 for one per two cores (at most 4).
-#[allow(clippy::too_many_arguments)]
+/// A table's plugins, and what they run on.
+pub struct TablePlugins<'a> {
+    pub plugins: &'a [Plugin],
+    /// Plugin threads (at least one when there are plugins).
+    pub threads: usize,
+    /// The table as the plugins see it.
+    pub table: Table,
+    /// The tenant's share, charged for the plugins' CPU time.
+    pub share: Share,
+}
+
+/// Copies one table (the caller owns the transactions).
 pub async fn copy_table(
     src: &Conn,
     dst: &Conn,
     table: &TablePlan,
-    plugins: &[Plugin],
-    threads: usize,
-    source_table: Table,
+    plugins: TablePlugins<'_>,
     counters: Arc<Counters>,
     cancel: Arc<AtomicBool>,
 ) -> Result<TableStats, CopyError> {
@@ -135,26 +164,33 @@ pub async fn copy_table(
 
     let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
     let text = !table.binary;
-    let reader = if plugins.is_empty() {
-        tokio::spawn(forward(stream, tx, text, counters, cancel, out_sql))
+    let reader = if plugins.plugins.is_empty() {
+        tokio::spawn(forward(stream, tx, text, counters.clone(), cancel, out_sql))
     } else {
         let (btx, brx) = mpsc::channel::<Batch>(DEPTH);
         let brx = Arc::new(Mutex::new(brx));
         let stop = Arc::new(AtomicBool::new(false));
-        let threads = if threads == 0 {
-            plugin_threads()
-        } else {
-            threads
-        };
-        let filters: Vec<_> = (0..threads)
+        let filters: Vec<_> = (0..plugins.threads.max(1))
             .map(|_| {
-                let (plugins, table) = (plugins.to_vec(), source_table.clone());
+                let stage = Stage {
+                    plugins: plugins.plugins.to_vec(),
+                    table: plugins.table.clone(),
+                    share: plugins.share.clone(),
+                    counters: counters.clone(),
+                };
                 let (brx, tx, stop) = (brx.clone(), tx.clone(), stop.clone());
-                tokio::task::spawn_blocking(move || run_plugins(plugins, table, brx, tx, stop))
+                tokio::task::spawn_blocking(move || stage.run(brx, tx, stop))
             })
             .collect();
         drop(tx);
-        let batcher = tokio::spawn(batches(stream, btx, counters, cancel, stop, out_sql));
+        let batcher = tokio::spawn(batches(
+            stream,
+            btx,
+            counters.clone(),
+            cancel,
+            stop,
+            out_sql,
+        ));
         tokio::spawn(async move {
             let read = batcher.await.map_err(join_error)?;
             let mut dropped = 0;
@@ -209,6 +245,7 @@ pub async fn copy_table(
         rejected: read.rejected,
         bytes: read.bytes,
         seconds: started.elapsed().as_secs_f64(),
+        plugin_cpu_seconds: counters.plugin_cpu().as_secs_f64(),
     })
 }
 
@@ -280,7 +317,7 @@ type Batch = (Bytes, usize, u64);
 /// table's batches are independent, so several instances share them (rows
 /// then reach the target in a different order, which COPY does not promise
 /// anyway); the rest of the machine is left to the two servers.
-fn plugin_threads() -> usize {
+pub fn default_plugin_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cores / 2).clamp(1, 4)
 }
@@ -338,69 +375,96 @@ async fn batches(
     Ok((rows, bytes))
 }
 
-/// A plugin thread: batches through its own chain; any rejection or plugin
-/// failure stops the table (a copy must not silently lose rows). Returns
-/// the number of rows dropped by filters.
-fn run_plugins(
+/// A plugin thread: its own chain over the table's batches.
+struct Stage {
     plugins: Vec<Plugin>,
     table: Table,
-    rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
-    tx: mpsc::Sender<Bytes>,
-    stop: Arc<AtomicBool>,
-) -> Result<u64, CopyError> {
-    let result = run_chain(plugins, table, rx, tx, &stop);
-    if result.is_err() {
-        stop.store(true, Ordering::Relaxed);
-    }
-    result
+    share: Share,
+    counters: Arc<Counters>,
 }
 
-fn run_chain(
-    plugins: Vec<Plugin>,
-    table: Table,
-    rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
-    tx: mpsc::Sender<Bytes>,
-    stop: &AtomicBool,
-) -> Result<u64, CopyError> {
-    let plugin_error = |e: crate::plugin::PluginError| {
-        let plugin = match e.plugin() {
-            Some(p) => p.to_string(),
-            None => plugins
-                .first()
-                .map(|p| p.name().to_string())
-                .unwrap_or_default(),
-        };
-        CopyError::Plugin {
-            plugin,
-            source: Box::new(e),
+impl Stage {
+    /// Batches through the chain; any rejection or plugin failure stops the
+    /// table (a copy must not silently lose rows). Returns the number of
+    /// rows dropped by filters. What the instances used is added to the
+    /// table's counters however it ends.
+    fn run(
+        self,
+        rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
+        tx: mpsc::Sender<Bytes>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<u64, CopyError> {
+        let mut usage = Usage::default();
+        let result = self.chain(rx, tx, &stop, &mut usage);
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
         }
-    };
-    let mut chain = RowChain::new(&plugins).map_err(plugin_error)?;
-    chain.begin_table(&table).map_err(plugin_error)?;
-    let mut dropped = 0u64;
-    loop {
-        // One thread waits for the next batch at a time; batches are large.
-        let next = rx.lock().expect("batch receiver").blocking_recv();
-        let Some((rows, n, offset)) = next else { break };
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let out = chain.run(&rows, n);
-        if let Some(e) = out.failure {
-            return Err(plugin_error(e));
-        }
-        if let Some(first) = out.rejected.first() {
-            return Err(CopyError::Rejected {
-                plugin: first.plugin.clone(),
-                count: out.rejected.len(),
-                row: offset + first.index as u64 + 1,
-                reason: first.reason.to_string(),
-            });
-        }
-        dropped += out.dropped.len() as u64;
-        if out.kept_count > 0 && tx.blocking_send(Bytes::from(out.kept)).is_err() {
-            break; // the writer failed; it reports why
-        }
+        let mut total = self
+            .counters
+            .usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *total = total.beside(usage);
+        result
     }
-    Ok(dropped)
+
+    fn chain(
+        &self,
+        rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
+        tx: mpsc::Sender<Bytes>,
+        stop: &AtomicBool,
+        usage: &mut Usage,
+    ) -> Result<u64, CopyError> {
+        let plugins = &self.plugins;
+        let plugin_error = |e: crate::plugin::PluginError| {
+            let plugin = match e.plugin() {
+                Some(p) => p.to_string(),
+                None => plugins
+                    .first()
+                    .map(|p| p.name().to_string())
+                    .unwrap_or_default(),
+            };
+            CopyError::Plugin {
+                plugin,
+                source: Box::new(e),
+            }
+        };
+        let mut chain = RowChain::new(plugins).map_err(plugin_error)?;
+        chain.begin_table(&self.table).map_err(plugin_error)?;
+        let mut dropped = 0u64;
+        loop {
+            // One thread waits for the next batch at a time; batches are large.
+            let next = rx.lock().expect("batch receiver").blocking_recv();
+            let Some((rows, n, offset)) = next else { break };
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            self.share.check()?;
+            let started = thread_cpu();
+            let out = chain.run(&rows, n);
+            let cpu = thread_cpu().saturating_sub(started);
+            self.counters.plugin_cpu_ns.fetch_add(
+                u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            *usage = usage.then(out.usage);
+            if let Some(e) = out.failure {
+                return Err(plugin_error(e));
+            }
+            if let Some(first) = out.rejected.first() {
+                return Err(CopyError::Rejected {
+                    plugin: first.plugin.clone(),
+                    count: out.rejected.len(),
+                    row: offset + first.index as u64 + 1,
+                    reason: first.reason.to_string(),
+                });
+            }
+            self.share.charge(cpu)?;
+            dropped += out.dropped.len() as u64;
+            if out.kept_count > 0 && tx.blocking_send(Bytes::from(out.kept)).is_err() {
+                break; // the writer failed; it reports why
+            }
+        }
+        Ok(dropped)
+    }
 }

@@ -132,6 +132,10 @@ pub enum TableError {
     /// Its transaction, or a key, index or check built after its data.
     #[error("{0}")]
     Statement(StatementError),
+    /// Its line could not be written to the audit log: the run stops (an
+    /// operator who asked for an audit must not get an unaudited copy).
+    #[error("{0}")]
+    Audit(crate::audit::AuditError),
 }
 
 /// A foreign key that could not be added.

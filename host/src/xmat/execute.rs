@@ -15,7 +15,7 @@ use super::copy::{self, Counters, TableStats};
 use super::error::{Failure, ForeignKeyError, Side, TableError, XmatError};
 use super::jobs::{DanglingKeys, Subset};
 use super::plan::Plan;
-use super::prepare::{Plugins, Prepared, source_table};
+use super::prepare::{PluginSetup, Plugins, Prepared, source_table};
 use super::schedule::{Next, Schedule};
 use super::sql::{Conn, StatementError, ident, literal};
 use super::{foreign_keys, swap};
@@ -142,6 +142,7 @@ impl Prepared {
                 plugins,
                 jobs: opts.jobs,
                 plugin_threads: opts.plugin_threads,
+                setup: opts.plugins.clone(),
                 observer: observer.clone(),
             };
             let (tables, warnings) = workers.run(snapshot_holder).await?;
@@ -231,6 +232,7 @@ struct Workers<'a> {
     plugins: Plugins,
     jobs: usize,
     plugin_threads: usize,
+    setup: PluginSetup,
     observer: Arc<dyn Observer>,
 }
 
@@ -261,6 +263,7 @@ impl Workers<'_> {
             let w = Worker {
                 id,
                 plugin_threads: self.plugin_threads,
+                setup: self.setup.clone(),
                 plan: plan.clone(),
                 plugins: self.plugins.clone(),
                 shared: shared.clone(),
@@ -326,6 +329,7 @@ impl Workers<'_> {
 struct Worker {
     id: usize,
     plugin_threads: usize,
+    setup: PluginSetup,
     plan: Arc<Plan>,
     plugins: Plugins,
     shared: Arc<Shared>,
@@ -449,6 +453,66 @@ impl Worker {
         Ok(src)
     }
 
+    /// The table's line in the audit log: what its plugins did, however it ended.
+    fn audit(
+        &self,
+        audit: &crate::audit::Audit,
+        t: &super::plan::TablePlan,
+        plugins: &[crate::plugin::Plugin],
+        counters: &Counters,
+        copied: &Result<TableStats, copy::CopyError>,
+    ) -> Result<(), crate::audit::AuditError> {
+        use crate::audit::{Entry, Limit, Outcome, PluginRef, Unit};
+        let refs: Vec<PluginRef> = plugins.iter().map(PluginRef::of).collect();
+        let (written, dropped) = match copied {
+            Ok(s) => (s.rows_written, s.dropped),
+            Err(_) => (0, 0),
+        };
+        let failure = match copied {
+            Err(copy::CopyError::Plugin { source, .. }) => Some(source.as_ref()),
+            _ => None,
+        };
+        let mut entry = Entry {
+            command: "xmat",
+            tenant: self.plan.tenant.as_deref(),
+            plugins: &refs,
+            unit: Unit::Table {
+                job: &self.plan.job,
+                table: &t.name,
+            },
+            records_in: counters.rows.load(Ordering::Relaxed),
+            records_out: written,
+            dropped,
+            rejected: 0,
+            cpu_seconds: 0.0,
+            fuel: None,
+            peak_memory: 0,
+            outcome: Outcome::Ok,
+            limit: None,
+            error: None,
+        }
+        .with(counters.usage(), counters.plugin_cpu(), failure);
+        match copied {
+            Err(copy::CopyError::Rejected { count, .. }) => {
+                entry.rejected = *count as u64;
+                entry.outcome = Outcome::Failed;
+            }
+            Err(copy::CopyError::Cpu(_)) => {
+                entry.outcome = Outcome::Limit;
+                entry.limit = Some(Limit::Cpu);
+            }
+            // Stopped for another table's failure, or by a database error.
+            Err(e) if failure.is_none() => entry.outcome = Outcome::Failed,
+            _ => {}
+        }
+        if let Err(e) = copied
+            && failure.is_none()
+        {
+            entry.error = Some(crate::terminal::redact(&e.to_string()).into_owned());
+        }
+        audit.write(&entry)
+    }
+
     /// Loads one table and builds its keys and indexes, in one target transaction.
     async fn table(&self, src: &Conn, dst: &Conn, i: usize) -> Result<TableStats, XmatError> {
         let t = &self.plan.tables[i];
@@ -460,6 +524,20 @@ impl Worker {
         };
         let counters = Arc::new(Counters::default());
         self.observer.table_started(&t.name, counters.clone());
+        let plugins = self.plugins.table(i);
+        let setup = &self.setup;
+        // A table's plugin threads take that many of the tenant's instances,
+        // waiting for them if its other tables hold them.
+        let (_instances, threads) = if plugins.is_empty() {
+            (None, 0)
+        } else {
+            let wanted = match self.plugin_threads {
+                0 => copy::default_plugin_threads(),
+                n => n,
+            };
+            let (permit, n) = setup.share.instances(wanted).await;
+            (Some(permit), n)
+        };
         // FREEZE needs the table created or truncated in this transaction.
         let begin = if t.freeze {
             format!("BEGIN; TRUNCATE {}", t.target)
@@ -469,18 +547,25 @@ impl Worker {
         dst.exec(&begin)
             .await
             .map_err(|e| fail(TableError::Statement(e)))?;
-        let mut stats = copy::copy_table(
+        let copied = copy::copy_table(
             src,
             dst,
             t,
-            self.plugins.table(i),
-            self.plugin_threads,
-            source_table(&self.plan, t),
-            counters,
+            copy::TablePlugins {
+                plugins,
+                threads,
+                table: source_table(&self.plan, t),
+                share: setup.share.clone(),
+            },
+            counters.clone(),
             self.shared.cancel.clone(),
         )
-        .await
-        .map_err(|e| fail(TableError::Copy(e)))?;
+        .await;
+        if let Some(audit) = &setup.audit {
+            self.audit(audit, t, plugins, &counters, &copied)
+                .map_err(|e| fail(TableError::Audit(e)))?;
+        }
+        let mut stats = copied.map_err(|e| fail(TableError::Copy(e)))?;
         for sql in &t.post_data {
             dst.exec(sql)
                 .await

@@ -53,9 +53,11 @@ mod prepare;
 pub mod same;
 mod schedule;
 pub mod select;
+pub mod share;
 pub mod sql;
 pub mod subset;
 pub mod swap;
+pub mod tenant;
 pub mod unique;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use super::select::{self, ColumnError, Projected, SourceColumn};
 use super::sql::{ident, qualified};
 use super::subset::{self, SubsetError};
 use crate::plugin::Column;
+use crate::policy::DataScope;
 
 /// A job that does not fit the source's catalog.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,12 +35,30 @@ pub enum PlanError {
     Type(#[from] TypeError),
     #[error("{0}")]
     Subset(#[from] SubsetError),
+    #[error("table {schema}.{table} is outside tenant `{tenant}`'s scope")]
+    OutOfScope {
+        schema: String,
+        table: String,
+        tenant: String,
+    },
+    #[error(
+        "table {table}: a {kind} runs a query of its own, which may read outside tenant \
+         `{tenant}`'s scope; only tables are copied for a tenant"
+    )]
+    NotATable {
+        table: String,
+        kind: &'static str,
+        tenant: String,
+    },
 }
 
 /// Everything a run does, in order.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub job: String,
+    /// The tenant the job runs as, under a policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub source_schema: String,
     pub target_schema: String,
     /// Where the new target is built before the swap.
@@ -206,6 +225,7 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
     let src = job.source.schema.as_str();
     let mut plan = Plan {
         job: job.name.clone(),
+        tenant: job.scope.tenant().map(str::to_string),
         source_schema: src.to_string(),
         target_schema: job.target.schema.clone(),
         build_schema: build_schema.to_string(),
@@ -222,6 +242,12 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
         warnings: Vec::new(),
     };
     let selected = select_relations(job, cat, &mut plan.skipped)?;
+    // A tenant's row predicate is part of every table's own `where`, so
+    // following keys sees the same rows the copy does.
+    let tenant_rows = match &job.scope {
+        DataScope::Tenant(t) => t.scope.rows.as_ref().map(|r| format!("({r})")),
+        DataScope::Everything => None,
+    };
     // Each table's own `where`, and what it reads from.
     let mut filters: Vec<Option<String>> = Vec::with_capacity(selected.len());
 
@@ -268,14 +294,13 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
                 table: rel.name.clone(),
             });
         }
-        filters.push(
-            select::where_sql(
-                &entry.filter,
-                |c| rel.columns.iter().any(|x| x.name == c),
-                wildcard,
-            )
-            .map_err(fail)?,
-        );
+        let own = select::where_sql(
+            &entry.filter,
+            |c| rel.columns.iter().any(|x| x.name == c),
+            wildcard,
+        )
+        .map_err(fail)?;
+        filters.push(and(own, tenant_rows.clone()));
 
         let keep: HashSet<&str> = projection.iter().map(|p| p.name.as_str()).collect();
         // The target's columns: the source's order, or the order named when
@@ -420,12 +445,18 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
         .collect();
     let rows = subset::rows(&subset_tables, &edges, job.subset)?;
     for (t, r) in plan.tables.iter_mut().zip(rows) {
+        // `follow+parents` adds rows with an OR beside the table's own
+        // `where`: the tenant's predicate then holds only if it is outside.
+        let condition = match job.subset {
+            Subset::FollowParents => and(r.condition, tenant_rows.clone()),
+            Subset::Off | Subset::Follow => r.condition,
+        };
         t.select = select::select_statement(
             r.with.as_deref(),
             &t.projection,
             &t.from,
             t.only,
-            r.condition.as_deref(),
+            condition.as_deref(),
         );
         t.follows = r.follows;
         t.added_by = r.added_by;
@@ -451,6 +482,14 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
     }
     super::post::add_post_data(cat, &selected, &created, &mut plan);
     Ok(plan)
+}
+
+/// Both conditions, where there are two.
+fn and(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a} AND {b}")),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Every relation (a copied one, or a partition at any depth under one) →
@@ -490,6 +529,30 @@ fn select_relations<'a>(
         .collect();
     // A partition goes with its partitioned table when that is copied.
     let covered = |r: &Relation| r.partition_of.is_some_and(|p| cat.relation(p).is_some());
+    let tenant = match &job.scope {
+        DataScope::Tenant(t) => Some(t),
+        DataScope::Everything => None,
+    };
+    // Under a tenant: only tables of its scope, and no views (their queries
+    // read what they like).
+    let refuse = |rel: &Relation| -> Option<PlanError> {
+        let t = tenant?;
+        if !t.scope.holds_table(src, &rel.name) {
+            return Some(PlanError::OutOfScope {
+                schema: src.to_string(),
+                table: rel.name.clone(),
+                tenant: t.tenant.clone(),
+            });
+        }
+        match rel.kind {
+            RelKind::Table | RelKind::Partitioned => None,
+            kind => Some(PlanError::NotATable {
+                table: rel.name.clone(),
+                kind: kind.describe(),
+                tenant: t.tenant.clone(),
+            }),
+        }
+    };
     let mut out: Vec<(&Relation, &TableEntry)> = Vec::new();
     for entry in &job.tables {
         if entry.name != "*" {
@@ -497,11 +560,18 @@ fn select_relations<'a>(
                 schema: src.to_string(),
                 table: entry.name.clone(),
             })?;
+            if let Some(e) = refuse(rel) {
+                return Err(e);
+            }
             out.push((rel, entry));
             continue;
         }
         for rel in cat.relations.iter().filter(|r| r.schema == src) {
             if named.contains(rel.name.as_str()) || covered(rel) {
+                continue;
+            }
+            if let Some(e) = refuse(rel) {
+                skipped.push(format!("{} {src}.{} ({e})", rel.kind.describe(), rel.name));
                 continue;
             }
             match (rel.kind, job.wildcard) {

@@ -48,7 +48,8 @@ impl Default for Options {
     }
 }
 
-/// Limits and compile cache for plugins (the runtime is built only for jobs that have plugins).
+/// Limits and compile cache for plugins (the runtime is built only for jobs
+/// that have plugins), and what the job shares with its tenant's other jobs.
 #[derive(Debug, Clone, Default)]
 pub struct PluginSetup {
     pub limits: Limits,
@@ -56,6 +57,10 @@ pub struct PluginSetup {
     pub cache_dir: Option<PathBuf>,
     /// How much and how long fetching a plugin may take.
     pub fetch: crate::fetch::Bounds,
+    /// The tenant's instances and CPU time (unlimited without a policy).
+    pub share: super::share::Share,
+    /// Where a line per table goes (`--audit`), if anywhere.
+    pub audit: Option<Arc<crate::audit::Audit>>,
 }
 
 /// The source snapshot every table is read in, so the copy is consistent.

@@ -93,6 +93,7 @@ async fn copy(
             limits: a.setup.opts.limits(),
             cache_dir: a.setup.opts.cache_dir(),
             fetch: a.setup.opts.fetch_bounds(),
+            ..PluginSetup::default()
         },
         snapshot: Snapshot::Import(snapshot),
         allow_uniqueness_loss: a.setup.allow_uniqueness_loss,

@@ -77,6 +77,8 @@ pub(super) async fn plan_setup(a: &SetupArgs) -> anyhow::Result<Planned> {
                 subset: Default::default(),
                 dangling_keys: Default::default(),
                 notes: Vec::new(),
+                tenant: None,
+                scope: Default::default(),
             };
             (job, JobRef::Schema)
         }

@@ -17,6 +17,12 @@ pub struct Job {
     /// Things in the file that were accepted but are worth a look (pg-xmat
     /// settings it ignores, which host ignores too).
     pub notes: Vec<Note>,
+    /// The tenant the job runs as (`tenant = "acme"`): it runs only under a
+    /// policy, bound to that tenant's plugins, data and limits.
+    pub tenant: Option<String>,
+    /// What the job may read. Never from the file: everything, until
+    /// [`crate::xmat::tenant::bind`] narrows it to the tenant's scope.
+    pub scope: crate::policy::DataScope,
 }
 
 /// A setting that was accepted but deserves a look, with where it is.
@@ -53,6 +59,9 @@ pub enum Setting {
     Text(String),
     /// `env:NAME` in a TOML or JSON file: the variable's value, read when the job runs.
     Env(String),
+    /// A policy's secret, read when the job was bound to its tenant: used,
+    /// never shown.
+    Hidden(crate::policy::Secret),
 }
 
 /// An `env:NAME` setting whose variable is not set.
@@ -76,7 +85,7 @@ impl Setting {
     pub fn env_name(&self) -> Option<&str> {
         match self {
             Setting::Env(name) => Some(name),
-            Setting::Text(_) => None,
+            Setting::Text(_) | Setting::Hidden(_) => None,
         }
     }
 
@@ -88,6 +97,7 @@ impl Setting {
                 Ok(v) if !v.is_empty() => Ok(v),
                 _ => Err(UnsetVariable { name: name.clone() }),
             },
+            Setting::Hidden(secret) => Ok(secret.expose().to_string()),
         }
     }
 
@@ -96,6 +106,7 @@ impl Setting {
         match self {
             Setting::Text(t) => t.into(),
             Setting::Env(name) => format!("env:{name}").into(),
+            Setting::Hidden(_) => "***".into(),
         }
     }
 }
@@ -283,6 +294,8 @@ impl AllowLoss {
 /// A plugin to run on the table's rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRef {
+    /// As the file names it: under a policy, the name of one of the policy's plugins.
+    pub name: String,
     /// Path (relative paths are relative to the jobs file) or URL, with any `#sha256=` pin.
     pub location: String,
     /// Parameters in file order; values may be `env:NAME`.

@@ -200,7 +200,14 @@ struct Parser<'a> {
     notes: Vec<Note>,
 }
 
-const JOB_KEYS: &[&str] = &["source", "target", "tables", "description", "subset"];
+const JOB_KEYS: &[&str] = &[
+    "source",
+    "target",
+    "tables",
+    "description",
+    "subset",
+    "tenant",
+];
 const ENDPOINT_KEYS: &[&str] = &["database", "url", "dsn", "schema"];
 const TABLE_KEYS: &[&str] = &["where", "select", "plugins", "allow_uniqueness_loss"];
 const PLUGIN_KEYS: &[&str] = &["plugin", "path", "url", "sha256", "params"];
@@ -300,6 +307,11 @@ impl Parser<'_> {
             },
             Some(other) => return expected(&at(root, "subset"), "a string", other),
         };
+        let tenant = match node.get("tenant") {
+            None => None,
+            Some(Node::Str(t)) if !t.is_empty() => Some(t.clone()),
+            Some(other) => return expected(&at(root, "tenant"), "a tenant's name", other),
+        };
         Ok(Job {
             name: name.to_string(),
             source,
@@ -317,6 +329,8 @@ impl Parser<'_> {
                 DanglingKeys::Fail
             },
             notes: std::mem::take(&mut self.notes),
+            tenant,
+            scope: Default::default(),
         })
     }
 
@@ -487,18 +501,19 @@ impl Parser<'_> {
     }
 
     fn plugin(&mut self, path: &[String], node: &Node) -> Result<PluginRef, Fail> {
-        let (location, params) = match node {
-            Node::Str(s) => (s.clone(), Vec::new()),
+        let (name, location, params) = match node {
+            Node::Str(s) => (s.clone(), s.clone(), Vec::new()),
             Node::Map(entries) => {
                 self.check_keys(path, entries, PLUGIN_KEYS)?;
                 let location = ["plugin", "path", "url"]
                     .iter()
                     .find_map(|k| node.get(k).map(|n| (*k, n)));
-                let mut location = match location {
+                let name = match location {
                     None => return fail(path, Problem::Missing("plugin")),
                     Some((_, Node::Str(l))) => l.clone(),
                     Some((k, other)) => return expected(&at(path, k), "a path", other),
                 };
+                let mut location = name.clone();
                 match node.get("sha256") {
                     Some(Node::Str(d)) => location = format!("{location}#sha256={d}"),
                     Some(other) => return expected(&at(path, "sha256"), "hex", other),
@@ -531,7 +546,7 @@ impl Parser<'_> {
                         .collect::<Result<_, _>>()?,
                     Some(other) => return expected(&at(path, "params"), "a table", other),
                 };
-                (location, params)
+                (name, location, params)
             }
             other => return expected(path, "a plugin", other),
         };
@@ -539,6 +554,7 @@ impl Parser<'_> {
             return fail(path, Problem::EmptyPlugin);
         }
         Ok(PluginRef {
+            name,
             location: relative_to(self.base, &location),
             params,
         })
