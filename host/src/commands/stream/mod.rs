@@ -312,10 +312,12 @@ fn print_apply(r: &apply::ApplyReport, synced: Option<usize>, as_json: bool) -> 
         );
     } else {
         tracing::info!(
-            "apply: {} transactions, {} changes applied ({} statements); the target is at {} ({:?}){}",
+            "apply: {} transactions, {} changes applied ({} statements, {} target transactions); \
+             the target is at {} ({:?}){}",
             r.transactions,
             r.changes,
             r.statements,
+            r.target_transactions,
             r.applied,
             r.ended,
             synced.map_or(String::new(), |n| format!(

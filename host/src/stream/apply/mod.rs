@@ -13,13 +13,17 @@
 //! transaction's own COMMIT moves the origin (keepalives never do:
 //! pgcopydb #1033).
 //!
-//! Consecutive small source transactions that are already spooled are
-//! applied in one target transaction (a group, up to [`GROUP_CHANGES`]
-//! changes or [`GROUP_TIME`]), with the last one's position: still all or
-//! nothing for each source transaction, with far fewer commits. When a
-//! group fails, apply rolls it back and goes through it again one source
-//! transaction at a time, so the transactions before the bad one are
-//! applied and apply stops exactly before it.
+//! Consecutive source transactions are applied in one target transaction
+//! (a group, up to [`GROUP_CHANGES`] changes or [`GROUP_TIME`]; between
+//! transactions it waits up to [`GROUP_LINGER`] for the next), with the
+//! last one's position, and their changes share statements across
+//! transaction boundaries: still all or nothing for each source
+//! transaction, with far fewer commits and statements. A group never
+//! passes the end position (the reader ends the input there). When a group
+//! fails, apply rolls it back (data and origin) and goes through it again
+//! one source transaction at a time, one change per statement, so the
+//! transactions before the bad one are applied and apply stops exactly
+//! before it, naming the change.
 //!
 //! With an end position, apply stops after the last transaction committing
 //! at or before it, once receive has spooled everything up to it; a
@@ -51,9 +55,14 @@ use statements::{Params, Shape};
 pub use target::{Failure, Target};
 
 /// Changes in one group at most.
-pub const GROUP_CHANGES: u64 = 20_000;
+pub const GROUP_CHANGES: u64 = 16_384;
 /// A group is committed after this long even if more is spooled.
 pub const GROUP_TIME: Duration = Duration::from_millis(500);
+/// How long an open group waits between source transactions for the next
+/// one before it is committed (within [`GROUP_TIME`]): long enough for the
+/// reader to shape the next window, short enough not to hold the target
+/// transaction open while the source is idle.
+pub const GROUP_LINGER: Duration = Duration::from_millis(50);
 
 /// A source transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +192,10 @@ pub struct ApplyOptions {
 /// Live figures.
 #[derive(Debug, Default)]
 pub struct ApplyCounters {
+    /// Source transactions applied.
     pub transactions: AtomicU64,
+    /// Target transactions they were applied in (groups committed).
+    pub target_transactions: AtomicU64,
     pub changes: AtomicU64,
     /// End LSN of the last transaction applied.
     pub applied: AtomicU64,
@@ -195,7 +207,11 @@ pub struct ApplyReport {
     pub ended: ApplyEnd,
     /// The origin's progress at the end.
     pub applied: Lsn,
+    /// Source transactions applied.
     pub transactions: u64,
+    /// Target transactions committed for them (consecutive source
+    /// transactions share one).
+    pub target_transactions: u64,
     pub changes: u64,
     /// Statements sent to the target (a run of changes sharing one counts once).
     pub statements: u64,
@@ -274,6 +290,7 @@ pub async fn run(
                     ended,
                     applied,
                     transactions: input.counters.transactions.load(Ordering::Relaxed),
+                    target_transactions: input.counters.target_transactions.load(Ordering::Relaxed),
                     changes: input.counters.changes.load(Ordering::Relaxed),
                     statements: tgt.statements(),
                 });
@@ -343,21 +360,35 @@ async fn consume(
     // one at a time (to name the change that fails).
     let mut runs = true;
     loop {
-        // Between transactions, a group is committed as soon as nothing
-        // more is ready: never hold a target transaction open while idle.
+        // Between transactions, an open group waits a little for the next
+        // one (the reader may be shaping it), then is committed: never hold
+        // a target transaction open while the source is idle.
         let unit = match rx.try_recv() {
             Ok(u) => Some(u),
             Err(mpsc::error::TryRecvError::Empty) => {
-                if current.is_none()
-                    && let Some(g) = group.take()
-                {
-                    commit(tgt, g, input, books).await?;
-                }
-                tokio::select! {
-                    u = rx.recv() => u,
+                let linger = match (&current, &group) {
+                    (None, Some(g)) => {
+                        Some(GROUP_LINGER.min(GROUP_TIME.saturating_sub(g.started.elapsed())))
+                    }
+                    _ => None,
+                };
+                let next = tokio::select! {
+                    u = rx.recv() => Some(u),
+                    _ = tokio::time::sleep(linger.unwrap_or_default()), if linger.is_some() => None,
                     _ = input.stop.wait() => {
-                        tgt.rollback().await;
+                        match (&current, group.take()) {
+                            (None, Some(g)) => commit(tgt, g, input, books).await?,
+                            _ => tgt.rollback().await,
+                        }
                         return Ok(ApplyEnd::Stopped);
+                    }
+                };
+                match next {
+                    Some(u) => u,
+                    None => {
+                        let g = group.take().expect("a group lingers");
+                        commit(tgt, g, input, books).await?;
+                        continue;
                     }
                 }
             }
@@ -473,6 +504,7 @@ async fn commit(
     }
     let c = &input.counters;
     c.transactions.fetch_add(g.txns, Ordering::Relaxed);
+    c.target_transactions.fetch_add(1, Ordering::Relaxed);
     c.changes.fetch_add(g.changes, Ordering::Relaxed);
     c.applied.store(last.end_lsn.0, Ordering::Relaxed);
     books.last = Some(last.clone());

@@ -42,6 +42,8 @@ use crate::xmat::sql::{describe, qualified};
 const IN_FLIGHT: usize = 512;
 /// Changes in flight (held until their statement's result is in).
 const IN_FLIGHT_CHANGES: usize = 16_384;
+/// Changes in one run at most.
+const RUN_CHANGES: usize = 4096;
 
 type Pending = BoxFuture<'static, (Result<u64, tokio_postgres::Error>, Sent)>;
 
@@ -63,8 +65,10 @@ enum Sent {
 pub enum Failure {
     /// This change cannot be applied.
     Change(ChangeError),
-    /// A run of changes of this transaction failed: which change is not
-    /// known; applying the transaction one change per statement tells.
+    /// A run of changes ending in this transaction (it may start in an
+    /// earlier one of the group) failed: which change is not known;
+    /// applying the group up to this transaction one change per statement
+    /// tells.
     Run { txn: Arc<Txn>, what: String },
 }
 
@@ -89,6 +93,11 @@ pub struct Target {
     open: bool,
     /// The first failure of the open group.
     failed: Option<Failure>,
+    /// The run being gathered (not sent yet): it may span source
+    /// transactions of the open group.
+    run: Vec<Op>,
+    /// The keys in `run` (a repeated key starts a new run).
+    run_keys: HashSet<Vec<u8>>,
     origin: String,
 }
 
@@ -173,6 +182,8 @@ impl Target {
             sent: 0,
             open: false,
             failed: None,
+            run: Vec::new(),
+            run_keys: HashSet::new(),
             origin: cfg.origin.clone(),
         })
     }
@@ -215,9 +226,12 @@ impl Target {
     /// failure nothing more is sent; the failure is returned (here or by
     /// [`commit`](Self::commit)). With `runs`, consecutive changes that can
     /// share a statement do.
+    ///
+    /// A run may go on past the end of `work` and of its source transaction
+    /// (consecutive transactions of one group share statements); it is sent
+    /// when a change cannot join it, at [`RUN_CHANGES`], or by
+    /// [`commit`](Self::commit).
     pub async fn push(&mut self, work: Vec<Work>, runs: bool) -> Result<(), Failure> {
-        let mut run: Vec<Op> = Vec::new();
-        let mut keys: HashSet<Vec<u8>> = HashSet::new();
         let mut key = Vec::new();
         for w in work {
             if let Some(e) = self.failed.take() {
@@ -237,27 +251,23 @@ impl Target {
                         batch::key_bytes(&op, &self.keys[op.table], &mut key);
                     }
                     let extends = joinable
-                        && run.first().is_some_and(|f| {
-                            f.table == op.table
-                                && f.shape == op.shape
-                                && f.expect == op.expect
-                                && Arc::ptr_eq(&f.txn, &op.txn)
+                        && self.run.len() < RUN_CHANGES
+                        && self.run.first().is_some_and(|f| {
+                            f.table == op.table && f.shape == op.shape && f.expect == op.expect
                         })
-                        && !keys.contains(&key);
+                        && !self.run_keys.contains(&key);
                     if !extends {
-                        self.send(std::mem::take(&mut run)).await?;
-                        keys.clear();
+                        self.send_run().await?;
                     }
                     if joinable {
-                        keys.insert(key.clone());
-                        run.push(op);
+                        self.run_keys.insert(key.clone());
+                        self.run.push(op);
                     } else {
                         self.send(vec![op]).await?;
                     }
                 }
                 Work::Truncate { tables, lsn, txn } => {
-                    self.send(std::mem::take(&mut run)).await?;
-                    keys.clear();
+                    self.send_run().await?;
                     let list: Vec<&StreamTable> = tables.iter().map(|&t| &self.tables[t]).collect();
                     let sql = statements::truncate(&list, &self.schema);
                     let c = self.client.clone();
@@ -273,11 +283,17 @@ impl Target {
                 }
             }
         }
-        self.send(run).await?;
         match self.failed.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Sends the run gathered so far.
+    async fn send_run(&mut self) -> Result<(), Failure> {
+        self.run_keys.clear();
+        let run = std::mem::take(&mut self.run);
+        self.send(run).await
     }
 
     /// Sends changes: one as its row statement, more as a run.
@@ -329,6 +345,10 @@ impl Target {
     /// Commits the open group, recording `last` (its last source transaction)
     /// as the origin's progress in the same transaction.
     pub async fn commit(&mut self, last: &Txn) -> Result<(), Failure> {
+        if let Err(e) = self.send_run().await {
+            self.rollback().await;
+            return Err(e);
+        }
         while !self.pending.is_empty() {
             self.settle_one().await;
         }
@@ -369,6 +389,8 @@ impl Target {
         }
         self.failed = None;
         self.pending_changes = 0;
+        self.run.clear();
+        self.run_keys.clear();
         if self.open {
             let _ = self.client.batch_execute("ROLLBACK").await;
             self.open = false;
@@ -410,7 +432,9 @@ impl Target {
                 Ok(n) if expected(expect, n, ops.len() as u64) => return None,
                 Ok(n) => format!("{n} rows for {} changes ({expect:?})", ops.len()),
             };
-            let txn = ops[0].txn.clone();
+            // The run's last transaction: going through the group one
+            // change at a time up to it names the change.
+            let txn = ops[ops.len() - 1].txn.clone();
             return Some(Failure::Run { txn, what });
         }
         self.check_one(result, sent).map(Failure::Change)
