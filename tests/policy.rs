@@ -163,6 +163,7 @@ fn a_plugin_not_allowed_for_the_tenant_or_with_another_digest_is_refused_before_
     );
     let cache = dir.path().join("cache");
     let policy = write_policy(dir.path(), r#"["set_collection"]"#, "");
+    let audit = dir.path().join("audit.jsonl");
 
     // anonymize is allowed, but for globex only.
     let out = run_cached(
@@ -178,6 +179,8 @@ fn a_plugin_not_allowed_for_the_tenant_or_with_another_digest_is_refused_before_
             "acme",
             "--plugin",
             "anonymize",
+            "--audit",
+            s(&audit),
         ],
         &cache,
         &[],
@@ -249,6 +252,8 @@ fn a_plugin_not_allowed_for_the_tenant_or_with_another_digest_is_refused_before_
             s(&policy),
             "--tenant",
             "acme",
+            "--audit",
+            s(&audit),
         ],
         &cache,
         &[],
@@ -256,6 +261,24 @@ fn a_plugin_not_allowed_for_the_tenant_or_with_another_digest_is_refused_before_
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("sha256") || err.contains("SHA-256"), "{err}");
+
+    // Both refusals are audited as setups that ran nothing.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (l, why) in lines
+        .iter()
+        .zip(["may not run plugin `anonymize`", "was pinned"])
+    {
+        assert_eq!(l["command"], "load");
+        assert_eq!(l["tenant"], "acme");
+        assert_eq!(l["unit"], "setup");
+        assert_eq!(l["outcome"], "refused");
+        assert!(l["error"].as_str().unwrap().contains(why), "{l}");
+    }
 
     assert_eq!(cache_entries(&cache), 0, "nothing was compiled or cached");
     assert_eq!(count(&db, "SELECT count(*) FROM host.items"), 0);

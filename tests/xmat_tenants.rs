@@ -300,13 +300,26 @@ fn a_plugin_the_tenant_may_not_run_is_refused_before_anything_is_compiled() {
         "c.toml",
         &job("{ plugin = \"anon\", params = { email = \"email\" } }"),
     );
-    let err = failed(&xmat(&file, "*", &bad, &[], &cache));
+    let err = failed(&xmat(
+        &file,
+        "*",
+        &bad,
+        &["--audit", audit.to_str().unwrap()],
+        &cache,
+    ));
     assert!(
         err.contains(&format!(
             "but {} was pinned; refusing to run it",
             "cd".repeat(32)
         )),
         "{err}"
+    );
+    let lines = audit_lines(&audit);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["outcome"], "refused");
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("was pinned"),
+        "{lines:?}"
     );
     assert_eq!(entries(&cache), 0, "nothing compiled or cached");
 

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::ArgMatches;
 
-use super::tenancy::{Setup, plugin_setup};
+use super::tenancy::{self, Setup, plugin_setup};
 use super::{Status, load_plugins_within};
 use crate::cli::{LoadArgs, LoadCommand};
 use crate::load::{Kind, LoadOptions, Summary, TenantLane, load};
@@ -26,11 +26,19 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
             }
             // (The epoch ticker lives as long as a plugin's engine: runtimes can go.)
             let mut plugins = Vec::new();
-            match plugin_setup(sub, &a.opts, &a.tenant)? {
+            // A plugin the policy refuses is audited as a refused setup.
+            let audit = opts.audit.clone();
+            let refused = |tenant: Option<&str>, e: anyhow::Error| {
+                tenancy::audit_refusal(audit.as_deref(), "load", tenant, e)
+            };
+            let setup = plugin_setup(sub, &a.opts, &a.tenant)
+                .map_err(|e| refused(a.tenant.tenant.as_deref(), e))?;
+            match setup {
                 Setup::One(setup) => {
                     if !setup.specs.is_empty() {
-                        let (_, p) =
-                            load_plugins_within(&a.opts, setup.limits, &setup.specs).await?;
+                        let (_, p) = load_plugins_within(&a.opts, setup.limits, &setup.specs)
+                            .await
+                            .map_err(|e| refused(a.tenant.tenant.as_deref(), e))?;
                         plugins = p;
                     }
                     opts.scope = setup.scope;
@@ -38,7 +46,9 @@ pub async fn run(cmd: LoadCommand, matches: &ArgMatches) -> anyhow::Result<Statu
                 // Each tenant its own runtime: its limits shape the engine.
                 Setup::Tenants(tenants) => {
                     for t in tenants {
-                        let (_, p) = load_plugins_within(&a.opts, t.limits, &t.specs).await?;
+                        let (_, p) = load_plugins_within(&a.opts, t.limits, &t.specs)
+                            .await
+                            .map_err(|e| refused(Some(&t.tenant), e))?;
                         opts.tenants.push(TenantLane {
                             tenant: t.tenant,
                             scope: t.scope,

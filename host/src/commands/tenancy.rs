@@ -159,3 +159,68 @@ pub fn limits(policy: &Policy, tenant: &crate::policy::Tenant) -> Limits {
     limits.set_by = crate::plugin::LimitSource::policy(&tenant.name, &policy.path);
     limits
 }
+
+/// Whether `error` is the policy (or its pinned digest) refusing a plugin
+/// before it ran: a plugin the tenant may not run, a build whose bytes are
+/// not the pinned ones.
+pub fn is_refusal(error: &anyhow::Error) -> bool {
+    use crate::plugin::PluginError;
+    use crate::policy::PolicyError;
+    use crate::xmat::{Failure, XmatError, tenant::BindError};
+    if let Some(p) = error.downcast_ref::<PolicyError>() {
+        return matches!(p, PolicyError::NotAllowed { .. });
+    }
+    if let Some(b) = error.downcast_ref::<BindError>() {
+        return b.plugin_refused();
+    }
+    if let Some(x) = error.downcast_ref::<XmatError>() {
+        return matches!(
+            &*x.failure,
+            Failure::Plugin {
+                source: PluginError::DigestMismatch { .. },
+                ..
+            }
+        );
+    }
+    error.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<PluginError>(),
+            Some(PluginError::DigestMismatch { .. })
+        )
+    })
+}
+
+/// The audit line of a run (or job) whose plugins the policy refused before
+/// any ran, if `error` is such a refusal; `error` comes back either way,
+/// unless the line could not be written.
+pub fn audit_refusal(
+    audit: Option<&crate::audit::Audit>,
+    command: &'static str,
+    tenant: Option<&str>,
+    error: anyhow::Error,
+) -> anyhow::Error {
+    use crate::audit::{Entry, Outcome, Unit};
+    let Some(audit) = audit.filter(|_| is_refusal(&error)) else {
+        return error;
+    };
+    let written = audit.write(&Entry {
+        command,
+        tenant,
+        plugins: &[],
+        unit: Unit::Setup,
+        records_in: 0,
+        records_out: 0,
+        dropped: 0,
+        rejected: 0,
+        cpu_seconds: 0.0,
+        fuel: None,
+        peak_memory: 0,
+        outcome: Outcome::Refused,
+        limit: None,
+        error: Some(crate::terminal::redact(&format!("{error:#}")).into_owned()),
+    });
+    match written {
+        Ok(()) => error,
+        Err(e) => e.into(),
+    }
+}

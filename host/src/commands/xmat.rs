@@ -19,7 +19,7 @@ use crate::plugin::Plugin;
 use crate::xmat::copy::{Counters, TableStats};
 use crate::xmat::jobs::LoadOptions;
 use crate::xmat::share::Share;
-use crate::xmat::tenant::{BindError, Binding};
+use crate::xmat::tenant::Binding;
 use crate::xmat::{self, Job, JobFile, JobReport, Observer, Options, PluginSetup, Prepared};
 
 /// Runs the command.
@@ -64,12 +64,13 @@ pub async fn run(args: XmatArgs, matches: &ArgMatches) -> anyhow::Result<Status>
         match binding.bind(job) {
             Ok(job) => bound.push(job),
             Err(e) => {
-                if let Some(audit) = &audit
-                    && e.plugin_refused()
-                {
-                    audit_refusal(audit, job, &e)?;
-                }
-                return Err(e.into());
+                let tenant = job.tenant.as_deref().or(args.tenant.tenant.as_deref());
+                return Err(tenancy::audit_refusal(
+                    audit.as_deref(),
+                    "xmat",
+                    tenant,
+                    e.into(),
+                ));
             }
         }
     }
@@ -142,6 +143,13 @@ pub async fn run(args: XmatArgs, matches: &ArgMatches) -> anyhow::Result<Status>
                 match run_job(args, job, &opts, &mut out).await {
                     Ok(()) => JobOutcome::Done(out.unwrap_or_default()),
                     Err(e) => {
+                        // A build whose bytes are not the pinned ones: refused unrun.
+                        let e = tenancy::audit_refusal(
+                            opts.plugins.audit.as_deref(),
+                            "xmat",
+                            tenant.as_deref(),
+                            e,
+                        );
                         failed.lock().expect("failed lock").push(tenant);
                         JobOutcome::Failed {
                             job: job.name.clone(),
@@ -209,29 +217,6 @@ enum JobOutcome {
     },
     /// Not started: an earlier job of its tenant failed.
     Skipped { job: String, tenant: Option<String> },
-}
-
-/// The audit line of a job whose plugin the policy refused: nothing ran.
-fn audit_refusal(audit: &Audit, job: &Job, e: &BindError) -> anyhow::Result<()> {
-    use crate::audit::{Entry, Outcome, Unit};
-    let tenant = job.tenant.clone();
-    audit.write(&Entry {
-        command: "xmat",
-        tenant: tenant.as_deref(),
-        plugins: &[],
-        unit: Unit::Setup,
-        records_in: 0,
-        records_out: 0,
-        dropped: 0,
-        rejected: 0,
-        cpu_seconds: 0.0,
-        fuel: None,
-        peak_memory: 0,
-        outcome: Outcome::Refused,
-        limit: None,
-        error: Some(crate::terminal::redact(&e.to_string()).into_owned()),
-    })?;
-    Ok(())
 }
 
 /// One job: its plan (`--dry-run`), or its run and summary; what `--json`
