@@ -594,7 +594,7 @@ fn a_fresh_database_shows_the_plan_and_quiet_shows_nothing() {
 }
 
 #[test]
-fn a_collection_deleted_during_a_load_fails_it_by_name() {
+fn a_collection_deleted_during_a_load_waits_for_it_and_leaves_nothing() {
     use std::io::Write;
     use std::process::Stdio;
     let db = pgstac_db("pgstac_delete_during_load");
@@ -635,21 +635,32 @@ fn a_collection_deleted_during_a_load_fails_it_by_name() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    ok(&run(&[
-        "delete",
-        "collection",
-        "c",
-        "--yes",
-        "--dsn",
-        &db.dsn,
-    ]));
+    // `insert` COPYs straight into the collection's partition, so the
+    // delete waits for the load's transaction rather than pulling the
+    // collection from under it: the load is whole, then the delete is.
+    let dsn = db.dsn.clone();
+    let delete =
+        std::thread::spawn(move || run(&["delete", "collection", "c", "--yes", "--dsn", &dsn]));
+    let waiting = || {
+        count(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+        ) > 0
+    };
+    let started = std::time::Instant::now();
+    while !waiting() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the delete never waited for the load"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     drop(stdin);
     let o = child.wait_with_output().unwrap();
-    fails(
-        &o,
-        1,
-        &["collection \"c\" was deleted while its items were loading"],
-    );
+    ok(&o);
+    ok(&delete.join().unwrap());
     assert_eq!(count(&db, "SELECT count(*) FROM pgstac.items"), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM pgstac.partition_stats"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM pgstac.collections"), 0);
 }
