@@ -133,7 +133,32 @@ pub enum Unit<'a> {
     Setup,
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
+    /// A line about `unit` with nothing counted yet, outcome `ok`.
+    pub fn new(
+        command: &'static str,
+        tenant: Option<&'a str>,
+        plugins: &'a [PluginRef],
+        unit: Unit<'a>,
+    ) -> Entry<'a> {
+        Entry {
+            command,
+            tenant,
+            plugins,
+            unit,
+            records_in: 0,
+            records_out: 0,
+            dropped: 0,
+            rejected: 0,
+            cpu_seconds: 0.0,
+            fuel: None,
+            peak_memory: 0,
+            outcome: Outcome::Ok,
+            limit: None,
+            error: None,
+        }
+    }
+
     /// The usage and failure of a batch.
     pub fn with(mut self, usage: Usage, cpu: Duration, failure: Option<&PluginError>) -> Self {
         self.fuel = usage.fuel;

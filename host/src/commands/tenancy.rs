@@ -203,22 +203,10 @@ pub fn audit_refusal(
     let Some(audit) = audit.filter(|_| is_refusal(&error)) else {
         return error;
     };
-    let written = audit.write(&Entry {
-        command,
-        tenant,
-        plugins: &[],
-        unit: Unit::Setup,
-        records_in: 0,
-        records_out: 0,
-        dropped: 0,
-        rejected: 0,
-        cpu_seconds: 0.0,
-        fuel: None,
-        peak_memory: 0,
-        outcome: Outcome::Refused,
-        limit: None,
-        error: Some(crate::terminal::redact(&format!("{error:#}")).into_owned()),
-    });
+    let mut entry = Entry::new(command, tenant, &[], Unit::Setup);
+    entry.outcome = Outcome::Refused;
+    entry.error = Some(crate::terminal::redact(&format!("{error:#}")).into_owned());
+    let written = audit.write(&entry);
     match written {
         Ok(()) => error,
         Err(e) => e.into(),

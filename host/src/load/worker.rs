@@ -125,26 +125,19 @@ impl Audited {
     /// Writes the batch's line.
     pub(super) fn batch(&mut self, fate: BatchFate<'_>) -> Result<(), LoadError> {
         self.batches += 1;
-        let mut entry = Entry {
-            command: "load",
-            tenant: self.tenant.as_deref(),
-            plugins: &self.plugins,
-            unit: Unit::Batch {
-                source: fate.source,
-                batch: self.batches,
-            },
-            records_in: fate.read,
-            records_out: fate.rows,
-            dropped: fate.dropped,
-            rejected: fate.rejected,
-            cpu_seconds: 0.0,
-            fuel: None,
-            peak_memory: 0,
-            outcome: Outcome::Ok,
-            limit: None,
-            error: None,
-        }
-        .with(fate.usage, fate.cpu, fate.failure);
+        let unit = Unit::Batch {
+            source: fate.source,
+            batch: self.batches,
+        };
+        let mut entry = Entry::new("load", self.tenant.as_deref(), &self.plugins, unit).with(
+            fate.usage,
+            fate.cpu,
+            fate.failure,
+        );
+        entry.records_in = fate.read;
+        entry.records_out = fate.rows;
+        entry.dropped = fate.dropped;
+        entry.rejected = fate.rejected;
         if fate.cpu_exhausted {
             entry.outcome = Outcome::Limit;
             entry.limit = Some(crate::audit::Limit::Cpu);

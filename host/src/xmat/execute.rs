@@ -464,51 +464,40 @@ impl Worker {
     ) -> Result<(), crate::audit::AuditError> {
         use crate::audit::{Entry, Limit, Outcome, PluginRef, Unit};
         let refs: Vec<PluginRef> = plugins.iter().map(PluginRef::of).collect();
-        let (written, dropped) = match copied {
-            Ok(s) => (s.rows_written, s.dropped),
-            Err(_) => (0, 0),
+        let unit = Unit::Table {
+            job: &self.plan.job,
+            table: &t.name,
         };
+        // A plugin's own failure types the line itself (`with`).
         let failure = match copied {
             Err(copy::CopyError::Plugin { source, .. }) => Some(source.as_ref()),
             _ => None,
         };
-        let mut entry = Entry {
-            command: "xmat",
-            tenant: self.plan.tenant.as_deref(),
-            plugins: &refs,
-            unit: Unit::Table {
-                job: &self.plan.job,
-                table: &t.name,
-            },
-            records_in: counters.rows.load(Ordering::Relaxed),
-            records_out: written,
-            dropped,
-            rejected: 0,
-            cpu_seconds: 0.0,
-            fuel: None,
-            peak_memory: 0,
-            outcome: Outcome::Ok,
-            limit: None,
-            error: None,
-        }
-        .with(counters.usage(), counters.plugin_cpu(), failure);
+        let mut entry = Entry::new("xmat", self.plan.tenant.as_deref(), &refs, unit).with(
+            counters.usage(),
+            counters.plugin_cpu(),
+            failure,
+        );
+        entry.records_in = counters.rows.load(Ordering::Relaxed);
         match copied {
-            Err(copy::CopyError::Rejected { count, .. }) => {
-                entry.rejected = *count as u64;
+            Ok(stats) => {
+                entry.records_out = stats.rows_written;
+                entry.dropped = stats.dropped;
+            }
+            Err(copy::CopyError::Plugin { .. }) => {}
+            // A rejection, the tenant's CPU, another table's failure, a database error.
+            Err(e) => {
                 entry.outcome = Outcome::Failed;
+                entry.error = Some(crate::terminal::redact(&e.to_string()).into_owned());
+                match e {
+                    copy::CopyError::Rejected { count, .. } => entry.rejected = *count as u64,
+                    copy::CopyError::Cpu(_) => {
+                        entry.outcome = Outcome::Limit;
+                        entry.limit = Some(Limit::Cpu);
+                    }
+                    _ => {}
+                }
             }
-            Err(copy::CopyError::Cpu(_)) => {
-                entry.outcome = Outcome::Limit;
-                entry.limit = Some(Limit::Cpu);
-            }
-            // Stopped for another table's failure, or by a database error.
-            Err(e) if failure.is_none() => entry.outcome = Outcome::Failed,
-            _ => {}
-        }
-        if let Err(e) = copied
-            && failure.is_none()
-        {
-            entry.error = Some(crate::terminal::redact(&e.to_string()).into_owned());
         }
         audit.write(&entry)
     }
