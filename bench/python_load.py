@@ -60,11 +60,11 @@ def run_host(n):
     try:
         db = host.connect(dsn)
         db.load_collections(collection())
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         s = db.load_items(items(n))
-        dt = time.perf_counter() - t
+        dt, dc = time.perf_counter() - t, time.process_time() - c
         assert s.loaded == n, s
-        return n / dt
+        return n / dt, dc
     finally:
         drop(name)
 
@@ -74,10 +74,10 @@ def run_pypgstac(n):
     try:
         loader = Loader(db=PgstacDB(dsn=dsn))
         loader.load_collections(iter([collection()]), insert_mode=Methods.insert)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         loader.load_items(items(n), insert_mode=Methods.insert)
-        dt = time.perf_counter() - t
-        return n / dt
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+        return n / dt, dc
     finally:
         drop(name)
 
@@ -85,15 +85,22 @@ def run_pypgstac(n):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    ours, theirs = [], []
+    ours, theirs, our_cpu, their_cpu = [], [], [], []
     for _ in range(rounds):
-        ours.append(run_host(n))
-        theirs.append(run_pypgstac(n))
+        rate, cpu = run_host(n)
+        ours.append(rate)
+        our_cpu.append(cpu)
+        rate, cpu = run_pypgstac(n)
+        theirs.append(rate)
+        their_cpu.append(cpu)
     o, t = statistics.median(ours), statistics.median(theirs)
     print(f"{n} items from a Python generator, {rounds} rounds, medians:")
     print(f"  host (Python package)   {o:10.0f} items/s  {[round(x) for x in ours]}")
     print(f"  pypgstac Loader         {t:10.0f} items/s  {[round(x) for x in theirs]}")
     print(f"  ratio host/pypgstac     {o / t:10.2f}x")
+    # This process's CPU (all its threads; the servers' work is not in it).
+    print(f"  client CPU s, host      {statistics.median(our_cpu):10.2f}  {[round(x, 2) for x in our_cpu]}")
+    print(f"  client CPU s, pypgstac  {statistics.median(their_cpu):10.2f}  {[round(x, 2) for x in their_cpu]}")
     print(f"  peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

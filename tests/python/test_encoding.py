@@ -59,3 +59,32 @@ def test_what_json_dumps_refuses_is_refused(make_pgstac_db):
         db.load_items([{"type": "Feature", "id": "inf", "x": float("inf")}])
     with pytest.raises(TypeError):
         db.load_items([{"type": "Feature", "id": "set", "x": {1, 2}}])
+
+
+def test_floats_are_written_as_float_repr_writes_them(make_pgstac_db, tmp_path):
+    """host writes floats itself (not through float.__repr__): every double,
+    at every decimal exponent and at the boundaries where repr switches
+    between positional and exponent notation, reads back as repr's text."""
+    import random
+    import struct
+
+    rng = random.Random(20261201)
+    floats = [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(30000)]
+    floats = [f for f in floats if f == f and abs(f) != float("inf")]
+    for exp in range(-30, 30):
+        for mantissa in (1, 9.999999999999998, 1.5, 1.2345678901234567, 5):
+            floats.append(mantissa * 10.0**exp)
+            floats.append(-mantissa * 10.0**exp)
+    floats += [1e16, 9999999999999998.0, 1e-4, 0.00009999999999999999, 2.0**-1074, 1.7976931348623157e308]
+    # Exact ties between two shortest candidates: repr takes the even digit.
+    floats += [654980485815801.25, -1282341393599611.25, 1e15 + 0.25, 1e15 + 0.75, 2.0**52 + 0.5, 0.125, 2.5e-5]
+    floats += [float(n) for n in range(-20, 20)] + [0.1 * n for n in range(100)]
+    pg = make_pgstac_db()
+    db = host.connect(pg.dsn)
+    record = {"type": "Feature", "id": "floats", "floats": floats}
+    rejects = tmp_path / "rejects.ndjson"
+    s = db.load_items([record], method="insert", reject_file=rejects)
+    assert (s.read, s.rejected) == (1, 1)
+    line = rejects.read_text(encoding="utf-8").rstrip("\n")
+    raw = line[line.rindex(',"record":') + len(',"record":'):-1]
+    assert raw == dumps(record)
