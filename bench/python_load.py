@@ -5,7 +5,9 @@ items with new ids) into a fresh pgstac database; prints items/s and the ratio.
     eval "$(scripts/pg env)"; HOST_PGSTAC_MIGRATIONS=$(scripts/pgstac-migrations 0.10.0) \\
         .venv/bin/python bench/python_load.py [N] [ROUNDS]
 
-Also reports the peak RSS of a host load of a generator (flat memory: compare N).
+Also reports the peak RSS of a host load of a generator (flat memory: compare N), and the
+floor: a bare binary COPY of exactly the rows host wrote into a fresh pgstac's items (partitions
+made first, untimed), with the TOAST compression host's rows have — what the server alone costs.
 """
 
 import json
@@ -13,7 +15,9 @@ import os
 import pathlib
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -55,7 +59,18 @@ def items(n):
         yield dict(BASE[i % len(BASE)], id=f"bench-{i}")
 
 
+ITEM_COLUMNS = "id, geometry, collection, datetime, end_datetime, content, private"
+FLOOR_ROWS = os.path.join(tempfile.gettempdir(), "bench-python-floor-rows.bin")
+
+
+def psql(dsn, sql, env=None):
+    r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", dsn, "-c", sql],
+                       check=True, stdout=subprocess.PIPE, text=True, env=env)
+    return r.stdout.strip()
+
+
 def run_host(n):
+    """Loads n items; returns items/s, CPU s and what the floor needs (host's rows saved)."""
     name, dsn = fresh()
     try:
         db = host.connect(dsn)
@@ -64,7 +79,31 @@ def run_host(n):
         s = db.load_items(items(n))
         dt, dc = time.perf_counter() - t, time.process_time() - c
         assert s.loaded == n, s
-        return n / dt, dc
+        psql(dsn, f"\\copy (SELECT {ITEM_COLUMNS} FROM pgstac.items ORDER BY collection, id) "
+                  f"TO '{FLOOR_ROWS}' WITH (FORMAT binary)")
+        ranges = psql(dsn, "SELECT collection || '|' || tstzrange(min(datetime), max(datetime), '[]') || '|' || "
+                           "tstzrange(min(end_datetime), max(end_datetime), '[]') FROM pgstac.items "
+                           "GROUP BY collection").splitlines()
+        compression = psql(dsn, "SELECT coalesce(min(pg_column_compression(content)), 'pglz') FROM pgstac.items")
+        return n / dt, dc, (ranges, compression)
+    finally:
+        drop(name)
+
+
+def run_floor(n, rows):
+    ranges, compression = rows
+    name, dsn = fresh()
+    try:
+        host.connect(dsn).load_collections(collection())
+        for r in ranges:
+            c, dt, edt = r.split("|")
+            psql(dsn, f"SELECT pgstac.check_partition('{c}', '{dt}', '{edt}')")
+        env = dict(os.environ, PGOPTIONS=f"-c default_toast_compression={compression}")
+        t = time.perf_counter()
+        psql(dsn, f"\\copy pgstac.items ({ITEM_COLUMNS}) FROM '{FLOOR_ROWS}' WITH (FORMAT binary)", env)
+        dt = time.perf_counter() - t
+        assert psql(dsn, "SELECT count(*) FROM pgstac.items") == str(n)
+        return n / dt
     finally:
         drop(name)
 
@@ -85,11 +124,12 @@ def run_pypgstac(n):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    ours, theirs, our_cpu, their_cpu = [], [], [], []
+    ours, theirs, our_cpu, their_cpu, floors = [], [], [], [], []
     for _ in range(rounds):
-        rate, cpu = run_host(n)
+        rate, cpu, rows = run_host(n)
         ours.append(rate)
         our_cpu.append(cpu)
+        floors.append(run_floor(n, rows))
         rate, cpu = run_pypgstac(n)
         theirs.append(rate)
         their_cpu.append(cpu)
@@ -98,6 +138,9 @@ def main():
     print(f"  host (Python package)   {o:10.0f} items/s  {[round(x) for x in ours]}")
     print(f"  pypgstac Loader         {t:10.0f} items/s  {[round(x) for x in theirs]}")
     print(f"  ratio host/pypgstac     {o / t:10.2f}x")
+    f = statistics.median(floors)
+    print(f"  floor (bare COPY)       {f:10.0f} items/s  {[round(x) for x in floors]}")
+    print(f"  host / floor (time)     {f / o:10.2f}x   floor / pypgstac {f / t:.2f}x")
     # This process's CPU (all its threads; the servers' work is not in it).
     print(f"  client CPU s, host      {statistics.median(our_cpu):10.2f}  {[round(x, 2) for x in our_cpu]}")
     print(f"  client CPU s, pypgstac  {statistics.median(their_cpu):10.2f}  {[round(x, 2) for x in their_cpu]}")
