@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use super::geojson::{self, Geometry};
 use super::time::parse_rfc3339;
-use super::{Invalid, check_id, check_object, check_storable, raw_str};
+use super::{Invalid, Members, check_id, check_object, check_storable, raw_str};
 
 /// What item checks need to know about the load.
 #[derive(Debug, Clone, Copy)]
@@ -51,26 +51,71 @@ pub struct ItemFields<'a> {
     /// Whether both `start_datetime` and `end_datetime` were given (then
     /// they, not `datetime`, are the item's range).
     pub ranged: bool,
+    /// The item's top-level members as read (so that writing its row needs
+    /// no second parse).
+    pub members: Members<'a>,
 }
 
-#[derive(Deserialize)]
+/// The members the rules read; each may appear once.
+const RULED: [&str; 8] = [
+    "type",
+    "id",
+    "collection",
+    "geometry",
+    "bbox",
+    "properties",
+    "links",
+    "assets",
+];
+
+/// The members the rules read (`None`: absent; `null` is `Some("null")`).
 struct RawItem<'a> {
-    #[serde(rename = "type", borrow)]
     kind: Option<&'a RawValue>,
-    #[serde(borrow)]
     id: Option<&'a RawValue>,
-    #[serde(borrow)]
     collection: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "super::keep_null")]
     geometry: Option<&'a RawValue>,
-    #[serde(borrow)]
     bbox: Option<&'a RawValue>,
-    #[serde(borrow)]
     properties: Option<&'a RawValue>,
-    #[serde(borrow)]
     links: Option<&'a RawValue>,
-    #[serde(borrow)]
     assets: Option<&'a RawValue>,
+}
+
+impl<'a> RawItem<'a> {
+    /// Picks the ruled members, refusing a second one of any.
+    fn pick(members: &Members<'a>) -> Result<RawItem<'a>, Invalid> {
+        let mut found: [Option<&'a RawValue>; 8] = [None; 8];
+        for (k, v) in &members.0 {
+            if let Some(i) = RULED.iter().position(|r| r == k) {
+                if found[i].is_some() {
+                    return Err(Invalid::new(
+                        None,
+                        format!("duplicate \"{k}\" member (each may appear once)"),
+                    ));
+                }
+                found[i] = Some(*v);
+            }
+        }
+        let [
+            kind,
+            id,
+            collection,
+            geometry,
+            bbox,
+            properties,
+            links,
+            assets,
+        ] = found;
+        Ok(RawItem {
+            kind,
+            id,
+            collection,
+            geometry,
+            bbox,
+            properties,
+            links,
+            assets,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -85,7 +130,8 @@ struct Times<'a> {
 
 /// Checks one item (JSON text) against the rules above.
 pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields<'a>, Invalid> {
-    let raw: RawItem<'a> = check_object(text)?;
+    let members: Members<'a> = check_object(text)?;
+    let raw = RawItem::pick(&members)?;
     check_storable(text, raw.id)?;
     // From here on, errors can name the item.
     let id = check_id(raw.id)?;
@@ -209,6 +255,7 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         start,
         end,
         ranged,
+        members,
     })
 }
 
