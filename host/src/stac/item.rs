@@ -68,54 +68,22 @@ const RULED: [&str; 8] = [
     "assets",
 ];
 
-/// The members the rules read (`None`: absent; `null` is `Some("null")`).
-struct RawItem<'a> {
-    kind: Option<&'a RawValue>,
-    id: Option<&'a RawValue>,
-    collection: Option<&'a RawValue>,
-    geometry: Option<&'a RawValue>,
-    bbox: Option<&'a RawValue>,
-    properties: Option<&'a RawValue>,
-    links: Option<&'a RawValue>,
-    assets: Option<&'a RawValue>,
-}
-
-impl<'a> RawItem<'a> {
-    /// Picks the ruled members, refusing a second one of any.
-    fn pick(members: &Members<'a>) -> Result<RawItem<'a>, Invalid> {
-        let mut found: [Option<&'a RawValue>; 8] = [None; 8];
-        for (k, v) in &members.0 {
-            if let Some(i) = RULED.iter().position(|r| r == k) {
-                if found[i].is_some() {
-                    return Err(Invalid::new(
-                        None,
-                        format!("duplicate \"{k}\" member (each may appear once)"),
-                    ));
-                }
-                found[i] = Some(*v);
+/// The values of the [`RULED`] members, in that order (`None`: absent;
+/// `null` is `Some("null")`), refusing a second one of any.
+fn ruled<'a>(members: &Members<'a>) -> Result<[Option<&'a RawValue>; 8], Invalid> {
+    let mut found = [None; 8];
+    for (k, v) in &members.0 {
+        if let Some(i) = RULED.iter().position(|r| r == k) {
+            if found[i].is_some() {
+                return Err(Invalid::new(
+                    None,
+                    format!("duplicate \"{k}\" member (each may appear once)"),
+                ));
             }
+            found[i] = Some(*v);
         }
-        let [
-            kind,
-            id,
-            collection,
-            geometry,
-            bbox,
-            properties,
-            links,
-            assets,
-        ] = found;
-        Ok(RawItem {
-            kind,
-            id,
-            collection,
-            geometry,
-            bbox,
-            properties,
-            links,
-            assets,
-        })
     }
+    Ok(found)
 }
 
 #[derive(Deserialize)]
@@ -131,20 +99,29 @@ struct Times<'a> {
 /// Checks one item (JSON text) against the rules above.
 pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields<'a>, Invalid> {
     let members: Members<'a> = check_object(text)?;
-    let raw = RawItem::pick(&members)?;
-    check_storable(text, raw.id)?;
+    let [
+        kind,
+        id,
+        collection,
+        geometry,
+        bbox,
+        properties,
+        links,
+        assets,
+    ] = ruled(&members)?;
+    check_storable(text, id)?;
     // From here on, errors can name the item.
-    let id = check_id(raw.id)?;
+    let id = check_id(id)?;
     let invalid = |reason: String| Invalid::new(Some(&id), reason);
 
-    match raw.kind.map(raw_str) {
+    match kind.map(raw_str) {
         Some(Some(k)) if k == "Feature" => {}
         Some(Some(k)) => return Err(invalid(format!("\"type\" is \"{k}\", not \"Feature\""))),
         Some(None) => return Err(invalid("\"type\" is not a string".into())),
         None => return Err(invalid("no \"type\" (must be \"Feature\")".into())),
     }
 
-    let named = match raw.collection.map(raw_str) {
+    let named = match collection.map(raw_str) {
         Some(Some(c)) => Some(c),
         Some(None) => return Err(invalid("\"collection\" is not a string".into())),
         None => None,
@@ -170,13 +147,13 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         )));
     }
 
-    let geometry = match raw.geometry {
+    let geometry = match geometry {
         None => return Err(invalid("no \"geometry\" (use null for none)".into())),
         Some(g) if g.get() == "null" => None,
         Some(g) => Some(geojson::to_ewkb(g.get()).map_err(|e| invalid(format!("geometry: {e}")))?),
     };
 
-    let bbox = match raw.bbox {
+    let bbox = match bbox {
         None => None,
         Some(b) if b.get() == "null" => None,
         Some(b) => Some(
@@ -195,9 +172,7 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         (None, None) => {}
     }
 
-    let props = raw
-        .properties
-        .ok_or_else(|| invalid("no \"properties\"".into()))?;
+    let props = properties.ok_or_else(|| invalid("no \"properties\"".into()))?;
     if !props.get().starts_with('{') {
         return Err(invalid("\"properties\" is not an object".into()));
     }
@@ -235,12 +210,12 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         ));
     }
 
-    match raw.links {
+    match links {
         Some(l) if l.get().starts_with('[') => {}
         Some(_) => return Err(invalid("\"links\" is not an array".into())),
         None => return Err(invalid("no \"links\" (use [] for none)".into())),
     }
-    match raw.assets {
+    match assets {
         Some(a) if a.get().starts_with('{') => {}
         Some(_) => return Err(invalid("\"assets\" is not an object".into())),
         None => return Err(invalid("no \"assets\" (use {} for none)".into())),
