@@ -71,7 +71,7 @@ impl Rows {
                 Ok(())
             }
             Rows::Pgstac { collections, .. } => {
-                pgstac::rows::write_item(out, seq, fields, text, collections)
+                pgstac::rows::write_item(out, seq, fields, collections)
             }
         }
     }

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use super::geojson::{self, Geometry};
 use super::time::parse_rfc3339;
-use super::{Invalid, check_id, check_object, check_storable, raw_str};
+use super::{Invalid, Members, check_id, check_object, check_storable, raw_str};
 
 /// What item checks need to know about the load.
 #[derive(Debug, Clone, Copy)]
@@ -51,26 +51,39 @@ pub struct ItemFields<'a> {
     /// Whether both `start_datetime` and `end_datetime` were given (then
     /// they, not `datetime`, are the item's range).
     pub ranged: bool,
+    /// The item's top-level members as read (so that writing its row needs
+    /// no second parse).
+    pub members: Members<'a>,
 }
 
-#[derive(Deserialize)]
-struct RawItem<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    collection: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "super::keep_null")]
-    geometry: Option<&'a RawValue>,
-    #[serde(borrow)]
-    bbox: Option<&'a RawValue>,
-    #[serde(borrow)]
-    properties: Option<&'a RawValue>,
-    #[serde(borrow)]
-    links: Option<&'a RawValue>,
-    #[serde(borrow)]
-    assets: Option<&'a RawValue>,
+/// The members the rules read; each may appear once.
+const RULED: [&str; 8] = [
+    "type",
+    "id",
+    "collection",
+    "geometry",
+    "bbox",
+    "properties",
+    "links",
+    "assets",
+];
+
+/// The values of the [`RULED`] members, in that order (`None`: absent;
+/// `null` is `Some("null")`), refusing a second one of any.
+fn ruled<'a>(members: &Members<'a>) -> Result<[Option<&'a RawValue>; 8], Invalid> {
+    let mut found = [None; 8];
+    for (k, v) in &members.0 {
+        if let Some(i) = RULED.iter().position(|r| r == k) {
+            if found[i].is_some() {
+                return Err(Invalid::new(
+                    None,
+                    format!("duplicate \"{k}\" member (each may appear once)"),
+                ));
+            }
+            found[i] = Some(*v);
+        }
+    }
+    Ok(found)
 }
 
 #[derive(Deserialize)]
@@ -85,20 +98,30 @@ struct Times<'a> {
 
 /// Checks one item (JSON text) against the rules above.
 pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields<'a>, Invalid> {
-    let raw: RawItem<'a> = check_object(text)?;
-    check_storable(text, raw.id)?;
+    let members: Members<'a> = check_object(text)?;
+    let [
+        kind,
+        id,
+        collection,
+        geometry,
+        bbox,
+        properties,
+        links,
+        assets,
+    ] = ruled(&members)?;
+    check_storable(text, id)?;
     // From here on, errors can name the item.
-    let id = check_id(raw.id)?;
+    let id = check_id(id)?;
     let invalid = |reason: String| Invalid::new(Some(&id), reason);
 
-    match raw.kind.map(raw_str) {
+    match kind.map(raw_str) {
         Some(Some(k)) if k == "Feature" => {}
         Some(Some(k)) => return Err(invalid(format!("\"type\" is \"{k}\", not \"Feature\""))),
         Some(None) => return Err(invalid("\"type\" is not a string".into())),
         None => return Err(invalid("no \"type\" (must be \"Feature\")".into())),
     }
 
-    let named = match raw.collection.map(raw_str) {
+    let named = match collection.map(raw_str) {
         Some(Some(c)) => Some(c),
         Some(None) => return Err(invalid("\"collection\" is not a string".into())),
         None => None,
@@ -124,13 +147,13 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         )));
     }
 
-    let geometry = match raw.geometry {
+    let geometry = match geometry {
         None => return Err(invalid("no \"geometry\" (use null for none)".into())),
         Some(g) if g.get() == "null" => None,
         Some(g) => Some(geojson::to_ewkb(g.get()).map_err(|e| invalid(format!("geometry: {e}")))?),
     };
 
-    let bbox = match raw.bbox {
+    let bbox = match bbox {
         None => None,
         Some(b) if b.get() == "null" => None,
         Some(b) => Some(
@@ -149,9 +172,7 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         (None, None) => {}
     }
 
-    let props = raw
-        .properties
-        .ok_or_else(|| invalid("no \"properties\"".into()))?;
+    let props = properties.ok_or_else(|| invalid("no \"properties\"".into()))?;
     if !props.get().starts_with('{') {
         return Err(invalid("\"properties\" is not an object".into()));
     }
@@ -189,12 +210,12 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         ));
     }
 
-    match raw.links {
+    match links {
         Some(l) if l.get().starts_with('[') => {}
         Some(_) => return Err(invalid("\"links\" is not an array".into())),
         None => return Err(invalid("no \"links\" (use [] for none)".into())),
     }
-    match raw.assets {
+    match assets {
         Some(a) if a.get().starts_with('{') => {}
         Some(_) => return Err(invalid("\"assets\" is not an object".into())),
         None => return Err(invalid("no \"assets\" (use {} for none)".into())),
@@ -209,6 +230,7 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         start,
         end,
         ranged,
+        members,
     })
 }
 

@@ -20,6 +20,9 @@ pub mod time;
 
 use std::borrow::Cow;
 
+use std::collections::BTreeMap;
+
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -71,10 +74,74 @@ fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-/// Deserializes a member as raw JSON even when it is `null`, so that a
-/// missing member (`None`) and a `null` one (`Some("null")`) differ.
-fn keep_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// An object's members as written: each key (unescaped, borrowed unless it
+/// had escapes) with its value's text, in order, duplicates included. One
+/// pass over the text that builds nothing below the top level.
+#[derive(Debug, Clone, Default)]
+pub struct Members<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Members<'a> {
+    /// The value of the last member named `key` (as jsonb keeps it).
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// The members without duplicates (the last of each key wins, as in
+    /// jsonb and pypgstac), in key order.
+    pub fn unique(&self) -> BTreeMap<&str, &'a RawValue> {
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.0 {
+            out.insert(k.as_ref(), *v);
+        }
+        out
+    }
+
+    /// Parses the members of the JSON object `text`.
+    pub fn parse(text: &'a str) -> serde_json::Result<Members<'a>> {
+        serde_json::from_str(text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Members<'de>, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Members<'de>, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                while let Some(Key(k)) = m.next_key()? {
+                    out.push((k, m.next_value()?));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A key, borrowed from the text when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 /// Longest id accepted, in bytes: PostgreSQL's btree indexes take entries

@@ -86,6 +86,7 @@ mod tests {
             start: PG_EPOCH_MICROS,
             end: PG_EPOCH_MICROS + 1,
             ranged: false,
+            members: Default::default(),
         };
         let mut out = Vec::new();
         write_item(&mut out, Some(7), &f, "{\n \"id\":\"a\\\\b\"}");

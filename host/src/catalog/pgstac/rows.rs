@@ -9,11 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::dehydrate::{DO_NOT_MERGE, member};
-use super::numbers::{integer_zero, write_canonical};
+use super::dehydrate::{DO_NOT_MERGE, write_member};
+use super::numbers::write_canonical;
 use super::{CollectionInfo, Collections};
 use crate::copy::binary::{field, int8, jsonb_with, null, row, timestamptz};
 use crate::stac::{Invalid, ItemFields};
@@ -27,15 +26,16 @@ const NOT_CONTENT: &[&str] = &["id", "collection", "geometry", "private", BASE_I
 /// Appends one item row, starting with `seq` when given, or says why
 /// pgstac cannot store the item (then nothing is appended).
 ///
-/// Only the members the base item has (`type`, `stac_version`, `assets`,
-/// `collection`) are read whole to be diffed; the rest go from the item's
-/// text to the row with their numbers written as pypgstac writes them
-/// ([`write_canonical`]), without building them in memory.
+/// The item is not parsed again: its members come from the check
+/// ([`ItemFields::members`]). Those the base item has (`type`,
+/// `stac_version`, `assets`) are diffed against it from their text
+/// ([`write_member`]); the rest go from the text to the row; either way
+/// numbers are written as pypgstac writes them ([`write_canonical`]) and
+/// nothing of the item is built in memory.
 pub fn write_item(
     out: &mut Vec<u8>,
     seq: Option<u64>,
     f: &ItemFields<'_>,
-    text: &str,
     collections: &Collections,
 ) -> Result<(), Invalid> {
     let invalid = |reason: String| Invalid::new(Some(&f.id), reason);
@@ -47,8 +47,7 @@ pub fn write_item(
     let c = collections
         .get(f.collection.as_ref())
         .ok_or_else(|| invalid(format!("collection \"{}\" does not exist", f.collection)))?;
-    let members: BTreeMap<String, &RawValue> =
-        serde_json::from_str(text).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let members = f.members.unique();
     // pgstac's range: start/end when both are given, else datetime for both.
     let (datetime, end) = match (f.ranged, f.datetime) {
         (false, Some(d)) => (d, d),
@@ -93,39 +92,37 @@ pub fn write_item(
 /// The item's content: its difference from the base item, as JSON.
 fn write_content(
     out: &mut Vec<u8>,
-    members: &BTreeMap<String, &RawValue>,
+    members: &BTreeMap<&str, &RawValue>,
     c: &CollectionInfo,
 ) -> Result<(), String> {
-    let mut first = true;
-    let mut key = |out: &mut Vec<u8>, k: &str| {
-        out.push(if first { b'{' } else { b',' });
-        first = false;
+    out.push(b'{');
+    let empty = out.len();
+    let key = |out: &mut Vec<u8>, k: &str| {
+        if out.len() > empty {
+            out.push(b',');
+        }
         serde_json::to_writer(&mut *out, k).expect("writing JSON to memory cannot fail");
         out.push(b':');
     };
-    for (k, raw) in members {
-        if NOT_CONTENT.contains(&k.as_str()) {
+    for (&k, raw) in members {
+        if NOT_CONTENT.contains(&k) {
             continue;
         }
+        let at = out.len();
+        key(out, k);
         match c.base_item.get(k) {
-            None => {
-                key(out, k);
-                write_canonical(raw.get(), out)?;
-            }
+            None => write_canonical(raw.get(), out)?,
+            // Equal to the base's: the key is taken back.
             Some(b) => {
-                let v: Value = serde_json::from_str(&integer_zero(raw.get()))
-                    .map_err(|e| format!("invalid JSON: {e}"))?;
-                if let Some(v) = member(b, v) {
-                    key(out, k);
-                    serde_json::to_writer(&mut *out, &v)
-                        .expect("writing JSON to memory cannot fail");
+                if !write_member(b, raw.get(), out)? {
+                    out.truncate(at);
                 }
             }
         }
     }
     // Keys of the base the item lacks must not come back on hydration.
     for k in c.base_item.keys() {
-        if !members.contains_key(k) && !NOT_CONTENT.contains(&k.as_str()) {
+        if !members.contains_key(k.as_str()) && !NOT_CONTENT.contains(&k.as_str()) {
             key(out, k);
             serde_json::to_writer(&mut *out, DO_NOT_MERGE)
                 .expect("writing JSON to memory cannot fail");
@@ -134,9 +131,6 @@ fn write_content(
     if let Some(tag) = c.base_item_id {
         key(out, BASE_ITEM_TAG);
         serde_json::to_writer(&mut *out, &tag).expect("writing JSON to memory cannot fail");
-    }
-    if first {
-        out.push(b'{');
     }
     out.push(b'}');
     Ok(())
