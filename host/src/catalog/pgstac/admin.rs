@@ -167,11 +167,30 @@ pub(super) async fn update_extents_of(
 
 /// What pypgstac runs after loading a partition; a failure is a warning
 /// (the rows are committed; only the observed ranges lag).
+///
+/// The collection's row is locked first (`FOR NO KEY UPDATE`, what the
+/// statistics' own extent update takes), so this step and a `delete
+/// collection` (row `FOR UPDATE`, then the partition) take their locks in
+/// one order: without it each held the partition weakly and wanted it
+/// exclusively (pgstac alters its constraint; the delete drops it), and
+/// PostgreSQL broke the deadlock by failing one. A collection deleted
+/// meanwhile has no partition left to refresh.
 pub(super) async fn update_partition_stats(client: &Client, partition: &str) {
     let r = in_pgstac(client, async {
-        client
-            .execute("SELECT pgstac.update_partition_stats_q($1)", &[&partition])
-            .await
+        let owner = client
+            .query_opt(
+                "SELECT 1 FROM pgstac.collections WHERE id = \
+                 (SELECT collection FROM pgstac.partition_sys_meta WHERE partition = $1) \
+                 FOR NO KEY UPDATE",
+                &[&partition],
+            )
+            .await?;
+        if owner.is_some() {
+            client
+                .execute("SELECT pgstac.update_partition_stats_q($1)", &[&partition])
+                .await?;
+        }
+        Ok(())
     })
     .await;
     if let Err(e) = r {
