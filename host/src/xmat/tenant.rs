@@ -330,9 +330,11 @@ plugins = ["other"]
         // Allowed for b, not for a.
         let e = bind.bind(&job("tenant = \"a\"", "\"other\"")).unwrap_err();
         assert!(e.plugin_refused(), "{e}");
+        // As the command prints it: the policy's refusal after the job and table.
+        let shown = format!("{:#}", anyhow::Error::from(e));
         assert!(
-            format!("{e:#}").contains("job j, table users: tenant `a` may not run plugin `other`"),
-            "{e}"
+            shown.contains("job j, table users: tenant `a` may not run plugin `other`"),
+            "{shown}"
         );
         let e = bind
             .bind(&job("tenant = \"a\"", &format!("\"anon#sha256={D2}\"")))
