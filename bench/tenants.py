@@ -5,14 +5,20 @@
      and beside tenant a's hostile plugins in the same process (one a-item per 50 b-items, a's
      tenants looping, allocating past their cap, handing back megabytes, flooding stderr, each
      within its policy limits: 300 ms a call, 1 s of CPU for the run).    goal: >= 0.8x solo
-  2. the cost of the policy itself on a single-tenant load: the same items through the same
+  2. `host xmat`: tenant acme's job copying N_ROWS rows through `anonymize` (its secret key from
+     the policy, its row predicate on the SELECT), alone, and beside tenant noisy's job in the
+     same process (`--parallel-jobs 2`), whose row_hostile plugin spins on every row until its
+     limits stop it (300 ms a call, `cpu = "1s"` for the run). acme's rows/s is its rows over its
+     own job's seconds (the --json report).                                 goal: >= 0.8x solo
+  3. the cost of the policy itself on a single-tenant load: the same items through the same
      set_collection, once by flags (--plugin ... --plugin-arg ...), once as
      `--policy P --tenant b` (digest check, scope on the way in and out, accounting), and once
      with `--audit FILE` too.                                                goal: <= 3% more time
 
 b's items/s is its N_ITEMS over the load's wall time (the load stages all tenants' rows in one
 COPY, so the hostile tenants' batches are in the same clock). Every figure is the median of RUNS
-runs (default 3), each into a fresh database. Environment: RUNS, N_ITEMS (50000), HOST_DSN.
+runs (default 3), each into a fresh database. Environment: RUNS, N_ITEMS (100000), N_ROWS
+(1000000), PARTS (`load,xmat`), HOST_DSN.
 Run through scripts/bench-tenants (builds first).
 """
 import hashlib
@@ -29,7 +35,9 @@ HOST = os.path.join(ROOT, "target/release/host")
 WASM = os.path.join(ROOT, "target/wasm32-wasip2/release")
 DATA = os.path.join(ROOT, ".bench")
 RUNS = int(os.environ.get("RUNS", "3"))
-N_ITEMS = int(os.environ.get("N_ITEMS", "50000"))
+N_ITEMS = int(os.environ.get("N_ITEMS", "100000"))
+N_ROWS = int(os.environ.get("N_ROWS", "1000000"))
+PARTS = os.environ.get("PARTS", "load,xmat").split(",")
 ADMIN = os.environ.get("HOST_DSN", "postgresql://host:host@127.0.0.1:55432/host")
 HOSTILE = [("loop", "loop"), ("alloc", "alloc"), ("big", "reject-bytes:2000000"), ("flood", "stderr:4000000")]
 
@@ -128,8 +136,77 @@ def median_run(name, args, expect=(0,)):
     return statistics.median(walls), summary
 
 
+def xmat_bench(tmp):
+    """acme's rows/s through anonymize, alone and beside noisy's hostile job (medians)."""
+    src, key = "bench_tenants_src", os.path.join(tmp, "anon.key")
+    admin = ADMIN.rsplit("/", 1)[1]
+    psql(admin, f"DROP DATABASE IF EXISTS {src} WITH (FORCE)", f"CREATE DATABASE {src}")
+    psql(src,
+         "CREATE TABLE users (id int PRIMARY KEY, tenant_id int NOT NULL, email text, name text)",
+         f"INSERT INTO users SELECT g, 1 + g % 2, 'user' || g || '@example.org', 'name ' || g "
+         f"FROM generate_series(1, {2 * N_ROWS}) g",
+         "CREATE TABLE noise (id int PRIMARY KEY, tenant_id int NOT NULL, v text)",
+         "INSERT INTO noise SELECT g, 2, 'x' FROM generate_series(1, 100000) g",
+         "VACUUM ANALYZE")
+    with open(key, "w") as f:
+        f.write("bench-secret-key\n")
+    anon, spy = os.path.join(WASM, "anonymize.wasm"), os.path.join(WASM, "row_hostile.wasm")
+    policy = os.path.join(tmp, "xmat-policy.toml")
+    with open(policy, "w") as f:
+        f.write(f'[plugins.anon]\nsha256 = "{sha256(anon)}"\nlocation = "{anon}"\n'
+                f'[plugins.spy]\nsha256 = "{sha256(spy)}"\nlocation = "{spy}"\n\n'
+                f'[tenants.acme]\nplugins = ["anon"]\nparams.anon = {{ key = {{ file = "{key}" }} }}\n'
+                'scope = { tables = ["public.users"], where = "tenant_id = 1" }\nlimits = { instances = 2 }\n\n'
+                '[tenants.noisy]\nplugins = ["spy"]\nparams.spy = { spin-on = "x:1" }\n'
+                'scope = { tables = ["public.noise"], where = "tenant_id = 2" }\n'
+                'limits = { instances = 2, time = "300ms", cpu = "1s" }\n')
+    jobs = os.path.join(tmp, "xmat.toml")
+    with open(jobs, "w") as f:
+        for name, tenant, table, plugins in [("acme", "acme", "users", '[{ plugin = "anon", params = { email = "email" } }]'),
+                                             ("noisy", "noisy", "noise", '["spy"]')]:
+            f.write(f'["{name}"]\ntenant = "{tenant}"\nsource = {{ database = "{dsn(src)}", schema = "public" }}\n'
+                    f'target = {{ database = "{dsn("bench_tenants_dst")}", schema = "{name}" }}\n'
+                    f'["{name}".tables.{table}]\nplugins = {plugins}\nallow_uniqueness_loss = true\n\n')
+
+    def run(pattern, expect):
+        times = []
+        for r in range(RUNS):
+            psql(admin, "DROP DATABASE IF EXISTS bench_tenants_dst WITH (FORCE)", "CREATE DATABASE bench_tenants_dst")
+            p = subprocess.run(["taskset", "-c", "0", HOST, "xmat", pattern, "-c", jobs, "--policy", policy,
+                                "--parallel-jobs", "2", "--json"], capture_output=True, text=True)
+            if p.returncode != expect:
+                sys.exit(f"xmat {pattern} exited {p.returncode}:\n{p.stderr[-3000:]}")
+            out = json.loads(p.stdout.strip().splitlines()[-1])["jobs"]
+            acme = next(j for j in out if j["job"] == "acme")
+            assert acme["rows_written"] == N_ROWS, acme
+            noisy = [j.get("error", "")[:200] for j in out if j["job"] == "noisy"]
+            if pattern == "*":
+                assert noisy and noisy[0], f"noisy's job did not fail: {out}"
+            times.append(acme["seconds"])
+        print(f"  xmat {pattern}: acme's job seconds {['%.2f' % t for t in times]}; noisy: {noisy}", flush=True)
+        return statistics.median(times)
+
+    solo = run("acme", 0)
+    beside = run("*", 1)
+    ratio = solo / beside
+    print()
+    print("| measure | figure | goal | result |")
+    print("|---|---|---|---|")
+    print(f"| acme alone (xmat --policy) | {N_ROWS / solo:,.0f} rows/s ({solo:.2f} s) | | |")
+    print(f"| acme beside noisy (--parallel-jobs 2) | {N_ROWS / beside:,.0f} rows/s ({beside:.2f} s) | | |")
+    print(f"| beside / alone | {ratio:.2f}x | >= 0.8x | {'met' if ratio >= 0.8 else 'NOT met'} |")
+    print()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="bench-tenants-")
+    if "xmat" in PARTS:
+        print(f"{N_ROWS:,} rows of tenant acme through anonymize, median of {RUNS}, host on core 0; "
+              f"load average at start {os.getloadavg()}", flush=True)
+        xmat_bench(tmp)
+        print(f"load average at end {os.getloadavg()}", flush=True)
+    if "load" not in PARTS:
+        return
     policy = os.path.join(tmp, "policy.toml")
     write_policy(policy)
     solo, mixed = items()

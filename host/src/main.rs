@@ -59,7 +59,12 @@ fn main() -> ExitCode {
                     .expect("clap matched xmat");
                 commands::xmat::run(args, sub).await
             }
-            Command::Stream(cmd) => commands::stream::run(cmd).await,
+            Command::Stream(cmd) => {
+                let sub = matches
+                    .subcommand_matches("stream")
+                    .expect("clap matched stream");
+                commands::stream::run(cmd, sub).await
+            }
             Command::Policy(PolicyCommand::Check(args)) => commands::policy::check(args),
         }
     });

@@ -158,9 +158,15 @@ impl Fixture {
 
     /// Runs `host xmat JOB` with the fixture's jobs file.
     pub fn xmat(&self, job: &str) {
+        self.xmat_with(job, &[]);
+    }
+
+    /// The same, with more arguments (a tenant's job: `--policy FILE`).
+    pub fn xmat_with(&self, job: &str, extra: &[&str]) {
         let o = host()
             .args(["-q", "xmat", job, "-c"])
             .arg(&self.jobs)
+            .args(extra)
             .output_within(LIMIT);
         assert!(o.status.success(), "xmat {job}: {}", stderr(&o));
     }
@@ -239,7 +245,12 @@ impl Fixture {
 
     /// Every table of `app` equals the same table made by a fresh `host xmat`, row for row, field for field.
     pub fn assert_matches_oracle(&self) {
-        self.xmat("oracle");
+        self.assert_matches_oracle_with(&[]);
+    }
+
+    /// The same, the oracle's `host xmat` run with `extra` arguments.
+    pub fn assert_matches_oracle_with(&self, extra: &[&str]) {
+        self.xmat_with("oracle", extra);
         let mut c = self.dst.client();
         let tables: Vec<String> = c
             .query(

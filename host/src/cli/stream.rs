@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::PluginOpts;
+use super::{PluginOpts, TenantArgs};
 use crate::stream::Lsn;
 
 /// Change data capture subcommands.
@@ -99,6 +99,8 @@ pub struct SetupArgs {
     pub json: bool,
     #[command(flatten)]
     pub opts: PluginOpts,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
 }
 
 /// `clone`.
@@ -169,6 +171,8 @@ pub struct ApplyArgs {
     pub json: bool,
     #[command(flatten)]
     pub opts: PluginOpts,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
 }
 
 /// `follow`.
@@ -193,6 +197,8 @@ pub struct FollowArgs {
     pub json: bool,
     #[command(flatten)]
     pub opts: PluginOpts,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
 }
 
 /// `status`.

@@ -84,6 +84,21 @@ pub struct StreamConfig {
     pub ddl_trigger: Option<String>,
     /// Sequences of the streamed tables (set from the source at cutover).
     pub sequences: Vec<String>,
+    /// The policy's tenant the stream runs as: its tables and rows were
+    /// fixed at setup; every run binds its plugins again under the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<StreamTenant>,
+}
+
+/// The tenant a stream runs as, and its scope when the stream was set up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTenant {
+    pub name: String,
+    /// Its tables (`schema.table` globs): with `*`, a change to a table the
+    /// stream does not know is new if here, another tenant's if not.
+    pub tables: Vec<String>,
+    /// The row predicate its tables hold.
+    pub rows: Option<String>,
 }
 
 /// Which source this stream reads: a spool directory only ever belongs to one.

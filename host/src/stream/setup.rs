@@ -46,8 +46,10 @@ pub struct Checked {
 }
 
 /// Checks the source can be streamed for this job: logical decoding on,
-/// UTF-8, every table keyed (refused by name otherwise).
-pub async fn check_source(source: &Dsn, job: &Job) -> Result<Checked, StreamError> {
+/// UTF-8, every table keyed (refused by name otherwise). `job` is the job
+/// as it runs (bound to its tenant: its tables and rows only), `written`
+/// as its file says (whose plugins the stream stores).
+pub async fn check_source(source: &Dsn, job: &Job, written: &Job) -> Result<Checked, StreamError> {
     // A subset that follows foreign keys depends on other tables' rows: a
     // change to one row can move rows of other tables in or out, which a
     // stream of row changes cannot see.
@@ -103,7 +105,7 @@ pub async fn check_source(source: &Dsn, job: &Job) -> Result<Checked, StreamErro
     const BUILD: &str = "host_stream_plan";
     let plan = plan::build(job, &cat, BUILD)
         .map_err(|e| StreamError::Setup(format!("job {}: {e}", job.name)))?;
-    let tables = tables::describe(&conn, job, &cat, &plan)
+    let tables = tables::describe(&conn, written, &cat, &plan)
         .await
         .map_err(|e| {
             StreamError::Setup(format!(
@@ -716,6 +718,19 @@ async fn make(
         plugin_digests: p.plugin_digests.clone(),
         ddl_trigger,
         sequences: p.checked.sequences.clone(),
+        tenant: match &p.job.scope {
+            crate::policy::DataScope::Tenant(t) => Some(super::dir::StreamTenant {
+                name: t.tenant.clone(),
+                tables: t
+                    .scope
+                    .tables
+                    .iter()
+                    .map(|p| p.as_str().to_string())
+                    .collect(),
+                rows: t.scope.rows.clone(),
+            }),
+            crate::policy::DataScope::Everything => None,
+        },
     };
     p.dir.write_config(&cfg)?;
     Ok((cfg, created))

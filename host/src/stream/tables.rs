@@ -15,7 +15,6 @@ use super::wal2json::{self, Op};
 use crate::xmat::catalog::{Catalog, Identity, RelKind};
 use crate::xmat::jobs::{Job, PluginRef, Setting};
 use crate::xmat::plan::Plan;
-use crate::xmat::select;
 use crate::xmat::sql::Conn;
 
 /// One streamed table (the source table and its copy have the same name).
@@ -32,9 +31,9 @@ pub struct StreamTable {
     pub partitions: Vec<String>,
     /// The copied columns in order, each with its `select` expression, if any.
     pub projection: Vec<Projected>,
-    /// The job's `where`, as SQL on the source columns.
+    /// The job's `where` and its tenant's row predicate, as SQL on the source columns.
     pub filter: Option<String>,
-    /// The job's plugins for this table, in order.
+    /// The job's plugins for this table, in order, as the job names them.
     pub plugins: Vec<PluginConf>,
 }
 
@@ -73,6 +72,10 @@ pub struct Projected {
 /// A plugin of the job, as configured at setup.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PluginConf {
+    /// As the job names it (under a policy, the policy's name for it);
+    /// streams set up before names were kept have only the location.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub location: String,
     /// Parameters as written (`env:NAME` is read at each run).
     pub params: Vec<(String, String)>,
@@ -82,7 +85,11 @@ impl PluginConf {
     /// xmat's form, to load it the same way.
     pub fn plugin_ref(&self) -> PluginRef {
         PluginRef {
-            name: self.location.clone(),
+            name: if self.name.is_empty() {
+                self.location.clone()
+            } else {
+                self.name.clone()
+            },
             location: self.location.clone(),
             params: self
                 .params
@@ -252,13 +259,15 @@ async fn read_facts(conn: &Conn, oids: &[u32]) -> Result<HashMap<u32, Facts>, St
     Ok(out)
 }
 
-/// Builds the streamed tables from the job's xmat plan. Refuses, by table
+/// Builds the streamed tables from the job's xmat plan (`written` is the
+/// job as its file says, `plan` is of the job as it runs, bound to its
+/// tenant if it has one). Refuses, by table
 /// name, what cannot be streamed exactly: no primary key or replica
 /// identity (wal2json silently skips their UPDATEs and DELETEs), a key the
 /// job leaves out or computes, a leaf partition in another schema.
 pub async fn describe(
     conn: &Conn,
-    job: &Job,
+    written: &Job,
     cat: &Catalog,
     plan: &Plan,
 ) -> Result<Vec<StreamTable>, String> {
@@ -335,18 +344,15 @@ pub async fn describe(
         if rel.kind == RelKind::Partitioned && partitions.is_empty() {
             tracing::warn!("table {}: partitioned, with no partition yet", t.name);
         }
-        let entry = job
+        // The plugins as the job names them: under a policy each run binds
+        // them again (pinned build, the tenant's parameters and secrets),
+        // so no secret is ever stored in the stream directory.
+        let entry = written
             .tables
             .iter()
             .find(|e| e.name == t.name)
-            .or_else(|| job.tables.iter().find(|e| e.name == "*"))
+            .or_else(|| written.tables.iter().find(|e| e.name == "*"))
             .expect("planned tables come from an entry");
-        let filter = select::where_sql(
-            &entry.filter,
-            |c| rel.columns.iter().any(|x| x.name == c),
-            entry.name == "*",
-        )
-        .map_err(|e| e.to_string())?;
         tables.push(StreamTable {
             name: t.name.clone(),
             columns,
@@ -354,11 +360,12 @@ pub async fn describe(
             identity_full,
             partitions,
             projection,
-            filter,
-            plugins: t
+            filter: t.filter.clone(),
+            plugins: entry
                 .plugins
                 .iter()
                 .map(|p| PluginConf {
+                    name: p.name.clone(),
                     location: p.location.clone(),
                     params: p
                         .params

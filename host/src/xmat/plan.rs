@@ -111,6 +111,10 @@ pub struct TablePlan {
     pub oid: u32,
     /// The SELECT that reads its rows.
     pub select: String,
+    /// Its own rows: the job's `where` and the tenant's row predicate, as
+    /// SQL on the source columns (what a stream checks every change against).
+    #[serde(skip)]
+    pub filter: Option<String>,
     /// With `subset`: the tables (and keys) whose kept rows it follows, and
     /// those whose copied rows add the rows they reference to it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -300,7 +304,8 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
             wildcard,
         )
         .map_err(fail)?;
-        filters.push(and(own, tenant_rows.clone()));
+        let filter = and(own, tenant_rows.clone());
+        filters.push(filter.clone());
 
         let keep: HashSet<&str> = projection.iter().map(|p| p.name.as_str()).collect();
         // The target's columns: the source's order, or the order named when
@@ -411,6 +416,7 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
             name: rel.name.clone(),
             oid: rel.oid,
             select: String::new(), // below, once every table's rows are known
+            filter,
             follows: Vec::new(),
             added_by: Vec::new(),
             from: qualified(&rel.schema, &rel.name),

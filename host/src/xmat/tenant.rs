@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use super::jobs::{Job, PluginRef, Setting};
-use crate::policy::{DataScope, ParamValue, Policy, PolicyError, TenantScope};
+use crate::policy::{DataScope, ParamValue, Policy, PolicyError, Tenant, TenantScope};
 
 /// How the jobs of a run are bound.
 #[derive(Debug, Clone, Copy)]
@@ -46,13 +46,14 @@ pub enum BindError {
         job_tenant: String,
         flag: String,
     },
-    // The policy's message names the policy file and the tenant.
-    #[error("job {job}: {source}")]
+    // The policy's message (the cause, shown after this one by `{:#}`)
+    // names the policy file and the tenant.
+    #[error("job {job}")]
     Tenant {
         job: String,
         source: Box<PolicyError>,
     },
-    #[error("job {job}, table {table}: {source}")]
+    #[error("job {job}, table {table}")]
     Plugin {
         job: String,
         table: String,
@@ -94,43 +95,14 @@ impl BindError {
     }
 }
 
-impl Binding<'_> {
+impl<'a> Binding<'a> {
     /// The job as it runs: as written, or bound to its tenant.
     // Once per job, before anything runs: the error's size costs nothing.
     #[allow(clippy::result_large_err)]
     pub fn bind(&self, job: &Job) -> Result<Job, BindError> {
-        let (policy, flag) = match *self {
-            Binding::Unbound => {
-                return match &job.tenant {
-                    Some(tenant) => Err(BindError::NoPolicy {
-                        job: job.name.clone(),
-                        tenant: tenant.clone(),
-                    }),
-                    None => Ok(job.clone()),
-                };
-            }
-            Binding::Policy { policy, tenant } => (policy, tenant),
+        let Some((policy, tenant)) = self.tenant_of(&job.name, job.tenant.as_deref())? else {
+            return Ok(job.clone());
         };
-        let name = match (job.tenant.as_deref(), flag) {
-            (Some(t), Some(f)) if t != f => {
-                return Err(BindError::OtherTenant {
-                    job: job.name.clone(),
-                    job_tenant: t.to_string(),
-                    flag: f.to_string(),
-                });
-            }
-            (Some(t), _) | (None, Some(t)) => t,
-            (None, None) => {
-                return Err(BindError::NoTenant {
-                    job: job.name.clone(),
-                    path: policy.path.clone(),
-                });
-            }
-        };
-        let tenant = policy.tenant(name).map_err(|source| BindError::Tenant {
-            job: job.name.clone(),
-            source: Box::new(source),
-        })?;
         let mut bound = job.clone();
         bound.tenant = Some(tenant.name.clone());
         bound.scope = DataScope::Tenant(TenantScope {
@@ -138,64 +110,137 @@ impl Binding<'_> {
             scope: tenant.scope.clone(),
         });
         for entry in &mut bound.tables {
-            let table = entry.name.clone();
-            let on_policy = |source| BindError::Plugin {
-                job: job.name.clone(),
-                table: table.clone(),
-                source: Box::new(source),
-            };
-            for r in &mut entry.plugins {
-                // `plugin = "anon"`, maybe pinned again (`#sha256=` or `sha256 = …`).
-                let plugin = r
-                    .name
-                    .split("#sha256=")
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let pinned = r
-                    .location
-                    .rsplit_once("#sha256=")
-                    .map(|(_, d)| d.to_ascii_lowercase());
-                let allowed = policy.allowed(tenant, &plugin).map_err(on_policy)?;
-                if let Some(pinned) = pinned.filter(|d| *d != allowed.sha256) {
-                    return Err(BindError::Digest {
-                        job: job.name.clone(),
-                        table,
-                        plugin,
-                        pinned,
-                        allowed: allowed.sha256.clone(),
-                        path: policy.path.clone(),
-                    });
-                }
-                let location = policy.location(tenant, allowed).map_err(on_policy)?;
-                let mut params = std::mem::take(&mut r.params);
-                for (key, value) in policy.params(tenant, &plugin).map_err(on_policy)? {
-                    if params.iter().any(|(k, _)| *k == key) {
-                        return Err(BindError::ParamSetByPolicy {
-                            job: job.name.clone(),
-                            table,
-                            plugin,
-                            param: key,
-                            path: policy.path.clone(),
-                        });
-                    }
-                    params.push((
-                        key,
-                        match value {
-                            ParamValue::Literal(v) => Setting::Text(v),
-                            ParamValue::Secret(s) => Setting::Hidden(s),
-                        },
-                    ));
-                }
-                *r = PluginRef {
-                    name: plugin,
-                    location: format!("{location}#sha256={}", allowed.sha256),
-                    params,
-                };
-            }
+            entry.plugins = bind_plugins(policy, tenant, &job.name, &entry.name, &entry.plugins)?;
         }
         Ok(bound)
     }
+
+    /// One table's plugins (as a job names them) as its tenant runs them:
+    /// what a stream does at each run, its tables and rows having been
+    /// fixed when it was set up.
+    #[allow(clippy::result_large_err)]
+    pub fn bind_table(
+        &self,
+        job: &str,
+        tenant: Option<&str>,
+        table: &str,
+        plugins: &[PluginRef],
+    ) -> Result<Vec<PluginRef>, BindError> {
+        match self.tenant_of(job, tenant)? {
+            None => Ok(plugins.to_vec()),
+            Some((policy, tenant)) => bind_plugins(policy, tenant, job, table, plugins),
+        }
+    }
+
+    /// The tenant a job named `job` (whose file says `tenant`) runs as, if any.
+    #[allow(clippy::result_large_err)]
+    fn tenant_of(
+        &self,
+        job: &str,
+        tenant: Option<&str>,
+    ) -> Result<Option<(&'a Policy, &'a Tenant)>, BindError> {
+        let (policy, flag) = match *self {
+            Binding::Unbound => {
+                return match tenant {
+                    Some(tenant) => Err(BindError::NoPolicy {
+                        job: job.to_string(),
+                        tenant: tenant.to_string(),
+                    }),
+                    None => Ok(None),
+                };
+            }
+            Binding::Policy { policy, tenant } => (policy, tenant),
+        };
+        let name = match (tenant, flag) {
+            (Some(t), Some(f)) if t != f => {
+                return Err(BindError::OtherTenant {
+                    job: job.to_string(),
+                    job_tenant: t.to_string(),
+                    flag: f.to_string(),
+                });
+            }
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => {
+                return Err(BindError::NoTenant {
+                    job: job.to_string(),
+                    path: policy.path.clone(),
+                });
+            }
+        };
+        let tenant = policy.tenant(name).map_err(|source| BindError::Tenant {
+            job: job.to_string(),
+            source: Box::new(source),
+        })?;
+        Ok(Some((policy, tenant)))
+    }
+}
+
+/// A table's plugins as `tenant` runs them: each the policy's pinned build
+/// of the plugin it names, with the tenant's parameters and secrets.
+#[allow(clippy::result_large_err)]
+fn bind_plugins(
+    policy: &Policy,
+    tenant: &Tenant,
+    job: &str,
+    table: &str,
+    plugins: &[PluginRef],
+) -> Result<Vec<PluginRef>, BindError> {
+    let on_policy = |source| BindError::Plugin {
+        job: job.to_string(),
+        table: table.to_string(),
+        source: Box::new(source),
+    };
+    let mut bound = Vec::with_capacity(plugins.len());
+    for r in plugins {
+        // `plugin = "anon"`, maybe pinned again (`#sha256=` or `sha256 = …`).
+        let plugin = r
+            .name
+            .split("#sha256=")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let pinned = r
+            .location
+            .rsplit_once("#sha256=")
+            .map(|(_, d)| d.to_ascii_lowercase());
+        let allowed = policy.allowed(tenant, &plugin).map_err(on_policy)?;
+        if let Some(pinned) = pinned.filter(|d| *d != allowed.sha256) {
+            return Err(BindError::Digest {
+                job: job.to_string(),
+                table: table.to_string(),
+                plugin,
+                pinned,
+                allowed: allowed.sha256.clone(),
+                path: policy.path.clone(),
+            });
+        }
+        let location = policy.location(tenant, allowed).map_err(on_policy)?;
+        let mut params = r.params.clone();
+        for (key, value) in policy.params(tenant, &plugin).map_err(on_policy)? {
+            if params.iter().any(|(k, _)| *k == key) {
+                return Err(BindError::ParamSetByPolicy {
+                    job: job.to_string(),
+                    table: table.to_string(),
+                    plugin,
+                    param: key,
+                    path: policy.path.clone(),
+                });
+            }
+            params.push((
+                key,
+                match value {
+                    ParamValue::Literal(v) => Setting::Text(v),
+                    ParamValue::Secret(s) => Setting::Hidden(s),
+                },
+            ));
+        }
+        bound.push(PluginRef {
+            name: plugin,
+            location: format!("{location}#sha256={}", allowed.sha256),
+            params,
+        });
+    }
+    Ok(bound)
 }
 
 #[cfg(test)]
@@ -285,10 +330,11 @@ plugins = ["other"]
         // Allowed for b, not for a.
         let e = bind.bind(&job("tenant = \"a\"", "\"other\"")).unwrap_err();
         assert!(e.plugin_refused(), "{e}");
+        // As the command prints it: the policy's refusal after the job and table.
+        let shown = format!("{:#}", anyhow::Error::from(e));
         assert!(
-            e.to_string()
-                .contains("job j, table users: tenant `a` may not run plugin `other`"),
-            "{e}"
+            shown.contains("job j, table users: tenant `a` may not run plugin `other`"),
+            "{shown}"
         );
         let e = bind
             .bind(&job("tenant = \"a\"", &format!("\"anon#sha256={D2}\"")))

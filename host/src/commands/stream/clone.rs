@@ -13,17 +13,20 @@ use anyhow::{Context, anyhow};
 use serde_json::json;
 
 use super::Status;
+use super::tenants::Tenants;
 use crate::cli::{CloneArgs, FollowArgs, RunFlags, SourceArg, TargetArg};
 use crate::commands::xmat::Progress;
 use crate::stream::dir::{InitialCopy, now};
 use crate::stream::setup::{self, CreatedSlot};
 use crate::xmat::jobs::Setting;
-use crate::xmat::{self, JobReport, Options, PluginSetup, Snapshot};
+use crate::xmat::{self, JobReport, Options, Snapshot};
+use clap::ArgMatches;
 
-pub async fn run(a: CloneArgs) -> anyhow::Result<Status> {
-    let planned = super::plan::plan_setup(&a.setup).await?;
+pub async fn run(a: CloneArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
+    let tenants = Tenants::new(&a.setup.tenant, matches)?;
+    let planned = super::plan::plan_setup(&a.setup, &tenants).await?;
     let (cfg, slot, summary) = super::plan::create(&planned, true).await?;
-    let report = match copy(&a, &planned, slot).await {
+    let report = match copy(&a, &planned, &tenants, slot).await {
         Ok(r) => r,
         Err(e) => {
             let left = remove(&planned, &cfg.slot, &cfg.origin).await;
@@ -51,23 +54,27 @@ pub async fn run(a: CloneArgs) -> anyhow::Result<Status> {
         );
         return Ok(Status::Success);
     }
-    super::follow(FollowArgs {
-        dir: a.setup.dir.clone(),
-        source: SourceArg {
-            source: Some(planned.source_text.clone()),
+    super::follow(
+        FollowArgs {
+            dir: a.setup.dir.clone(),
+            source: SourceArg {
+                source: Some(planned.source_text.clone()),
+            },
+            target: TargetArg {
+                target: Some(planned.target_text.clone()),
+            },
+            endpos: a.endpos,
+            run: RunFlags {
+                resume: false,
+                restart: false,
+            },
+            segment_size: a.segment_size,
+            json: a.setup.json,
+            opts: a.setup.opts.clone(),
+            tenant: a.setup.tenant.clone(),
         },
-        target: TargetArg {
-            target: Some(planned.target_text.clone()),
-        },
-        endpos: a.endpos,
-        run: RunFlags {
-            resume: false,
-            restart: false,
-        },
-        segment_size: a.segment_size,
-        json: a.setup.json,
-        opts: a.setup.opts.clone(),
-    })
+        matches,
+    )
     .await
 }
 
@@ -76,6 +83,7 @@ pub async fn run(a: CloneArgs) -> anyhow::Result<Status> {
 async fn copy(
     a: &CloneArgs,
     p: &super::plan::Planned,
+    tenants: &Tenants,
     slot: CreatedSlot,
 ) -> anyhow::Result<JobReport> {
     let snapshot = slot
@@ -87,14 +95,13 @@ async fn copy(
     let mut job = p.job.clone();
     job.source.database = Setting::new(p.source_text.clone());
     job.target.database = Setting::new(p.target_text.clone());
+    // The job is bound to its tenant (see `plan_setup`): the copy runs its
+    // pinned plugins within its limits, on its tables and rows, as
+    // `host xmat` runs a tenant's job.
+    let plugins = tenants.copy_setup(&a.setup.opts, &job)?;
     let opts = Options {
         jobs: usize::from(a.table_jobs),
-        plugins: PluginSetup {
-            limits: a.setup.opts.limits(),
-            cache_dir: a.setup.opts.cache_dir(),
-            fetch: a.setup.opts.fetch_bounds(),
-            ..PluginSetup::default()
-        },
+        plugins,
         snapshot: Snapshot::Import(snapshot),
         allow_uniqueness_loss: a.setup.allow_uniqueness_loss,
         ..Options::default()

@@ -5,11 +5,13 @@
 mod clone;
 mod plan;
 mod progress;
+mod tenants;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
+use clap::ArgMatches;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -27,15 +29,23 @@ use crate::stream::{Lsn, Stop, StreamError};
 use crate::xmat::jobs::{Job, JobFile, Setting};
 use plan::stream_plugins;
 use progress::{Progress, peak_rss_bytes};
+use tenants::Tenants;
 
-/// Runs a stream subcommand.
-pub async fn run(cmd: StreamCommand) -> anyhow::Result<Status> {
+/// Runs a stream subcommand; `matches` are `stream`'s.
+pub async fn run(cmd: StreamCommand, matches: &ArgMatches) -> anyhow::Result<Status> {
+    // A subcommand's own matches: which flags the command line gave.
+    let sub = |name: &str| {
+        matches
+            .subcommand_matches(name)
+            .cloned()
+            .unwrap_or_default()
+    };
     match cmd {
-        StreamCommand::Setup(a) => plan::setup(a).await,
-        StreamCommand::Clone(a) => clone::run(a).await,
+        StreamCommand::Setup(a) => plan::setup(a, &sub("setup")).await,
+        StreamCommand::Clone(a) => clone::run(a, &sub("clone")).await,
         StreamCommand::Receive(a) => receive(a).await,
-        StreamCommand::Apply(a) => apply(a).await,
-        StreamCommand::Follow(a) => follow(a).await,
+        StreamCommand::Apply(a) => apply(a, &sub("apply")).await,
+        StreamCommand::Follow(a) => follow(a, &sub("follow")).await,
         StreamCommand::Status(a) => status(a).await,
         StreamCommand::Sentinel(SentinelCommand::Get(a)) => sentinel_get(a),
         StreamCommand::Sentinel(SentinelCommand::Set(SentinelSet::Endpos(a))) => {
@@ -178,10 +188,11 @@ async fn receive(a: ReceiveArgs) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-async fn apply(a: ApplyArgs) -> anyhow::Result<Status> {
+async fn apply(a: ApplyArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let (dir, cfg) = open_dir(&a.dir.dir)?;
     let target = target_of(&a.target, &cfg)?;
-    let (_runtime, plugins) = stream_plugins(&cfg, &a.opts).await?;
+    let tenants = Tenants::new(&a.tenant, matches)?;
+    let loaded = stream_plugins(&dir, &cfg, &a.opts, &tenants).await?;
     let stop = stop_on_signals();
     // Receive runs elsewhere: follow its state file.
     let (tx, rx) = watch::channel(dir.receive_state()?.received);
@@ -204,7 +215,8 @@ async fn apply(a: ApplyArgs) -> anyhow::Result<Status> {
     let input = ApplyInput {
         dir: dir.clone(),
         cfg: cfg.clone(),
-        plugins,
+        plugins: loaded.plugins.clone(),
+        tenancy: loaded.tenancy.clone(),
         received: rx,
         counters,
         stop,
@@ -226,11 +238,12 @@ async fn apply(a: ApplyArgs) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-async fn follow(a: FollowArgs) -> anyhow::Result<Status> {
+async fn follow(a: FollowArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let (dir, cfg) = open_dir(&a.dir.dir)?;
     let source = source_of(&a.source, &cfg)?;
     let target = target_of(&a.target, &cfg)?;
-    let (_runtime, plugins) = stream_plugins(&cfg, &a.opts).await?;
+    let tenants = Tenants::new(&a.tenant, matches)?;
+    let loaded = stream_plugins(&dir, &cfg, &a.opts, &tenants).await?;
     let applied = origin_progress(&target, &cfg.origin).await.ok();
     check_run_flags(&dir, &a.run, applied)?;
     let stop = stop_on_signals();
@@ -250,7 +263,8 @@ async fn follow(a: FollowArgs) -> anyhow::Result<Status> {
     let input = ApplyInput {
         dir: dir.clone(),
         cfg: cfg.clone(),
-        plugins,
+        plugins: loaded.plugins.clone(),
+        tenancy: loaded.tenancy.clone(),
         received: rx,
         counters: acounters,
         stop: stop.clone(),

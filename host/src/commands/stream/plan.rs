@@ -6,18 +6,22 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
+use clap::ArgMatches;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::dsn_text;
+use super::tenants::Tenants;
 use crate::cli::{PluginOpts, SetupArgs};
-use crate::commands::{Status, load_plugins};
+use crate::commands::{Status, load_plugins_within};
 use crate::db::Dsn;
-use crate::plugin::{Plugin, Runtime};
+use crate::plugin::{Plugin, PluginSpec, Runtime};
 use crate::stream::StreamDir;
 use crate::stream::apply;
+use crate::stream::apply::tenancy::Tenancy;
 use crate::stream::dir::{JobRef, PluginDigest, StreamConfig};
 use crate::stream::setup::{self, CreatedSlot, SetupOptions};
+use crate::stream::tables::StreamTable;
 use crate::xmat::Failure;
 use crate::xmat::jobs::{Endpoint, Job, JobFile, Setting, TableEntry};
 use crate::xmat::same::{self, Sameness};
@@ -39,7 +43,7 @@ pub(super) struct Planned {
     pub(super) opts: SetupOptions,
 }
 
-pub(super) async fn plan_setup(a: &SetupArgs) -> anyhow::Result<Planned> {
+pub(super) async fn plan_setup(a: &SetupArgs, tenants: &Tenants) -> anyhow::Result<Planned> {
     let (job, job_ref) = match (&a.file, &a.job) {
         (Some(file), Some(name)) => {
             let jobs = JobFile::load(file)?;
@@ -83,6 +87,12 @@ pub(super) async fn plan_setup(a: &SetupArgs) -> anyhow::Result<Planned> {
             (job, JobRef::Schema)
         }
     };
+    // As its tenant, under a policy: its tables and rows, its pinned plugins
+    // (refused here, before anything is read, compiled or created).
+    let bound = tenants.binding().bind(&job).map_err(|e| {
+        let tenant = job.tenant.as_deref().or(a.tenant.tenant.as_deref());
+        tenants.refused(tenant, e.into())
+    })?;
     let from_file = matches!(job_ref, JobRef::File { .. });
     let source_text = dsn_text(
         &a.source.source,
@@ -109,18 +119,26 @@ pub(super) async fn plan_setup(a: &SetupArgs) -> anyhow::Result<Planned> {
         }
     }
     let dir = StreamDir::new(&a.dir.dir);
-    let checked = setup::check_source(&source, &job).await?;
+    let checked = setup::check_source(&source, &bound, &job).await?;
     // Load the plugins now: a bad plugin or parameter fails before anything is created.
-    let (_runtime, plugins) = load_table_plugins(&a.opts, &checked.tables).await?;
-    check_plugins(&checked.tables, &job.source.schema, &plugins).await?;
+    let loaded = load_table_plugins(
+        &a.opts,
+        tenants,
+        &bound.name,
+        bound.tenant.as_deref(),
+        &checked.tables,
+    )
+    .await?;
+    let plugins = &loaded.plugins;
+    check_plugins(&checked.tables, &job.source.schema, plugins).await?;
     // As `host xmat` does: a transform that may give two rows of a unique
     // key one value fails the key on the target (at the copy, or at the
     // change that meets an existing value), so it is refused up front.
-    let risks = unique::check(&checked.plan, &plugins, a.allow_uniqueness_loss);
+    let risks = unique::check(&checked.plan, plugins, a.allow_uniqueness_loss);
     if risks.refuses() {
         return Err(Failure::Unique(risks).into());
     }
-    let digests = digests(&checked.tables, &plugins)?;
+    let digests = loaded.digests.clone();
     for w in &checked.warnings {
         tracing::warn!("{w}");
     }
@@ -130,7 +148,7 @@ pub(super) async fn plan_setup(a: &SetupArgs) -> anyhow::Result<Planned> {
         ddl_trigger: !a.no_ddl_trigger,
     };
     Ok(Planned {
-        job,
+        job: bound,
         job_ref,
         source_text,
         target_text,
@@ -190,8 +208,9 @@ pub(super) async fn create(
     Ok((cfg, slot, summary))
 }
 
-pub(super) async fn setup(a: SetupArgs) -> anyhow::Result<Status> {
-    let planned = plan_setup(&a).await?;
+pub(super) async fn setup(a: SetupArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
+    let tenants = Tenants::new(&a.tenant, matches)?;
+    let planned = plan_setup(&a, &tenants).await?;
     let (_cfg, _slot, summary) = create(&planned, false).await?;
     if a.json {
         println!("{summary}");
@@ -199,36 +218,72 @@ pub(super) async fn setup(a: SetupArgs) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-/// Loads every table's plugins in one runtime (which must outlive them).
+/// A stream's plugins, loaded: every table's chain in one runtime (which
+/// must outlive them), and what they account to.
+pub(super) struct Loaded {
+    pub(super) _runtime: Option<Runtime>,
+    pub(super) plugins: Vec<Vec<Plugin>>,
+    pub(super) tenancy: Arc<Tenancy>,
+    /// What identifies each (see [`digests`]).
+    digests: Vec<PluginDigest>,
+}
+
+/// Loads every table's plugins as `tenant` runs them (as the job names
+/// them without a policy), within its limits.
 async fn load_table_plugins(
     opts: &PluginOpts,
-    tables: &[crate::stream::tables::StreamTable],
-) -> anyhow::Result<(Option<Runtime>, Vec<Vec<Plugin>>)> {
+    tenants: &Tenants,
+    job: &str,
+    tenant: Option<&str>,
+    tables: &[StreamTable],
+) -> anyhow::Result<Loaded> {
+    let refs = tenants.bind(job, tenant, tables)?;
     let mut specs = Vec::new();
-    for t in tables {
-        for p in &t.plugins {
+    for (t, rs) in tables.iter().zip(&refs) {
+        for (r, conf) in rs.iter().zip(&t.plugins) {
             specs.push(
-                p.plugin_ref()
-                    .spec()
-                    .map_err(|e| anyhow!("table {}, plugin {}: {e}", t.name, p.location))?,
+                r.spec()
+                    .map_err(|e| anyhow!("table {}, plugin {}: {e}", t.name, conf.location))?,
             );
         }
     }
+    // Every table with plugins keeps its chain alive, with a second set of
+    // its transformers for old keys (see `apply::chains`).
+    let chains = tables
+        .iter()
+        .zip(&refs)
+        .filter(|(_, rs)| !rs.is_empty())
+        .count();
+    let (limits, tenancy) = tenants.run_as(opts, job, tenant, chains, specs.len() * 2)?;
     if specs.is_empty() {
-        return Ok((None, tables.iter().map(|_| Vec::new()).collect()));
+        let plugins = tables.iter().map(|_| Vec::new()).collect();
+        return Ok(Loaded {
+            _runtime: None,
+            plugins,
+            tenancy,
+            digests: Vec::new(),
+        });
     }
-    let (runtime, loaded) = load_plugins(opts, &specs).await?;
+    let (runtime, loaded) = load_plugins_within(opts, limits, &specs)
+        .await
+        .map_err(|e| tenants.refused(tenant, e))?;
     let mut loaded = loaded.into_iter();
-    let per_table = tables
+    let plugins: Vec<Vec<Plugin>> = tables
         .iter()
         .map(|t| loaded.by_ref().take(t.plugins.len()).collect())
         .collect();
-    Ok((Some(runtime), per_table))
+    let digests = digests(tables, &specs, &plugins);
+    Ok(Loaded {
+        _runtime: Some(runtime),
+        plugins,
+        tenancy,
+        digests,
+    })
 }
 
 /// Instantiates each table's chain and announces the table, as apply will.
 async fn check_plugins(
-    tables: &[crate::stream::tables::StreamTable],
+    tables: &[StreamTable],
     schema: &str,
     plugins: &[Vec<Plugin>],
 ) -> anyhow::Result<()> {
@@ -238,25 +293,36 @@ async fn check_plugins(
         plugins.to_vec(),
     );
     tokio::task::spawn_blocking(move || {
-        apply::Shaper::new(tables, &schema, false, true, &plugins, None)
-            .map(|_| ())
-            .map_err(|failed| {
-                let (t, e) = *failed;
-                anyhow!("table {t}: {e}")
-            })
+        apply::Shaper::new(
+            tables,
+            &schema,
+            apply::shape::Unknown::Ignored,
+            true,
+            &plugins,
+            None,
+            Arc::default(),
+        )
+        .map(|_| ())
+        .map_err(|failed| {
+            let (t, e) = *failed;
+            anyhow!("table {t}: {e}")
+        })
     })
     .await?
 }
 
-/// What identifies each plugin: its wasm and its resolved parameters.
+/// What identifies each plugin: its wasm and its resolved parameters
+/// (`specs` in table order, as loaded).
 fn digests(
-    tables: &[crate::stream::tables::StreamTable],
+    tables: &[StreamTable],
+    specs: &[PluginSpec],
     plugins: &[Vec<Plugin>],
-) -> anyhow::Result<Vec<PluginDigest>> {
+) -> Vec<PluginDigest> {
+    let mut specs = specs.iter();
     let mut out = Vec::new();
     for (t, ps) in tables.iter().zip(plugins) {
         for (conf, p) in t.plugins.iter().zip(ps) {
-            let spec = conf.plugin_ref().spec().map_err(|e| anyhow!("{e}"))?;
+            let spec = specs.next().expect("a spec per plugin");
             let mut h = Sha256::new();
             for (k, v) in &spec.params {
                 h.update(k.as_bytes());
@@ -272,17 +338,24 @@ fn digests(
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// Loads the stream's plugins and refuses any that changed since setup.
 pub(super) async fn stream_plugins(
+    dir: &StreamDir,
     cfg: &StreamConfig,
     opts: &PluginOpts,
-) -> anyhow::Result<(Option<Runtime>, Vec<Vec<Plugin>>)> {
-    let (runtime, plugins) = load_table_plugins(opts, &cfg.tables).await?;
-    let now = digests(&cfg.tables, &plugins)?;
-    for (was, is) in cfg.plugin_digests.iter().zip(&now) {
+    tenants: &Tenants,
+) -> anyhow::Result<Loaded> {
+    tenants.check_stream(cfg, &dir.root().display().to_string())?;
+    let job = match &cfg.job {
+        JobRef::File { name, .. } => name.clone(),
+        JobRef::Schema => format!("schema {}", cfg.source_schema),
+    };
+    let tenant = cfg.tenant.as_ref().map(|t| t.name.as_str());
+    let loaded = load_table_plugins(opts, tenants, &job, tenant, &cfg.tables).await?;
+    for (was, is) in cfg.plugin_digests.iter().zip(&loaded.digests) {
         if was.sha256 != is.sha256 {
             bail!(
                 "table {}, plugin {}: the wasm changed since setup (sha256 {} then, {} now); a stream must \
@@ -302,5 +375,5 @@ pub(super) async fn stream_plugins(
             );
         }
     }
-    Ok((runtime, plugins))
+    Ok(loaded)
 }

@@ -5,9 +5,10 @@
 use super::super::tables::StreamTable;
 use super::super::wal2json::Op as RowOp;
 use super::ErrorKind;
+use crate::audit::{self, Limit, Outcome};
 use crate::copy::text;
 use crate::plugin::chain::{BatchOutput, RowChain};
-use crate::plugin::{Kind, Plugin, PluginError, Table};
+use crate::plugin::{Kind, Plugin, PluginError, Table, Usage};
 
 /// What stands in, in a second pass, for a value wal2json did not send:
 /// if the plugins' answer changes with it, their answer depends on a value
@@ -46,6 +47,18 @@ pub struct Refusal {
     /// The plugin failed on the batch as a whole (a trap, a limit): `index`
     /// is its first row, not necessarily the one it failed on.
     pub whole_batch: bool,
+    /// How the audit log records it.
+    pub audit: (Outcome, Option<Limit>),
+}
+
+/// How old keys (of UPDATEs and DELETEs) find their target rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// Through the chain's transformers, as the rows' keys went.
+    Transformed,
+    /// As they are: the plugins must leave key columns alone (a tenant's
+    /// stream, whose plugins see no row outside its scope, not even a key).
+    AsTheyAre,
 }
 
 /// A table's chains.
@@ -58,11 +71,18 @@ pub struct Chains {
     probed: bool,
     /// The transformers' names, for messages.
     key_plugins: String,
+    /// Keys are not transformed (a tenant's stream): each row's key must
+    /// come out of the plugins as it went in.
+    keys_kept: bool,
+    /// What the instances used since [`Chains::take_usage`] (for the audit log).
+    usage: Usage,
 }
 
 impl Chains {
-    /// Instantiates the plugins and announces the table to them.
-    pub fn new(plugins: &[Plugin], table: &Table) -> Result<Chains, PluginError> {
+    /// Instantiates the plugins and announces the table to them. For a
+    /// tenant (`keys` is [`Keys::AsTheyAre`]) no old key goes through the
+    /// plugins: an old key may be another tenant's row's.
+    pub fn new(plugins: &[Plugin], table: &Table, keys: Keys) -> Result<Chains, PluginError> {
         let mut full = RowChain::new(plugins)?;
         full.begin_table(table)?;
         let transformers: Vec<Plugin> = plugins
@@ -70,7 +90,8 @@ impl Chains {
             .filter(|p| p.kind() == Kind::RowTransformer)
             .cloned()
             .collect();
-        let keys = if transformers.is_empty() {
+        let keys_kept = keys == Keys::AsTheyAre && !transformers.is_empty();
+        let keys = if transformers.is_empty() || keys_kept {
             None
         } else {
             let mut k = RowChain::new(&transformers)?;
@@ -81,12 +102,19 @@ impl Chains {
             full,
             keys,
             probed: false,
+            keys_kept,
+            usage: Usage::default(),
             key_plugins: transformers
                 .iter()
                 .map(|p| p.name())
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+    }
+
+    /// What the instances used since the last call.
+    pub fn take_usage(&mut self) -> Usage {
+        std::mem::take(&mut self.usage)
     }
 
     /// Runs a batch (`rows[i]` fills `out[i]`).
@@ -102,7 +130,7 @@ impl Chains {
         let result = self
             .full
             .run(&encode(&with_new, |i| rows[i].new.clone()), with_new.len());
-        let outcome = outcomes(result, "")?;
+        let outcome = outcomes(tally(&mut self.usage, result), "")?;
         for (n, o) in outcome.into_iter().enumerate() {
             let i = with_new[n];
             match o {
@@ -137,7 +165,11 @@ impl Chains {
             }
             v
         });
-        let again = outcomes(self.full.run(&buf, partial.len()), "").map_err(|r| Refusal {
+        let again = outcomes(
+            tally(&mut self.usage, self.full.run(&buf, partial.len())),
+            "",
+        )
+        .map_err(|r| Refusal {
             index: partial[r.index],
             ..r
         })?;
@@ -157,6 +189,8 @@ impl Chains {
                     plugin: String::new(),
                     kind: ErrorKind::Data,
                     whole_batch: false,
+                    // The host refused what the plugin answered.
+                    audit: (Outcome::Refused, None),
                     what: "the UPDATE leaves a large (TOASTed) value unchanged, which wal2json does \
                            not send, and the plugins' answer depends on it; set REPLICA IDENTITY FULL \
                            on the source table so the old row carries it"
@@ -174,10 +208,13 @@ impl Chains {
         rows: &[RowIn<'_>],
         out: &mut [RowOut],
     ) -> Result<(), Refusal> {
-        let Some(keys) = self.keys.as_mut() else {
-            return Ok(());
-        };
         let key_pos = table.key_in_projection();
+        let Some(keys) = self.keys.as_mut() else {
+            return match self.keys_kept {
+                true => self.check_keys_kept(table, &key_pos, rows, out),
+                false => Ok(()),
+            };
+        };
         let all: Vec<usize> = (0..rows.len()).collect();
         let buf = encode(&all, |i| {
             let mut row = vec![None; table.projection.len()];
@@ -187,10 +224,10 @@ impl Chains {
             row
         });
         const ON_KEY: &str = " on the old key (given as a row whose other columns are NULL)";
-        let keyed = outcomes(keys.run(&buf, rows.len()), ON_KEY)?;
+        let keyed = outcomes(tally(&mut self.usage, keys.run(&buf, rows.len())), ON_KEY)?;
         if !self.probed {
             self.probed = true;
-            let again = outcomes(keys.run(&buf, rows.len()), ON_KEY)?;
+            let again = outcomes(tally(&mut self.usage, keys.run(&buf, rows.len())), ON_KEY)?;
             if let Some(i) = (0..rows.len()).find(|&i| keyed[i] != again[i]) {
                 let shown = |r: &Option<Vec<Option<String>>>| match r {
                     None => "(dropped)".to_string(),
@@ -207,6 +244,8 @@ impl Chains {
                     plugin: self.key_plugins.clone(),
                     kind: ErrorKind::PluginFailed,
                     whole_batch: false,
+                    // The host refused what the plugin answered.
+                    audit: (Outcome::Refused, None),
                     what: format!(
                         "key column {} came out as {}, then as {} from the same key: a plugin's output \
                          for a key column must depend on that column only, deterministically (no clock, \
@@ -230,6 +269,8 @@ impl Chains {
                     plugin: self.key_plugins.clone(),
                     kind: ErrorKind::PluginFailed,
                     whole_batch: false,
+                    // The host refused what the plugin answered.
+                    audit: (Outcome::Refused, None),
                     what:
                         "a transformer dropped the old key (given as a row whose other columns are \
                            NULL); it must keep it so the target row can be found"
@@ -250,6 +291,8 @@ impl Chains {
                             plugin: self.key_plugins.clone(),
                             kind: ErrorKind::PluginFailed,
                             whole_batch: false,
+                            // The host refused what the plugin answered.
+                            audit: (Outcome::Refused, None),
                             what: format!(
                                 "key column {} came out as {:?} from the whole row but {:?} from the key \
                                  alone: a plugin's output for a key column must depend on that column \
@@ -278,6 +321,49 @@ fn encode<'a>(idx: &[usize], row: impl Fn(usize) -> Vec<Option<&'a str>>) -> Vec
     buf
 }
 
+impl Chains {
+    /// Without a key chain: every key column as it went in, or the target
+    /// could not find the row by its source key.
+    fn check_keys_kept(
+        &self,
+        table: &StreamTable,
+        key_pos: &[usize],
+        rows: &[RowIn<'_>],
+        out: &[RowOut],
+    ) -> Result<(), Refusal> {
+        for (i, (r, o)) in rows.iter().zip(out).enumerate() {
+            let Some(new) = &o.new else { continue };
+            for (n, &p) in key_pos.iter().enumerate() {
+                if new[p].as_deref() != r.new[p] {
+                    return Err(Refusal {
+                        index: i,
+                        plugin: self.key_plugins.clone(),
+                        kind: ErrorKind::PluginFailed,
+                        whole_batch: false,
+                        // The host refused what the plugin answered.
+                        audit: (Outcome::Refused, None),
+                        what: format!(
+                            "key column {} came out as {:?} from {:?}: in a tenant's stream no old \
+                             key goes through the plugins (it may be another tenant's row), so they \
+                             must leave key columns as they are",
+                            table.columns[table.key[n]].name,
+                            new[p].as_deref().unwrap_or("NULL"),
+                            r.new[p].unwrap_or("NULL"),
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds what a chain's batch used to `usage`.
+fn tally(usage: &mut Usage, out: BatchOutput<Vec<u8>>) -> BatchOutput<Vec<u8>> {
+    *usage = usage.then(out.usage);
+    out
+}
+
 /// Each input row's fate: its fields, or `None` when dropped; a failure or
 /// a rejection refuses the batch at its first row.
 fn outcomes(
@@ -288,6 +374,7 @@ fn outcomes(
         return Err(Refusal {
             index: result.rejected.iter().map(|r| r.index).min().unwrap_or(0),
             plugin: failure_plugin(&failure),
+            audit: audit::outcome(Some(&failure)),
             kind: ErrorKind::PluginFailed,
             whole_batch: true,
             what: format!("the plugin failed{on}: {failure}"),
@@ -298,6 +385,7 @@ fn outcomes(
             index: r.index,
             plugin: r.plugin.clone(),
             kind: ErrorKind::Rejected,
+            audit: (Outcome::Failed, None),
             whole_batch: false,
             what: format!("the plugin rejected the row{on}: {}", r.reason),
         });

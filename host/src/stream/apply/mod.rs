@@ -37,6 +37,7 @@ mod reader;
 pub mod shape;
 pub mod statements;
 mod target;
+pub mod tenancy;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -227,6 +228,8 @@ pub struct ApplyInput {
     pub received: watch::Receiver<Lsn>,
     pub counters: Arc<ApplyCounters>,
     pub stop: Arc<Stop>,
+    /// The tenant the plugins run for (CPU time, audit log), if any.
+    pub tenancy: Arc<tenancy::Tenancy>,
 }
 
 /// Applies until the end position, `stop`, or a change that cannot be applied.
@@ -253,10 +256,11 @@ pub async fn run(
         let shaper = Shaper::new(
             tables.clone(),
             &input.cfg.source_schema,
-            input.cfg.whole_schema,
+            shape::Unknown::of(&input.cfg),
             input.cfg.numeric_as_string,
             &input.plugins,
             evaluator,
+            input.tenancy.clone(),
         )
         .map_err(|failed| {
             let (table, e) = *failed;

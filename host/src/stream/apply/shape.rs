@@ -13,6 +13,9 @@
 //!   keeps its key checks it (the key from the whole row must equal the key
 //!   from the key alone), and a plugin that fails the check stops apply
 //!   by name instead of leaving rows the target can never find again.
+//!   A tenant's stream sends no old key to its plugins (it may be another
+//!   tenant's row's): its keys are used as they are, and a plugin that
+//!   changes a key column stops apply.
 //! - a column wal2json leaves out of an UPDATE (an unchanged TOASTed value)
 //!   is left as it is on the target; with REPLICA IDENTITY FULL the old row
 //!   supplies it instead. Plugins get NULL for it, and the row again with a
@@ -28,13 +31,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::super::dir::StreamConfig;
 use super::super::tables::{self, StreamTable, TableIndex};
 use super::super::wal2json::{self, Message, Op as RowOp, Value};
-use super::chains::{Chains, RowIn, RowOut};
+use super::chains::{Chains, Keys, RowIn, RowOut};
 use super::expr::Evaluator;
 use super::statements::{Params, Shape, update_columns};
+use super::tenancy::{AccountError, Batch, Tenancy};
 use super::{ChangeError, ErrorKind, Expect, Txn, Unit, Work};
-use crate::plugin::{Plugin, PluginError, Table};
+use crate::plugin::{Plugin, PluginError, Table, thread_cpu};
+use crate::policy::Pattern;
 
 /// Changes per window (and per plugin call at most).
 pub const WINDOW_CHANGES: usize = 4096;
@@ -53,12 +59,52 @@ pub enum Item {
 /// The DDL messages the source's event trigger writes (see `setup`).
 pub const DDL_PREFIX: &str = "host_stream.ddl";
 
+/// What a change to a table the stream does not know means.
+#[derive(Debug, Clone)]
+pub enum Unknown {
+    /// The job names its tables: another table is none of its business.
+    Ignored,
+    /// The job copies every table of the schema (`*`): it is new (DDL).
+    New,
+    /// A tenant's `*`: new if in its scope (`schema.table` matches one of
+    /// `tables`), another tenant's (ignored) if not.
+    NewInScope {
+        schema: String,
+        tables: Vec<Pattern>,
+    },
+}
+
+impl Unknown {
+    /// As the stream was set up.
+    pub fn of(cfg: &StreamConfig) -> Unknown {
+        match (&cfg.tenant, cfg.whole_schema) {
+            (_, false) => Unknown::Ignored,
+            (None, true) => Unknown::New,
+            (Some(t), true) => Unknown::NewInScope {
+                schema: cfg.source_schema.clone(),
+                tables: t.tables.iter().map(|p| Pattern::new(p)).collect(),
+            },
+        }
+    }
+
+    fn is_new(&self, table: &str) -> bool {
+        match self {
+            Unknown::Ignored => false,
+            Unknown::New => true,
+            Unknown::NewInScope { schema, tables } => {
+                let name = format!("{schema}.{table}");
+                tables.iter().any(|p| p.matches(&name))
+            }
+        }
+    }
+}
+
 /// Turns windows of changes into units of work.
 pub struct Shaper {
     tables: Arc<Vec<StreamTable>>,
     index: TableIndex,
-    /// The job copies every table of the schema (`*`): a table not known is new (DDL).
-    whole_schema: bool,
+    /// What a change to a table the stream does not know means.
+    unknown: Unknown,
     /// wal2json writes NaN/Infinity as text (2.6+); before, as null.
     numeric_as_string: bool,
     chains: Vec<Option<Chains>>,
@@ -69,6 +115,11 @@ pub struct Shaper {
     /// The last failure was a plugin failing on a whole batch (see
     /// [`super::chains::Refusal::whole_batch`]).
     whole_batch_failed: bool,
+    /// Each table's plugins, for the audit log.
+    plugins: Vec<Vec<Plugin>>,
+    /// How old keys find their rows (as they are, for a tenant).
+    keys: Keys,
+    tenancy: Arc<Tenancy>,
 }
 
 impl Shaper {
@@ -78,11 +129,16 @@ impl Shaper {
     pub fn new(
         tables: Arc<Vec<StreamTable>>,
         source_schema: &str,
-        whole_schema: bool,
+        unknown: Unknown,
         numeric_as_string: bool,
         plugins: &[Vec<Plugin>],
         evaluator: Option<Evaluator>,
+        tenancy: Arc<Tenancy>,
     ) -> Result<Shaper, Box<(String, PluginError)>> {
+        let keys = match tenancy.tenant {
+            Some(_) => Keys::AsTheyAre,
+            None => Keys::Transformed,
+        };
         let mut chains = Vec::with_capacity(tables.len());
         for (t, ps) in tables.iter().zip(plugins) {
             if ps.is_empty() {
@@ -95,18 +151,21 @@ impl Shaper {
                 columns: t.plugin_columns(),
             };
             chains.push(Some(
-                Chains::new(ps, &announce).map_err(|e| Box::new((t.name.clone(), e)))?,
+                Chains::new(ps, &announce, keys).map_err(|e| Box::new((t.name.clone(), e)))?,
             ));
         }
         Ok(Shaper {
             index: TableIndex::new(&tables),
             tables,
-            whole_schema,
+            unknown,
             numeric_as_string,
             chains,
             evaluator,
             mapping: Vec::new(),
             whole_batch_failed: false,
+            plugins: plugins.to_vec(),
+            keys,
+            tenancy,
         })
     }
 
@@ -243,7 +302,7 @@ impl Shaper {
             }
             Message::Truncate { lsn, table, .. } => match self.table(&table) {
                 Some(t) => Ok(Some(Change::Truncate { table: t, lsn })),
-                None if self.whole_schema => Err(err(
+                None if self.unknown.is_new(&table) => Err(err(
                     ErrorKind::Ddl,
                     lsn,
                     Some(&table),
@@ -253,7 +312,7 @@ impl Shaper {
             },
             Message::Change(c) => {
                 let Some(t) = self.table(&c.table) else {
-                    if self.whole_schema {
+                    if self.unknown.is_new(&c.table) {
                         return Err(err(
                             ErrorKind::Ddl,
                             c.lsn,
@@ -518,12 +577,43 @@ impl Shaper {
                 key_changed: r.key_changed,
             })
             .collect();
+        // What reaches the plugins: the new rows, and (unless a tenant's)
+        // every old key.
+        let records_in = match self.keys {
+            Keys::Transformed => input.len(),
+            Keys::AsTheyAre => input.iter().filter(|r| r.op != RowOp::Delete).count(),
+        };
+        if records_in == 0 {
+            return Ok(());
+        }
+        let plugins = &self.plugins[t];
+        let first_plugin = || plugins.first().map(|p| p.name().to_string());
+        let account = |e: AccountError| {
+            let kind = match e {
+                AccountError::Cpu(_) => ErrorKind::PluginFailed,
+                AccountError::Audit(_) => ErrorKind::Target,
+            };
+            refuse(0, first_plugin(), kind, e.to_string())
+        };
+        self.tenancy.before(&table.name, plugins).map_err(account)?;
         let mut results = vec![RowOut::default(); rows.len()];
-        if let Err(r) = chains.run(table, &input, &mut results) {
+        let started = thread_cpu();
+        let ran = chains.run(table, &input, &mut results);
+        let batch = Batch {
+            table: &table.name,
+            plugins,
+            usage: chains.take_usage(),
+            cpu: thread_cpu().saturating_sub(started),
+            records_in,
+            results: &results,
+        };
+        let accounted = self.tenancy.after(batch, ran.as_ref().err());
+        if let Err(r) = ran {
             let failed = refuse(r.index, Some(r.plugin), r.kind, r.what);
             self.whole_batch_failed = r.whole_batch;
             return Err(failed);
         }
+        accounted.map_err(account)?;
         for (n, r) in results.into_iter().enumerate() {
             let o = &mut out[changes[n]];
             o.dropped |= r.dropped;
