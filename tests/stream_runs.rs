@@ -273,3 +273,74 @@ fn a_failing_change_inside_a_group_is_named_and_the_transactions_before_it_are_a
     assert_eq!(v["apply"]["transactions"], 151, "{v}");
     f.assert_matches_oracle();
 }
+
+#[test]
+fn a_filtered_table_without_a_unique_key_on_the_target_checks_each_update_or_insert() {
+    // A job `where` makes each UPDATE an update-or-insert (the row may be
+    // entering the subset). On a target where a key may match two rows, a
+    // change that updates two rows is a divergence, alone or in a run.
+    let f = Fixture::new(
+        "runs_nokey_where",
+        "CREATE TABLE t (id int PRIMARY KEY, k boolean, v text);",
+        "[\"{job}\".tables.t]\nwhere = { k = true }\n",
+    );
+    f.setup_ok();
+    let mut dst = f.dst.client();
+    dst.batch_execute("ALTER TABLE app.t DROP CONSTRAINT t_pkey; CREATE INDEX ON app.t (id);")
+        .unwrap();
+    f.sql("INSERT INTO t SELECT i, i % 2 = 0, 'v' || i FROM generate_series(1, 100) i;");
+    // Rows entering, leaving and staying in the subset.
+    f.sql("UPDATE t SET k = NOT k, v = v || '+' WHERE id <= 40; UPDATE t SET v = v || '!' WHERE id > 40;");
+    let v = follow_json(&f, &f.lsn());
+    assert_eq!(v["apply"]["changes"], 150, "{v}");
+    f.assert_matches_oracle();
+
+    // The target diverged: key 50 is on it twice, key 52 not at all (so
+    // its update-or-insert inserts it: 3 rows for 2 changes).
+    dst.batch_execute(
+        "INSERT INTO app.t VALUES (50, true, 'target only'); DELETE FROM app.t WHERE id = 52",
+    )
+    .unwrap();
+    f.sql("BEGIN; UPDATE t SET v = 'x' WHERE id = 50; UPDATE t SET v = 'x' WHERE id = 52; COMMIT;");
+    let x = f.lsn();
+    let o = f.run("follow", &["--endpos", &x, "--resume"]);
+    assert_fails(
+        &o,
+        1,
+        &[
+            "table t",
+            "UPDATE found 2 rows with key (id)=(50)",
+            "diverged",
+        ],
+    );
+    assert_eq!(
+        f.dst_rows("SELECT id || ':' || v FROM app.t WHERE id IN (50, 52) ORDER BY v"),
+        ["50:target only", "50:v50!"],
+        "nothing of the transaction is applied"
+    );
+    dst.batch_execute(
+        "DELETE FROM app.t WHERE v = 'target only'; INSERT INTO app.t VALUES (52, true, 'v52!')",
+    )
+    .unwrap();
+    f.follow_to(&x);
+    f.assert_matches_oracle();
+    // One change alone in its transaction.
+    dst.batch_execute("INSERT INTO app.t VALUES (54, true, 'target only')")
+        .unwrap();
+    f.sql("UPDATE t SET v = 'y' WHERE id = 54");
+    let y = f.lsn();
+    let o = f.run("follow", &["--endpos", &y, "--resume"]);
+    assert_fails(
+        &o,
+        1,
+        &[
+            "table t",
+            "UPDATE found 2 rows with key (id)=(54)",
+            "diverged",
+        ],
+    );
+    dst.batch_execute("DELETE FROM app.t WHERE v = 'target only'")
+        .unwrap();
+    f.follow_to(&y);
+    f.assert_matches_oracle();
+}

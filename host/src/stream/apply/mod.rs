@@ -83,7 +83,6 @@ pub enum Expect {
     OneKeepingToast,
     /// None or one: the row may be outside the copied subset.
     AtMostOne,
-    Any,
 }
 
 /// One statement for one row.
