@@ -344,3 +344,120 @@ fn a_filtered_table_without_a_unique_key_on_the_target_checks_each_update_or_ins
     f.follow_to(&y);
     f.assert_matches_oracle();
 }
+
+const AB: &str = "CREATE TABLE a (id int PRIMARY KEY, v text);
+    CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a, v text);
+    INSERT INTO a SELECT i, 'a' || i FROM generate_series(1, 1000) i;
+    INSERT INTO b SELECT i, i, 'b' || i FROM generate_series(1, 1000) i;";
+
+/// Tiny source transactions alternating tables and kinds (as an
+/// application's do): an INSERT into `a` and one into `b`; an UPDATE of
+/// each and a DELETE from `b`; now and then changes to keys the same group
+/// just inserted (an UPDATE, then a DELETE of both rows), whose order must
+/// hold. `n` rounds.
+fn alternating(f: &Fixture, n: i32) {
+    f.sql(&format!(
+        "DO $$ BEGIN FOR i IN 1..{n} LOOP
+           INSERT INTO a VALUES (1000 + i, 'new' || i); INSERT INTO b VALUES (1000 + i, 1000 + i, 'new' || i);
+           COMMIT;
+           UPDATE a SET v = v || '+' WHERE id = i; UPDATE b SET v = v || '+' WHERE id = 500 + i;
+           DELETE FROM b WHERE id = i;
+           COMMIT;
+           IF i % 25 = 0 THEN
+             UPDATE a SET v = v || ' again' WHERE id = 1000 + i; COMMIT;
+             DELETE FROM b WHERE id = 1000 + i - 1; DELETE FROM a WHERE id = 1000 + i - 1;
+             INSERT INTO a VALUES (1000 + i - 1, 'back'); COMMIT;
+           END IF;
+         END LOOP; END $$;"
+    ));
+}
+
+#[test]
+fn changes_of_tables_alternating_in_tiny_transactions_share_statements_per_table() {
+    let f = Fixture::new(
+        "runs_alternating",
+        AB,
+        "[\"{job}\".tables.a]\n[\"{job}\".tables.b]\n",
+    );
+    f.setup_ok();
+    alternating(&f, 400);
+    let v = follow_json(&f, &f.lsn());
+    let changes = v["apply"]["changes"].as_u64().unwrap();
+    assert_eq!(changes, 400 * 5 + 16 * 4, "{v}");
+    let statements = v["apply"]["statements"].as_u64().unwrap();
+    assert!(
+        statements * 10 < changes,
+        "{changes} changes in {statements} statements: {v}"
+    );
+    f.assert_matches_oracle();
+    assert_eq!(
+        f.dst_rows("SELECT v FROM app.a WHERE id IN (1024, 1025) ORDER BY id"),
+        ["back", "new25 again"]
+    );
+}
+
+#[test]
+fn where_the_target_could_see_the_order_changes_keep_it() {
+    // `c`'s e-mail is unique on the target too: an UPDATE frees an address
+    // that the next transaction's INSERT takes, so INSERTs of `c` must not
+    // go ahead of its UPDATEs (a run of them would meet the old address).
+    let f = Fixture::new(
+        "runs_in_order",
+        &format!(
+            "{AB} CREATE TABLE c (id int PRIMARY KEY, email text UNIQUE);
+             INSERT INTO c SELECT i, 'e' || i FROM generate_series(1, 300) i;"
+        ),
+        "[\"{job}\".tables.a]\n[\"{job}\".tables.b]\n[\"{job}\".tables.c]\n",
+    );
+    f.setup_ok();
+    f.dst
+        .client()
+        .batch_execute("CREATE UNIQUE INDEX ON app.c (email)")
+        .unwrap();
+    f.sql("INSERT INTO c VALUES (5000, 'fresh')");
+    f.sql(
+        "DO $$ BEGIN FOR i IN 1..300 LOOP
+           UPDATE c SET email = 'x' || i WHERE id = i; COMMIT;
+           INSERT INTO c VALUES (1000 + i, 'e' || i); COMMIT;
+         END LOOP; END $$;",
+    );
+    // Each change of `c` in its own statement, once: none retried after a
+    // run that failed for being sent out of order.
+    let v = follow_json(&f, &f.lsn());
+    assert_eq!(v["apply"]["changes"], 601, "{v}");
+    assert!(v["apply"]["statements"].as_u64().unwrap() <= 601, "{v}");
+    f.assert_matches_oracle();
+
+    // A trigger that fires under `replica` (ENABLE ALWAYS) on a streamed
+    // table could see the order: every change goes in source order (here,
+    // one statement each, as no two consecutive ones share a shape), and
+    // the trigger sees `a`'s row before `b`'s that refers to it.
+    f.dst
+        .client()
+        .batch_execute(
+            "CREATE TABLE app.seen (b int, a_there boolean);
+             CREATE FUNCTION app.seen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               INSERT INTO app.seen SELECT NEW.id, EXISTS (SELECT FROM app.a WHERE id = NEW.a_id);
+               RETURN NEW; END $$;
+             CREATE TRIGGER seen AFTER INSERT ON app.b FOR EACH ROW EXECUTE FUNCTION app.seen();
+             ALTER TABLE app.b ENABLE ALWAYS TRIGGER seen;",
+        )
+        .unwrap();
+    alternating(&f, 100);
+    let v = follow_json(&f, &f.lsn());
+    let changes = v["apply"]["changes"].as_u64().unwrap();
+    assert_eq!(changes, 100 * 5 + 4 * 4, "{v}");
+    assert!(
+        v["apply"]["statements"].as_u64().unwrap() * 2 > changes,
+        "{v}"
+    );
+    assert_eq!(
+        f.dst_rows("SELECT count(*)::text FROM app.seen WHERE a_there"),
+        ["100"]
+    );
+    f.dst
+        .client()
+        .batch_execute("DROP TRIGGER seen ON app.b; DROP FUNCTION app.seen(); DROP TABLE app.seen")
+        .unwrap();
+    f.assert_matches_oracle();
+}

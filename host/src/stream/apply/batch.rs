@@ -1,6 +1,7 @@
-//! Runs of changes in one statement: consecutive changes to one table, of
-//! one [`Shape`] (within one group of source transactions, which commit
-//! together: see [`super`]), become one statement over
+//! Runs of changes in one statement: changes to one table, of one
+//! [`Shape`], within one group of source transactions (which commit
+//! together: see [`super`]; which changes [`super::gather`] decides),
+//! become one statement over
 //! `unnest` of text arrays (one array per parameter of the row statement,
 //! one element per change), so the target parses, plans and executes once
 //! per run instead of once per row.
