@@ -114,12 +114,7 @@ impl Gather {
         let mut in_lane = self.open.iter().filter(|r| r.lane == lane);
         let collides = in_lane.clone().any(|r| r.keys.contains(key));
         let joins = |r: &Open| r.table == op.table && r.shape == op.shape && r.expect == op.expect;
-        let fits = !collides
-            && if kinds {
-                true
-            } else {
-                in_lane.all(|r| joins(r))
-            };
+        let fits = !collides && (kinds || in_lane.all(&joins));
         if !fits {
             self.send_lane(lane, out);
         }
