@@ -273,3 +273,191 @@ fn a_failing_change_inside_a_group_is_named_and_the_transactions_before_it_are_a
     assert_eq!(v["apply"]["transactions"], 151, "{v}");
     f.assert_matches_oracle();
 }
+
+#[test]
+fn a_filtered_table_without_a_unique_key_on_the_target_checks_each_update_or_insert() {
+    // A job `where` makes each UPDATE an update-or-insert (the row may be
+    // entering the subset). On a target where a key may match two rows, a
+    // change that updates two rows is a divergence, alone or in a run.
+    let f = Fixture::new(
+        "runs_nokey_where",
+        "CREATE TABLE t (id int PRIMARY KEY, k boolean, v text);",
+        "[\"{job}\".tables.t]\nwhere = { k = true }\n",
+    );
+    f.setup_ok();
+    let mut dst = f.dst.client();
+    dst.batch_execute("ALTER TABLE app.t DROP CONSTRAINT t_pkey; CREATE INDEX ON app.t (id);")
+        .unwrap();
+    f.sql("INSERT INTO t SELECT i, i % 2 = 0, 'v' || i FROM generate_series(1, 100) i;");
+    // Rows entering, leaving and staying in the subset.
+    f.sql("UPDATE t SET k = NOT k, v = v || '+' WHERE id <= 40; UPDATE t SET v = v || '!' WHERE id > 40;");
+    let v = follow_json(&f, &f.lsn());
+    assert_eq!(v["apply"]["changes"], 150, "{v}");
+    f.assert_matches_oracle();
+
+    // The target diverged: key 50 is on it twice, key 52 not at all (so
+    // its update-or-insert inserts it: 3 rows for 2 changes).
+    dst.batch_execute(
+        "INSERT INTO app.t VALUES (50, true, 'target only'); DELETE FROM app.t WHERE id = 52",
+    )
+    .unwrap();
+    f.sql("BEGIN; UPDATE t SET v = 'x' WHERE id = 50; UPDATE t SET v = 'x' WHERE id = 52; COMMIT;");
+    let x = f.lsn();
+    let o = f.run("follow", &["--endpos", &x, "--resume"]);
+    assert_fails(
+        &o,
+        1,
+        &[
+            "table t",
+            "UPDATE found 2 rows with key (id)=(50)",
+            "diverged",
+        ],
+    );
+    assert_eq!(
+        f.dst_rows("SELECT id || ':' || v FROM app.t WHERE id IN (50, 52) ORDER BY v"),
+        ["50:target only", "50:v50!"],
+        "nothing of the transaction is applied"
+    );
+    dst.batch_execute(
+        "DELETE FROM app.t WHERE v = 'target only'; INSERT INTO app.t VALUES (52, true, 'v52!')",
+    )
+    .unwrap();
+    f.follow_to(&x);
+    f.assert_matches_oracle();
+    // One change alone in its transaction.
+    dst.batch_execute("INSERT INTO app.t VALUES (54, true, 'target only')")
+        .unwrap();
+    f.sql("UPDATE t SET v = 'y' WHERE id = 54");
+    let y = f.lsn();
+    let o = f.run("follow", &["--endpos", &y, "--resume"]);
+    assert_fails(
+        &o,
+        1,
+        &[
+            "table t",
+            "UPDATE found 2 rows with key (id)=(54)",
+            "diverged",
+        ],
+    );
+    dst.batch_execute("DELETE FROM app.t WHERE v = 'target only'")
+        .unwrap();
+    f.follow_to(&y);
+    f.assert_matches_oracle();
+}
+
+const AB: &str = "CREATE TABLE a (id int PRIMARY KEY, v text);
+    CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a, v text);
+    INSERT INTO a SELECT i, 'a' || i FROM generate_series(1, 1000) i;
+    INSERT INTO b SELECT i, i, 'b' || i FROM generate_series(1, 1000) i;";
+
+/// Tiny source transactions alternating tables and kinds (as an
+/// application's do): an INSERT into `a` and one into `b`; an UPDATE of
+/// each and a DELETE from `b`; now and then changes to keys the same group
+/// just inserted (an UPDATE, then a DELETE of both rows), whose order must
+/// hold. `n` rounds.
+fn alternating(f: &Fixture, n: i32) {
+    f.sql(&format!(
+        "DO $$ BEGIN FOR i IN 1..{n} LOOP
+           INSERT INTO a VALUES (1000 + i, 'new' || i); INSERT INTO b VALUES (1000 + i, 1000 + i, 'new' || i);
+           COMMIT;
+           UPDATE a SET v = v || '+' WHERE id = i; UPDATE b SET v = v || '+' WHERE id = 500 + i;
+           DELETE FROM b WHERE id = i;
+           COMMIT;
+           IF i % 25 = 0 THEN
+             UPDATE a SET v = v || ' again' WHERE id = 1000 + i; COMMIT;
+             DELETE FROM b WHERE id = 1000 + i - 1; DELETE FROM a WHERE id = 1000 + i - 1;
+             INSERT INTO a VALUES (1000 + i - 1, 'back'); COMMIT;
+           END IF;
+         END LOOP; END $$;"
+    ));
+}
+
+#[test]
+fn changes_of_tables_alternating_in_tiny_transactions_share_statements_per_table() {
+    let f = Fixture::new(
+        "runs_alternating",
+        AB,
+        "[\"{job}\".tables.a]\n[\"{job}\".tables.b]\n",
+    );
+    f.setup_ok();
+    alternating(&f, 400);
+    let v = follow_json(&f, &f.lsn());
+    let changes = v["apply"]["changes"].as_u64().unwrap();
+    assert_eq!(changes, 400 * 5 + 16 * 4, "{v}");
+    let statements = v["apply"]["statements"].as_u64().unwrap();
+    assert!(
+        statements * 10 < changes,
+        "{changes} changes in {statements} statements: {v}"
+    );
+    f.assert_matches_oracle();
+    assert_eq!(
+        f.dst_rows("SELECT v FROM app.a WHERE id IN (1024, 1025) ORDER BY id"),
+        ["back", "new25 again"]
+    );
+}
+
+#[test]
+fn where_the_target_could_see_the_order_changes_keep_it() {
+    // `c`'s e-mail is unique on the target too: an UPDATE frees an address
+    // that the next transaction's INSERT takes, so INSERTs of `c` must not
+    // go ahead of its UPDATEs (a run of them would meet the old address).
+    let f = Fixture::new(
+        "runs_in_order",
+        &format!(
+            "{AB} CREATE TABLE c (id int PRIMARY KEY, email text UNIQUE);
+             INSERT INTO c SELECT i, 'e' || i FROM generate_series(1, 300) i;"
+        ),
+        "[\"{job}\".tables.a]\n[\"{job}\".tables.b]\n[\"{job}\".tables.c]\n",
+    );
+    f.setup_ok();
+    f.dst
+        .client()
+        .batch_execute("CREATE UNIQUE INDEX ON app.c (email)")
+        .unwrap();
+    f.sql("INSERT INTO c VALUES (5000, 'fresh')");
+    f.sql(
+        "DO $$ BEGIN FOR i IN 1..300 LOOP
+           UPDATE c SET email = 'x' || i WHERE id = i; COMMIT;
+           INSERT INTO c VALUES (1000 + i, 'e' || i); COMMIT;
+         END LOOP; END $$;",
+    );
+    // Each change of `c` in its own statement, once: none retried after a
+    // run that failed for being sent out of order.
+    let v = follow_json(&f, &f.lsn());
+    assert_eq!(v["apply"]["changes"], 601, "{v}");
+    assert!(v["apply"]["statements"].as_u64().unwrap() <= 601, "{v}");
+    f.assert_matches_oracle();
+
+    // A trigger that fires under `replica` (ENABLE ALWAYS) on a streamed
+    // table could see the order: every change goes in source order (here,
+    // one statement each, as no two consecutive ones share a shape), and
+    // the trigger sees `a`'s row before `b`'s that refers to it.
+    f.dst
+        .client()
+        .batch_execute(
+            "CREATE TABLE app.seen (b int, a_there boolean);
+             CREATE FUNCTION app.seen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               INSERT INTO app.seen SELECT NEW.id, EXISTS (SELECT FROM app.a WHERE id = NEW.a_id);
+               RETURN NEW; END $$;
+             CREATE TRIGGER seen AFTER INSERT ON app.b FOR EACH ROW EXECUTE FUNCTION app.seen();
+             ALTER TABLE app.b ENABLE ALWAYS TRIGGER seen;",
+        )
+        .unwrap();
+    alternating(&f, 100);
+    let v = follow_json(&f, &f.lsn());
+    let changes = v["apply"]["changes"].as_u64().unwrap();
+    assert_eq!(changes, 100 * 5 + 4 * 4, "{v}");
+    assert!(
+        v["apply"]["statements"].as_u64().unwrap() * 2 > changes,
+        "{v}"
+    );
+    assert_eq!(
+        f.dst_rows("SELECT count(*)::text FROM app.seen WHERE a_there"),
+        ["100"]
+    );
+    f.dst
+        .client()
+        .batch_execute("DROP TRIGGER seen ON app.b; DROP FUNCTION app.seen(); DROP TABLE app.seen")
+        .unwrap();
+    f.assert_matches_oracle();
+}

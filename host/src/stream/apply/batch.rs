@@ -1,6 +1,7 @@
-//! Runs of changes in one statement: consecutive changes to one table, of
-//! one [`Shape`] (within one group of source transactions, which commit
-//! together: see [`super`]), become one statement over
+//! Runs of changes in one statement: changes to one table, of one
+//! [`Shape`], within one group of source transactions (which commit
+//! together: see [`super`]; which changes [`super::gather`] decides),
+//! become one statement over
 //! `unnest` of text arrays (one array per parameter of the row statement,
 //! one element per change), so the target parses, plans and executes once
 //! per run instead of once per row.
@@ -23,8 +24,8 @@ use bytes::BufMut;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::super::tables::StreamTable;
-use super::statements::{Shape, update_columns};
-use super::{Expect, Op};
+use super::Op;
+use super::statements::{Shape, TOUCHED, update_columns};
 use crate::xmat::sql::{ident, qualified};
 
 /// The statement for a run of one table and shape. `types[i]` is the
@@ -113,9 +114,9 @@ pub fn sql(table: &StreamTable, schema: &str, shape: &Shape, types: &[String]) -
                 .collect();
             format!(
                 "WITH _v AS (SELECT * FROM {from}), \
-                 _u AS (UPDATE {target} AS _t SET {} FROM _v WHERE {} RETURNING {}) \
-                 INSERT INTO {target} ({list}){overriding} SELECT {} FROM _v \
-                 WHERE NOT EXISTS (SELECT FROM _u WHERE {})",
+                 u AS (UPDATE {target} AS _t SET {} FROM _v WHERE {} RETURNING {}), \
+                 i AS (INSERT INTO {target} ({list}){overriding} SELECT {} FROM _v \
+                 WHERE NOT EXISTS (SELECT FROM u WHERE {}) RETURNING 1) {TOUCHED}",
                 sets(cols.len()),
                 key_match(),
                 old.iter()
@@ -124,7 +125,7 @@ pub fn sql(table: &StreamTable, schema: &str, shape: &Shape, types: &[String]) -
                     .join(", "),
                 values(cols.len()),
                 old.iter()
-                    .map(|p| format!("_u.{p} = _v.{p}"))
+                    .map(|p| format!("u.{p} = _v.{p}"))
                     .collect::<Vec<_>>()
                     .join(" AND ")
             )
@@ -141,10 +142,12 @@ pub fn sql(table: &StreamTable, schema: &str, shape: &Shape, types: &[String]) -
 /// touched together: it tells that each change found its one row only when
 /// no key can match two (`key_unique`: the target has a unique index on
 /// the key); otherwise one key matching two rows and another none add up
-/// to the right count. INSERTs always count one row each, and changes that
-/// expect any number are not checked.
+/// to the right count. INSERTs always count one row each. An
+/// update-or-insert touches at least one row per change (the rows its key
+/// matched, or the one it inserted), so its run's total equals the number
+/// of changes exactly when each touched one: checkable on any target.
 pub fn joinable(op: &Op, table: &StreamTable, keys: &[usize], key_unique: bool) -> bool {
-    let counted = key_unique || op.shape == Shape::Insert || op.expect == Expect::Any;
+    let counted = key_unique || matches!(op.shape, Shape::Insert | Shape::Upsert);
     counted && keeps_key(op, table, keys)
 }
 
@@ -253,6 +256,11 @@ mod tests {
         );
         let upsert = sql(&t, "s", &Shape::Upsert, &types);
         assert!(upsert.contains("RETURNING _v.p4)"), "{upsert}");
-        assert!(upsert.ends_with("WHERE NOT EXISTS (SELECT FROM _u WHERE _u.p4 = _v.p4)"));
+        assert!(
+            upsert.ends_with(&format!(
+                "WHERE NOT EXISTS (SELECT FROM u WHERE u.p4 = _v.p4) RETURNING 1) {TOUCHED}"
+            )),
+            "{upsert}"
+        );
     }
 }

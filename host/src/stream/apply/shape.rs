@@ -683,7 +683,7 @@ impl Shaper {
                     let mut p = Params::with_capacity(values.len() + key.len(), 64);
                     values.iter().for_each(|v| p.push(*v));
                     key.iter().for_each(|v| p.push(*v));
-                    push(work, Shape::Upsert, p, Expect::Any);
+                    push(work, Shape::Upsert, p, Expect::One);
                 } else {
                     let present: Option<Vec<usize>> = missing.then(|| {
                         (0..values.len())

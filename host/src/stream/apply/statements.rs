@@ -10,7 +10,10 @@
 //!   `GENERATED ALWAYS` are never set (PostgreSQL refuses).
 //! - On tables whose rows are copied in part (a `where` or plugins, which
 //!   may drop rows), an UPDATE carrying the whole row is an update-or-insert
-//!   in one statement: the row may be entering the subset.
+//!   in one statement: the row may be entering the subset. Its result is
+//!   one row, the count of rows it updated plus those it inserted (an
+//!   INSERT's own count would hide an UPDATE that found two rows with the
+//!   key on a target without a unique index on it: see [`counts_by_row`]).
 //! - DELETE: `WHERE` the old key.
 
 use bytes::BufMut;
@@ -99,8 +102,10 @@ pub fn sql(table: &StreamTable, schema: &str, shape: &Shape) -> String {
         Shape::Upsert => {
             let sets = set_list(&cols, &all, settable);
             format!(
-                "WITH u AS (UPDATE {target} SET {sets} WHERE {} RETURNING 1) \
-                 INSERT INTO {target} ({}){overriding} SELECT {} WHERE NOT EXISTS (SELECT FROM u)",
+                "WITH u AS (UPDATE {target} SET {sets} WHERE {} RETURNING 1), \
+                 i AS (INSERT INTO {target} ({}){overriding} SELECT {} \
+                 WHERE NOT EXISTS (SELECT FROM u) RETURNING 1) \
+                 {TOUCHED}",
                 key_where(cols.len() + 1),
                 list(&all),
                 placeholders(cols.len())
@@ -108,6 +113,16 @@ pub fn sql(table: &StreamTable, schema: &str, shape: &Shape) -> String {
         }
         Shape::Delete => format!("DELETE FROM {target} WHERE {}", key_where(1)),
     }
+}
+
+/// The end of an update-or-insert: the rows its `u` (UPDATE) and `i`
+/// (INSERT) touched, as one `bigint`.
+pub const TOUCHED: &str = "SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i)";
+
+/// Whether a shape's statement reports the rows it touched as a result row
+/// ([`TOUCHED`]) rather than as its command's row count.
+pub fn counts_by_row(shape: &Shape) -> bool {
+    matches!(shape, Shape::Upsert)
 }
 
 /// `a = $1, b = $2` over all columns (the upsert, whose INSERT uses every
@@ -241,9 +256,12 @@ mod tests {
             sql(&t, "s", &Shape::Delete),
             "DELETE FROM \"s\".\"we\"\"ird\" WHERE \"id\" = $1"
         );
-        assert!(sql(&t, "s", &Shape::Upsert).starts_with(
-            "WITH u AS (UPDATE \"s\".\"we\"\"ird\" SET \"a\" = $2, \"b\" = $3 WHERE \"id\" = $4 RETURNING 1) INSERT"
-        ));
+        let upsert = sql(&t, "s", &Shape::Upsert);
+        assert!(upsert.starts_with(
+            "WITH u AS (UPDATE \"s\".\"we\"\"ird\" SET \"a\" = $2, \"b\" = $3 WHERE \"id\" = $4 RETURNING 1), \
+             i AS (INSERT"
+        ), "{upsert}");
+        assert!(upsert.ends_with(TOUCHED), "{upsert}");
         let mut p = Params::default();
         p.push(Some("x"));
         p.push(None);

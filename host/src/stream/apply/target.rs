@@ -9,8 +9,9 @@
 //! that failed, or an UPDATE or DELETE that found no row where one had to
 //! be, rolls the group back.
 //!
-//! Consecutive changes that can share a statement are sent as one
-//! ([`super::batch`]). A run's result is one count for all its changes, so
+//! Changes that can share a statement are sent as one ([`super::batch`]),
+//! gathered per table and kind where nothing on the target can observe the
+//! order ([`super::gather`]). A run's result is one count for all its changes, so
 //! runs of changes that must each find one row are only made on tables
 //! where a key matches at most one target row (a unique index on the key
 //! or part of it, read when the table is mapped); elsewhere each such
@@ -20,7 +21,7 @@
 //! through that transaction again one change per statement, which names
 //! the change exactly.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -33,6 +34,7 @@ use super::super::lsn::Lsn;
 use super::super::tables::StreamTable;
 use super::super::{StreamError, connect};
 use super::batch;
+use super::gather::{Gather, Interleave, Order};
 use super::statements::{self, Shape, TextParam};
 use super::{ChangeError, ErrorKind, Expect, Op, Txn, Work};
 use crate::db::Dsn;
@@ -42,8 +44,6 @@ use crate::xmat::sql::{describe, qualified};
 const IN_FLIGHT: usize = 512;
 /// Changes in flight (held until their statement's result is in).
 const IN_FLIGHT_CHANGES: usize = 16_384;
-/// Changes in one run at most.
-const RUN_CHANGES: usize = 4096;
 
 type Pending = BoxFuture<'static, (Result<u64, tokio_postgres::Error>, Sent)>;
 
@@ -93,11 +93,9 @@ pub struct Target {
     open: bool,
     /// The first failure of the open group.
     failed: Option<Failure>,
-    /// The run being gathered (not sent yet): it may span source
+    /// The runs being gathered (not sent yet): they may span source
     /// transactions of the open group.
-    run: Vec<Op>,
-    /// The keys in `run` (a repeated key starts a new run).
-    run_keys: HashSet<Vec<u8>>,
+    gather: Gather,
     origin: String,
 }
 
@@ -119,14 +117,14 @@ impl Target {
             )
             .await
             .map_err(|e| db("setting up the session", &e))?;
-        if let Err(e) = client
+        let replica = client
             .batch_execute("SET session_replication_role = replica")
-            .await
-        {
+            .await;
+        if let Err(e) = &replica {
             tracing::warn!(
                 "target: cannot set session_replication_role = replica ({}); triggers and foreign \
                  key checks on the target will run for every applied change",
-                describe(&e)
+                describe(e)
             );
         }
         let exists = client
@@ -162,6 +160,16 @@ impl Target {
             });
         }
         let mapped = check_tables(&client, &cfg.target_schema, &tables).await?;
+        let order = if replica.is_ok() && !observed(&client, &cfg.target_schema, &tables).await? {
+            Order::PerTable
+        } else {
+            tracing::info!(
+                "target: changes are applied in source order (a trigger, rule or row security \
+                 policy on a streamed table, or a session that is not `replica`, could see \
+                 another order)"
+            );
+            Order::Source
+        };
         let finish = client
             .prepare(
                 "SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::text::timestamptz), \
@@ -173,6 +181,7 @@ impl Target {
             client: Arc::new(client),
             schema: cfg.target_schema.clone(),
             keys: tables.iter().map(|t| t.key_in_projection()).collect(),
+            gather: Gather::new(order, mapped.iter().map(|m| m.interleave).collect()),
             mapped,
             tables,
             statements: HashMap::new(),
@@ -182,8 +191,6 @@ impl Target {
             sent: 0,
             open: false,
             failed: None,
-            run: Vec::new(),
-            run_keys: HashSet::new(),
             origin: cfg.origin.clone(),
         })
     }
@@ -224,15 +231,18 @@ impl Target {
 
     /// Queues statements; checks results as they arrive. After the first
     /// failure nothing more is sent; the failure is returned (here or by
-    /// [`commit`](Self::commit)). With `runs`, consecutive changes that can
-    /// share a statement do.
+    /// [`commit`](Self::commit)). With `runs`, changes that can share a
+    /// statement do.
     ///
-    /// A run may go on past the end of `work` and of its source transaction
-    /// (consecutive transactions of one group share statements); it is sent
-    /// when a change cannot join it, at [`RUN_CHANGES`], or by
-    /// [`commit`](Self::commit).
+    /// Runs may go on past the end of `work` and of its source transaction
+    /// (consecutive transactions of one group share statements); a run is
+    /// sent when [`Gather`] says so, or by [`commit`](Self::commit).
     pub async fn push(&mut self, work: Vec<Work>, runs: bool) -> Result<(), Failure> {
         let mut key = Vec::new();
+        let mut out = Vec::new();
+        if !runs {
+            self.send_gathered().await?;
+        }
         for w in work {
             if let Some(e) = self.failed.take() {
                 return Err(e);
@@ -250,24 +260,14 @@ impl Target {
                     if joinable {
                         batch::key_bytes(&op, &self.keys[op.table], &mut key);
                     }
-                    let extends = joinable
-                        && self.run.len() < RUN_CHANGES
-                        && self.run.first().is_some_and(|f| {
-                            f.table == op.table && f.shape == op.shape && f.expect == op.expect
-                        })
-                        && !self.run_keys.contains(&key);
-                    if !extends {
-                        self.send_run().await?;
-                    }
-                    if joinable {
-                        self.run_keys.insert(key.clone());
-                        self.run.push(op);
-                    } else {
-                        self.send(vec![op]).await?;
+                    self.gather
+                        .add(op, joinable.then_some(key.as_slice()), &mut out);
+                    for ops in out.drain(..) {
+                        self.send(ops).await?;
                     }
                 }
                 Work::Truncate { tables, lsn, txn } => {
-                    self.send_run().await?;
+                    self.send_gathered().await?;
                     let list: Vec<&StreamTable> = tables.iter().map(|&t| &self.tables[t]).collect();
                     let sql = statements::truncate(&list, &self.schema);
                     let c = self.client.clone();
@@ -289,11 +289,14 @@ impl Target {
         }
     }
 
-    /// Sends the run gathered so far.
-    async fn send_run(&mut self) -> Result<(), Failure> {
-        self.run_keys.clear();
-        let run = std::mem::take(&mut self.run);
-        self.send(run).await
+    /// Sends every run gathered so far.
+    async fn send_gathered(&mut self) -> Result<(), Failure> {
+        let mut out = Vec::new();
+        self.gather.send_all(&mut out);
+        for ops in out {
+            self.send(ops).await?;
+        }
+        Ok(())
     }
 
     /// Sends changes: one as its row statement, more as a run.
@@ -307,12 +310,13 @@ impl Target {
             .await
             .map_err(Failure::Change)?;
         let c = self.client.clone();
+        let by_row = statements::counts_by_row(&ops[0].shape);
         self.sent += 1;
         self.queue(
             if n == 1 {
                 let op = ops.into_iter().next().expect("one change");
                 Box::pin(async move {
-                    let r = c.execute_raw(&stmt, op.params.iter()).await;
+                    let r = touched(&c, &stmt, op.params.iter(), by_row).await;
                     (r, Sent::Row(op))
                 })
             } else {
@@ -320,7 +324,7 @@ impl Target {
                     let r = {
                         let columns =
                             (0..ops[0].params.len()).map(|i| batch::Column { ops: &ops, i });
-                        c.execute_raw(&stmt, columns.collect::<Vec<_>>()).await
+                        touched(&c, &stmt, columns.collect::<Vec<_>>(), by_row).await
                     };
                     (r, Sent::Run(ops))
                 })
@@ -345,7 +349,7 @@ impl Target {
     /// Commits the open group, recording `last` (its last source transaction)
     /// as the origin's progress in the same transaction.
     pub async fn commit(&mut self, last: &Txn) -> Result<(), Failure> {
-        if let Err(e) = self.send_run().await {
+        if let Err(e) = self.send_gathered().await {
             self.rollback().await;
             return Err(e);
         }
@@ -389,8 +393,7 @@ impl Target {
         }
         self.failed = None;
         self.pending_changes = 0;
-        self.run.clear();
-        self.run_keys.clear();
+        self.gather.clear();
         if self.open {
             let _ = self.client.batch_execute("ROLLBACK").await;
             self.open = false;
@@ -538,12 +541,36 @@ impl Target {
     }
 }
 
+/// Runs a change's statement: the rows it touched, from its command's row
+/// count or (`by_row`) from the one `bigint` it returns.
+async fn touched<P, I>(
+    c: &Client,
+    stmt: &Statement,
+    params: I,
+    by_row: bool,
+) -> Result<u64, tokio_postgres::Error>
+where
+    P: tokio_postgres::types::BorrowToSql,
+    I: IntoIterator<Item = P>,
+    I::IntoIter: ExactSizeIterator,
+{
+    if !by_row {
+        return c.execute_raw(stmt, params).await;
+    }
+    let rows = c.query_raw(stmt, params).await?;
+    futures::pin_mut!(rows);
+    let mut n = 0;
+    while let Some(row) = rows.next().await {
+        n += row?.get::<_, i64>(0) as u64;
+    }
+    Ok(n)
+}
+
 /// Whether `n` rows touched is right for `changes` changes that expect this.
 fn expected(expect: Expect, n: u64, changes: u64) -> bool {
     match expect {
         Expect::One | Expect::OneKeepingToast => n == changes,
         Expect::AtMostOne => n <= changes,
-        Expect::Any => true,
     }
 }
 
@@ -598,6 +625,52 @@ struct Mapped {
     /// unique index on the key columns, or on some of them, that the
     /// statements' `=` obeys (see [`KEY_UNIQUE`]).
     key_unique: bool,
+    /// Whether changes to different keys commute (see [`INTERLEAVE`]).
+    interleave: Interleave,
+}
+
+/// Whether table `$1`'s changes to different keys (columns `$2`) have the
+/// same result in any order: no unique index checked at once and no
+/// exclusion constraint compares rows unless it includes every key column
+/// (plain, with the type's default operator class and the column's own
+/// collation, so rows with different keys never conflict in it). Invalid
+/// and partial indexes count: they are checked on every write too.
+/// Deferrable ones are not checked under `replica` (see [`super::gather`]).
+const INTERLEAVE: &str = "\
+    SELECT NOT EXISTS (SELECT FROM pg_index i \
+    WHERE i.indrelid = to_regclass($1) AND ((i.indisunique AND i.indimmediate) OR i.indisexclusion) \
+      AND (i.indisexclusion OR EXISTS (SELECT FROM unnest($2::text[]) AS key(name) \
+          WHERE NOT EXISTS (SELECT FROM unnest(i.indkey::int2[], i.indclass::oid[], \
+                  i.indcollation::oid[]) WITH ORDINALITY AS k(attnum, opclass, coll, n) \
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+              JOIN pg_opclass o ON o.oid = k.opclass \
+              WHERE k.n <= i.indnkeyatts AND a.attname::text = key.name AND o.opcdefault \
+                AND k.coll = a.attcollation))))";
+
+/// Whether anything on the streamed tables `$1` (or their partitions) could
+/// see the order of changes under `replica`: a trigger or rule enabled
+/// ALWAYS or REPLICA, or row security (a policy may read other rows).
+const OBSERVED: &str = "\
+    WITH r AS (SELECT to_regclass(n.name) AS oid FROM unnest($1::text[]) AS n(name)), \
+    t AS (SELECT oid FROM r UNION SELECT p.relid FROM r, pg_partition_tree(r.oid) AS p) \
+    SELECT EXISTS (SELECT FROM pg_trigger g JOIN t ON g.tgrelid = t.oid \
+                   WHERE g.tgenabled IN ('A', 'R')) \
+        OR EXISTS (SELECT FROM pg_rewrite r JOIN t ON r.ev_class = t.oid \
+                   WHERE r.ev_enabled IN ('A', 'R') AND r.rulename <> '_RETURN') \
+        OR EXISTS (SELECT FROM pg_class c JOIN t ON c.oid = t.oid WHERE c.relrowsecurity)";
+
+/// See [`OBSERVED`].
+async fn observed(
+    client: &Client,
+    schema: &str,
+    tables: &[StreamTable],
+) -> Result<bool, StreamError> {
+    let names: Vec<String> = tables.iter().map(|t| qualified(schema, &t.name)).collect();
+    Ok(client
+        .query_one(OBSERVED, &[&names])
+        .await
+        .map_err(|e| StreamError::db("target", "reading its triggers and rules", &e))?
+        .get(0))
 }
 
 /// Whether table `$1` has a unique index on columns `$2` or a subset of
@@ -657,10 +730,16 @@ async fn check_tables(
             .await
             .map_err(|e| StreamError::db("target", "reading its unique indexes", &e))?
             .get(0);
+        let interleave: bool = client
+            .query_one(INTERLEAVE, &[&name, &key])
+            .await
+            .map_err(|e| StreamError::db("target", "reading its constraints", &e))?
+            .get(0);
         if !key_unique {
             tracing::info!(
                 "target: no unique index on the key of {name}: its UPDATEs and DELETEs are \
-                 applied one per statement, each checked to find one row"
+                 applied one per statement, each checked to find one row (update-or-inserts \
+                 share statements: their total shows a key matching two rows)"
             );
         }
         mapped.push(Mapped {
@@ -669,6 +748,11 @@ async fn check_tables(
                 .map(|c| have.get(c).cloned().unwrap_or_default())
                 .collect(),
             key_unique,
+            interleave: if interleave {
+                Interleave::Kinds
+            } else {
+                Interleave::InOrder
+            },
         });
         if !missing.is_empty() {
             problems.push(format!(
