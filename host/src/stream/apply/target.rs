@@ -40,6 +40,10 @@ use super::{ChangeError, ErrorKind, Expect, Op, Txn, Work};
 use crate::db::Dsn;
 use crate::xmat::sql::{describe, qualified};
 
+/// How long apply waits for the replication origin to be released before
+/// it refuses to run beside another apply.
+const ORIGIN_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Statements in flight before the oldest result is awaited.
 const IN_FLIGHT: usize = 512;
 /// Changes in flight (held until their statement's result is in).
@@ -141,7 +145,13 @@ impl Target {
                 cfg.origin
             )));
         }
-        if let Err(e) = client
+        // A killed apply's server session keeps the origin until it notices
+        // its client is gone, which may be after the statement it was
+        // running ends: a restart right after a crash waits for that, a
+        // bounded while, before it calls the origin another apply's.
+        let waited_since = std::time::Instant::now();
+        let mut told = false;
+        while let Err(e) = client
             .query(
                 "SELECT pg_replication_origin_session_setup($1)",
                 &[&cfg.origin],
@@ -149,6 +159,21 @@ impl Target {
             .await
         {
             let in_use = e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE);
+            if in_use && waited_since.elapsed() < ORIGIN_RELEASE_WAIT {
+                if !told {
+                    tracing::warn!(
+                        "target: the replication origin {} is held by another session ({}); \
+                         waiting up to {}s for it (a crashed apply's session ends once its \
+                         statement does)",
+                        cfg.origin,
+                        describe(&e),
+                        ORIGIN_RELEASE_WAIT.as_secs()
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
             return Err(if in_use {
                 StreamError::Setup(format!(
                     "another apply is running for this stream ({}: {})",
