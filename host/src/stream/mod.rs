@@ -37,6 +37,7 @@
 pub mod apply;
 pub mod crash;
 pub mod dir;
+pub mod jsonscan;
 pub mod lsn;
 pub mod receive;
 pub mod replication;

@@ -487,12 +487,18 @@ fn pg_now() -> i64 {
     (now.as_micros() as i64) - (PG_EPOCH as i64) * 1_000_000
 }
 
+/// Bytes asked of the socket at least per read: a change is a few hundred
+/// bytes, and reading only what one message lacks (or the 64 bytes an
+/// empty buffer grows by) would cost a system call per message.
+const READ_AT_LEAST: usize = 64 * 1024;
+
 /// Reads one backend message: its tag and body. Cancel-safe.
 async fn read_frame<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
 ) -> std::io::Result<(u8, Bytes)> {
     loop {
+        let mut need = 0;
         if buf.len() >= 5 {
             let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
             if len < 4 {
@@ -504,8 +510,11 @@ async fn read_frame<R: AsyncRead + Unpin>(
                 frame.advance(5);
                 return Ok((tag, frame));
             }
-            buf.reserve(len + 1 - buf.len());
+            need = len + 1 - buf.len();
         }
+        // Frames handed out keep their part of the buffer alive; `reserve`
+        // reuses it once they are dropped, or starts a new one.
+        buf.reserve(need.max(READ_AT_LEAST));
         if io.read_buf(buf).await? == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,

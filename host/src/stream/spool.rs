@@ -428,6 +428,10 @@ impl SpoolReader {
         self.partial.pop();
         line.clear();
         std::mem::swap(line, &mut self.partial);
+        // The caller may keep `line` (apply does), leaving an empty buffer
+        // here: size it for a line like this one at once rather than
+        // growing it from nothing on every line.
+        self.partial.reserve(line.len() + 1);
         true
     }
 }

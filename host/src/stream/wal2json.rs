@@ -1,5 +1,5 @@
 //! wal2json's format-version 2: one JSON object per message, borrowed from
-//! the line it was read from.
+//! the line it was read from (in one pass, by [`super::jsonscan`]).
 //!
 //! The slot is read with `include-xids`, `include-timestamp`, `include-lsn`
 //! (so `B` already carries the commit LSN and the next one, and the spool
@@ -19,9 +19,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
+use super::jsonscan::{Scalar, ScanError, Scanner};
 use super::lsn::Lsn;
 
 /// What one line says.
@@ -121,44 +119,6 @@ impl<'a> Value<'a> {
 #[error("not a wal2json format-version 2 message: {0}")]
 pub struct ParseError(pub String);
 
-#[derive(Deserialize)]
-struct RawMessage<'a> {
-    #[serde(borrow)]
-    action: Cow<'a, str>,
-    #[serde(default)]
-    xid: Option<u32>,
-    #[serde(default, borrow)]
-    timestamp: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    lsn: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    nextlsn: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    schema: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    table: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    columns: Option<Vec<RawColumn<'a>>>,
-    #[serde(default, borrow)]
-    identity: Option<Vec<RawColumn<'a>>>,
-    #[serde(default)]
-    transactional: Option<bool>,
-    #[serde(default, borrow)]
-    prefix: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawColumn<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(default)]
-    typeoid: Option<u32>,
-    #[serde(borrow)]
-    value: &'a RawValue,
-}
-
 /// `bytea`'s type oid: wal2json strips the `\x` of its hex form.
 const BYTEA: u32 = 17;
 
@@ -168,13 +128,104 @@ pub fn action_of(line: &[u8]) -> Option<u8> {
     line.strip_prefix(PREFIX).and_then(|r| r.first().copied())
 }
 
+/// The fields of a line, as found (in any order; others are skipped).
+#[derive(Default)]
+struct Fields<'a> {
+    action: Option<Cow<'a, str>>,
+    xid: Option<u32>,
+    timestamp: Option<Cow<'a, str>>,
+    lsn: Option<Cow<'a, str>>,
+    nextlsn: Option<Cow<'a, str>>,
+    schema: Option<Cow<'a, str>>,
+    table: Option<Cow<'a, str>>,
+    columns: Vec<Column<'a>>,
+    identity: Vec<Column<'a>>,
+    transactional: Option<bool>,
+    prefix: Option<Cow<'a, str>>,
+    content: Option<Cow<'a, str>>,
+}
+
+impl From<ScanError> for ParseError {
+    fn from(e: ScanError) -> ParseError {
+        ParseError(e.to_string())
+    }
+}
+
+fn read_fields(line: &str) -> Result<Fields<'_>, ParseError> {
+    let mut s = Scanner::new(line);
+    let mut f = Fields::default();
+    s.expect(b'{')?;
+    let mut first = true;
+    while s.more(b'}', first)? {
+        first = false;
+        let key = s.key()?;
+        match key.as_ref() {
+            "action" => f.action = Some(s.string()?),
+            "xid" => f.xid = Some(s.u32()?),
+            "timestamp" => f.timestamp = Some(s.string()?),
+            "lsn" => f.lsn = Some(s.string()?),
+            "nextlsn" => f.nextlsn = Some(s.string()?),
+            "schema" => f.schema = Some(s.string()?),
+            "table" => f.table = Some(s.string()?),
+            "columns" => f.columns = columns(&mut s)?,
+            "identity" => f.identity = columns(&mut s)?,
+            "transactional" => {
+                f.transactional = Some(match s.scalar()? {
+                    Scalar::Bool(b) => b,
+                    _ => return Err(ParseError("`transactional` is not a boolean".into())),
+                })
+            }
+            "prefix" => f.prefix = Some(s.string()?),
+            "content" => f.content = Some(s.string()?),
+            _ => s.skip()?,
+        }
+    }
+    s.end()?;
+    Ok(f)
+}
+
+/// `[{"name":...,"typeoid":...,"value":...}, ...]`
+fn columns<'a>(s: &mut Scanner<'a>) -> Result<Vec<Column<'a>>, ParseError> {
+    let mut out = Vec::with_capacity(8);
+    s.expect(b'[')?;
+    let mut first = true;
+    while s.more(b']', first)? {
+        first = false;
+        let (mut name, mut type_oid, mut value) = (None, None, None);
+        s.expect(b'{')?;
+        let mut first_member = true;
+        while s.more(b'}', first_member)? {
+            first_member = false;
+            match s.key()?.as_ref() {
+                "name" => name = Some(s.string()?),
+                "typeoid" => type_oid = Some(s.u32()?),
+                "value" => value = Some(s.scalar()?),
+                _ => s.skip()?,
+            }
+        }
+        let name = name.ok_or_else(|| ParseError("a column without `name`".into()))?;
+        let type_oid = type_oid.ok_or_else(|| {
+            ParseError(format!(
+                "column {name}: no `typeoid` (the slot must be read with include-type-oids)"
+            ))
+        })?;
+        let value = value.ok_or_else(|| ParseError(format!("column {name}: no `value`")))?;
+        out.push(Column {
+            value: text_form(value, type_oid),
+            name,
+            type_oid,
+        });
+    }
+    Ok(out)
+}
+
 fn name<'a>(field: Option<Cow<'a, str>>, what: &str) -> Result<Cow<'a, str>, ParseError> {
     field.ok_or_else(|| ParseError(format!("`{what}` is missing")))
 }
 
 /// Parses one line.
 pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
-    let raw: RawMessage<'_> = serde_json::from_str(line).map_err(|e| ParseError(format!("{e}")))?;
+    let raw = read_fields(line)?;
     let lsn = |field: &Option<Cow<'_, str>>, name: &str| -> Result<Lsn, ParseError> {
         field
             .as_deref()
@@ -186,7 +237,11 @@ pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
             .parse()
             .map_err(|e: super::lsn::LsnError| ParseError(e.to_string()))
     };
-    Ok(match raw.action.as_ref() {
+    let action = raw
+        .action
+        .as_deref()
+        .ok_or_else(|| ParseError("`action` is missing".into()))?;
+    Ok(match action {
         "B" | "C" => {
             let mark = TxnMark {
                 xid: raw.xid.unwrap_or(0),
@@ -194,7 +249,7 @@ pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
                 end_lsn: lsn(&raw.nextlsn, "nextlsn")?,
                 timestamp: raw.timestamp.unwrap_or(Cow::Borrowed("")),
             };
-            if raw.action == "B" {
+            if action == "B" {
                 Message::Begin(mark)
             } else {
                 Message::Commit(mark)
@@ -209,8 +264,8 @@ pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
             lsn: lsn(&raw.lsn, "lsn")?,
             schema: name(raw.schema, "schema")?,
             table: name(raw.table, "table")?,
-            columns: columns(raw.columns.unwrap_or_default())?,
-            identity: columns(raw.identity.unwrap_or_default())?,
+            columns: raw.columns,
+            identity: raw.identity,
         }),
         "T" => Message::Truncate {
             lsn: lsn(&raw.lsn, "lsn").unwrap_or_default(),
@@ -227,40 +282,20 @@ pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
     })
 }
 
-fn columns(raw: Vec<RawColumn<'_>>) -> Result<Vec<Column<'_>>, ParseError> {
-    raw.into_iter()
-        .map(|c| {
-            let type_oid = c.typeoid.ok_or_else(|| {
-                ParseError(format!(
-                    "column {}: no `typeoid` (the slot must be read with include-type-oids)",
-                    c.name
-                ))
-            })?;
-            let value = value(c.value.get(), type_oid)
-                .map_err(|e| ParseError(format!("column {}: {e}", c.name)))?;
-            Ok(Column {
-                name: c.name,
-                type_oid,
-                value,
-            })
-        })
-        .collect()
-}
-
-fn value(raw: &str, type_oid: u32) -> Result<Value<'_>, String> {
-    let text: Cow<'_, str> = match raw.as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<Cow<'_, str>>(raw).map_err(|e| e.to_string())?,
-        Some(b'n') if raw == "null" => return Ok(Value::Null),
-        Some(b't') if raw == "true" => Cow::Borrowed("t"),
-        Some(b'f') if raw == "false" => Cow::Borrowed("f"),
-        Some(b'-' | b'0'..=b'9') => Cow::Borrowed(raw),
-        _ => return Err(format!("unexpected value {raw}")),
+/// A value in PostgreSQL's text form.
+fn text_form(value: Scalar<'_>, type_oid: u32) -> Value<'_> {
+    let text: Cow<'_, str> = match value {
+        Scalar::Null => return Value::Null,
+        Scalar::Str(s) => s,
+        Scalar::Number(n) => Cow::Borrowed(n),
+        Scalar::Bool(true) => Cow::Borrowed("t"),
+        Scalar::Bool(false) => Cow::Borrowed("f"),
     };
-    Ok(Value::Text(if type_oid == BYTEA {
+    Value::Text(if type_oid == BYTEA {
         Cow::Owned(format!("\\x{text}"))
     } else {
         text
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -300,6 +335,31 @@ mod tests {
             matches!(c.columns[0].name, Cow::Borrowed(_)),
             "names are borrowed"
         );
+    }
+
+    #[test]
+    fn fields_in_any_order_and_unknown_ones_skipped() {
+        // Options the slot is not read with add fields (`origin`, `pk`,
+        // types, positions); members may come in any order.
+        let u = r#"{ "table":"t","action":"I","origin":3,"pk":[{"name":"id","type":"int"}],"schema":"s","lsn":"0/10","columns":[{"position":1,"value":"a\"b","optional":false,"typeoid":25,"name":"c","type":"text"}]}"#;
+        let Message::Change(c) = parse(u).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (c.op, c.schema.as_ref(), c.table.as_ref()),
+            (Op::Insert, "s", "t")
+        );
+        assert_eq!(c.columns[0].value.as_text(), Some("a\"b"));
+        assert!(c.identity.is_empty());
+        for bad in [
+            r#"{"action":"I","lsn":"0/1","schema":"s","table":"t","columns":[{"name":"c","value":1}]}"#,
+            r#"{"action":"I","lsn":"0/1","schema":"s","table":"t","columns":[{"name":"c","typeoid":25,"value":[1]}]}"#,
+            r#"{"action":"B","xid":-1,"lsn":"0/1","nextlsn":"0/2"}"#,
+            r#"{"action":"B","lsn":"0/1","nextlsn":"0/2"} x"#,
+            r#"{"lsn":"0/1"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

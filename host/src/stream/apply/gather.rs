@@ -28,13 +28,15 @@
 //!
 //! In every lane, a change whose key is already in one of the lane's open
 //! runs sends those runs first (so a key's INSERT, UPDATE and DELETE stay
-//! in order), and a change that cannot be in a run (an UPDATE moving its
+//! in order; keys are told apart by a 64-bit hash of their bytes, so two
+//! different keys with one hash only send runs sooner than needed), and a change that cannot be in a run (an UPDATE moving its
 //! key, a change on a target that cannot count it) sends its lane's runs,
 //! then goes alone. A TRUNCATE and the group's COMMIT send everything.
 //! Failing runs are retried one change per statement in source order (see
 //! [`super::target`]), so a reordered group never hides which change failed.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::Op;
 use super::statements::Shape;
@@ -63,6 +65,37 @@ pub enum Interleave {
     InOrder,
 }
 
+/// A key's hash, as [`Gather::add`] takes it (from
+/// [`super::batch::key_bytes`]).
+pub fn key_hash(key: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(key);
+    h.finish()
+}
+
+/// The sets of open runs hold hashes already: no need to hash them again.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here; fold anything else in all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeySet = HashSet<u64, BuildHasherDefault<Prehashed>>;
+
 /// An open run.
 struct Open {
     lane: usize,
@@ -70,7 +103,7 @@ struct Open {
     expect: super::Expect,
     table: usize,
     ops: Vec<Op>,
-    keys: HashSet<Vec<u8>>,
+    keys: KeySet,
 }
 
 /// The open runs of a group.
@@ -100,10 +133,10 @@ impl Gather {
         }
     }
 
-    /// Takes a change (`key`: its key's bytes, for a change that may be in
-    /// a run; `None`: it goes alone) and appends what must be sent now, in
-    /// order, to `out` (each entry one statement: a run, or one change).
-    pub fn add(&mut self, op: Op, key: Option<&[u8]>, out: &mut Vec<Vec<Op>>) {
+    /// Takes a change (`key`: its key's [`key_hash`], for a change that may
+    /// be in a run; `None`: it goes alone) and appends what must be sent
+    /// now, in order, to `out` (each entry one statement: a run, or one change).
+    pub fn add(&mut self, op: Op, key: Option<u64>, out: &mut Vec<Vec<Op>>) {
         let lane = self.lane(op.table);
         let Some(key) = key else {
             self.send_lane(lane, out);
@@ -112,7 +145,7 @@ impl Gather {
         };
         let kinds = self.order == Order::PerTable && self.interleave[op.table] == Interleave::Kinds;
         let mut in_lane = self.open.iter().filter(|r| r.lane == lane);
-        let collides = in_lane.clone().any(|r| r.keys.contains(key));
+        let collides = in_lane.clone().any(|r| r.keys.contains(&key));
         let joins = |r: &Open| r.table == op.table && r.shape == op.shape && r.expect == op.expect;
         let fits = !collides && (kinds || in_lane.all(&joins));
         if !fits {
@@ -127,13 +160,13 @@ impl Gather {
                     expect: op.expect,
                     table: op.table,
                     ops: Vec::new(),
-                    keys: HashSet::new(),
+                    keys: KeySet::default(),
                 });
                 self.open.len() - 1
             }
         };
         let run = &mut self.open[at];
-        run.keys.insert(key.to_vec());
+        run.keys.insert(key);
         run.ops.push(op);
         self.held += 1;
         if run.ops.len() >= RUN_CHANGES {

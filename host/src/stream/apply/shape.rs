@@ -335,8 +335,9 @@ impl Shaper {
                     )
                 };
                 // Old row or key.
-                let mut old: Vec<Option<Value<'a>>> = vec![None; table.columns.len()];
+                let mut old: Vec<Option<Value<'a>>> = Vec::new();
                 if c.op != RowOp::Insert {
+                    old = vec![None; table.columns.len()];
                     for v in c.identity {
                         let idx = table.columns.iter().position(|d| d.name == v.name).ok_or_else(|| {
                             ddl(tables::Mismatch(format!(
@@ -647,19 +648,24 @@ impl Shaper {
         };
         let table = &self.tables[row.table];
         let partial = table.filter.is_some() || !table.plugins.is_empty();
-        // Values after plugins (or as they came), and the target's old key.
-        let values: Vec<Option<&str>> = match &outcome.new {
-            Some(v) => v.iter().map(|x| x.as_deref()).collect(),
-            None => row
-                .new
-                .iter()
-                .map(|v| v.as_ref().and_then(Value::as_text))
-                .collect(),
+        // Values after plugins (or as they came), and the target's old key
+        // (read in place: this runs for every change).
+        let value = |i: usize| -> Option<&str> {
+            match &outcome.new {
+                Some(v) => v[i].as_deref(),
+                None => row.new[i].as_ref().and_then(Value::as_text),
+            }
         };
-        let key: Vec<Option<&str>> = match &outcome.key {
-            Some(k) => k.iter().map(|x| x.as_deref()).collect(),
-            None => row.key.iter().map(Value::as_text).collect(),
+        let n_values = outcome.new.as_ref().map_or(row.new.len(), Vec::len);
+        let values = || (0..n_values).map(value);
+        let key_at = |j: usize| -> Option<&str> {
+            match &outcome.key {
+                Some(k) => k[j].as_deref(),
+                None => row.key[j].as_text(),
+            }
         };
+        let key_len = outcome.key.as_ref().map_or(row.key.len(), Vec::len);
+        let key = || (0..key_len).map(key_at);
         let push = |work: &mut Vec<Work>, shape: Shape, params: Params, expect: Expect| {
             work.push(Work::Row(super::Op {
                 table: row.table,
@@ -673,27 +679,24 @@ impl Shaper {
         match (row.op, outcome.dropped) {
             (RowOp::Insert, true) => {}
             (RowOp::Insert, false) => {
-                let mut p = Params::with_capacity(values.len(), 64);
-                values.iter().for_each(|v| p.push(*v));
+                let mut p = Params::with_capacity(n_values, 64);
+                values().for_each(|v| p.push(v));
                 push(work, Shape::Insert, p, Expect::One);
             }
             (RowOp::Update, false) => {
                 let missing = !row.missing.is_empty();
                 if partial && !missing {
-                    let mut p = Params::with_capacity(values.len() + key.len(), 64);
-                    values.iter().for_each(|v| p.push(*v));
-                    key.iter().for_each(|v| p.push(*v));
+                    let mut p = Params::with_capacity(n_values + key_len, 64);
+                    values().for_each(|v| p.push(v));
+                    key().for_each(|v| p.push(v));
                     push(work, Shape::Upsert, p, Expect::One);
                 } else {
-                    let present: Option<Vec<usize>> = missing.then(|| {
-                        (0..values.len())
-                            .filter(|i| !row.missing.contains(i))
-                            .collect()
-                    });
+                    let present: Option<Vec<usize>> = missing
+                        .then(|| (0..n_values).filter(|i| !row.missing.contains(i)).collect());
                     let cols = update_columns(table, present.as_deref());
-                    let mut p = Params::with_capacity(cols.len() + key.len(), 64);
-                    cols.iter().for_each(|&i| p.push(values[i]));
-                    key.iter().for_each(|v| p.push(*v));
+                    let mut p = Params::with_capacity(cols.len() + key_len, 64);
+                    cols.iter().for_each(|&i| p.push(value(i)));
+                    key().for_each(|v| p.push(v));
                     // Without the whole row, a row that is not on the target
                     // (entering the subset) cannot be inserted: Expect::One
                     // stops apply there rather than lose it.
@@ -706,8 +709,8 @@ impl Shaper {
                 }
             }
             (RowOp::Update, true) | (RowOp::Delete, _) => {
-                let mut p = Params::with_capacity(key.len(), 32);
-                key.iter().for_each(|v| p.push(*v));
+                let mut p = Params::with_capacity(key_len, 32);
+                key().for_each(|v| p.push(v));
                 let expect = if partial {
                     Expect::AtMostOne
                 } else {

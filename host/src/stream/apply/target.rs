@@ -34,7 +34,7 @@ use super::super::lsn::Lsn;
 use super::super::tables::StreamTable;
 use super::super::{StreamError, connect};
 use super::batch;
-use super::gather::{Gather, Interleave, Order};
+use super::gather::{self, Gather, Interleave, Order};
 use super::statements::{self, Shape, TextParam};
 use super::{ChangeError, ErrorKind, Expect, Op, Txn, Work};
 use crate::db::Dsn;
@@ -263,7 +263,7 @@ impl Target {
     /// (consecutive transactions of one group share statements); a run is
     /// sent when [`Gather`] says so, or by [`commit`](Self::commit).
     pub async fn push(&mut self, work: Vec<Work>, runs: bool) -> Result<(), Failure> {
-        let mut key = Vec::new();
+        let mut key_buf = Vec::new();
         let mut out = Vec::new();
         if !runs {
             self.send_gathered().await?;
@@ -282,11 +282,11 @@ impl Target {
                             &self.keys[op.table],
                             self.mapped[op.table].key_unique,
                         );
-                    if joinable {
-                        batch::key_bytes(&op, &self.keys[op.table], &mut key);
-                    }
-                    self.gather
-                        .add(op, joinable.then_some(key.as_slice()), &mut out);
+                    let key = joinable.then(|| {
+                        batch::key_bytes(&op, &self.keys[op.table], &mut key_buf);
+                        gather::key_hash(&key_buf)
+                    });
+                    self.gather.add(op, key, &mut out);
                     for ops in out.drain(..) {
                         self.send(ops).await?;
                     }
