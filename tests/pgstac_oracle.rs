@@ -57,6 +57,12 @@ fn same_as_pypgstac(
         "{label}: partition statistics"
     );
 
+    assert_eq!(
+        partitions_of(&by_host),
+        partitions_of(&by_pypgstac),
+        "{label}: the partitions' definitions"
+    );
+
     // Neither tool's upsert finds anything to rewrite in the other's rows.
     let before = item_versions(&by_host);
     pypgstac_load(&by_host, "items", items, "upsert");
@@ -111,6 +117,67 @@ fn partition_stats(db: &TestDb) -> Vec<Vec<Option<String>>> {
         .unwrap()
         .iter()
         .map(|r| (0..6).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .collect()
+}
+
+/// How every partition of `pgstac.items` is defined, as PostgreSQL's
+/// catalog says: kind, owner, grants, options, partition bound, columns
+/// (type, not null, default, storage, compression), constraints, indexes
+/// (and which index of the parent each one belongs to) and triggers. Each
+/// partition's name is replaced by its collection's id (names carry
+/// collection keys, which depend on load order). A host load may make a
+/// new collection's partition itself (attached after COPY); it must end up
+/// as pgstac's own `check_partition` makes it.
+fn partitions_of(db: &TestDb) -> Vec<(String, Vec<String>)> {
+    let mut client = db.client();
+    let parts = client
+        .query(
+            "SELECT c.oid::regclass::text, p.relname, ps.collection \
+             FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid \
+             JOIN pg_class p ON p.oid = i.inhparent \
+             JOIN pgstac.partition_stats ps ON ps.partition = c.relname \
+             WHERE c.relnamespace = 'pgstac'::regnamespace ORDER BY 3, 1",
+            &[],
+        )
+        .unwrap();
+    assert!(!parts.is_empty(), "no partitions");
+    let facts = [
+        "SELECT concat_ws(' ', relkind, pg_get_userbyid(relowner), coalesce(relacl::text, '-'), \
+                relpersistence, coalesce(reloptions::text, '-'), pg_get_expr(relpartbound, oid)) \
+         FROM pg_class WHERE oid = $1::text::regclass",
+        "SELECT concat_ws(' ', attnum, attname, format_type(atttypid, atttypmod), attnotnull, \
+                coalesce(pg_get_expr(d.adbin, d.adrelid), '-'), attstorage, attcompression, \
+                attislocal, attinhcount) \
+         FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        "SELECT concat_ws(' ', conname, contype, pg_get_constraintdef(oid), conislocal, coninhcount, \
+                convalidated) \
+         FROM pg_constraint WHERE conrelid = $1::text::regclass ORDER BY conname",
+        "SELECT concat_ws(' ', pg_get_indexdef(x.indexrelid), 'parent', \
+                coalesce(i.inhparent::regclass::text, '-'), x.indisunique, x.indisprimary, \
+                x.indisvalid, x.indisready) \
+         FROM pg_index x LEFT JOIN pg_inherits i ON i.inhrelid = x.indexrelid \
+         WHERE x.indrelid = $1::text::regclass ORDER BY 1",
+        // Internal triggers are named by their OIDs.
+        "SELECT regexp_replace(concat_ws(' ', tgname, tgenabled, tgisinternal, pg_get_triggerdef(oid)), \
+                'RI_ConstraintTrigger_([a-z])_[0-9]+', 'RI_ConstraintTrigger_\\1', 'g') AS t \
+         FROM pg_trigger WHERE tgrelid = $1::text::regclass ORDER BY t",
+    ];
+    parts
+        .iter()
+        .map(|r| {
+            let (oid, parent, collection): (String, String, String) =
+                (r.get(0), r.get(1), r.get(2));
+            let name = oid.trim_start_matches("pgstac.").to_string();
+            let mut lines = vec![format!("parent {}", parent.replace(&name, "<partition>"))];
+            for q in facts {
+                for row in client.query(q, &[&oid]).unwrap() {
+                    let line: String = row.get(0);
+                    lines.push(line.replace(&name, "<partition>"));
+                }
+            }
+            (collection, lines)
+        })
         .collect()
 }
 
