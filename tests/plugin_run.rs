@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use util::{fixture, host, run_stdin, stderr, stdout, wasm};
 
 fn lines(o: &Output) -> Vec<Value> {
@@ -704,6 +704,32 @@ fn broken_contracts_are_caught_and_named() {
     assert!(stdout(&out).is_empty());
 }
 
+/// One spoiled item among honest ones is caught, whatever the spoiling: the
+/// error names the plugin and the record, the lie never reaches the output,
+/// and the next batch runs.
+#[test]
+fn one_lying_item_is_refused_naming_the_plugin_and_the_record() {
+    for (lie, why) in [
+        ("non-object", "expected a JSON object"),
+        ("two-objects", "trailing characters"),
+        ("trailing", "trailing characters"),
+        ("truncated", "expected ',' or '}'"),
+        ("empty", "expected a JSON object"),
+    ] {
+        let out = hostile(&format!("lie:{lie}"), &["--batch-size", "2"], three_items());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{lie}: {err}");
+        assert!(
+            err.contains("plugin hostile")
+                && err.contains("returned invalid JSON for record 2 of batch 1 (2 records)")
+                && err.contains(why),
+            "{lie}: {err}"
+        );
+        // Batch 1 (a, b) is refused whole; batch 2 (c) is honest.
+        assert_eq!(lines(&out), vec![json!({"id": "c"})], "{lie}: {err}");
+    }
+}
+
 #[test]
 fn plugin_output_is_captured_bounded_and_labelled() {
     let out = hostile("stdout", &["--plugin-output", "4KiB"], three_items());
@@ -749,6 +775,57 @@ fn reject_file_gets_each_record_with_its_reason() {
     assert_eq!(recs[0]["plugin"], "hostile");
     assert_eq!(recs[0]["at"], "<stdin>:2 (item b)");
     assert!(recs[0]["reason"].as_str().unwrap().contains("panicked"));
+}
+
+/// Rejected rows reach the reject file as they were read, with their line,
+/// in every batch (the host keeps the input rows for reports only when a
+/// batch has a rejection); batches without one report nothing.
+#[test]
+fn reject_file_gets_each_rejected_row_as_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = dir.path().join("rejects.ndjson");
+    let rh = wasm("row_hostile");
+    // Batches of 2: (1, 2 bad) (3, 4) (5 bad, 6 bad).
+    let rows = "1\tok\n2\tbad\n3\tok\n4\tok\n5\tbad\n6\tbad\n";
+    let out = run_stdin(
+        &[
+            "plugin",
+            "run",
+            path(&rh),
+            "--rows",
+            "--columns",
+            "n:integer,v",
+            "--plugin-arg",
+            "reject-on=bad",
+            "--batch-size",
+            "2",
+            "--reject-file",
+            rejects.to_str().unwrap(),
+        ],
+        rows.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\tok\n3\tok\n4\tok\n");
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    let recs: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["at"].as_str().unwrap().into(),
+                v["record"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recs,
+        [
+            ("<stdin>:2", "2\tbad"),
+            ("<stdin>:5", "5\tbad"),
+            ("<stdin>:6", "6\tbad")
+        ]
+        .map(|(a, r)| (a.to_string(), r.to_string()))
+    );
 }
 
 // ---------------------------------------------------------------- loading, pinning, caching

@@ -435,14 +435,18 @@ impl<'a> Parser<'a> {
             let w = u64::from_le_bytes(b[self.i..self.i + 8].try_into().unwrap());
             // A byte is special when it is < 0x20, == '"' or == '\\'. Bytes >= 0x80
             // (UTF-8) are plain; masking them out keeps the arithmetic exact.
+            // A borrow can only flag bytes above a flagged one, so the lowest
+            // flag is exact: little-endian, it is the first special byte.
             let ascii = !w & HI;
             let lt20 = w.wrapping_sub(LO * 0x20);
             let quote = w ^ (LO * b'"' as u64);
             let quote = quote.wrapping_sub(LO);
             let bslash = w ^ (LO * b'\\' as u64);
             let bslash = bslash.wrapping_sub(LO);
-            if (lt20 | quote | bslash) & ascii != 0 {
-                break;
+            let special = (lt20 | quote | bslash) & ascii;
+            if special != 0 {
+                self.i += special.trailing_zeros() as usize / 8;
+                return;
             }
             self.i += 8;
         }

@@ -455,13 +455,17 @@ impl Run {
                 self.out.write_all(&csv_out)?;
             }
         }
-        let originals: Vec<&[u8]> = text::rows(buf).collect();
-        let originals: Vec<String> = originals
-            .iter()
-            .map(|r| String::from_utf8_lossy(r).into_owned())
-            .collect();
+        // The input rows, for reports: only when some were turned away (this is per row).
+        let originals: Vec<&[u8]> = if out.rejected.is_empty() {
+            Vec::new()
+        } else {
+            text::rows(buf).collect()
+        };
         self.account(&out, |i| {
-            (format!("{input}:{}", lines[i]), originals[i].clone())
+            (
+                format!("{input}:{}", lines[i]),
+                String::from_utf8_lossy(originals[i]).into_owned(),
+            )
         })?;
         buf.clear();
         lines.clear();

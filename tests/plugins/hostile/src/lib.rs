@@ -39,6 +39,7 @@ const MODES: &[&str] = &[
     "socket",
     "wrong-count",
     "bad-json",
+    "lie:KIND",
     "stdout",
     "stderr:N",
     "exit:N",
@@ -59,6 +60,15 @@ const MODES: &[&str] = &[
 thread_local! {
     static MODE: RefCell<Option<Mode>> = const { RefCell::new(None) };
 }
+
+/// How `lie:KIND` spoils the second item of each batch.
+const LIES: &[&str] = &[
+    "non-object",
+    "two-objects",
+    "trailing",
+    "truncated",
+    "empty",
+];
 
 /// The chosen mode: its name and its argument (after `:`), if any.
 #[derive(Clone)]
@@ -120,6 +130,7 @@ fn parse_mode(value: &str) -> Result<Mode, String> {
     let ok = match known {
         Some(m) if m.ends_with(":N") => arg.parse::<u64>().is_ok(),
         Some(m) if m.ends_with(":ID") => !arg.is_empty(),
+        Some(m) if m.ends_with(":KIND") => LIES.contains(&arg),
         Some(_) => arg.is_empty(),
         None => false,
     };
@@ -274,6 +285,22 @@ impl item_rewrite::Guest for Hostile {
             "bad-json" => items
                 .iter()
                 .map(|_| ItemOutcome::Keep("{not json".into()))
+                .collect(),
+            // Every item kept as it came, but the second one spoiled: one lie
+            // among honest answers, each still almost an object.
+            "lie" => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    ItemOutcome::Keep(match (i, mode.arg.as_str()) {
+                        (1, "non-object") => format!("[{item}]"),
+                        (1, "two-objects") => format!("{item}{item}"),
+                        (1, "trailing") => format!("{item} x"),
+                        (1, "truncated") => item[..item.len() - 1].to_string(),
+                        (1, "empty") => String::new(),
+                        _ => item,
+                    })
+                })
                 .collect(),
             "stdout" => {
                 let line = format!("{}\n", "x".repeat(1023));
