@@ -42,12 +42,17 @@
 //! failing is a warning, as with pypgstac: the rows are committed.
 //!
 //! Concurrent loads into one collection: partition work never happens
-//! inside the load's transaction, so a load holds no DDL lock while it
+//! inside a staged load's transaction, so it holds no DDL lock while it
 //! waits; rows that will be replaced are locked in `(collection, id)` order
 //! before they are deleted, so loads with overlapping ids wait for each
 //! other instead of deadlocking; inserts resolve conflicts with `ON
 //! CONFLICT`, so an id another load committed meanwhile is skipped or
-//! replaced, never lost.
+//! replaced, never lost. Of two loads into one empty collection one goes
+//! straight and the other, waiting on its partition lock, merges after it.
+//! Two loads that go straight into different collections and then have rows
+//! of each other's can deadlock (each holds its partition, and by COPYing
+//! into it a lock on `pgstac.items`, while it needs the other's):
+//! PostgreSQL fails one of them whole (docs/benchmarks.md, issue 11).
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
