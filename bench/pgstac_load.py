@@ -210,8 +210,8 @@ def main():
 
     print()
     print(f"{N_ITEMS:,} items, {size:.0f} B/item, scenario {SCENARIO}, median of {RUNS}; load average {os.getloadavg()}")
-    print(f"| method | pypgstac items/s | host items/s | host / pypgstac | goal >= 3x | same rows | runs pypgstac (s) | runs host (s) | CPU s host (median) |")
-    print(f"|---|---:|---:|---:|---|---|---|---|---:|")
+    print(f"| method | pypgstac items/s | host items/s | host / pypgstac | goal >= 3x | same rows | runs pypgstac (s) | runs host (s) | CPU s host (median) | CPU s host, runs |")
+    print(f"|---|---:|---:|---:|---|---|---|---|---:|---|")
     ok_all = True
     fmt = lambda xs: " ".join(f"{x:.2f}" for x in xs)
     for method, p, h, ratio, same, walls, cpus in rows:
@@ -219,7 +219,7 @@ def main():
         ok_all &= ok
         print(f"| {method} | {p:,.0f} | {h:,.0f} | **{ratio:.2f}×** | {'yes' if ok else 'NO'} | "
               f"{'yes' if same else 'no'} | {fmt(walls['pypgstac'])} | {fmt(walls['host'])} | "
-              f"{statistics.median(cpus['host']):.2f} |")
+              f"{statistics.median(cpus['host']):.2f} | {fmt(cpus['host'])} |")
     if floor_walls:
         f = statistics.median(floor_walls)
         h = statistics.median(dict((r[0], r[5]) for r in rows)["insert"]["host"])

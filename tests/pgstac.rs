@@ -893,3 +893,118 @@ fn insert_straight_into_a_partition_is_one_transaction() {
     assert!(!stderr(&o).contains("straight into the partition"));
     assert_eq!(rows(), 1000);
 }
+
+/// Two loads with the same method into one empty collection at once, ids
+/// overlapping by half: exactly one COPYs straight into the partition (it
+/// holds the partition until it commits); the other waits, finds the
+/// collection no longer empty and merges after it. Both succeed, no id is
+/// lost or stored twice, and the overlap holds the copy the method says:
+/// the first load's for insert_ignore, the second's for upsert and delsert.
+#[test]
+fn concurrent_loads_into_one_empty_collection_one_goes_straight_the_other_merges() {
+    let db = pgstac_db("pgstac_concurrent_empty");
+    let dir = tempfile::tempdir().unwrap();
+    let methods = ["insert_ignore", "upsert", "delsert"];
+    let cs: Vec<Value> = methods.iter().map(|m| collection(m)).collect();
+    let c = ndjson(dir.path(), "c.json", &cs);
+    ok(&load(&db, "collections", &[s(&c)]));
+    for method in methods {
+        let make = |who: &str, range: std::ops::Range<u32>| {
+            let values: Vec<Value> = range
+                .map(|i| {
+                    let mut v = item(&format!("i{i:05}"), method, f64::from(i % 90), 0.0, 1);
+                    v["properties"]["title"] = json!(who);
+                    v
+                })
+                .collect();
+            ndjson(dir.path(), &format!("{method}-{who}.ndjson"), &values)
+        };
+        let (a, b) = (make("a", 0..3000), make("b", 1500..4500));
+        let spawn = |f: &Path| {
+            host()
+                .args([
+                    "load",
+                    "items",
+                    s(f),
+                    "--method",
+                    method,
+                    "--json",
+                    "-v",
+                    "--dsn",
+                    &db.dsn,
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (pa, pb) = (spawn(&a), spawn(&b));
+        let outputs = [
+            pa.wait_with_output().unwrap(),
+            pb.wait_with_output().unwrap(),
+        ];
+        for o in &outputs {
+            assert!(o.status.success(), "{method}: {}", stderr(o));
+        }
+        let straight: Vec<bool> = outputs
+            .iter()
+            .map(|o| stderr(o).contains("straight into the partition"))
+            .collect();
+        assert_eq!(
+            straight.iter().filter(|s| **s).count(),
+            1,
+            "{method}: exactly one load goes straight: {straight:?}"
+        );
+        let (first, second) = if straight[0] { ("a", "b") } else { ("b", "a") };
+        let titles = |range: &str| -> Vec<(String, i64)> {
+            db.client()
+                .query(
+                    &format!(
+                        "SELECT content->'properties'->>'title', count(*) FROM pgstac.items \
+                         WHERE collection = $1 AND id {range} GROUP BY 1 ORDER BY 1"
+                    ),
+                    &[&method],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        };
+        let overlap = if method == "insert_ignore" {
+            first
+        } else {
+            second
+        };
+        assert_eq!(titles("< 'i01500'"), [("a".to_string(), 1500)], "{method}");
+        assert_eq!(
+            titles("BETWEEN 'i01500' AND 'i02999'"),
+            [(overlap.to_string(), 1500)],
+            "{method}"
+        );
+        assert_eq!(titles("> 'i02999'"), [("b".to_string(), 1500)], "{method}");
+        assert_eq!(
+            count(
+                &db,
+                &format!(
+                    "SELECT count(DISTINCT id) FROM pgstac.items WHERE collection = '{method}'"
+                )
+            ),
+            4500,
+            "{method}"
+        );
+        assert_eq!(search(&db, method).len(), 4500, "{method}");
+        // The straight load loaded all its rows; the merging one its new
+        // ones, and for upsert and delsert also those it replaced.
+        let merged = &outputs[usize::from(straight[0])];
+        let expected = if method == "insert_ignore" {
+            (3000, 1500, 1500, 0, 0, 0)
+        } else {
+            (3000, 3000, 0, 0, 0, 0)
+        };
+        counts(merged, expected);
+        counts(
+            &outputs[usize::from(!straight[0])],
+            (3000, 3000, 0, 0, 0, 0),
+        );
+    }
+}

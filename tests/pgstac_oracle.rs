@@ -14,11 +14,12 @@ mod pgstac_util;
 mod stac_util;
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use pgstac_util::{item_rows, item_versions, pgstac_db, pypgstac_load, python};
 use serde_json::{Value, json};
-use stac_util::{counts, load, ok, s};
-use util::{TestDb, fixture, root};
+use stac_util::{counts, item, load, ok, s};
+use util::{TestDb, fixture, root, stderr};
 
 /// Loads `collections` then `items` with host into one pgstac database and
 /// with pypgstac into another, and compares everything both store. Keys of
@@ -30,12 +31,31 @@ fn same_as_pypgstac(
     items: &Path,
     unlike: &[&str],
 ) -> (TestDb, TestDb) {
+    let (by_host, by_pypgstac, _) =
+        same_as_pypgstac_by(label, collections, items, unlike, "insert");
+    (by_host, by_pypgstac)
+}
+
+/// [`same_as_pypgstac`], both tools loading the items with `method` (into
+/// empty collections); also returns host's load's output (with `-v`).
+fn same_as_pypgstac_by(
+    label: &str,
+    collections: &Path,
+    items: &Path,
+    unlike: &[&str],
+    method: &str,
+) -> (TestDb, TestDb, Output) {
     let by_host = pgstac_db(&format!("{label}_host"));
     let by_pypgstac = pgstac_db(&format!("{label}_pypgstac"));
     ok(&load(&by_host, "collections", &[s(collections)]));
     pypgstac_load(&by_pypgstac, "collections", collections, "insert");
-    ok(&load(&by_host, "items", &[s(items), "--json"]));
-    pypgstac_load(&by_pypgstac, "items", items, "insert");
+    let loaded = load(
+        &by_host,
+        "items",
+        &[s(items), "--method", method, "--json", "-v"],
+    );
+    ok(&loaded);
+    pypgstac_load(&by_pypgstac, "items", items, method);
 
     let (h, p) = (item_rows(&by_host), item_rows(&by_pypgstac));
     assert!(!h.is_empty(), "{label}: nothing was loaded");
@@ -86,7 +106,7 @@ fn same_as_pypgstac(
         before,
         "{label}: host's upsert rewrote rows pypgstac loaded"
     );
-    (by_host, by_pypgstac)
+    (by_host, by_pypgstac, loaded)
 }
 
 /// Every collection's row (content without the keys in `unlike`, base
@@ -306,16 +326,16 @@ fn stac_spec_examples_are_stored_as_pypgstac_stores_them() {
     );
 }
 
-#[test]
-fn generated_sentinel2_items_are_stored_as_pypgstac_stores_them() {
-    let dir = tempfile::tempdir().unwrap();
+/// 300 Sentinel-2-like items from `bench/gen_items.py` (ids in increasing
+/// byte order) and their collection, written into `dir`: (collection, items).
+fn generated_sentinel2(dir: &Path) -> (PathBuf, PathBuf) {
     let o = std::process::Command::new(python())
         .arg(root().join("bench/gen_items.py"))
         .arg("300")
         .output()
         .unwrap();
     assert!(o.status.success(), "gen_items.py failed");
-    let items = dir.path().join("s2.ndjson");
+    let items = dir.join("s2.ndjson");
     std::fs::write(&items, &o.stdout).unwrap();
     // The collection's item_assets say "gsd": 10 where items say 10.0 (and
     // Python's 10 == 10.0): both tools leave the value to the base item.
@@ -345,12 +365,17 @@ fn generated_sentinel2_items_are_stored_as_pypgstac_stores_them() {
         "description": "generated", "license": "CC-BY-4.0", "links": [], "item_assets": assets,
         "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
                    "temporal": {"interval": [["2020-01-01T00:00:00Z", null]]}}});
-    let (by_host, _) = same_as_pypgstac(
-        "oracle_s2",
-        &write(dir.path(), "collection.json", &[collection.to_string()]),
-        &items,
-        &[],
-    );
+    (
+        write(dir, "collection.json", &[collection.to_string()]),
+        items,
+    )
+}
+
+#[test]
+fn generated_sentinel2_items_are_stored_as_pypgstac_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (collection, items) = generated_sentinel2(dir.path());
+    let (by_host, _) = same_as_pypgstac("oracle_s2", &collection, &items, &[]);
     assert_eq!(
         stac_util::count(
             &by_host,
@@ -462,5 +487,205 @@ fn hard_numbers_are_stored_as_pypgstac_stores_them() {
         // (jsonb's numeric has no negative zero: -0.0 reads back as 0.0.)
         let (a, b) = (stored.parse::<f64>().unwrap(), n.parse::<f64>().unwrap());
         assert_eq!(a, b, "{n} stored as {stored}");
+    }
+}
+
+/// insert_ignore, upsert and delsert into an empty collection COPY the
+/// rows straight into its partition (`-v` says so), and store what pypgstac
+/// stores with the same method.
+#[test]
+fn each_method_into_an_empty_collection_goes_straight_and_stores_what_pypgstac_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (collection, items) = generated_sentinel2(dir.path());
+    for method in ["insert_ignore", "upsert", "delsert"] {
+        let (_, _, o) = same_as_pypgstac_by(
+            &format!("oracle_straight_{method}"),
+            &collection,
+            &items,
+            &[],
+            method,
+        );
+        counts(&o, (300, 300, 0, 0, 0, 0));
+        assert!(
+            stderr(&o).contains("straight into the partition"),
+            "{method}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// An item `k{i:04}` of collection `c` titled `title`.
+fn titled(c: &str, i: u32, title: &str) -> serde_json::Value {
+    let mut v = item(&format!("k{i:04}"), c, 1.0 + f64::from(i) / 100.0, 2.0, 3);
+    v["properties"]["title"] = json!(title);
+    v
+}
+
+/// The input without earlier copies of an id a later copy repeats: what
+/// "the last copy wins" stores. pypgstac's upsert and delsert keep the last
+/// copy of ids repeated in different chunks of its input (10,000 items) and
+/// fail on ids repeated within one, so this is what they are given.
+fn last_copies(values: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<serde_json::Value> = values
+        .iter()
+        .rev()
+        .filter(|v| seen.insert(v["id"].as_str().unwrap().to_string()))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Ids repeated in one load into an empty collection (next to each other
+/// within a batch, across a batch boundary, far apart, and an identical
+/// copy): the load takes the straight path for the rows before the repeat
+/// and the method's merge from there; insert_ignore keeps the first copy
+/// (as pypgstac does), upsert and delsert the last (as pypgstac does across
+/// its chunks; it fails on repeats within one); each repeat counts as
+/// skipped. A second load into the now non-empty collection merges
+/// (nothing goes straight) and stores what pypgstac stores.
+#[test]
+fn ids_repeated_in_a_load_into_an_empty_collection_keep_the_copy_pypgstac_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, usize, u32, &str); 4] = [
+        // (collection, where the repeat goes, the id repeated, its title)
+        ("adjacent", 11, 10, "second"),
+        ("boundary", 14, 13, "second"),
+        ("far", 40, 0, "second"),
+        ("identical", 40, 5, "first"),
+    ];
+    let collections: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(c, ..)| stac_util::collection(c))
+        .collect();
+    let cfile = write(
+        dir.path(),
+        "collections.ndjson",
+        &collections
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>(),
+    );
+    for method in ["insert_ignore", "upsert", "delsert"] {
+        let by_host = pgstac_db(&format!("oracle_repeat_{method}_host"));
+        let by_pypgstac = pgstac_db(&format!("oracle_repeat_{method}_pypgstac"));
+        ok(&load(&by_host, "collections", &[s(&cfile)]));
+        pypgstac_load(&by_pypgstac, "collections", &cfile, "insert");
+        let oracle_input = |values: &[serde_json::Value]| {
+            if method == "insert_ignore" {
+                values.to_vec()
+            } else {
+                last_copies(values)
+            }
+        };
+        for (c, at, id, title) in cases {
+            let mut values: Vec<serde_json::Value> =
+                (0..40).map(|i| titled(c, i, "first")).collect();
+            values.insert(at, titled(c, id, title));
+            let name = format!("{method}-{c}");
+            let f = write(
+                dir.path(),
+                &format!("{name}.ndjson"),
+                &values.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+            );
+            // Batches of 7 rows: ids 7..13 are one batch, 14 starts the next.
+            let o = load(
+                &by_host,
+                "items",
+                &[
+                    s(&f),
+                    "--method",
+                    method,
+                    "--batch-size",
+                    "7",
+                    "--json",
+                    "-v",
+                ],
+            );
+            counts(&o, (41, 40, 1, 0, 0, 0));
+            assert!(
+                stderr(&o).contains("straight into the partition"),
+                "{name}: {}",
+                stderr(&o)
+            );
+            let kept: String = by_host
+                .client()
+                .query_one(
+                    "SELECT content->'properties'->>'title' FROM pgstac.items WHERE collection = $1 AND id = $2",
+                    &[&c, &format!("k{id:04}")],
+                )
+                .unwrap()
+                .get(0);
+            let expected = if method == "insert_ignore" {
+                "first"
+            } else {
+                title
+            };
+            assert_eq!(kept, expected, "{name}");
+            let p = write(
+                dir.path(),
+                &format!("{name}-oracle.ndjson"),
+                &oracle_input(&values)
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>(),
+            );
+            pypgstac_load(&by_pypgstac, "items", &p, method);
+
+            // Again, into the collection that now has items: half of them
+            // and 20 new, changed, one of them twice.
+            let mut again: Vec<serde_json::Value> =
+                (20..60).map(|i| titled(c, i, "again")).collect();
+            again.insert(30, titled(c, 49, "again twice"));
+            let f = write(
+                dir.path(),
+                &format!("{name}-again.ndjson"),
+                &again.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+            );
+            let o = load(
+                &by_host,
+                "items",
+                &[
+                    s(&f),
+                    "--method",
+                    method,
+                    "--batch-size",
+                    "7",
+                    "--json",
+                    "-v",
+                ],
+            );
+            let expected = match method {
+                "insert_ignore" => (41, 20, 21, 0, 0, 0),
+                _ => (41, 40, 1, 0, 0, 0),
+            };
+            counts(&o, expected);
+            assert!(
+                !stderr(&o).contains("straight into the partition"),
+                "{name} again: {}",
+                stderr(&o)
+            );
+            let p = write(
+                dir.path(),
+                &format!("{name}-again-oracle.ndjson"),
+                &oracle_input(&again)
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>(),
+            );
+            pypgstac_load(&by_pypgstac, "items", &p, method);
+        }
+        let (h, p) = (item_rows(&by_host), item_rows(&by_pypgstac));
+        assert_eq!(h.len(), 4 * 60, "{method}");
+        assert_eq!(
+            h, p,
+            "{method}: host's rows (left) differ from pypgstac's (right)"
+        );
+        assert_eq!(
+            partition_stats(&by_host),
+            partition_stats(&by_pypgstac),
+            "{method}: partition statistics"
+        );
     }
 }

@@ -26,8 +26,9 @@ pub enum Rows {
     /// (staged loads, where "last one wins" needs it).
     Host { numbered: bool },
     /// pgstac: items dehydrated against these collections' base items;
-    /// `numbered` as for host's schema (an insert's rows are not: they may
-    /// go straight into a partition of `pgstac.items`).
+    /// `numbered` as for host's schema (only collections' rows are: item
+    /// rows may go straight into a partition of `pgstac.items`, and the
+    /// staging table numbers those it takes itself).
     Pgstac {
         collections: Arc<pgstac::Collections>,
         numbered: bool,
@@ -70,9 +71,7 @@ impl Rows {
                 builtin::rows::write_item(out, seq, fields, text);
                 Ok(())
             }
-            Rows::Pgstac { collections, .. } => {
-                pgstac::rows::write_item(out, seq, fields, collections)
-            }
+            Rows::Pgstac { collections, .. } => pgstac::rows::write_item(out, fields, collections),
         }
     }
 
@@ -143,6 +142,17 @@ impl KeyOrder {
     pub fn strictly_increasing(&self) -> bool {
         !self.broken
     }
+
+    /// Whether these rows followed by `next`'s would still be strictly
+    /// increasing (then no row of `next` repeats a key of these).
+    pub fn continues_with(&self, next: &KeyOrder) -> bool {
+        !self.broken
+            && !next.broken
+            && match (&self.last, &next.first) {
+                (Some(last), Some(first)) => last < first,
+                _ => true,
+            }
+    }
 }
 
 /// How a catalog finishes (or abandons) the load it began.
@@ -192,26 +202,29 @@ impl LoadSession {
         &self.rows
     }
 
-    /// Whether the COPY last started takes rows of these collections; if
+    /// Whether the COPY last started takes the next rows, of `collections`
+    /// with keys as `order` says (and if so, notes that it got them); if
     /// not, the caller ends it and starts another with [`Self::copy_in`].
-    pub fn takes(&self, collections: &BTreeSet<String>) -> bool {
-        match &self.finish {
+    pub fn takes(&mut self, collections: &BTreeSet<String>, order: &KeyOrder) -> bool {
+        match &mut self.finish {
             Finish::Host(_) => true,
-            Finish::Pgstac(p) => p.takes(collections),
+            Finish::Pgstac(p) => p.takes(collections, order),
         }
     }
 
-    /// Starts a COPY for rows of `collections` (the load's first rows, or
-    /// rows the COPY before did not take); the caller sends
-    /// [`crate::copy::binary::HEADER`], the rows, then the trailer.
+    /// Starts a COPY for the next rows, of `collections` with keys as
+    /// `order` says (the load's first rows, or rows the COPY before did not
+    /// take); the caller sends [`crate::copy::binary::HEADER`], the rows,
+    /// then the trailer.
     pub async fn copy_in(
         &mut self,
         client: &Client,
         collections: &BTreeSet<String>,
+        order: &KeyOrder,
     ) -> Result<CopyInSink<Bytes>, CatalogError> {
         let statement = match &mut self.finish {
             Finish::Host(p) => Cow::Borrowed(p.copy_statement()),
-            Finish::Pgstac(p) => p.copy_target(client, collections).await?,
+            Finish::Pgstac(p) => p.copy_target(client, collections, order).await?,
         };
         client
             .copy_in(statement.as_ref())
@@ -281,5 +294,26 @@ mod tests {
         // The collection comes first.
         assert!(order(&[&[("a", "9"), ("b", "1")]]));
         assert!(!order(&[&[("b", "1"), ("a", "9")]]));
+    }
+
+    fn keys(keys: &[(&str, &str)]) -> KeyOrder {
+        let mut o = KeyOrder::default();
+        for (c, i) in keys {
+            o.push(c, i);
+        }
+        o
+    }
+
+    #[test]
+    fn rows_continue_the_order_only_with_greater_keys() {
+        let sent = keys(&[("a", "1"), ("a", "3")]);
+        assert!(sent.continues_with(&keys(&[("a", "4"), ("a", "5")])));
+        assert!(sent.continues_with(&KeyOrder::default()));
+        assert!(KeyOrder::default().continues_with(&sent));
+        // The last key again, one before it, or a later part out of order.
+        assert!(!sent.continues_with(&keys(&[("a", "3")])));
+        assert!(!sent.continues_with(&keys(&[("a", "2"), ("a", "9")])));
+        assert!(!sent.continues_with(&keys(&[("a", "4"), ("a", "4")])));
+        assert!(!keys(&[("a", "2"), ("a", "1")]).continues_with(&keys(&[("a", "9")])));
     }
 }

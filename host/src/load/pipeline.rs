@@ -20,7 +20,7 @@ use super::split::{Body, Splitter};
 use super::worker::{Audited, Batch, Chunk, Input, Totals, Worker};
 use super::{ExtentMode, Kind, LoadError, Method, Summary, TenantLane};
 use crate::audit::Audit;
-use crate::catalog::{Catalog, CatalogError, LoadSession};
+use crate::catalog::{Catalog, CatalogError, KeyOrder, LoadSession};
 use crate::copy::binary;
 use crate::plugin::Plugin;
 use crate::plugin::chain::ItemChain;
@@ -271,9 +271,10 @@ impl Copy {
         session: &mut LoadSession,
         chunk: Chunk,
     ) -> Result<(), LoadError> {
-        if self.sink.is_none() || !session.takes(&chunk.collections) {
+        if self.sink.is_none() || !session.takes(&chunk.collections, &chunk.order) {
             self.end(session).await?;
-            self.start(client, session, &chunk.collections).await?;
+            self.start(client, session, &chunk.collections, &chunk.order)
+                .await?;
         }
         let sink = self.sink.as_mut().expect("started above");
         sink.send(chunk.bytes)
@@ -286,8 +287,9 @@ impl Copy {
         client: &Client,
         session: &mut LoadSession,
         collections: &BTreeSet<String>,
+        order: &KeyOrder,
     ) -> Result<(), LoadError> {
-        let mut sink = Box::pin(session.copy_in(client, collections).await?);
+        let mut sink = Box::pin(session.copy_in(client, collections, order).await?);
         sink.feed(Bytes::from_static(binary::HEADER))
             .await
             .map_err(|e| LoadError::Catalog(CatalogError::load(session.kind(), e)))?;
@@ -316,7 +318,8 @@ impl Copy {
         session: &mut LoadSession,
     ) -> Result<u64, LoadError> {
         if self.sink.is_none() {
-            self.start(client, session, &BTreeSet::new()).await?;
+            self.start(client, session, &BTreeSet::new(), &KeyOrder::default())
+                .await?;
         }
         self.end(session).await?;
         Ok(self.done)

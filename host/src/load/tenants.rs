@@ -430,7 +430,8 @@ fn collect(
         totals.dropped += piece.dropped;
         totals.rejected += piece.turned_away.len() as u64;
         totals.add_collections(piece.collections.clone());
-        totals.order.append(std::mem::take(&mut piece.order));
+        let order = std::mem::take(&mut piece.order);
+        totals.order.append(order.clone());
         if let (Some(k), Some(audits)) = (piece.lane, &mut audits) {
             audits[k].batch(BatchFate {
                 source: &piece.source,
@@ -483,6 +484,7 @@ fn collect(
             bytes: Bytes::from(piece.out),
             read: piece.read,
             collections: piece.collections,
+            order,
         };
         if chunks.blocking_send(chunk).is_err() {
             return Err(LoadError::Cancelled);

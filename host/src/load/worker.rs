@@ -40,6 +40,9 @@ pub(super) struct Chunk {
     pub read: u64,
     /// The collections of its item rows (a COPY may take only some).
     pub collections: BTreeSet<String>,
+    /// How its rows' keys came (a COPY may take only rows that follow the
+    /// ones it took).
+    pub order: KeyOrder,
 }
 
 /// What the worker saw, in the end.
@@ -271,6 +274,7 @@ impl Worker {
         self.totals.rows += done.rows;
         let collections = done.collections.clone();
         self.totals.add_collections(done.collections);
+        let order = done.order.clone();
         self.totals.order.append(done.order);
         let out = done.out;
         turned_away.sort_by_key(|t| t.index);
@@ -281,6 +285,7 @@ impl Worker {
             bytes: Bytes::from(out),
             read: n as u64,
             collections,
+            order,
         })
     }
 

@@ -16,22 +16,35 @@
 //!    `last_updated`), narrows the partitions' constraints to their rows,
 //!    and updates collection extents when pgstac's settings say so.
 //!
-//! An `insert` whose first rows all belong to one collection kept in one
-//! partition (no `partition_trunc`) skips the staging table: step 2 runs
-//! for that collection before the first row (its partition is made, and
-//! its constraints widened to any time, until step 4 narrows them to the
-//! rows), and step 1 COPYs straight into the partition inside step 3's
-//! transaction. Rows of any other collection that follow go to the staging
-//! table in the same transaction, and their partitions are made in it
-//! before they are inserted. A bare COPY is also what pypgstac does for
-//! insert; a duplicate id fails the COPY as it fails the merge.
+//! A load whose first rows all belong to one collection kept in one
+//! partition (no `partition_trunc`) may skip the staging table ([`Straight`]):
+//! step 2 runs for that collection before the first row (its partition is
+//! made, and its constraints widened to any time, until step 4 narrows them
+//! to the rows), and step 1 COPYs straight into the partition inside step
+//! 3's transaction.
+//! - `insert` always may: a bare COPY is what pypgstac does for insert, and a
+//!   duplicate id fails the COPY as it fails the merge.
+//! - `insert_ignore`, `upsert` and `delsert` may when the collection is
+//!   empty, which is checked under a `SHARE ROW EXCLUSIVE` lock on the
+//!   partition held to commit (readers go on; other loads' writes into it
+//!   wait, and then find it no longer empty), and only while the rows' keys
+//!   come strictly increasing: then none of them repeats an id, and every
+//!   row is new, as the method's merge would have found.
+//!
+//! Rows that do not follow (of another collection, or a key not greater
+//! than the one before) go, with every row after them, to the staging table
+//! in the same transaction; their partitions are made in it, and they are
+//! merged with the method over what went straight (for the collection that
+//! was empty, what is in its partition is this load's own earlier rows).
 //!
 //! When that partition does not exist yet (a new collection's first load)
 //! and this role is the one pgstac's functions run as, the load makes it
 //! itself, inside its transaction, as a plain table COPY fills without
 //! indexes or foreign-key checks, then indexes it and attaches it to
 //! `pgstac.items` before `check_partition` runs on it as on any partition
-//! (`Made::ByLoad`). This is the one case where partition work happens in
+//! (`Made::ByLoad`), for any method: a partition that did not exist holds
+//! no rows, so no lock is needed to know it is empty. This is the one case
+//! where partition work happens in
 //! the load's transaction: the collection's advisory lock is held to its
 //! end, so another load into the collection waits for it, and the attach
 //! takes `SHARE UPDATE EXCLUSIVE` on `pgstac.items` (searches and loads of
@@ -42,12 +55,17 @@
 //! failing is a warning, as with pypgstac: the rows are committed.
 //!
 //! Concurrent loads into one collection: partition work never happens
-//! inside the load's transaction, so a load holds no DDL lock while it
+//! inside a staged load's transaction, so it holds no DDL lock while it
 //! waits; rows that will be replaced are locked in `(collection, id)` order
 //! before they are deleted, so loads with overlapping ids wait for each
 //! other instead of deadlocking; inserts resolve conflicts with `ON
 //! CONFLICT`, so an id another load committed meanwhile is skipped or
-//! replaced, never lost.
+//! replaced, never lost. Of two loads into one empty collection one goes
+//! straight and the other, waiting on its partition lock, merges after it.
+//! Two loads that go straight into different collections and then have rows
+//! of each other's can deadlock (each holds its partition, and by COPYing
+//! into it a lock on `pgstac.items`, while it needs the other's):
+//! PostgreSQL fails one of them whole (docs/benchmarks.md, issue 11).
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
@@ -79,25 +97,26 @@ pub struct Plan {
 }
 
 /// Where a load's rows go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Target {
     /// No COPY started yet.
     Undecided,
     /// The staging table, merged after partitions are made (steps 1–4).
     Staging,
-    /// An insert's rows of `collection`, straight into its `partition`
-    /// (named as `check_partition` returns it) inside the load's
-    /// transaction; `then_staged` once later rows went to the staging
+    /// Rows of `collection`, straight into its `partition` (named as
+    /// `check_partition` returns it) inside the load's transaction, while
+    /// `straight` allows; `then_staged` once later rows went to the staging
     /// table in that transaction.
     Partition {
         collection: String,
         partition: String,
         made: Made,
+        straight: Straight,
         then_staged: bool,
     },
 }
 
-/// Who made the partition an insert COPYs straight into.
+/// Who made the partition a load COPYs straight into.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Made {
     /// pgstac's `check_partition`, before the load's transaction: every
@@ -113,6 +132,41 @@ enum Made {
     /// `owner` is the role pgstac's functions run as, which the table is
     /// made as.
     ByLoad { owner: String },
+}
+
+/// Which rows may go straight into a collection's partition (see the
+/// module's docs).
+#[derive(Debug, Clone)]
+enum Straight {
+    /// An insert's: every row of the collection.
+    Any,
+    /// insert_ignore's, upsert's or delsert's into a collection that was
+    /// empty: rows whose keys follow those sent so far (these).
+    Increasing(KeyOrder),
+}
+
+impl Straight {
+    /// Whether rows with keys as `order` says may follow; if so, notes them.
+    fn takes(&mut self, order: &KeyOrder) -> bool {
+        match self {
+            Straight::Any => true,
+            Straight::Increasing(sent) => {
+                let follows = sent.continues_with(order);
+                if follows {
+                    sent.append(order.clone());
+                }
+                follows
+            }
+        }
+    }
+
+    /// The collection whose every stored row this load wrote, if any.
+    fn fresh<'a>(&self, collection: &'a str) -> Option<&'a str> {
+        match self {
+            Straight::Any => None,
+            Straight::Increasing(_) => Some(collection),
+        }
+    }
 }
 
 /// The TOAST compression of the values a load writes. Compressing items'
@@ -181,15 +235,14 @@ impl Plan {
         client: &Client,
     ) -> Result<(), tokio_postgres::Error> {
         let sql = match self.kind {
+            // Item rows have no number (they may go straight into a
+            // partition): the staging table numbers them in the order COPY
+            // takes them, which is the load's, for the merge's "first" and
+            // "last" copy of an id.
             Kind::Items => format!(
                 "SET client_min_messages TO warning; DROP TABLE IF EXISTS {ITEMS_STAGING}; DROP TABLE IF EXISTS {PARTS}; \
-                 CREATE TEMP TABLE host_pgstac_items ({}LIKE pgstac.items INCLUDING COMPRESSION INCLUDING STORAGE); {}",
-                // An insert's rows are not numbered (see `Rows::Pgstac`).
-                if self.method == Method::Insert {
-                    ""
-                } else {
-                    "seq bigint NOT NULL, "
-                },
+                 CREATE TEMP TABLE host_pgstac_items (LIKE pgstac.items INCLUDING COMPRESSION INCLUDING STORAGE, \
+                 seq bigint GENERATED ALWAYS AS IDENTITY); {}",
                 self.compression.begin()
             ),
             Kind::Collections => format!(
@@ -205,30 +258,41 @@ impl Plan {
     /// The COPY statement of the staging table.
     fn staging_copy(&self) -> &'static str {
         match self.kind {
-            Kind::Items => "COPY pg_temp.host_pgstac_items FROM STDIN (FORMAT binary)",
+            Kind::Items => {
+                "COPY pg_temp.host_pgstac_items \
+                 (id, geometry, collection, datetime, end_datetime, content, private) \
+                 FROM STDIN (FORMAT binary)"
+            }
             Kind::Collections => "COPY pg_temp.host_pgstac_collections FROM STDIN (FORMAT binary)",
         }
     }
 
-    /// Whether the current COPY takes rows of `collections`.
-    pub(in crate::catalog) fn takes(&self, collections: &BTreeSet<String>) -> bool {
-        match &self.target {
+    /// Whether the current COPY takes the next rows, of `collections` with
+    /// keys as `order` says (if so, it notes them).
+    pub(in crate::catalog) fn takes(
+        &mut self,
+        collections: &BTreeSet<String>,
+        order: &KeyOrder,
+    ) -> bool {
+        match &mut self.target {
             Target::Partition {
                 collection,
+                straight,
                 then_staged: false,
                 ..
-            } => collections.iter().all(|c| c == collection),
+            } => collections.iter().all(|c| c == collection) && straight.takes(order),
             _ => true,
         }
     }
 
-    /// Where the next COPY goes, for rows of `collections`: chosen once, by
-    /// the load's first rows (see the module's docs); after a partition,
-    /// the staging table.
+    /// Where the next COPY goes, for rows of `collections` with keys as
+    /// `order` says: chosen once, by the load's first rows (see the
+    /// module's docs); after a partition, the staging table.
     pub(in crate::catalog) async fn copy_target(
         &mut self,
         client: &Client,
         collections: &BTreeSet<String>,
+        order: &KeyOrder,
     ) -> Result<Cow<'static, str>, CatalogError> {
         match &mut self.target {
             Target::Undecided => {}
@@ -239,32 +303,41 @@ impl Plan {
             }
         }
         self.target = Target::Staging;
-        let single = match (self.kind, self.method, collections.len()) {
-            (Kind::Items, Method::Insert, 1) => collections.first(),
+        let single = match (self.kind, collections.len()) {
+            (Kind::Items, 1) => collections.first(),
             _ => None,
         };
         let Some(collection) = single else {
             return Ok(Cow::Borrowed(self.staging_copy()));
         };
+        let straight = match self.method {
+            Method::Insert => Straight::Any,
+            _ if order.strictly_increasing() => Straight::Increasing(order.clone()),
+            _ => return Ok(Cow::Borrowed(self.staging_copy())),
+        };
         let load = |e| CatalogError::load(self.kind, e);
         let (partition, made) = match build_partition(client, collection).await.map_err(load)? {
-            Some((partition, owner)) => (partition, Made::ByLoad { owner }),
-            None => match open_partition(client, collection, self.compression)
-                .await
-                .map_err(load)?
-            {
+            // A partition that did not exist holds no rows: any method's
+            // rows may go straight into it.
+            Some((partition, owner)) => {
+                lock_collections(client, std::slice::from_ref(collection)).await?;
+                (partition, Made::ByLoad { owner })
+            }
+            None => match self.open_straight(client, collection, &straight).await? {
                 Some(partition) => (partition, Made::ByPgstac),
                 None => return Ok(Cow::Borrowed(self.staging_copy())),
             },
         };
-        lock_collections(client, std::slice::from_ref(collection)).await?;
         match made {
-            Made::ByPgstac => {
-                tracing::debug!(%partition, "insert: rows go straight into the partition")
-            }
+            Made::ByPgstac => tracing::debug!(
+                %partition,
+                method = ?self.method,
+                "rows go straight into the partition"
+            ),
             Made::ByLoad { .. } => tracing::debug!(
                 %partition,
-                "insert: rows go straight into the partition, a new table attached after COPY"
+                method = ?self.method,
+                "rows go straight into the partition, a new table attached after COPY"
             ),
         }
         let statement = format!(
@@ -276,9 +349,64 @@ impl Plan {
             collection: collection.clone(),
             partition,
             made,
+            straight,
             then_staged: false,
         };
         Ok(statement)
+    }
+
+    /// Makes `collection`'s partition ready for rows going straight into it
+    /// and opens the load's transaction; returns the partition's name, or
+    /// `None` (with the transaction open as before) when its rows must be
+    /// staged: the collection is partitioned by time, or `straight` needs it
+    /// empty and it is not.
+    async fn open_straight(
+        &self,
+        client: &Client,
+        collection: &str,
+        straight: &Straight,
+    ) -> Result<Option<String>, CatalogError> {
+        let load = |e| CatalogError::load(self.kind, e);
+        let needs_empty = matches!(straight, Straight::Increasing(_));
+        // A first look, without a lock: a collection with items is merged
+        // as it is, without widening its partition's constraints (which
+        // validates every row) for nothing.
+        if needs_empty && !collection_empty(client, collection).await.map_err(load)? {
+            return Ok(None);
+        }
+        let Some(partition) = open_partition(client, collection, self.compression)
+            .await
+            .map_err(load)?
+        else {
+            return Ok(None);
+        };
+        // The collection's row first, then its partition: `host delete
+        // collection` locks them in that order.
+        lock_collections(client, &[collection.to_string()]).await?;
+        if needs_empty {
+            // Other loads' writes into the partition now wait for this one
+            // to commit; one that wrote before it is committed by now.
+            let table = format!("pgstac.{}", crate::xmat::sql::ident(&partition));
+            client
+                .batch_execute(&format!(
+                    "LOCK TABLE ONLY {table} IN SHARE ROW EXCLUSIVE MODE"
+                ))
+                .await
+                .map_err(load)?;
+            let empty: bool = client
+                .query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"), &[])
+                .await
+                .map_err(load)?
+                .get(0);
+            if !empty {
+                client
+                    .batch_execute(&format!("ROLLBACK; {}", self.compression.begin()))
+                    .await
+                    .map_err(load)?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(partition))
     }
 
     /// Steps 2 to 4.
@@ -293,6 +421,7 @@ impl Plan {
             collection,
             partition,
             made,
+            straight,
             then_staged,
         } = &self.target
         {
@@ -301,8 +430,18 @@ impl Plan {
                     .await
                     .map_err(|e| CatalogError::load(self.kind, e))?;
             }
+            let fresh = straight.fresh(collection);
+            let staged_too = *then_staged;
             return self
-                .finish_partition(client, staged, partition, *then_staged, collections)
+                .finish_partition(
+                    client,
+                    staged,
+                    partition,
+                    staged_too,
+                    fresh,
+                    collections,
+                    order,
+                )
                 .await;
         }
         let load = |e| CatalogError::load(self.kind, e);
@@ -331,7 +470,7 @@ impl Plan {
             lock_collections(client, collections).await?;
         }
         let merged = match self.kind {
-            Kind::Items => merge_items(client, self.method, staged, collections, order).await,
+            Kind::Items => merge_items(client, self.method, staged, collections, order, None).await,
             Kind::Collections => merge_collections(client, self.method, staged).await,
         }
         .map_err(load)?;
@@ -344,46 +483,60 @@ impl Plan {
         Ok(merged)
     }
 
-    /// Steps 3 and 4 of an insert that COPYed into `partition` (and, if
+    /// Steps 3 and 4 of a load that COPYed into `partition` (and, if
     /// `then_staged`, into the staging table too), all in the open
-    /// transaction: an insert writes every row or fails.
+    /// transaction; `fresh`: the collection of `partition` if every row in
+    /// it is this load's. Rows that went straight are all new and distinct.
+    #[allow(clippy::too_many_arguments)]
     async fn finish_partition(
         &self,
         client: &Client,
-        staged: u64,
+        copied: u64,
         partition: &str,
         then_staged: bool,
+        fresh: Option<&str>,
         collections: &[String],
+        order: &KeyOrder,
     ) -> Result<Merged, CatalogError> {
         let load = |e| CatalogError::load(self.kind, e);
         let phase = Instant::now();
         let mut partitions = vec![partition.to_string()];
+        let mut merged = Merged {
+            loaded: copied,
+            ..Merged::default()
+        };
         if then_staged {
-            // Rows of other collections: their partitions are made in this
-            // transaction (a rare load: its first rows were of one collection).
+            // Rows that did not follow: their partitions are made in this
+            // transaction (a rare load: its first rows were of one
+            // collection, in key order), and they are merged with the method.
             partitions.extend(prepare_partitions_in(client).await.map_err(load)?);
             lock_collections(client, collections).await?;
+            let staged: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {ITEMS_STAGING}"), &[])
+                .await
+                .map_err(load)?
+                .get(0);
+            let staged = staged as u64;
+            let m = merge_items(client, self.method, staged, collections, order, fresh)
+                .await
+                .map_err(load)?;
+            merged = Merged {
+                loaded: copied - staged + m.loaded,
+                ..m
+            };
+        } else {
             client
-                .batch_execute(&format!(
-                    "INSERT INTO pgstac.items ({ITEM_COLUMNS}) SELECT {ITEM_COLUMNS} FROM {ITEMS_STAGING} \
-                     ORDER BY collection COLLATE \"C\", id COLLATE \"C\""
-                ))
+                .batch_execute(&format!("DROP TABLE {ITEMS_STAGING}"))
                 .await
                 .map_err(load)?;
         }
-        client
-            .batch_execute(&format!("DROP TABLE {ITEMS_STAGING}; COMMIT"))
-            .await
-            .map_err(load)?;
+        client.batch_execute("COMMIT").await.map_err(load)?;
         tracing::debug!(
             seconds = phase.elapsed().as_secs_f64(),
             "merged and committed"
         );
         self.statistics(client, &partitions, collections).await?;
-        Ok(Merged {
-            loaded: staged,
-            ..Merged::default()
-        })
+        Ok(merged)
     }
 
     /// Step 4.
@@ -683,6 +836,20 @@ async fn open_partition(
     }
 }
 
+/// Whether `collection` has no item (committed).
+async fn collection_empty(
+    client: &Client,
+    collection: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM pgstac.items WHERE collection = $1)",
+            &[&collection],
+        )
+        .await?
+        .get(0))
+}
+
 /// Where step 3 inserts the rows of `collections`: the one collection's own
 /// partition of `pgstac.items` when the load has one collection, else
 /// `pgstac.items`. Inserting into the partition spares PostgreSQL a copy of
@@ -713,14 +880,19 @@ async fn insert_target(
     Ok(partition.unwrap_or_else(|| "pgstac.items".into()))
 }
 
-/// Step 3 for items; `staged` is how many rows COPY took, `collections`
-/// those they belong to, `order` how their keys came.
+/// Step 3 for items; `staged` is how many rows COPY took into the staging
+/// table, `collections` those the load's rows belong to, `order` how their
+/// keys came, `fresh` a collection whose every stored row this load wrote
+/// earlier (see [`Straight::Increasing`]): a staged row with one of those
+/// ids is a later copy in the load, so it replaces the earlier one (or, with
+/// insert_ignore, is skipped) and the earlier one counts as skipped.
 async fn merge_items(
     client: &Client,
     method: Method,
     staged: u64,
     collections: &[String],
     order: &KeyOrder,
+    fresh: Option<&str>,
 ) -> Result<Merged, tokio_postgres::Error> {
     let s = ITEMS_STAGING;
     let target = insert_target(client, collections).await?;
@@ -790,20 +962,25 @@ async fn merge_items(
             .await?;
         (s, staged)
     };
+    // Earlier copies in the load that later ones replaced.
+    let mut superseded = 0;
     match method {
         // pgstac's upsert (its items_staging_upsert): rows that differ are
         // deleted, wherever their datetime put them, and the new ones
-        // inserted; identical rows are left alone.
+        // inserted; identical rows are left alone. A fresh collection's rows
+        // are this load's own earlier copies (same transaction, so replacing
+        // an identical one is not seen): all are replaced, and counted once.
         Method::Upsert | Method::Delsert => {
-            let differs = if method == Method::Upsert {
-                "AND (o.id, o.geometry, o.collection, o.datetime, o.end_datetime, o.content, o.private) \
-                 IS DISTINCT FROM (s.id, s.geometry, s.collection, s.datetime, s.end_datetime, s.content, s.private)"
-            } else {
-                ""
-            };
             // One collection at a time, so only its partitions are scanned.
             for c in collections {
-                client
+                let own = fresh == Some(c.as_str());
+                let differs = if method == Method::Upsert && !own {
+                    "AND (o.id, o.geometry, o.collection, o.datetime, o.end_datetime, o.content, o.private) \
+                     IS DISTINCT FROM (s.id, s.geometry, s.collection, s.datetime, s.end_datetime, s.content, s.private)"
+                } else {
+                    ""
+                };
+                let deleted = client
                     .execute(
                         &format!(
                             "WITH locked AS (SELECT o.collection, o.id FROM pgstac.items o \
@@ -816,6 +993,9 @@ async fn merge_items(
                         &[c],
                     )
                     .await?;
+                if own {
+                    superseded = deleted;
+                }
             }
         }
         Method::InsertIgnore | Method::Insert => {}
@@ -830,7 +1010,12 @@ async fn merge_items(
         )
         .await?;
     client.batch_execute(&format!("DROP TABLE {s}")).await?;
-    Ok(Merged::counted(method, staged, distinct, written))
+    let merged = Merged::counted(method, staged, distinct, written);
+    Ok(Merged {
+        loaded: merged.loaded - superseded,
+        skipped: merged.skipped + superseded,
+        ..merged
+    })
 }
 
 /// Step 3 for collections.

@@ -113,9 +113,9 @@ impl Pgstac {
             known,
             Rows::Pgstac {
                 collections: Arc::new(collections),
-                // An insert fails on any id twice, so which copy came first
-                // never matters; its rows may go straight into a partition.
-                numbered: !(kind == Kind::Items && method == Method::Insert),
+                // Item rows may go straight into a partition; the staging
+                // table numbers the ones it takes (see `load::Plan::begin`).
+                numbered: kind == Kind::Collections,
             },
             Finish::Pgstac(plan),
         ))

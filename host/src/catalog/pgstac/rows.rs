@@ -1,8 +1,8 @@
 //! Items and collections as binary COPY rows of the pgstac staging tables
-//! (see [`super::load`]): `[seq,] id, geometry, collection, datetime,
-//! end_datetime, content, private` for items (without `seq`, exactly the
-//! columns of `pgstac.items`, so an insert can COPY them straight into a
-//! partition), `seq, id, content` for
+//! (see [`super::load`]): `id, geometry, collection, datetime,
+//! end_datetime, content, private` for items (exactly the columns of
+//! `pgstac.items`, so a load can COPY them straight into a partition; the
+//! staging table numbers them itself), `seq, id, content` for
 //! collections. Item content is dehydrated against the collection's base
 //! item the way pypgstac does it, and every JSON value pgstac stores is
 //! written the way pypgstac writes it (see [`super::numbers`]).
@@ -23,8 +23,8 @@ const BASE_ITEM_TAG: &str = "pgstac:base_item";
 /// Members of an item that are columns (or the tag), not content.
 const NOT_CONTENT: &[&str] = &["id", "collection", "geometry", "private", BASE_ITEM_TAG];
 
-/// Appends one item row, starting with `seq` when given, or says why
-/// pgstac cannot store the item (then nothing is appended).
+/// Appends one item row, or says why pgstac cannot store the item (then
+/// nothing is appended).
 ///
 /// The item is not parsed again: its members come from the check
 /// ([`ItemFields::members`]). Those the base item has (`type`,
@@ -34,7 +34,6 @@ const NOT_CONTENT: &[&str] = &["id", "collection", "geometry", "private", BASE_I
 /// nothing of the item is built in memory.
 pub fn write_item(
     out: &mut Vec<u8>,
-    seq: Option<u64>,
     f: &ItemFields<'_>,
     collections: &Collections,
 ) -> Result<(), Invalid> {
@@ -56,13 +55,7 @@ pub fn write_item(
 
     let start = out.len();
     let written = (|| {
-        match seq {
-            Some(seq) => {
-                row(out, 8);
-                int8(out, seq as i64);
-            }
-            None => row(out, 7),
-        }
+        row(out, 7);
         field(out, f.id.as_bytes());
         field(out, &geometry.ewkb);
         field(out, f.collection.as_bytes());
