@@ -676,6 +676,38 @@ async fn check_partition(client: &Client, i: i64) -> Result<String, tokio_postgr
         .get(0))
 }
 
+/// Takes `collection`'s advisory lock around partition changes, to the end
+/// of the transaction.
+async fn lock_partitions_of(
+    client: &Client,
+    collection: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            &format!("SELECT pg_advisory_xact_lock({PARTITION_LOCK}, hashtext($1))"),
+            &[&collection],
+        )
+        .await?;
+    Ok(())
+}
+
+/// `check_partition` for `collection`'s one partition with the widest
+/// constraints (any time): step 4 narrows them to the rows once they are
+/// committed. Returns the partition's name.
+async fn check_partition_for_any_time(
+    client: &Client,
+    collection: &str,
+) -> Result<String, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT pgstac.check_partition($1, tstzrange('-infinity', 'infinity', '[]'), \
+             tstzrange('-infinity', 'infinity', '[]'))",
+            &[&collection],
+        )
+        .await?
+        .get(0))
+}
+
 /// For an insert whose first rows are all of `collection`, kept in one
 /// partition that does not exist yet: creates that partition, in the load's
 /// open transaction, as a table of its own shaped like `pgstac.items` (see
@@ -710,12 +742,7 @@ async fn build_partition(
     else {
         return Ok(None);
     };
-    client
-        .execute(
-            &format!("SELECT pg_advisory_xact_lock({PARTITION_LOCK}, hashtext($1))"),
-            &[&collection],
-        )
-        .await?;
+    lock_partitions_of(client, collection).await?;
     let exists: bool = client
         .query_one(
             "SELECT to_regclass(format('pgstac.%I', $1::text)) IS NOT NULL",
@@ -765,13 +792,7 @@ async fn attach_partition(
             crate::xmat::sql::literal(collection)
         ))
         .await?;
-    client
-        .query_one(
-            "SELECT pgstac.check_partition($1, tstzrange('-infinity', 'infinity', '[]'), \
-             tstzrange('-infinity', 'infinity', '[]'))",
-            &[&collection],
-        )
-        .await?;
+    check_partition_for_any_time(client, collection).await?;
     tracing::debug!(
         %partition,
         seconds = phase.elapsed().as_secs_f64(),
@@ -804,22 +825,8 @@ async fn open_partition(
     }
     client.batch_execute("COMMIT; BEGIN").await?;
     let name = async {
-        client
-            .execute(
-                &format!("SELECT pg_advisory_xact_lock({PARTITION_LOCK}, hashtext($1))"),
-                &[&collection],
-            )
-            .await?;
-        // The widest constraints: step 4 narrows them to the rows once
-        // they are committed.
-        let name: String = client
-            .query_one(
-                "SELECT pgstac.check_partition($1, tstzrange('-infinity', 'infinity', '[]'), \
-                 tstzrange('-infinity', 'infinity', '[]'))",
-                &[&collection],
-            )
-            .await?
-            .get(0);
+        lock_partitions_of(client, collection).await?;
+        let name = check_partition_for_any_time(client, collection).await?;
         client.batch_execute("COMMIT").await?;
         Ok::<_, tokio_postgres::Error>(name)
     }
