@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use super::geojson::{self, Geometry};
 use super::time::parse_rfc3339;
 use super::{Invalid, Members, check_id, check_object, check_storable, raw_str};
+use crate::json_check::TextRef;
 
 /// What item checks need to know about the load.
 #[derive(Debug, Clone, Copy)]
@@ -96,8 +97,16 @@ struct Times<'a> {
     end_datetime: Option<&'a RawValue>,
 }
 
-/// Checks one item (JSON text) against the rules above.
-pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields<'a>, Invalid> {
+/// Checks one item (JSON text) against the rules above. Text already proven
+/// storable ([`TextRef::Storable`]: what an item rewriter returned, checked
+/// by the plugin chain) is not scanned for what jsonb refuses a second time.
+pub fn check_item<'a>(
+    text: impl Into<TextRef<'a>>,
+    ctx: &ItemContext<'_>,
+) -> Result<ItemFields<'a>, Invalid> {
+    let text = text.into();
+    let proven = matches!(text, TextRef::Storable(_));
+    let text = text.as_str();
     let members: Members<'a> = check_object(text)?;
     let [
         kind,
@@ -109,7 +118,9 @@ pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields
         links,
         assets,
     ] = ruled(&members)?;
-    check_storable(text, id)?;
+    if !proven {
+        check_storable(text, id)?;
+    }
     // From here on, errors can name the item.
     let id = check_id(id)?;
     let invalid = |reason: String| Invalid::new(Some(&id), reason);
