@@ -382,7 +382,7 @@ fn a_lying_rewriter_is_blamed_by_name_and_nothing_is_written() {
             &o,
             1,
             &[
-                "plugin hostile returned invalid JSON for record 2 of batch 1 (2 records)",
+                "plugin hostile: returned invalid JSON for record 2 of batch 1 (2 records)",
                 why,
                 "no items were loaded",
             ],
