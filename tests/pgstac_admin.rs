@@ -781,8 +781,15 @@ fn loads_by_roles_without_the_owners_privileges_work_or_fail_cleanly() {
             assert_consistent(&db);
         } else {
             assert_eq!(o.status.code(), Some(1), "{r}: {err}");
-            assert!(err.contains(r.as_str()), "{r}: the error does not name the role: {err}");
-            assert_eq!(tables(&mut admin), tables_before, "{r}: a stray table or partition");
+            assert!(
+                err.contains(r.as_str()),
+                "{r}: the error does not name the role: {err}"
+            );
+            assert_eq!(
+                tables(&mut admin),
+                tables_before,
+                "{r}: a stray table or partition"
+            );
             assert_eq!(
                 count(
                     &db,

@@ -706,17 +706,27 @@ fn awkward_collection_ids_through_the_load_built_partition_store_what_pypgstac_s
         "%I %L $1 ; DROP TABLE x; --",
         "日本語 コレクション",
     ];
+    // pypgstac cannot read a JSON backslash escape in a file (its reader
+    // turns `\\` into `\` before parsing): those ids are host's only, checked
+    // by search and by their rows' ids below.
+    let oracle = |c: &str| !c.contains('\\');
+    let collections = |ids: &mut dyn Iterator<Item = &&str>| -> Vec<String> {
+        ids.map(|c| stac_util::collection(c).to_string()).collect()
+    };
     let cfile = write(
         dir.path(),
         "collections.ndjson",
-        &ids.iter()
-            .map(|c| stac_util::collection(c).to_string())
-            .collect::<Vec<_>>(),
+        &collections(&mut ids.iter()),
+    );
+    let ofile = write(
+        dir.path(),
+        "oracle.ndjson",
+        &collections(&mut ids.iter().filter(|c| oracle(c))),
     );
     let by_host = pgstac_db("oracle_awkward_host");
     let by_pypgstac = pgstac_db("oracle_awkward_pypgstac");
     ok(&load(&by_host, "collections", &[s(&cfile)]));
-    pypgstac_load(&by_pypgstac, "collections", &cfile, "insert");
+    pypgstac_load(&by_pypgstac, "collections", &ofile, "insert");
     for (k, c) in ids.iter().enumerate() {
         let values: Vec<String> = (0..5)
             .map(|i| item(&format!("i{i}"), c, 1.0 + f64::from(i), 2.0, i + 1).to_string())
@@ -729,12 +739,32 @@ fn awkward_collection_ids_through_the_load_built_partition_store_what_pypgstac_s
             "{c}: the load did not build the partition: {}",
             stderr(&o)
         );
-        pypgstac_load(&by_pypgstac, "items", &f, "insert");
+        if oracle(c) {
+            pypgstac_load(&by_pypgstac, "items", &f, "insert");
+        }
     }
-    assert_eq!(item_rows(&by_host), item_rows(&by_pypgstac));
-    assert_eq!(collections_of(&by_host, &[]), collections_of(&by_pypgstac, &[]));
-    assert_eq!(partition_stats(&by_host), partition_stats(&by_pypgstac));
-    assert_eq!(partitions_of(&by_host), partitions_of(&by_pypgstac));
+    let of_oracle = |rows: Vec<Vec<Option<String>>>| -> Vec<Vec<Option<String>>> {
+        rows.into_iter()
+            .filter(|r| oracle(r[0].as_deref().unwrap()))
+            .collect()
+    };
+    assert_eq!(of_oracle(item_rows(&by_host)), item_rows(&by_pypgstac));
+    assert_eq!(item_rows(&by_host).len(), 5 * ids.len());
+    let hc: Vec<_> = collections_of(&by_host, &[])
+        .into_iter()
+        .filter(|c| oracle(&c.0))
+        .collect();
+    assert_eq!(hc, collections_of(&by_pypgstac, &[]));
+    let ps: Vec<_> = partition_stats(&by_host)
+        .into_iter()
+        .filter(|r| oracle(r[0].as_deref().unwrap()))
+        .collect();
+    assert_eq!(ps, partition_stats(&by_pypgstac));
+    let pd: Vec<_> = partitions_of(&by_host)
+        .into_iter()
+        .filter(|p| oracle(&p.0))
+        .collect();
+    assert_eq!(pd, partitions_of(&by_pypgstac));
     for c in ids {
         let body = json!({"collections": [c], "limit": 100});
         let o = util::run(&["search", &body.to_string(), "--dsn", &by_host.dsn]);

@@ -14,8 +14,8 @@ use super::reject::RejectWriter;
 use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
 use crate::audit::{Audit, Entry, Outcome, PluginRef, Unit};
-use crate::json_check::Text;
 use crate::catalog::{KeyOrder, Rows as CatalogRows};
+use crate::json_check::Text;
 use crate::plugin::chain::{ItemChain, Reason};
 use crate::plugin::{Plugin, PluginError, Usage};
 use crate::policy::DataScope;
@@ -543,21 +543,21 @@ impl RowWriter<'_> {
                                     });
                                     continue;
                                 }
-                                None => {
-                                    self.rows
-                                        .write_item(&mut out, seq, &fields, item.as_str())
-                                        .map(|()| {
-                                            order.push(&fields.collection, &fields.id);
-                                            fields.collection.into_owned()
-                                        })
-                                }
+                                None => self
+                                    .rows
+                                    .write_item(&mut out, seq, &fields, item.as_str())
+                                    .map(|()| {
+                                        order.push(&fields.collection, &fields.id);
+                                        fields.collection.into_owned()
+                                    }),
                             }
                         }
                         Err(e) => Err(e),
                     }
                 }
                 Kind::Collections => check_collection(text.as_str()).and_then(|id| {
-                    self.rows.write_collection(&mut out, seq, &id, text.as_str())?;
+                    self.rows
+                        .write_collection(&mut out, seq, &id, text.as_str())?;
                     Ok(id.into_owned())
                 }),
             };
