@@ -391,11 +391,9 @@ impl LogicalReader {
     pub async fn next(&mut self) -> Result<Option<Event>, ReplicationError> {
         loop {
             let read = read_frame(&mut self.io, &mut self.buf, &mut self.last_read).await;
-            let (tag, body) = read.map_err(|e| {
-                ReplicationError::Lost {
-                    shown: self.shown.clone(),
-                    reason: e.to_string(),
-                }
+            let (tag, body) = read.map_err(|e| ReplicationError::Lost {
+                shown: self.shown.clone(),
+                reason: e.to_string(),
             })?;
             if let Some(ev) = self.event(tag, body)? {
                 return Ok(ev);
@@ -415,10 +413,12 @@ impl LogicalReader {
     /// here goes through its `select!` once per read rather than once per
     /// message.
     pub fn buffered(&mut self) -> Result<Option<Option<Event>>, ReplicationError> {
-        while let Some((tag, body)) = take_frame(&mut self.buf).map_err(|e| ReplicationError::Lost {
-            shown: self.shown.clone(),
-            reason: e.to_string(),
-        })? {
+        while let Some((tag, body)) =
+            take_frame(&mut self.buf).map_err(|e| ReplicationError::Lost {
+                shown: self.shown.clone(),
+                reason: e.to_string(),
+            })?
+        {
             if let Some(ev) = self.event(tag, body)? {
                 return Ok(Some(ev));
             }

@@ -157,15 +157,17 @@ fn keeps_key(op: &Op, table: &StreamTable, keys: &[usize]) -> bool {
     // Where key column `k` is among the values the statement sets.
     let set_at = |k: usize| match &op.shape {
         Shape::Insert | Shape::Delete => None,
-        Shape::Update(present) => update_columns_iter(table, present.as_deref()).position(|c| c == k),
+        Shape::Update(present) => {
+            update_columns_iter(table, present.as_deref()).position(|c| c == k)
+        }
         Shape::Upsert => Some(k),
     };
     if matches!(op.shape, Shape::Insert | Shape::Delete) {
         return true;
     }
-    keys.iter().enumerate().all(|(j, &k)| {
-        set_at(k).is_none_or(|n| op.params.get(n) == op.params.get(old + j))
-    })
+    keys.iter()
+        .enumerate()
+        .all(|(j, &k)| set_at(k).is_none_or(|n| op.params.get(n) == op.params.get(old + j)))
 }
 
 /// The change's key on the target (new for an INSERT, old otherwise), as

@@ -228,12 +228,7 @@ impl Shaper {
     /// not say on which row: the failure then names the first one's
     /// transaction and asks for the window again one transaction at a time.
     /// `open` is the transaction already open when the window starts.
-    pub fn shape(
-        &mut self,
-        open: Option<Arc<Txn>>,
-        items: &[Item],
-        lines: &Lines,
-    ) -> Vec<Unit> {
+    pub fn shape(&mut self, open: Option<Arc<Txn>>, items: &[Item], lines: &Lines) -> Vec<Unit> {
         let mut failure: Option<(usize, ChangeError)> = None;
         let mut parsed: Vec<Parsed<'_>> = Vec::new();
         let mut txn: Option<Arc<Txn>> = open;
@@ -483,13 +478,10 @@ impl Shaper {
                     }
                 }
                 let key_changed = c.op == RowOp::Update && {
-                    key_pos
-                        .iter()
-                        .zip(&key)
-                        .any(|(&p, k)| match &new[p] {
-                            Some(v) => v != k,
-                            None => false,
-                        })
+                    key_pos.iter().zip(&key).any(|(&p, k)| match &new[p] {
+                        Some(v) => v != k,
+                        None => false,
+                    })
                 };
                 Ok(Some(Change::Row(Row {
                     table: t,
@@ -738,7 +730,8 @@ impl Shaper {
             }));
         };
         // Each statement's values in one buffer sized for them at once.
-        let bytes = |v: &mut dyn Iterator<Item = Option<&str>>| v.map(|x| x.map_or(0, str::len)).sum();
+        let bytes =
+            |v: &mut dyn Iterator<Item = Option<&str>>| v.map(|x| x.map_or(0, str::len)).sum();
         match (row.op, outcome.dropped) {
             (RowOp::Insert, true) => {}
             (RowOp::Insert, false) => {
