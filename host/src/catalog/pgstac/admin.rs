@@ -173,25 +173,41 @@ pub(super) async fn update_extents_of(
 /// collection` (row `FOR UPDATE`, then the partition) take their locks in
 /// one order: without it each held the partition weakly and wanted it
 /// exclusively (pgstac alters its constraint; the delete drops it), and
-/// PostgreSQL broke the deadlock by failing one. A collection deleted
-/// meanwhile has no partition left to refresh.
+/// PostgreSQL broke the deadlock by failing one. Which collection owns the
+/// partition is read before, in a statement of its own: reading
+/// `partition_sys_meta` locks the partition until its transaction ends, so
+/// read inside the transaction it put the partition's lock before the
+/// row's again (a delete during a load's last step deadlocked:
+/// `pgstac_admin::a_collection_deleted_during_a_load_waits_for_it_and_leaves_nothing`).
+/// A collection deleted meanwhile has no partition left to refresh.
 pub(super) async fn update_partition_stats(client: &Client, partition: &str) {
-    let r = in_pgstac(client, async {
-        let owner = client
+    let r = async {
+        let collection: Option<String> = client
             .query_opt(
-                "SELECT 1 FROM pgstac.collections WHERE id = \
-                 (SELECT collection FROM pgstac.partition_sys_meta WHERE partition = $1) \
-                 FOR NO KEY UPDATE",
+                "SELECT collection FROM pgstac.partition_sys_meta WHERE partition = $1",
                 &[&partition],
             )
-            .await?;
-        if owner.is_some() {
-            client
-                .execute("SELECT pgstac.update_partition_stats_q($1)", &[&partition])
+            .await?
+            .map(|r| r.get(0));
+        let Some(collection) = collection else {
+            return Ok(());
+        };
+        in_pgstac(client, async {
+            let owner = client
+                .query_opt(
+                    "SELECT 1 FROM pgstac.collections WHERE id = $1 FOR NO KEY UPDATE",
+                    &[&collection],
+                )
                 .await?;
-        }
-        Ok(())
-    })
+            if owner.is_some() {
+                client
+                    .execute("SELECT pgstac.update_partition_stats_q($1)", &[&partition])
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
     .await;
     if let Err(e) = r {
         tracing::warn!(
