@@ -341,6 +341,84 @@ fn a_plugin_failure_fails_the_load_or_goes_to_the_reject_file() {
     );
 }
 
+/// An item rewriter that returns what jsonb refuses (or not JSON at all)
+/// for one item: the chain refuses the batch naming the plugin (it checks
+/// what rewriters return, and the loader trusts that check: it does not
+/// scan those items again), and nothing reaches the database.
+#[test]
+fn a_lying_rewriter_is_blamed_by_name_and_nothing_is_written() {
+    let db = migrated("load_lying_plugin");
+    let dir = tempfile::tempdir().unwrap();
+    add_collection(&db, dir.path(), "c");
+    let f = ndjson(
+        dir.path(),
+        "i.ndjson",
+        &[
+            item("a", "c", 0.0, 0.0, 1),
+            item("b", "c", 0.0, 0.0, 1),
+            item("c", "c", 0.0, 0.0, 1),
+        ],
+    );
+    let hostile = wasm("hostile");
+    for (lie, why) in [
+        ("nul", "\\u0000 escape"),
+        ("surrogate", "lone surrogate"),
+        ("truncated", "expected ',' or '}'"),
+        ("two-objects", "trailing characters"),
+    ] {
+        let mode = format!("mode=lie:{lie}");
+        let rejects = dir.path().join(format!("{lie}.ndjson"));
+        let base = [
+            s(&f),
+            "--plugin",
+            s(&hostile),
+            "--plugin-arg",
+            &mode,
+            "--batch-size",
+            "2",
+        ];
+        let o = load(&db, "items", &base);
+        fails(
+            &o,
+            1,
+            &[
+                "plugin hostile: returned invalid JSON for record 2 of batch 1 (2 records)",
+                why,
+                "no items were loaded",
+            ],
+        );
+        assert_eq!(items_in(&db, "c"), 0, "{lie}");
+
+        // With a reject file: the lying batch (a, b) is blamed on the plugin,
+        // the honest one (c) loads.
+        let mut a = base.to_vec();
+        a.extend(["--reject-file", s(&rejects), "--json"]);
+        let o = load(&db, "items", &a);
+        assert_eq!(o.status.code(), Some(4), "{lie}: {}", stderr(&o));
+        counts(&o, (3, 1, 0, 0, 0, 2));
+        assert_eq!(summary(&o)["plugin_failures"], 1, "{lie}");
+        let text = std::fs::read_to_string(&rejects).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lie}: {text}");
+        assert!(
+            text.contains("plugin hostile") && text.contains(why),
+            "{lie}: {text}"
+        );
+        let ids: Vec<String> = db
+            .client()
+            .query("SELECT id FROM host.items ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(ids, ["c"], "{lie}");
+        db.client().execute("DELETE FROM host.items", &[]).unwrap();
+    }
+}
+
 #[test]
 fn loads_refuse_a_database_without_the_schema() {
     let db = TestDb::new("load_unmigrated");

@@ -664,3 +664,151 @@ fn a_collection_deleted_during_a_load_waits_for_it_and_leaves_nothing() {
     assert_eq!(count(&db, "SELECT count(*) FROM pgstac.partition_stats"), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM pgstac.collections"), 0);
 }
+
+/// Loads into a new collection by roles that may not act as pgstac's owner
+/// the way the load-built partition needs (its table is made `SET LOCAL
+/// ROLE` to the owner of pgstac's functions, then COPYed into by the load's
+/// own role): each load either works (every item stored, the partition
+/// attached as pgstac's own) or fails naming its role, leaving nothing
+/// half-written: no stray table in pgstac's schema, no partition, the
+/// collection as it was.
+#[test]
+fn loads_by_roles_without_the_owners_privileges_work_or_fail_cleanly() {
+    let db = pgstac_db("pgstac_load_roles");
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let owner: String = db
+        .client()
+        .query_one(
+            "SELECT proowner::regrole::text FROM pg_proc \
+             WHERE oid = 'pgstac.check_partition(text, tstzrange, tstzrange)'::regprocedure",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // (role, how it is made, whether it may load at all). Roles are the
+    // cluster's: named by this process, dropped at the end.
+    let cases: Vec<(String, String, bool)> = vec![
+        // A member of the owner role without INHERIT: it may SET ROLE to it
+        // (so the load builds the partition) but has none of its rights.
+        (
+            format!("t_noinherit_{pid}"),
+            format!("NOINHERIT; GRANT {owner} TO {{r}}"),
+            false,
+        ),
+        // The owner's rights come only through a role that does not
+        // inherit them; pgstac_ingest's through one that does: the load may
+        // SET ROLE to the owner, and write as pgstac_ingest.
+        (
+            format!("t_via_noinherit_{pid}"),
+            format!(
+                "INHERIT; CREATE ROLE {{r}}_mid NOINHERIT; GRANT {owner} TO {{r}}_mid; \
+                 GRANT {{r}}_mid TO {{r}}; GRANT pgstac_ingest TO {{r}}"
+            ),
+            true,
+        ),
+        // No membership in the owner role: pgstac's check_partition makes
+        // the partition, as for pypgstac.
+        (
+            format!("t_ingest_{pid}"),
+            "INHERIT; GRANT pgstac_ingest TO {r}".to_string(),
+            true,
+        ),
+        // No membership at all.
+        (format!("t_nobody_{pid}"), "INHERIT".to_string(), false),
+    ];
+    let mut admin = db.client();
+    let drop_roles = |admin: &mut postgres::Client| {
+        for (r, ..) in &cases {
+            for sql in [
+                format!("DROP OWNED BY {r}"),
+                format!("DROP ROLE IF EXISTS {r}"),
+                format!("DROP ROLE IF EXISTS {r}_mid"),
+            ] {
+                let _ = admin.batch_execute(&sql);
+            }
+        }
+    };
+    drop_roles(&mut admin);
+    for (k, (r, how, may)) in cases.iter().enumerate() {
+        let how = how.replace("{r}", r);
+        admin
+            .batch_execute(&format!("CREATE ROLE {r} LOGIN PASSWORD 'pw' {how}"))
+            .unwrap();
+        let c = format!("roles-{k}");
+        let cfile = ndjson(dir.path(), &format!("c{k}.ndjson"), &[collection(&c)]);
+        ok(&load(&db, "collections", &[s(&cfile)]));
+        let before: String = admin
+            .query_one(
+                "SELECT row(c.*)::text FROM pgstac.collections c WHERE id = $1",
+                &[&c],
+            )
+            .unwrap()
+            .get(0);
+        let tables = |admin: &mut postgres::Client| -> Vec<String> {
+            admin
+                .query(
+                    "SELECT relname::text FROM pg_class \
+                     WHERE relnamespace = 'pgstac'::regnamespace AND relkind IN ('r', 'p') \
+                     ORDER BY 1",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        };
+        let tables_before = tables(&mut admin);
+        let items: Vec<Value> = (0..5)
+            .map(|i| item(&format!("i{i}"), &c, 1.0, 1.0, i + 1))
+            .collect();
+        let f = ndjson(dir.path(), &format!("i{k}.ndjson"), &items);
+        let (_, rest) = db.dsn.split_once("://").unwrap();
+        let (_, at) = rest.split_once('@').unwrap();
+        let dsn = format!("postgresql://{r}:pw@{at}");
+        let o = run(&["load", "items", s(&f), "--json", "-v", "--dsn", &dsn]);
+        let err = util::stderr(&o);
+        if *may {
+            assert_eq!(o.status.code(), Some(0), "{r}: {err}");
+            assert_eq!(
+                count(
+                    &db,
+                    &format!("SELECT count(*) FROM pgstac.items WHERE collection = '{c}'")
+                ),
+                5,
+                "{r}"
+            );
+            assert_consistent(&db);
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{r}: {err}");
+            assert!(
+                err.contains(r.as_str()),
+                "{r}: the error does not name the role: {err}"
+            );
+            assert_eq!(
+                tables(&mut admin),
+                tables_before,
+                "{r}: a stray table or partition"
+            );
+            assert_eq!(
+                count(
+                    &db,
+                    &format!(
+                        "SELECT count(*) FROM pgstac.partition_stats WHERE collection = '{c}'"
+                    )
+                ),
+                0,
+                "{r}: a partition was recorded"
+            );
+            let after: String = admin
+                .query_one(
+                    "SELECT row(c.*)::text FROM pgstac.collections c WHERE id = $1",
+                    &[&c],
+                )
+                .unwrap()
+                .get(0);
+            assert_eq!(after, before, "{r}: the collection changed");
+        }
+    }
+    drop_roles(&mut admin);
+}

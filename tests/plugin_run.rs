@@ -715,6 +715,8 @@ fn one_lying_item_is_refused_naming_the_plugin_and_the_record() {
         ("trailing", "trailing characters"),
         ("truncated", "expected ',' or '}'"),
         ("empty", "expected a JSON object"),
+        ("nul", "\\u0000 escape, which PostgreSQL cannot store"),
+        ("surrogate", "lone surrogate escape"),
     ] {
         let out = hostile(&format!("lie:{lie}"), &["--batch-size", "2"], three_items());
         let err = stderr(&out);

@@ -117,6 +117,127 @@ fn located(text: &str, open: u8, e: Problem) -> JsonError {
     }
 }
 
+/// Text that [`check_object`] accepted, and that nothing has changed since
+/// except by edits that keep it a storable object (see [`Storable::edited`]):
+/// holding one is the proof, so whoever gets it need not check it again (a
+/// load checks what an item rewriter returned once, in the plugin chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storable(String);
+
+impl Storable {
+    /// Checks `text`; on failure hands it back with the reason.
+    pub fn check(text: String) -> Result<Storable, (String, JsonError)> {
+        match check_object(&text) {
+            Ok(()) => Ok(Storable(text)),
+            Err(e) => Err((text, e)),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, giving up the proof.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// Lends checked texts as the plain strings the plugin ABI takes (moved,
+    /// not copied; only read), and takes them back still checked.
+    pub fn lend<R>(texts: Vec<Storable>, f: impl FnOnce(&[String]) -> R) -> (Vec<Storable>, R) {
+        let plain: Vec<String> = texts.into_iter().map(|s| s.0).collect();
+        let r = f(&plain);
+        (plain.into_iter().map(Storable).collect(), r)
+    }
+
+    /// `edit`'s result on this text, still proven: for edits that keep any
+    /// storable object storable (`integer_zero` drops the sign of `-0`
+    /// number tokens, which leaves a valid number in the same place).
+    /// Checked again in debug builds.
+    pub(crate) fn edited(&self, edit: impl FnOnce(&str) -> String) -> Storable {
+        let out = edit(&self.0);
+        debug_assert_eq!(check_object(&out), Ok(()), "the edit broke a storable text");
+        Storable(out)
+    }
+}
+
+impl std::fmt::Display for Storable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A record's text as a load holds it: as read, or proven storable by an
+/// earlier check (an item rewriter's output, checked by the chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text {
+    Unchecked(String),
+    Storable(Storable),
+}
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Unchecked(s) => s,
+            Text::Storable(s) => s.as_str(),
+        }
+    }
+
+    /// The text, without saying whether it was checked.
+    pub fn into_string(self) -> String {
+        match self {
+            Text::Unchecked(s) => s,
+            Text::Storable(s) => s.into_string(),
+        }
+    }
+
+    /// Borrowed.
+    pub fn as_ref(&self) -> TextRef<'_> {
+        match self {
+            Text::Unchecked(s) => TextRef::Unchecked(s),
+            Text::Storable(s) => TextRef::Storable(s),
+        }
+    }
+}
+
+/// A borrowed [`Text`]: what the STAC checks take, so that they run
+/// [`check_object`] only on text that has not been through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRef<'a> {
+    Unchecked(&'a str),
+    Storable(&'a Storable),
+}
+
+impl<'a> TextRef<'a> {
+    /// The text.
+    pub fn as_str(&self) -> &'a str {
+        match *self {
+            TextRef::Unchecked(s) => s,
+            TextRef::Storable(s) => s.as_str(),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for TextRef<'a> {
+    fn from(s: &'a str) -> TextRef<'a> {
+        TextRef::Unchecked(s)
+    }
+}
+
+impl<'a> From<&'a String> for TextRef<'a> {
+    fn from(s: &'a String) -> TextRef<'a> {
+        TextRef::Unchecked(s)
+    }
+}
+
+impl<'a> From<&'a Storable> for TextRef<'a> {
+    fn from(s: &'a Storable) -> TextRef<'a> {
+        TextRef::Storable(s)
+    }
+}
+
 /// A problem before its path is known.
 #[derive(Debug)]
 struct Problem {

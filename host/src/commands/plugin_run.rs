@@ -273,7 +273,7 @@ impl Run {
         let out = chain.run(batch);
         let originals = std::mem::take(batch);
         for (_, item) in &out.kept {
-            self.out.write_all(item.as_bytes())?;
+            self.out.write_all(item.as_str().as_bytes())?;
             self.out.write_all(b"\n")?;
         }
         self.account(&out, |i| {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::model::{ItemOutcome, Kind, Outcome, Table};
 use super::{Plugin, PluginError, PluginInstance, Usage};
 use crate::copy::text;
+use crate::json_check::{Storable, Text};
 
 /// Why a record did not come out of the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,92 +115,211 @@ impl ItemChain {
         self.stages.iter().map(PluginInstance::plugin)
     }
 
-    /// Runs one batch. `kept` holds `(input index, item JSON)` in input order.
+    /// Runs one batch. `kept` holds `(input index, item JSON)` in input order:
+    /// what an item rewriter returned comes out [`Text::Storable`] (the chain
+    /// checked it), what only filters saw comes out as it went in.
     /// The input is borrowed so callers keep the originals (for reject reports)
     /// without copying them.
-    pub fn run(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, String)>> {
+    pub fn run(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, Text)>> {
         let mut out = self.run_stages(items);
         out.usage = take_usage(&mut self.stages);
         out
     }
 
-    fn run_stages(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, String)>> {
+    fn run_stages(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, Text)>> {
         self.batches += 1;
-        let mut out = BatchOutput::<Vec<(usize, String)>>::default();
+        let mut out = BatchOutput::<Vec<(usize, Text)>>::default();
         let mut alive: Vec<usize> = (0..items.len()).collect();
-        let mut owned: Option<Vec<String>> = None;
+        // The texts still in play: the input's until a stage changes them;
+        // once a rewriter has run, every text is one it returned (filters
+        // only keep or drop), so all of them stay proven.
+        let mut current = Current::Input;
 
         for stage in &mut self.stages {
-            let current: &[String] = owned.as_deref().unwrap_or(items);
-            if current.is_empty() {
+            if alive.is_empty() {
                 break;
             }
             let plugin = stage.plugin().name().to_string();
-            let label = batch_label(self.batches, current.len());
-            let result = match stage.plugin().kind() {
-                Kind::ItemRewriter => stage.rewrite_items(current, &label).and_then(|outcomes| {
-                    check_items(&plugin, &label, &outcomes)?;
-                    Ok(outcomes)
-                }),
-                _ => stage.filter_items(current, &label).map(|outcomes| {
-                    outcomes
-                        .into_iter()
-                        .zip(current.iter())
-                        .map(|(o, item)| match o {
-                            Outcome::Keep => ItemOutcome::Keep(item.clone()),
-                            Outcome::Drop => ItemOutcome::Drop,
-                            Outcome::Reject(r) => ItemOutcome::Reject(r),
-                        })
-                        .collect()
-                }),
-            };
-            let outcomes = match result {
-                Ok(o) => o,
+            let label = batch_label(self.batches, alive.len());
+            let kind = stage.plugin().kind();
+            let (texts, result) = current.lend(items, |current| match kind {
+                Kind::ItemRewriter => stage
+                    .rewrite_items(current, &label)
+                    .map(Decisions::Rewritten),
+                _ => stage.filter_items(current, &label).map(Decisions::Filtered),
+            });
+            let decisions = match result.and_then(|d| d.checked(&plugin, &label)) {
+                Ok(d) => d,
                 Err(e) => {
                     fail_all(&mut out, &alive, &plugin, e);
                     return out;
                 }
             };
-            let mut next = Vec::with_capacity(current.len());
-            let mut next_alive = Vec::with_capacity(current.len());
-            for (outcome, index) in outcomes.into_iter().zip(alive) {
-                match outcome {
-                    ItemOutcome::Keep(s) => {
-                        next.push(s);
-                        next_alive.push(index);
+            let mut next_alive = Vec::with_capacity(alive.len());
+            let mut verdict = |index: usize, kept: bool, reject: Option<String>| match reject {
+                Some(reason) => out.rejected.push(Rejection {
+                    index,
+                    plugin: plugin.clone(),
+                    reason: Reason::Rejected(reason),
+                }),
+                None if kept => next_alive.push(index),
+                None => out.dropped.push((index, plugin.clone())),
+            };
+            current = match decisions {
+                Checked::Rewritten(outcomes) => {
+                    let mut next = Vec::with_capacity(outcomes.len());
+                    for (outcome, &index) in outcomes.into_iter().zip(&alive) {
+                        match outcome {
+                            Rewritten::Keep(s) => {
+                                next.push(s);
+                                verdict(index, true, None);
+                            }
+                            Rewritten::Drop => verdict(index, false, None),
+                            Rewritten::Reject(r) => verdict(index, false, Some(r)),
+                        }
                     }
-                    ItemOutcome::Drop => out.dropped.push((index, plugin.clone())),
-                    ItemOutcome::Reject(reason) => out.rejected.push(Rejection {
-                        index,
-                        plugin: plugin.clone(),
-                        reason: Reason::Rejected(reason),
-                    }),
+                    Current::Storable(next)
                 }
-            }
-            owned = Some(next);
+                Checked::Filtered(outcomes) => {
+                    let keep: Vec<bool> = outcomes.iter().map(|o| *o == Outcome::Keep).collect();
+                    for (outcome, &index) in outcomes.into_iter().zip(&alive) {
+                        match outcome {
+                            Outcome::Keep => verdict(index, true, None),
+                            Outcome::Drop => verdict(index, false, None),
+                            Outcome::Reject(r) => verdict(index, false, Some(r)),
+                        }
+                    }
+                    texts.keep(items, &keep)
+                }
+            };
             alive = next_alive;
         }
-        let kept = owned.unwrap_or_else(|| items.to_vec());
-        out.kept_count = kept.len();
-        out.kept = alive.into_iter().zip(kept).collect();
+        out.kept_count = alive.len();
+        out.kept = match current {
+            Current::Input => alive
+                .into_iter()
+                .map(|i| (i, Text::Unchecked(items[i].clone())))
+                .collect(),
+            Current::Read(texts) => alive
+                .into_iter()
+                .zip(texts.into_iter().map(Text::Unchecked))
+                .collect(),
+            Current::Storable(texts) => alive
+                .into_iter()
+                .zip(texts.into_iter().map(Text::Storable))
+                .collect(),
+        };
         out
     }
 }
 
-/// A rewritten item must still be one JSON object.
-fn check_items(plugin: &str, label: &str, outcomes: &[ItemOutcome]) -> Result<(), PluginError> {
-    for (i, o) in outcomes.iter().enumerate() {
-        if let ItemOutcome::Keep(s) = o {
-            let problem = crate::json_check::check_object(s).err();
-            if let Some(p) = problem {
-                return Err(PluginError::Contract {
-                    plugin: plugin.to_string(),
-                    message: format!("returned invalid JSON for record {} of {label}: {p}", i + 1),
-                });
+/// The texts of a batch's records still in play inside the chain.
+enum Current {
+    /// All of the input, untouched (no stage has run yet).
+    Input,
+    /// Input texts some filter kept: never checked.
+    Read(Vec<String>),
+    /// What a rewriter returned (and later filters kept): checked.
+    Storable(Vec<Storable>),
+}
+
+impl Current {
+    /// Lends the texts to a stage as plain strings; hands them back as they were.
+    fn lend<R>(self, input: &[String], f: impl FnOnce(&[String]) -> R) -> (Current, R) {
+        match self {
+            Current::Input => {
+                let r = f(input);
+                (Current::Input, r)
+            }
+            Current::Read(texts) => {
+                let r = f(&texts);
+                (Current::Read(texts), r)
+            }
+            Current::Storable(texts) => {
+                let (texts, r) = Storable::lend(texts, f);
+                (Current::Storable(texts), r)
             }
         }
     }
-    Ok(())
+
+    /// The texts whose `keep` is true (a filter's verdicts), each as proven as before.
+    fn keep(self, input: &[String], keep: &[bool]) -> Current {
+        let kept = |i: &usize| keep[*i];
+        match self {
+            Current::Input => Current::Read(
+                (0..input.len())
+                    .filter(kept)
+                    .map(|i| input[i].clone())
+                    .collect(),
+            ),
+            Current::Read(texts) => Current::Read(
+                texts
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| kept(i))
+                    .map(|(_, t)| t)
+                    .collect(),
+            ),
+            Current::Storable(texts) => Current::Storable(
+                texts
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| kept(i))
+                    .map(|(_, t)| t)
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// What a stage decided on each record, before the chain checked it.
+enum Decisions {
+    Rewritten(Vec<ItemOutcome>),
+    Filtered(Vec<Outcome>),
+}
+
+/// What a stage decided, checked: a rewriter's kept items proven storable.
+enum Checked {
+    Rewritten(Vec<Rewritten>),
+    Filtered(Vec<Outcome>),
+}
+
+/// A rewriter's outcome for one item, its kept text checked.
+enum Rewritten {
+    Keep(Storable),
+    Drop,
+    Reject(String),
+}
+
+impl Decisions {
+    /// A rewritten item must still be one JSON object jsonb can store: one
+    /// that is not fails the plugin's whole batch (a broken contract).
+    fn checked(self, plugin: &str, label: &str) -> Result<Checked, PluginError> {
+        let outcomes = match self {
+            Decisions::Filtered(o) => return Ok(Checked::Filtered(o)),
+            Decisions::Rewritten(o) => o,
+        };
+        let mut out = Vec::with_capacity(outcomes.len());
+        for (i, o) in outcomes.into_iter().enumerate() {
+            out.push(match o {
+                ItemOutcome::Keep(s) => match Storable::check(s) {
+                    Ok(s) => Rewritten::Keep(s),
+                    Err((_, p)) => {
+                        return Err(PluginError::Contract {
+                            plugin: plugin.to_string(),
+                            message: format!(
+                                "returned invalid JSON for record {} of {label}: {p}",
+                                i + 1
+                            ),
+                        });
+                    }
+                },
+                ItemOutcome::Drop => Rewritten::Drop,
+                ItemOutcome::Reject(r) => Rewritten::Reject(r),
+            });
+        }
+        Ok(Checked::Rewritten(out))
+    }
 }
 
 fn fail_all<T>(out: &mut BatchOutput<T>, alive: &[usize], plugin: &str, e: PluginError) {

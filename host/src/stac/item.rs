@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use super::geojson::{self, Geometry};
 use super::time::parse_rfc3339;
 use super::{Invalid, Members, check_id, raw_str, read_members};
+use crate::json_check::TextRef;
 
 /// What item checks need to know about the load.
 #[derive(Debug, Clone, Copy)]
@@ -100,11 +101,16 @@ fn times(props: &str) -> Result<[Option<&str>; 3], String> {
     Ok(found)
 }
 
-/// Checks one item (JSON text) against the rules above.
-pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields<'a>, Invalid> {
-    // The whole text checked (grammar, what jsonb refuses) in the same
-    // pass that reads the top level.
-    let members = read_members(text)?;
+/// Checks one item (JSON text) against the rules above. The whole text is
+/// checked (grammar, what jsonb refuses) in the same pass that reads its
+/// top level, which every item needs; so text a rewriter returned
+/// ([`TextRef::Storable`], checked by the plugin chain) costs one pass here
+/// like any other, no more.
+pub fn check_item<'a>(
+    text: impl Into<TextRef<'a>>,
+    ctx: &ItemContext<'_>,
+) -> Result<ItemFields<'a>, Invalid> {
+    let members = read_members(text.into().as_str())?;
     let [
         kind,
         id,

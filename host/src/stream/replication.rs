@@ -337,6 +337,7 @@ impl ReplicationClient {
                 io: read,
                 buf: self.buf,
                 shown: shown.clone(),
+                last_read: 0,
             },
             LogicalWriter { io: write, shown },
         ))
@@ -352,7 +353,7 @@ impl ReplicationClient {
     }
 
     async fn frame(&mut self) -> Result<(u8, Bytes), ReplicationError> {
-        read_frame(&mut self.io, &mut self.buf)
+        read_frame(&mut self.io, &mut self.buf, &mut 0)
             .await
             .map_err(|e| ReplicationError::Lost {
                 shown: self.shown.clone(),
@@ -380,6 +381,8 @@ pub struct LogicalReader {
     io: tokio::io::ReadHalf<Box<dyn Stream>>,
     buf: BytesMut,
     shown: String,
+    /// Bytes the last read from the socket got.
+    last_read: usize,
 }
 
 impl LogicalReader {
@@ -387,46 +390,75 @@ impl LogicalReader {
     /// Cancel-safe: a partly read message stays in the buffer.
     pub async fn next(&mut self) -> Result<Option<Event>, ReplicationError> {
         loop {
-            let (tag, mut body) = read_frame(&mut self.io, &mut self.buf).await.map_err(|e| {
-                ReplicationError::Lost {
-                    shown: self.shown.clone(),
-                    reason: e.to_string(),
-                }
+            let read = read_frame(&mut self.io, &mut self.buf, &mut self.last_read).await;
+            let (tag, body) = read.map_err(|e| ReplicationError::Lost {
+                shown: self.shown.clone(),
+                reason: e.to_string(),
             })?;
-            match tag {
-                b'd' if body.first() == Some(&b'w') && body.len() >= 25 => {
-                    body.advance(1);
-                    let start = Lsn(body.get_u64());
-                    let _end = body.get_u64();
-                    let _sent = body.get_i64();
-                    return Ok(Some(Event::Data { start, data: body }));
-                }
-                b'd' if body.first() == Some(&b'k') && body.len() >= 18 => {
-                    body.advance(1);
-                    let end = Lsn(body.get_u64());
-                    let _sent = body.get_i64();
-                    let reply = body.get_u8() == 1;
-                    return Ok(Some(Event::Keepalive { end, reply }));
-                }
-                b'd' => {
-                    return Err(ReplicationError::Protocol {
-                        shown: self.shown.clone(),
-                        reason: format!("unknown CopyData message {:?}", body.first()),
-                    });
-                }
-                b'c' => return Ok(None),
-                b'E' => {
-                    return Err(ReplicationError::Server {
-                        shown: self.shown.clone(),
-                        error: ServerError::parse(&body),
-                    });
-                }
-                b'N' => {
-                    let n = ServerError::parse(&body);
-                    tracing::warn!("source: {}", n.message);
-                }
-                _ => {} // CommandComplete, ReadyForQuery after the end
+            if let Some(ev) = self.event(tag, body)? {
+                return Ok(ev);
             }
+        }
+    }
+
+    /// Whether the socket had little to give at the last read (and no
+    /// whole message is left in the buffer): the server is sending slower
+    /// than it is read, so reading again at once would mostly wait.
+    pub fn caught_up(&self) -> bool {
+        self.last_read < CAUGHT_UP && !whole_frame(&self.buf)
+    }
+
+    /// The next message if it is already read whole (no waiting, no
+    /// reading): the server sends many per read, and a caller draining them
+    /// here goes through its `select!` once per read rather than once per
+    /// message.
+    pub fn buffered(&mut self) -> Result<Option<Option<Event>>, ReplicationError> {
+        while let Some((tag, body)) =
+            take_frame(&mut self.buf).map_err(|e| ReplicationError::Lost {
+                shown: self.shown.clone(),
+                reason: e.to_string(),
+            })?
+        {
+            if let Some(ev) = self.event(tag, body)? {
+                return Ok(Some(ev));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A frame as an event: `Some(None)` at the stream's end, `None` for a
+    /// frame that says nothing to the caller (a notice, the end's chatter).
+    fn event(&self, tag: u8, mut body: Bytes) -> Result<Option<Option<Event>>, ReplicationError> {
+        match tag {
+            b'd' if body.first() == Some(&b'w') && body.len() >= 25 => {
+                body.advance(1);
+                let start = Lsn(body.get_u64());
+                let _end = body.get_u64();
+                let _sent = body.get_i64();
+                Ok(Some(Some(Event::Data { start, data: body })))
+            }
+            b'd' if body.first() == Some(&b'k') && body.len() >= 18 => {
+                body.advance(1);
+                let end = Lsn(body.get_u64());
+                let _sent = body.get_i64();
+                let reply = body.get_u8() == 1;
+                Ok(Some(Some(Event::Keepalive { end, reply })))
+            }
+            b'd' => Err(ReplicationError::Protocol {
+                shown: self.shown.clone(),
+                reason: format!("unknown CopyData message {:?}", body.first()),
+            }),
+            b'c' => Ok(Some(None)),
+            b'E' => Err(ReplicationError::Server {
+                shown: self.shown.clone(),
+                error: ServerError::parse(&body),
+            }),
+            b'N' => {
+                let n = ServerError::parse(&body);
+                tracing::warn!("source: {}", n.message);
+                Ok(None)
+            }
+            _ => Ok(None), // CommandComplete, ReadyForQuery after the end
         }
     }
 }
@@ -493,35 +525,63 @@ fn pg_now() -> i64 {
 const READ_AT_LEAST: usize = 64 * 1024;
 
 /// Reads one backend message: its tag and body. Cancel-safe.
+/// A read getting less than this means the socket had been emptied.
+const CAUGHT_UP: usize = 16 * 1024;
+
+/// The next frame, reading as needed; `last_read` is set to what each read got.
 async fn read_frame<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
+    last_read: &mut usize,
 ) -> std::io::Result<(u8, Bytes)> {
     loop {
-        let mut need = 0;
-        if buf.len() >= 5 {
-            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-            if len < 4 {
-                return Err(std::io::Error::other("invalid message length"));
-            }
-            if buf.len() > len {
-                let mut frame = buf.split_to(len + 1).freeze();
-                let tag = frame[0];
-                frame.advance(5);
-                return Ok((tag, frame));
-            }
-            need = len + 1 - buf.len();
+        if let Some(frame) = take_frame(buf)? {
+            return Ok(frame);
         }
+        let need = if buf.len() >= 5 {
+            frame_len(buf) + 1 - buf.len()
+        } else {
+            0
+        };
         // Frames handed out keep their part of the buffer alive; `reserve`
         // reuses it once they are dropped, or starts a new one.
         buf.reserve(need.max(READ_AT_LEAST));
-        if io.read_buf(buf).await? == 0 {
+        *last_read = io.read_buf(buf).await?;
+        if *last_read == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the server closed the connection",
             ));
         }
     }
+}
+
+/// The length field of the frame at the start of `buf` (at least 5 bytes).
+fn frame_len(buf: &[u8]) -> usize {
+    u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize
+}
+
+/// Whether `buf` starts with a whole frame.
+fn whole_frame(buf: &[u8]) -> bool {
+    buf.len() >= 5 && buf.len() > frame_len(buf)
+}
+
+/// A whole frame from the start of `buf` (tag and body), if it is all there.
+fn take_frame(buf: &mut BytesMut) -> std::io::Result<Option<(u8, Bytes)>> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let len = frame_len(buf);
+    if len < 4 {
+        return Err(std::io::Error::other("invalid message length"));
+    }
+    if buf.len() <= len {
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(len + 1).freeze();
+    let tag = frame[0];
+    frame.advance(5);
+    Ok(Some((tag, frame)))
 }
 
 /// Opens the socket (and TLS, as `sslmode` says) to one host.

@@ -428,9 +428,9 @@ impl SpoolReader {
         self.partial.pop();
         line.clear();
         std::mem::swap(line, &mut self.partial);
-        // The caller may keep `line` (apply does), leaving an empty buffer
-        // here: size it for a line like this one at once rather than
-        // growing it from nothing on every line.
+        // Callers reuse `line`, so this is usually the buffer the previous
+        // line was in; a caller that kept it left an empty one: size it for a
+        // line like this one at once rather than growing it from nothing.
         self.partial.reserve(line.len() + 1);
         true
     }

@@ -25,7 +25,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::super::tables::StreamTable;
 use super::Op;
-use super::statements::{Shape, TOUCHED, update_columns};
+use super::statements::{Shape, TOUCHED, update_columns, update_columns_iter};
 use crate::xmat::sql::{ident, qualified};
 
 /// The statement for a run of one table and shape. `types[i]` is the
@@ -151,19 +151,23 @@ pub fn joinable(op: &Op, table: &StreamTable, keys: &[usize], key_unique: bool) 
     counted && keeps_key(op, table, keys)
 }
 
-/// Not an UPDATE that moves its key.
+/// Not an UPDATE that moves its key. (Per change: nothing is collected.)
 fn keeps_key(op: &Op, table: &StreamTable, keys: &[usize]) -> bool {
     let old = op.params.len() - keys.len();
-    let set: Vec<usize> = match &op.shape {
-        Shape::Insert | Shape::Delete => return true,
-        Shape::Update(present) => update_columns(table, present.as_deref()),
-        Shape::Upsert => (0..table.projection.len()).collect(),
+    // Where key column `k` is among the values the statement sets.
+    let set_at = |k: usize| match &op.shape {
+        Shape::Insert | Shape::Delete => None,
+        Shape::Update(present) => {
+            update_columns_iter(table, present.as_deref()).position(|c| c == k)
+        }
+        Shape::Upsert => Some(k),
     };
-    keys.iter().enumerate().all(|(j, k)| {
-        set.iter()
-            .position(|c| c == k)
-            .is_none_or(|n| op.params.get(n) == op.params.get(old + j))
-    })
+    if matches!(op.shape, Shape::Insert | Shape::Delete) {
+        return true;
+    }
+    keys.iter()
+        .enumerate()
+        .all(|(j, &k)| set_at(k).is_none_or(|n| op.params.get(n) == op.params.get(old + j)))
 }
 
 /// The change's key on the target (new for an INSERT, old otherwise), as

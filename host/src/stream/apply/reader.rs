@@ -18,7 +18,7 @@ use super::super::dir::StreamDir;
 use super::super::lsn::Lsn;
 use super::super::spool::SpoolReader;
 use super::super::wal2json::{self, Message};
-use super::shape::{Item, Shaper, WINDOW_BYTES, WINDOW_CHANGES};
+use super::shape::{Item, Lines, Shaper, WINDOW_BYTES, WINDOW_CHANGES};
 use super::{ApplyEnd, Txn, Unit};
 use crate::stream::StreamError;
 
@@ -46,6 +46,9 @@ impl Producer {
     pub fn run(mut self) -> Result<(), StreamError> {
         let mut reader = SpoolReader::open(&self.dir.spool(), self.after)?;
         let mut window = Window::default();
+        // One buffer for every line read (the reader swaps it with its own,
+        // so neither is allocated again); a change's line is copied into
+        // the window's [`Lines`], whose buffer is kept from window to window.
         let mut line = Vec::new();
         let mut txn: Option<Arc<Txn>> = None;
         let mut skipping = false;
@@ -135,7 +138,7 @@ impl Producer {
                     window.bytes += line.len();
                     window.changes += 1;
                     window.items.push(Item::Line(window.lines.len()));
-                    window.lines.push(std::mem::take(&mut line));
+                    window.lines.push(&line);
                     if window.full() && !self.flush(&mut window) {
                         return Ok(());
                     }
@@ -206,7 +209,7 @@ fn mark(line: &[u8], reader: &SpoolReader) -> Result<Txn, StreamError> {
 #[derive(Default)]
 struct Window {
     items: Vec<Item>,
-    lines: Vec<Vec<u8>>,
+    lines: Lines,
     changes: usize,
     bytes: usize,
     /// The transaction open when the window started (a large one spans windows).

@@ -36,7 +36,7 @@ use super::super::tables::{self, StreamTable, TableIndex};
 use super::super::wal2json::{self, Message, Op as RowOp, Value};
 use super::chains::{Chains, Keys, RowIn, RowOut};
 use super::expr::Evaluator;
-use super::statements::{Params, Shape, update_columns};
+use super::statements::{Params, Shape, update_columns_iter};
 use super::tenancy::{AccountError, Batch, Tenancy};
 use super::{ChangeError, ErrorKind, Expect, Txn, Unit, Work};
 use crate::plugin::{Plugin, PluginError, Table, thread_cpu};
@@ -46,6 +46,44 @@ use crate::policy::Pattern;
 pub const WINDOW_CHANGES: usize = 4096;
 /// Bytes of spool lines per window.
 pub const WINDOW_BYTES: usize = 4 * 1024 * 1024;
+
+/// A window's spool lines, in one buffer (a line is only ever appended,
+/// then read until the window is cleared): no allocation per line, and the
+/// buffer is reused by the next window.
+#[derive(Debug, Default)]
+pub struct Lines {
+    bytes: Vec<u8>,
+    /// Where each line ends in `bytes` (it starts where the previous one ends).
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    /// Appends a line; its index is the `len()` before.
+    pub fn push(&mut self, line: &[u8]) {
+        self.bytes.extend_from_slice(line);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Line `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// Empties it, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+}
 
 /// One entry of a window, in spool order.
 #[derive(Debug)]
@@ -112,6 +150,11 @@ pub struct Shaper {
     evaluator: Option<Evaluator>,
     /// Scratch: the change's columns mapped onto the table's.
     mapping: Vec<usize>,
+    /// Per table: its key's positions in the projection.
+    key_pos: Vec<Vec<usize>>,
+    /// Per table: copied as it is (every column in order, no expression),
+    /// so a change's new row is its projection.
+    plain: Vec<bool>,
     /// The last failure was a plugin failing on a whole batch (see
     /// [`super::chains::Refusal::whole_batch`]).
     whole_batch_failed: bool,
@@ -156,6 +199,15 @@ impl Shaper {
         }
         Ok(Shaper {
             index: TableIndex::new(&tables),
+            key_pos: tables.iter().map(|t| t.key_in_projection()).collect(),
+            plain: tables
+                .iter()
+                .map(|t| {
+                    !t.has_expressions()
+                        && t.projection.len() == t.columns.len()
+                        && t.projection.iter().enumerate().all(|(i, p)| p.column == i)
+                })
+                .collect(),
             tables,
             unknown,
             numeric_as_string,
@@ -176,12 +228,7 @@ impl Shaper {
     /// not say on which row: the failure then names the first one's
     /// transaction and asks for the window again one transaction at a time.
     /// `open` is the transaction already open when the window starts.
-    pub fn shape(
-        &mut self,
-        open: Option<Arc<Txn>>,
-        items: &[Item],
-        lines: &[Vec<u8>],
-    ) -> Vec<Unit> {
+    pub fn shape(&mut self, open: Option<Arc<Txn>>, items: &[Item], lines: &Lines) -> Vec<Unit> {
         let mut failure: Option<(usize, ChangeError)> = None;
         let mut parsed: Vec<Parsed<'_>> = Vec::new();
         let mut txn: Option<Arc<Txn>> = open;
@@ -191,7 +238,7 @@ impl Shaper {
                 Item::Commit(_) => {}
                 Item::Line(l) => {
                     let t = txn.clone().expect("lines come inside a transaction");
-                    match self.parse(&lines[*l], &t) {
+                    match self.parse(lines.get(*l), &t) {
                         Ok(Some(p)) => parsed.push(Parsed { item: i, txn: t, p }),
                         Ok(None) => {}
                         Err(e) => {
@@ -334,10 +381,16 @@ impl Shaper {
                         ),
                     )
                 };
-                // Old row or key.
+                // The old key, straight into `key` (in `table.key` order;
+                // `Null` until found: a key column without a value fails
+                // below). Only REPLICA IDENTITY FULL keeps the whole old row,
+                // by column: it supplies unchanged TOASTed values.
+                let mut key: Vec<Value<'a>> = vec![Value::Null; table.key.len()];
                 let mut old: Vec<Option<Value<'a>>> = Vec::new();
                 if c.op != RowOp::Insert {
-                    old = vec![None; table.columns.len()];
+                    if table.identity_full {
+                        old = vec![None; table.columns.len()];
+                    }
                     for v in c.identity {
                         let idx = table.columns.iter().position(|d| d.name == v.name).ok_or_else(|| {
                             ddl(tables::Mismatch(format!(
@@ -345,7 +398,16 @@ impl Shaper {
                                 v.name
                             )))
                         })?;
-                        old[idx] = Some(v.value);
+                        if table.identity_full {
+                            old[idx] = Some(v.value);
+                        } else if let Some(j) = table.key.iter().position(|&k| k == idx) {
+                            key[j] = v.value;
+                        }
+                    }
+                    if table.identity_full {
+                        for (j, &k) in table.key.iter().enumerate() {
+                            key[j] = old[k].clone().unwrap_or(Value::Null);
+                        }
                     }
                 }
                 // The new row by column; `None`: not sent (unchanged TOAST),
@@ -353,6 +415,7 @@ impl Shaper {
                 let mut full: Vec<Option<Value<'a>>> = Vec::new();
                 let mut new: Vec<Option<Value<'a>>> = Vec::new();
                 let mut missing = Vec::new();
+                let key_pos = &self.key_pos[t];
                 if c.op != RowOp::Delete {
                     tables::match_columns(table, c.op, &c.columns, &mut self.mapping)
                         .map_err(ddl)?;
@@ -367,43 +430,37 @@ impl Shaper {
                             }
                         }
                     }
-                    new = table
-                        .projection
-                        .iter()
-                        .map(|p| full[p.column].clone())
-                        .collect();
+                    if self.plain[t] {
+                        // Every column, in order, no expressions: the row is
+                        // the projection (and `full` is not needed).
+                        new = std::mem::take(&mut full);
+                    } else {
+                        new = table
+                            .projection
+                            .iter()
+                            .map(|p| full[p.column].clone())
+                            .collect();
+                        if !table.has_expressions() {
+                            full.clear();
+                        }
+                    }
                     missing = (0..new.len()).filter(|&p| new[p].is_none()).collect();
-                    if !table.has_expressions() {
-                        full.clear();
+                    if c.op == RowOp::Insert {
+                        for (j, &p) in key_pos.iter().enumerate() {
+                            key[j] = new[p].clone().unwrap_or(Value::Null);
+                        }
                     }
                 }
-                let key: Vec<Value<'a>> = table
-                    .key
-                    .iter()
-                    .map(|&k| {
-                        let v = if c.op == RowOp::Insert {
-                            let p = table
-                                .projection
-                                .iter()
-                                .position(|p| p.column == k)
-                                .expect("key is copied");
-                            new[p].clone()
-                        } else {
-                            old[k].clone()
-                        };
-                        match v {
-                            Some(Value::Text(t)) => Ok(Value::Text(t)),
-                            _ => Err(fail(
-                                ErrorKind::Data,
-                                format!(
-                                    "key column {} has no value in the {}",
-                                    table.columns[k].name,
-                                    c.op.as_str()
-                                ),
-                            )),
-                        }
-                    })
-                    .collect::<Result<_, _>>()?;
+                if let Some(j) = key.iter().position(|v| matches!(v, Value::Null)) {
+                    return Err(fail(
+                        ErrorKind::Data,
+                        format!(
+                            "key column {} has no value in the {}",
+                            table.columns[table.key[j]].name,
+                            c.op.as_str()
+                        ),
+                    ));
+                }
                 if !self.numeric_as_string {
                     for (p, v) in new.iter().enumerate() {
                         let def = &table.columns[table.projection[p].column];
@@ -421,14 +478,10 @@ impl Shaper {
                     }
                 }
                 let key_changed = c.op == RowOp::Update && {
-                    table
-                        .key_in_projection()
-                        .iter()
-                        .zip(&key)
-                        .any(|(&p, k)| match &new[p] {
-                            Some(v) => v != k,
-                            None => false,
-                        })
+                    key_pos.iter().zip(&key).any(|(&p, k)| match &new[p] {
+                        Some(v) => v != k,
+                        None => false,
+                    })
                 };
                 Ok(Some(Change::Row(Row {
                     table: t,
@@ -676,26 +729,35 @@ impl Shaper {
                 txn: parsed.txn.clone(),
             }));
         };
+        // Each statement's values in one buffer sized for them at once.
+        let bytes =
+            |v: &mut dyn Iterator<Item = Option<&str>>| v.map(|x| x.map_or(0, str::len)).sum();
         match (row.op, outcome.dropped) {
             (RowOp::Insert, true) => {}
             (RowOp::Insert, false) => {
-                let mut p = Params::with_capacity(n_values, 64);
+                let mut p = Params::with_capacity(n_values, bytes(&mut values()));
                 values().for_each(|v| p.push(v));
                 push(work, Shape::Insert, p, Expect::One);
             }
             (RowOp::Update, false) => {
                 let missing = !row.missing.is_empty();
                 if partial && !missing {
-                    let mut p = Params::with_capacity(n_values + key_len, 64);
+                    let mut p = Params::with_capacity(
+                        n_values + key_len,
+                        bytes(&mut values()) + bytes(&mut key()),
+                    );
                     values().for_each(|v| p.push(v));
                     key().for_each(|v| p.push(v));
                     push(work, Shape::Upsert, p, Expect::One);
                 } else {
                     let present: Option<Vec<usize>> = missing
                         .then(|| (0..n_values).filter(|i| !row.missing.contains(i)).collect());
-                    let cols = update_columns(table, present.as_deref());
-                    let mut p = Params::with_capacity(cols.len() + key_len, 64);
-                    cols.iter().for_each(|&i| p.push(value(i)));
+                    let cols = || update_columns_iter(table, present.as_deref());
+                    let mut p = Params::with_capacity(
+                        cols().count() + key_len,
+                        bytes(&mut cols().map(value)) + bytes(&mut key()),
+                    );
+                    cols().for_each(|i| p.push(value(i)));
                     key().for_each(|v| p.push(v));
                     // Without the whole row, a row that is not on the target
                     // (entering the subset) cannot be inserted: Expect::One
@@ -709,7 +771,7 @@ impl Shaper {
                 }
             }
             (RowOp::Update, true) | (RowOp::Delete, _) => {
-                let mut p = Params::with_capacity(key_len, 32);
+                let mut p = Params::with_capacity(key_len, bytes(&mut key()));
                 key().for_each(|v| p.push(v));
                 let expect = if partial {
                     Expect::AtMostOne
@@ -750,4 +812,28 @@ struct Row<'a> {
     /// The source key: old (UPDATE, DELETE) or new (INSERT).
     key: Vec<Value<'a>>,
     key_changed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lines;
+
+    #[test]
+    fn lines_share_one_buffer_and_come_back_whole() {
+        let mut l = Lines::default();
+        for line in ["{\"action\":\"I\"}", "", "é\"x"] {
+            l.push(line.as_bytes());
+        }
+        assert_eq!(l.len(), 3);
+        assert_eq!(
+            (l.get(0), l.get(1), l.get(2)),
+            (&b"{\"action\":\"I\"}"[..], &b""[..], "é\"x".as_bytes())
+        );
+        let capacity = l.bytes.capacity();
+        l.clear();
+        assert!(l.is_empty());
+        l.push(b"next");
+        assert_eq!(l.get(0), b"next");
+        assert_eq!(l.bytes.capacity(), capacity, "the buffer is kept");
+    }
 }

@@ -146,13 +146,24 @@ fn set_list(cols: &[&str], idx: &[usize], settable: impl Fn(usize) -> bool) -> S
 /// order, before the key): those present, except GENERATED ALWAYS identity
 /// columns, which PostgreSQL does not let an UPDATE set.
 pub fn update_columns(table: &StreamTable, present: Option<&[usize]>) -> Vec<usize> {
-    let all: Vec<usize> = (0..table.projection.len()).collect();
-    present
-        .unwrap_or(&all)
-        .iter()
-        .copied()
+    update_columns_iter(table, present).collect()
+}
+
+/// [`update_columns`] without collecting them (per change, where the list
+/// is only walked).
+pub fn update_columns_iter<'a>(
+    table: &'a StreamTable,
+    present: Option<&'a [usize]>,
+) -> impl Iterator<Item = usize> + 'a {
+    let (listed, all) = match present {
+        Some(p) => (Some(p.iter().copied()), None),
+        None => (None, Some(0..table.projection.len())),
+    };
+    listed
+        .into_iter()
+        .flatten()
+        .chain(all.into_iter().flatten())
         .filter(|&i| !table.columns[table.projection[i].column].identity_always)
-        .collect()
 }
 
 /// `TRUNCATE ONLY a, b`: the tables of one source TRUNCATE, together, so

@@ -68,6 +68,8 @@ const LIES: &[&str] = &[
     "trailing",
     "truncated",
     "empty",
+    "nul",
+    "surrogate",
 ];
 
 /// The chosen mode: its name and its argument (after `:`), if any.
@@ -298,6 +300,9 @@ impl item_rewrite::Guest for Hostile {
                         (1, "trailing") => format!("{item} x"),
                         (1, "truncated") => item[..item.len() - 1].to_string(),
                         (1, "empty") => String::new(),
+                        // Valid JSON that PostgreSQL's jsonb refuses.
+                        (1, "nul") => item.replacen('{', r#"{"x":"\u0000","#, 1),
+                        (1, "surrogate") => item.replacen('{', r#"{"x":"\ud800","#, 1),
                         _ => item,
                     })
                 })
