@@ -817,7 +817,10 @@ mod tests {
                     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                         f.write_str("an object")
                     }
-                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut m: A,
+                    ) -> Result<Pairs, A::Error> {
                         let mut out = Vec::new();
                         while let Some(k) = m.next_key::<String>()? {
                             let v: &serde_json::value::RawValue = m.next_value()?;
@@ -879,7 +882,9 @@ mod tests {
         assert!(check_members(r#"[1]"#, &mut spans).is_err());
         assert!(check_elements(r#"{"a":1}"#, &mut spans).is_err());
         assert_eq!(
-            check_elements(r#"[1, "\ud800"]"#, &mut spans).unwrap_err().path,
+            check_elements(r#"[1, "\ud800"]"#, &mut spans)
+                .unwrap_err()
+                .path,
             "[1]"
         );
     }

@@ -187,8 +187,7 @@ pub fn check_item<'a>(
     if !props.starts_with('{') {
         return Err(invalid("\"properties\" is not an object".into()));
     }
-    let [datetime, start, end] =
-        times(props).map_err(|e| invalid(format!("properties: {e}")))?;
+    let [datetime, start, end] = times(props).map_err(|e| invalid(format!("properties: {e}")))?;
     let time = |name: &str, raw: Option<&str>| -> Result<Option<i64>, Invalid> {
         match raw {
             None | Some("null") => Ok(None),

@@ -130,11 +130,10 @@ fn read_members(text: &str) -> Result<Members<'_>, Invalid> {
     Members::read(text).map_err(|e| match check_object::<IdOnly<'_>>(text) {
         Err(invalid) => invalid,
         Ok(r) => {
-            let id = r
-                .id
-                .map(RawValue::get)
-                .and_then(raw_str)
-                .filter(|i| !i.is_empty() && i.len() <= MAX_ID_BYTES);
+            let id =
+                r.id.map(RawValue::get)
+                    .and_then(raw_str)
+                    .filter(|i| !i.is_empty() && i.len() <= MAX_ID_BYTES);
             Invalid::new(id.as_deref(), e.to_string())
         }
     })

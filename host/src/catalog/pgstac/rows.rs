@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 
-
 use super::dehydrate::{DO_NOT_MERGE, write_member};
 use super::numbers::write_canonical;
 use super::{CollectionInfo, Collections};
