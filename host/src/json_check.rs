@@ -16,6 +16,8 @@
 //! an item is string bodies (URLs, titles); this scans them eight bytes at a
 //! time. `tests::agrees_with_serde_json` holds it to serde_json's verdicts.
 
+use std::ops::Range;
+
 /// Where and why a text is not a JSON object PostgreSQL can store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonError {
@@ -69,17 +71,50 @@ const LONE_SURROGATE: &str =
 /// Checks that `text` is exactly one JSON object, with optional whitespace
 /// around it, that PostgreSQL can store as jsonb.
 pub fn check_object(text: &str) -> Result<(), JsonError> {
-    let fail = |e: Problem| {
-        // Find the path only now: a second pass that records it.
-        let mut p = Parser::new(text, true);
-        let _ = p.document();
-        JsonError {
-            offset: e.offset,
-            what: e.what,
-            path: p.path_text(),
-        }
-    };
-    Parser::new(text, false).document().map_err(fail)
+    let mut p = Parser::new(text, false);
+    p.document(b'{').map_err(|e| located(text, b'{', e))
+}
+
+/// One member of a checked object (or element of a checked array), as
+/// ranges of its text: the key between its quotes, as written (escapes
+/// and all; empty for an array element), and the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub key: Range<usize>,
+    pub value: Range<usize>,
+}
+
+/// [`check_object`], also handing back the object's members in order,
+/// duplicates included: one pass where reading the members with a JSON
+/// library after the check would be a second one.
+pub fn check_members(text: &str, out: &mut Vec<Span>) -> Result<(), JsonError> {
+    check_spans(text, b'{', out)
+}
+
+/// As [`check_members`], for a JSON array: its elements.
+pub fn check_elements(text: &str, out: &mut Vec<Span>) -> Result<(), JsonError> {
+    check_spans(text, b'[', out)
+}
+
+fn check_spans(text: &str, open: u8, out: &mut Vec<Span>) -> Result<(), JsonError> {
+    out.clear();
+    let mut p = Parser::new(text, false);
+    p.spans = Some(std::mem::take(out));
+    let done = p.document(open);
+    *out = p.spans.take().unwrap_or_default();
+    done.map_err(|e| located(text, open, e))
+}
+
+/// The error for a problem found by the fast pass: the path is found only
+/// now, by a second pass that records it.
+fn located(text: &str, open: u8, e: Problem) -> JsonError {
+    let mut p = Parser::new(text, true);
+    let _ = p.document(open);
+    JsonError {
+        offset: e.offset,
+        what: e.what,
+        path: p.path_text(),
+    }
 }
 
 /// Text that [`check_object`] accepted, and that nothing has changed since
@@ -222,6 +257,8 @@ struct Parser<'a> {
     /// Record the path to where parsing stopped (the slow, second pass).
     track: bool,
     path: Vec<Step>,
+    /// Where to record the top level's members or elements, when asked.
+    spans: Option<Vec<Span>>,
 }
 
 impl<'a> Parser<'a> {
@@ -231,13 +268,19 @@ impl<'a> Parser<'a> {
             i: 0,
             track,
             path: Vec::new(),
+            spans: None,
         }
     }
 
-    fn document(&mut self) -> Result<(), Problem> {
+    /// One object (`open` is `{`) or array (`[`), nothing after it.
+    fn document(&mut self, open: u8) -> Result<(), Problem> {
         self.ws();
-        if self.peek() != Some(b'{') {
-            return Err(self.err("expected a JSON object"));
+        if self.peek() != Some(open) {
+            return Err(self.err(if open == b'{' {
+                "expected a JSON object"
+            } else {
+                "expected a JSON array"
+            }));
         }
         self.value(0)?;
         self.ws();
@@ -335,9 +378,18 @@ impl<'a> Parser<'a> {
             if self.track {
                 self.path.push(Step::Key(key_start, key_end));
             }
+            let value_start = self.i;
             members += self.value(depth + 1)?;
             if self.track {
                 self.path.pop();
+            }
+            if depth == 0
+                && let Some(spans) = &mut self.spans
+            {
+                spans.push(Span {
+                    key: key_start..key_end,
+                    value: value_start..self.i,
+                });
             }
             entries += 2;
             self.ws();
@@ -368,9 +420,18 @@ impl<'a> Parser<'a> {
             if self.track {
                 self.path.push(Step::Index(entries as usize));
             }
+            let value_start = self.i;
             members += self.value(depth + 1)?;
             if self.track {
                 self.path.pop();
+            }
+            if depth == 0
+                && let Some(spans) = &mut self.spans
+            {
+                spans.push(Span {
+                    key: value_start..value_start,
+                    value: value_start..self.i,
+                });
             }
             entries += 1;
             self.ws();
@@ -742,5 +803,89 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// serde_json's reading of an object's top level, in order and with
+    /// duplicates: each key (unescaped) with its value's text.
+    fn serde_members(text: &str) -> Option<Vec<(String, String)>> {
+        struct Pairs(Vec<(String, String)>);
+        impl<'de> serde::Deserialize<'de> for Pairs {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Pairs;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut m: A,
+                    ) -> Result<Pairs, A::Error> {
+                        let mut out = Vec::new();
+                        while let Some(k) = m.next_key::<String>()? {
+                            let v: &serde_json::value::RawValue = m.next_value()?;
+                            out.push((k, v.get().to_string()));
+                        }
+                        Ok(Pairs(out))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        serde_json::from_str::<Pairs>(text).ok().map(|p| p.0)
+    }
+
+    fn our_members(text: &str) -> Option<Vec<(String, String)>> {
+        let mut spans = Vec::new();
+        check_members(text, &mut spans).ok()?;
+        Some(
+            spans
+                .into_iter()
+                .map(|s| {
+                    let key: String =
+                        serde_json::from_str(&text[s.key.start - 1..s.key.end + 1]).unwrap();
+                    (key, text[s.value].to_string())
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn members_and_elements_are_where_serde_json_finds_them() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/stac");
+        let text = std::fs::read_to_string(root.join("pgstac-testdata/items.ndjson")).unwrap();
+        let mut checked = 0;
+        for line in text.lines().take(20).chain([
+            r#" { "a\"b" : [1, {"x": 2}] , "a\"b":"dup" ,"e\u00e9":-1.5e3 , "n":null} "#,
+            r#"{}"#,
+        ]) {
+            let ours = our_members(line).expect(line);
+            assert_eq!(Some(ours.clone()), serde_members(line), "{line}");
+            checked += ours.len();
+            // Each array member's elements, as serde_json splits them.
+            for (_, v) in &ours {
+                if v.starts_with('[') {
+                    let mut spans = Vec::new();
+                    check_elements(v, &mut spans).unwrap();
+                    let ours: Vec<&str> = spans.iter().map(|s| &v[s.value.clone()]).collect();
+                    let theirs: Vec<Box<serde_json::value::RawValue>> =
+                        serde_json::from_str(v).unwrap();
+                    let theirs: Vec<&str> = theirs.iter().map(|r| r.get()).collect();
+                    assert_eq!(ours, theirs, "{v}");
+                }
+            }
+        }
+        assert!(checked > 100);
+        // Refused as check_object refuses, spans or not.
+        let mut spans = Vec::new();
+        assert!(check_members(r#"{"a":"\u0000"}"#, &mut spans).is_err());
+        assert!(check_members(r#"[1]"#, &mut spans).is_err());
+        assert!(check_elements(r#"{"a":1}"#, &mut spans).is_err());
+        assert_eq!(
+            check_elements(r#"[1, "\ud800"]"#, &mut spans)
+                .unwrap_err()
+                .path,
+            "[1]"
+        );
     }
 }

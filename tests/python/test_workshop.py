@@ -150,6 +150,24 @@ def test_records_that_are_not_dicts_are_refused_by_place(make_pgstac_db):
     assert db.count(COLLECTION) == 0
 
 
+def test_a_to_dict_that_returns_a_list_is_one_refused_record(make_pgstac_db):
+    # Records from Python are handed over whole, never re-split: a list from
+    # to_dict() is one record that is not an object, not a batch of items.
+    pg = make_pgstac_db()
+    db = host.connect(pg.dsn)
+    db.load_collections(collections())
+
+    class Listy:
+        def to_dict(self):
+            return items()[3:5]
+
+    with pytest.raises(host.RecordError) as e:
+        db.load_items([items()[0], items()[1], Listy()])
+    assert (e.value.source, e.value.line) == ("<items>", 3)
+    assert "not a JSON object" in e.value.reason
+    assert db.count(COLLECTION) == 0
+
+
 def test_ctrl_c_cancels_a_load_and_leaves_the_database_as_it_was(make_pgstac_db):
     import signal
 

@@ -306,9 +306,9 @@ fn sources(
         })?
     };
     let reader = records::Records::new(iter, raised.clone())?;
-    Ok(vec![SourceSpec::Reader {
+    Ok(vec![SourceSpec::Records {
         name: format!("<{what}>"),
-        reader: Box::new(reader),
+        records: Box::new(reader),
     }])
 }
 

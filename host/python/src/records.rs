@@ -1,11 +1,10 @@
 //! Python records as a load source: an iterator of dicts (or of objects with
-//! `to_dict()`, like pystac's) read as NDJSON, one record per line, so the
-//! load pipeline sees a file like any other and streams it. Records are
-//! pulled in batches, holding the GIL only while pulling and encoding: the
-//! iterator is never collected, so a generator of any length loads in
-//! flat memory.
+//! `to_dict()`, like pystac's), each encoded as one JSON object and handed to
+//! the load pipeline as a record of its own ([`host::load::Records`]: no
+//! splitter scans them again). Records are pulled in batches, holding the
+//! GIL only while pulling and encoding: the iterator is never collected, so
+//! a generator of any length loads in flat memory.
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -20,15 +19,15 @@ const BATCH_BYTES: usize = 4 << 20;
 /// exception (with its traceback) instead of a message about it.
 pub type Raised = Arc<Mutex<Option<PyErr>>>;
 
-/// A blocking reader of NDJSON encoded from a Python iterator.
+/// Records encoded from a Python iterator, a batch at a time.
 pub struct Records {
     iter: Py<PyIterator>,
     dumps: Py<PyAny>,
-    buf: Vec<u8>,
-    pos: usize,
     done: bool,
-    /// Records pulled so far (the line of the last one).
+    /// Records pulled so far.
     pulled: u64,
+    /// The last record's size, to size the next one's buffer.
+    last_len: usize,
     raised: Raised,
 }
 
@@ -40,18 +39,15 @@ impl Records {
         Ok(Records {
             iter: iter.unbind(),
             dumps,
-            buf: Vec::new(),
-            pos: 0,
             done: false,
             pulled: 0,
+            last_len: 0,
             raised,
         })
     }
 
-    /// Pulls and encodes the next batch into `buf`.
-    fn fill(&mut self) -> PyResult<()> {
-        self.buf.clear();
-        self.pos = 0;
+    /// Pulls and encodes the next batch into `out`.
+    fn fill(&mut self, out: &mut Vec<Vec<u8>>) -> PyResult<()> {
         Python::attach(|py| {
             let iter = self.iter.bind(py);
             let dumps = self.dumps.bind(py);
@@ -59,6 +55,7 @@ impl Records {
             kwargs.set_item("separators", (",", ":"))?;
             kwargs.set_item("ensure_ascii", false)?;
             kwargs.set_item("allow_nan", false)?;
+            let mut bytes = 0;
             for _ in 0..BATCH {
                 let Some(next) = iter.clone().next() else {
                     self.done = true;
@@ -66,15 +63,18 @@ impl Records {
                 };
                 let record = next?;
                 self.pulled += 1;
-                encode(&record, dumps, &kwargs, &mut self.buf).inspect_err(|e| {
+                let mut text = Vec::with_capacity(self.last_len + self.last_len / 8);
+                encode(&record, dumps, &kwargs, &mut text).inspect_err(|e| {
                     let note = format!(
                         "host: record {} of the iterable could not be read (to_dict() or JSON encoding failed)",
                         self.pulled
                     );
                     let _ = e.value(py).call_method1("add_note", (note,));
                 })?;
-                self.buf.push(b'\n');
-                if self.buf.len() >= BATCH_BYTES {
+                self.last_len = text.len();
+                bytes += text.len();
+                out.push(text);
+                if bytes >= BATCH_BYTES {
                     break;
                 }
             }
@@ -112,25 +112,20 @@ fn encode(
     Ok(())
 }
 
-impl Read for Records {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos == self.buf.len() {
-            if self.done {
-                return Ok(0);
-            }
-            if let Err(e) = self.fill() {
-                let message = e.to_string();
-                *self.raised.lock().expect("not poisoned") = Some(e);
-                self.done = true;
-                return Err(std::io::Error::other(format!(
-                    "after record {}: the iterable raised {message}",
-                    self.pulled
-                )));
-            }
+impl host::load::Records for Records {
+    fn next_batch(&mut self, out: &mut Vec<Vec<u8>>) -> std::io::Result<bool> {
+        if self.done {
+            return Ok(false);
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        if let Err(e) = self.fill(out) {
+            let message = e.to_string();
+            *self.raised.lock().expect("not poisoned") = Some(e);
+            self.done = true;
+            return Err(std::io::Error::other(format!(
+                "after record {}: the iterable raised {message}",
+                self.pulled
+            )));
+        }
+        Ok(!out.is_empty())
     }
 }

@@ -65,7 +65,7 @@ fn open_inputs<'a>(
     };
     let counter = Arc::new(AtomicU64::new(0));
     texts.into_iter().map(move |t| {
-        let src = source::open(t.into(), handle, counter.clone()).map_err(anyhow::Error::msg)?;
+        let src = source::open(&t, handle, counter.clone()).map_err(anyhow::Error::msg)?;
         Ok(Input {
             name: src.name,
             reader: src.reader,

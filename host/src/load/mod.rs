@@ -29,7 +29,7 @@ use serde::Serialize;
 pub use crate::catalog::{ExtentMode, Kind, Method};
 use crate::terminal::Shown;
 pub use pipeline::{LoadOptions, load};
-pub use source::SourceSpec;
+pub use source::{Records, SourceSpec};
 pub use tenants::{LimitHits, TenantLane, TenantSummary};
 
 /// Where a record came from, for messages: `items.ndjson:12`, or

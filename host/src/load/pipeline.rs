@@ -16,7 +16,7 @@ use tokio_postgres::{Client, CopyInSink};
 
 use super::reject::RejectWriter;
 use super::source::{self, SourceSpec};
-use super::split::{Body, Splitter};
+use super::split::{Body, MAX_RECORD_BYTES, Splitter};
 use super::worker::{Audited, Batch, Chunk, Input, Totals, Worker};
 use super::{ExtentMode, Kind, LoadError, Method, Summary, TenantLane};
 use crate::audit::Audit;
@@ -335,46 +335,103 @@ fn read_sources(
     batches: SyncSender<Batch>,
 ) -> Result<(), LoadError> {
     for spec in sources {
-        let src = source::open(spec, handle, bytes.clone()).map_err(LoadError::Source)?;
-        let name: Arc<str> = src.name.into();
-        let mut splitter = Splitter::new(src.reader);
-        let mut inputs = Vec::with_capacity(batch_size);
-        let mut size = 0;
-        loop {
-            let record = splitter
-                .next_record()
-                .map_err(|e| LoadError::Source(format!("{name}: {e}")))?;
-            let Some(r) = record else { break };
-            size += match &r.body {
-                Body::Json(b) => b.len(),
-                Body::TooLarge(_) => 0,
-            };
-            inputs.push(Input {
-                body: r.body,
-                line: r.line,
-                index: r.index,
-            });
-            if inputs.len() >= batch_size || size >= MAX_BATCH_BYTES {
-                let full = std::mem::replace(&mut inputs, Vec::with_capacity(batch_size));
-                size = 0;
-                batches
-                    .send(Batch {
-                        source: name.clone(),
-                        inputs: full,
-                    })
-                    .map_err(|_| LoadError::Cancelled)?;
+        match spec {
+            SourceSpec::Named(text) => {
+                let src = source::open(&text, handle, bytes.clone()).map_err(LoadError::Source)?;
+                let mut out = Batcher::new(src.name.into(), batch_size, &batches);
+                let mut splitter = Splitter::new(src.reader);
+                while let Some(r) = splitter
+                    .next_record()
+                    .map_err(|e| LoadError::Source(format!("{}: {e}", out.source)))?
+                {
+                    out.push(Input {
+                        body: r.body,
+                        line: r.line,
+                        index: r.index,
+                    })?;
+                }
+                out.finish()?;
             }
-        }
-        if !inputs.is_empty() {
-            batches
-                .send(Batch {
-                    source: name.clone(),
-                    inputs,
-                })
-                .map_err(|_| LoadError::Cancelled)?;
+            SourceSpec::Records { name, mut records } => {
+                let mut out = Batcher::new(name.into(), batch_size, &batches);
+                let mut pulled = Vec::new();
+                let mut line = 0;
+                while records
+                    .next_batch(&mut pulled)
+                    .map_err(|e| LoadError::Source(format!("{}: {e}", out.source)))?
+                {
+                    for body in pulled.drain(..) {
+                        line += 1;
+                        bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                        let body = if body.len() > MAX_RECORD_BYTES {
+                            Body::TooLarge(body.len() as u64)
+                        } else {
+                            Body::Json(body)
+                        };
+                        out.push(Input {
+                            body,
+                            line,
+                            index: None,
+                        })?;
+                    }
+                }
+                out.finish()?;
+            }
         }
     }
     Ok(())
+}
+
+/// Gathers one source's records into batches for the worker.
+struct Batcher<'a> {
+    source: Arc<str>,
+    inputs: Vec<Input>,
+    size: usize,
+    batch_size: usize,
+    to: &'a SyncSender<Batch>,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(source: Arc<str>, batch_size: usize, to: &'a SyncSender<Batch>) -> Batcher<'a> {
+        Batcher {
+            source,
+            inputs: Vec::with_capacity(batch_size),
+            size: 0,
+            batch_size,
+            to,
+        }
+    }
+
+    fn push(&mut self, input: Input) -> Result<(), LoadError> {
+        self.size += match &input.body {
+            Body::Json(b) => b.len(),
+            Body::TooLarge(_) => 0,
+        };
+        self.inputs.push(input);
+        if self.inputs.len() >= self.batch_size || self.size >= MAX_BATCH_BYTES {
+            let full = std::mem::replace(&mut self.inputs, Vec::with_capacity(self.batch_size));
+            self.size = 0;
+            self.send(full)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), LoadError> {
+        let rest = std::mem::take(&mut self.inputs);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.send(rest)
+    }
+
+    fn send(&self, inputs: Vec<Input>) -> Result<(), LoadError> {
+        self.to
+            .send(Batch {
+                source: self.source.clone(),
+                inputs,
+            })
+            .map_err(|_| LoadError::Cancelled)
+    }
 }
 
 fn panicked(what: &str, e: tokio::task::JoinError) -> LoadError {

@@ -15,19 +15,29 @@ use crate::fetch::{FetchError, Location};
 pub enum SourceSpec {
     /// What the user named: a path, `-` for stdin, or a URL.
     Named(String),
-    /// Bytes the caller supplies (NDJSON, JSON or gzip, like a file), with
-    /// the name messages give it: the Python package streams records this way.
-    Reader {
+    /// Records the caller supplies already split, each one JSON value's
+    /// bytes, with the name messages give the source: the Python package
+    /// hands over its dicts this way. No splitter reads them (it would scan
+    /// every byte only to find the ends the caller knows); a record's
+    /// "line" is its place in the sequence, from 1.
+    Records {
         name: String,
-        reader: Box<dyn Read + Send>,
+        records: Box<dyn Records>,
     },
+}
+
+/// A source of records already split ([`SourceSpec::Records`]).
+pub trait Records: Send {
+    /// Appends the next records to `out`; returns `false` once there are no
+    /// more (having appended none).
+    fn next_batch(&mut self, out: &mut Vec<Vec<u8>>) -> std::io::Result<bool>;
 }
 
 impl std::fmt::Debug for SourceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SourceSpec::Named(t) => write!(f, "{t:?}"),
-            SourceSpec::Reader { name, .. } => write!(f, "<reader {name}>"),
+            SourceSpec::Records { name, .. } => write!(f, "<records {name}>"),
         }
     }
 }
@@ -46,19 +56,14 @@ pub struct Source {
     pub reader: Box<dyn Read + Send>,
 }
 
-/// Opens `spec`. Must run outside the async workers (it blocks); `handle`
-/// runs the network streams. Bytes read (before decompression) are added
-/// to `counter`.
+/// Opens what the user named (`text`). Must run outside the async workers
+/// (it blocks); `handle` runs the network streams. Bytes read (before
+/// decompression) are added to `counter`.
 pub fn open(
-    spec: SourceSpec,
+    text: &str,
     handle: &tokio::runtime::Handle,
     counter: Arc<AtomicU64>,
 ) -> Result<Source, String> {
-    let text = match spec {
-        SourceSpec::Named(text) => text,
-        SourceSpec::Reader { name, reader } => return wrap(name, reader, counter),
-    };
-    let text = text.as_str();
     let (name, raw): (String, Box<dyn Read + Send>) = if text == "-" {
         ("<stdin>".into(), Box::new(std::io::stdin()))
     } else {

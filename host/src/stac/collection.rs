@@ -52,17 +52,17 @@ struct Temporal {
 /// Checks one collection (JSON text); returns its id.
 pub fn check_collection(text: &str) -> Result<Cow<'_, str>, Invalid> {
     let raw: RawCollection<'_> = check_object(text)?;
-    check_storable(text, raw.id)?;
-    let id = check_id(raw.id)?;
+    check_storable(text, raw.id.map(RawValue::get))?;
+    let id = check_id(raw.id.map(RawValue::get))?;
     let invalid = |reason: String| Invalid::new(Some(&id), reason);
-    match raw.kind.map(raw_str) {
+    match raw.kind.map(RawValue::get).map(raw_str) {
         None => {}
         Some(Some(k)) if k == "Collection" => {}
         Some(Some(k)) => return Err(invalid(format!("\"type\" is \"{k}\", not \"Collection\""))),
         Some(None) => return Err(invalid("\"type\" is not a string".into())),
     }
     for (name, value) in [("description", raw.description), ("license", raw.license)] {
-        match value.map(raw_str) {
+        match value.map(RawValue::get).map(raw_str) {
             Some(Some(_)) => {}
             Some(None) => return Err(invalid(format!("\"{name}\" is not a string"))),
             None => return Err(invalid(format!("no \"{name}\""))),

@@ -220,7 +220,7 @@ impl Encoder {
         let g = parse(text)?;
         let kind = g
             .kind
-            .and_then(super::raw_str)
+            .and_then(|k| super::raw_str(k.get()))
             .ok_or("geometry has no \"type\" string")?;
         if kind == "GeometryCollection" {
             let gs = g

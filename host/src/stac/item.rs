@@ -16,12 +16,9 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::geojson::{self, Geometry};
 use super::time::parse_rfc3339;
-use super::{Invalid, Members, check_id, check_object, check_storable, raw_str};
+use super::{Invalid, Members, check_id, raw_str, read_members};
 use crate::json_check::TextRef;
 
 /// What item checks need to know about the load.
@@ -71,7 +68,7 @@ const RULED: [&str; 8] = [
 
 /// The values of the [`RULED`] members, in that order (`None`: absent;
 /// `null` is `Some("null")`), refusing a second one of any.
-fn ruled<'a>(members: &Members<'a>) -> Result<[Option<&'a RawValue>; 8], Invalid> {
+fn ruled<'a>(members: &Members<'a>) -> Result<[Option<&'a str>; 8], Invalid> {
     let mut found = [None; 8];
     for (k, v) in &members.0 {
         if let Some(i) = RULED.iter().position(|r| r == k) {
@@ -87,27 +84,33 @@ fn ruled<'a>(members: &Members<'a>) -> Result<[Option<&'a RawValue>; 8], Invalid
     Ok(found)
 }
 
-#[derive(Deserialize)]
-struct Times<'a> {
-    #[serde(borrow)]
-    datetime: Option<&'a RawValue>,
-    #[serde(borrow)]
-    start_datetime: Option<&'a RawValue>,
-    #[serde(borrow)]
-    end_datetime: Option<&'a RawValue>,
+/// The time members of `properties` (the text of a checked object), each
+/// `None` when absent; a second one of any is refused.
+fn times(props: &str) -> Result<[Option<&str>; 3], String> {
+    const NAMES: [&str; 3] = ["datetime", "start_datetime", "end_datetime"];
+    let members = Members::read(props).map_err(|e| e.to_string())?;
+    let mut found = [None; 3];
+    for (k, v) in &members.0 {
+        if let Some(i) = NAMES.iter().position(|n| n == k) {
+            if found[i].is_some() {
+                return Err(format!("duplicate \"{k}\" member (each may appear once)"));
+            }
+            found[i] = Some(*v);
+        }
+    }
+    Ok(found)
 }
 
-/// Checks one item (JSON text) against the rules above. Text already proven
-/// storable ([`TextRef::Storable`]: what an item rewriter returned, checked
-/// by the plugin chain) is not scanned for what jsonb refuses a second time.
+/// Checks one item (JSON text) against the rules above. The whole text is
+/// checked (grammar, what jsonb refuses) in the same pass that reads its
+/// top level, which every item needs; so text a rewriter returned
+/// ([`TextRef::Storable`], checked by the plugin chain) costs one pass here
+/// like any other, no more.
 pub fn check_item<'a>(
     text: impl Into<TextRef<'a>>,
     ctx: &ItemContext<'_>,
 ) -> Result<ItemFields<'a>, Invalid> {
-    let text = text.into();
-    let proven = matches!(text, TextRef::Storable(_));
-    let text = text.as_str();
-    let members: Members<'a> = check_object(text)?;
+    let members = read_members(text.into().as_str())?;
     let [
         kind,
         id,
@@ -118,9 +121,6 @@ pub fn check_item<'a>(
         links,
         assets,
     ] = ruled(&members)?;
-    if !proven {
-        check_storable(text, id)?;
-    }
     // From here on, errors can name the item.
     let id = check_id(id)?;
     let invalid = |reason: String| Invalid::new(Some(&id), reason);
@@ -160,15 +160,15 @@ pub fn check_item<'a>(
 
     let geometry = match geometry {
         None => return Err(invalid("no \"geometry\" (use null for none)".into())),
-        Some(g) if g.get() == "null" => None,
-        Some(g) => Some(geojson::to_ewkb(g.get()).map_err(|e| invalid(format!("geometry: {e}")))?),
+        Some("null") => None,
+        Some(g) => Some(geojson::to_ewkb(g).map_err(|e| invalid(format!("geometry: {e}")))?),
     };
 
     let bbox = match bbox {
         None => None,
-        Some(b) if b.get() == "null" => None,
+        Some("null") => None,
         Some(b) => Some(
-            serde_json::from_str::<Vec<f64>>(b.get())
+            serde_json::from_str::<Vec<f64>>(b)
                 .map_err(|_| invalid("\"bbox\" is not an array of numbers".into()))?,
         ),
     };
@@ -184,15 +184,13 @@ pub fn check_item<'a>(
     }
 
     let props = properties.ok_or_else(|| invalid("no \"properties\"".into()))?;
-    if !props.get().starts_with('{') {
+    if !props.starts_with('{') {
         return Err(invalid("\"properties\" is not an object".into()));
     }
-    let times: Times<'_> =
-        serde_json::from_str(props.get()).map_err(|e| invalid(format!("properties: {e}")))?;
-    let time = |name: &str, raw: Option<&RawValue>| -> Result<Option<i64>, Invalid> {
+    let [datetime, start, end] = times(props).map_err(|e| invalid(format!("properties: {e}")))?;
+    let time = |name: &str, raw: Option<&str>| -> Result<Option<i64>, Invalid> {
         match raw {
-            None => Ok(None),
-            Some(r) if r.get() == "null" => Ok(None),
+            None | Some("null") => Ok(None),
             Some(r) => match raw_str(r) {
                 Some(s) => parse_rfc3339(&s)
                     .map(Some)
@@ -201,9 +199,9 @@ pub fn check_item<'a>(
             },
         }
     };
-    let datetime = time("datetime", times.datetime)?;
-    let start = time("start_datetime", times.start_datetime)?;
-    let end = time("end_datetime", times.end_datetime)?;
+    let datetime = time("datetime", datetime)?;
+    let start = time("start_datetime", start)?;
+    let end = time("end_datetime", end)?;
     let ranged = start.is_some() && end.is_some();
     let (start, end) = match (datetime, start, end) {
         (_, Some(s), Some(e)) => (s, e),
@@ -222,12 +220,12 @@ pub fn check_item<'a>(
     }
 
     match links {
-        Some(l) if l.get().starts_with('[') => {}
+        Some(l) if l.starts_with('[') => {}
         Some(_) => return Err(invalid("\"links\" is not an array".into())),
         None => return Err(invalid("no \"links\" (use [] for none)".into())),
     }
     match assets {
-        Some(a) if a.get().starts_with('{') => {}
+        Some(a) if a.starts_with('{') => {}
         Some(_) => return Err(invalid("\"assets\" is not an object".into())),
         None => return Err(invalid("no \"assets\" (use {} for none)".into())),
     }

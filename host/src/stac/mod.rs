@@ -22,9 +22,12 @@ use std::borrow::Cow;
 
 use std::collections::BTreeMap;
 
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use std::ops::Range;
+
+use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use crate::json_check::JsonError;
 
 pub use collection::check_collection;
 pub use item::{ItemContext, ItemFields, check_item};
@@ -64,31 +67,28 @@ fn check_object<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, Invalid> {
     })
 }
 
-/// The string a raw JSON value holds, unescaped; `None` if it is not a string.
-fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    match serde_json::from_str::<&str>(raw.get()) {
+/// The string a JSON value's text holds, unescaped; `None` if it is not a string.
+fn raw_str(raw: &str) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw) {
         Ok(s) => Some(Cow::Borrowed(s)),
-        Err(_) => serde_json::from_str::<String>(raw.get())
-            .ok()
-            .map(Cow::Owned),
+        Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
     }
 }
 
 /// An object's members as written: each key (unescaped, borrowed unless it
-/// had escapes) with its value's text, in order, duplicates included. One
-/// pass over the text that builds nothing below the top level.
+/// had escapes) with its value's text, in order, duplicates included.
 #[derive(Debug, Clone, Default)]
-pub struct Members<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+pub struct Members<'a>(pub Vec<(Cow<'a, str>, &'a str)>);
 
 impl<'a> Members<'a> {
     /// The value of the last member named `key` (as jsonb keeps it).
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<&'a str> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
     /// The members without duplicates (the last of each key wins, as in
     /// jsonb and pypgstac), in key order.
-    pub fn unique(&self) -> BTreeMap<&str, &'a RawValue> {
+    pub fn unique(&self) -> BTreeMap<&str, &'a str> {
         let mut out = BTreeMap::new();
         for (k, v) in &self.0 {
             out.insert(k.as_ref(), *v);
@@ -96,52 +96,54 @@ impl<'a> Members<'a> {
         out
     }
 
-    /// Parses the members of the JSON object `text`.
-    pub fn parse(text: &'a str) -> serde_json::Result<Members<'a>> {
-        serde_json::from_str(text)
+    /// Reads the members of the JSON object `text` while checking all of it
+    /// as [`crate::json_check`] does (the grammar and what jsonb refuses):
+    /// one pass, which builds nothing below the top level.
+    pub fn read(text: &'a str) -> Result<Members<'a>, JsonError> {
+        let mut spans = Vec::with_capacity(16);
+        crate::json_check::check_members(text, &mut spans)?;
+        Ok(Members(
+            spans
+                .into_iter()
+                .map(|s| (key(text, s.key), &text[s.value]))
+                .collect(),
+        ))
     }
 }
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Members<'de>, D::Error> {
-        struct Visit;
-        impl<'de> Visitor<'de> for Visit {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Members<'de>, A::Error> {
-                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
-                while let Some(Key(k)) = m.next_key()? {
-                    out.push((k, m.next_value()?));
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(Visit)
+/// A checked key (the text between its quotes), unescaped.
+fn key(text: &str, at: Range<usize>) -> Cow<'_, str> {
+    let k = &text[at.clone()];
+    if !k.contains('\\') {
+        return Cow::Borrowed(k);
     }
+    // Checked, so valid JSON with its quotes; escapes in keys are rare.
+    let quoted = &text[at.start - 1..at.end + 1];
+    Cow::Owned(serde_json::from_str(quoted).unwrap_or_else(|_| k.to_string()))
 }
 
-/// A key, borrowed from the text when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
-        struct Visit;
-        impl<'de> Visitor<'de> for Visit {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s.to_string())))
-            }
+/// Reads a record's top level ([`Members::read`]). A record it refuses gets
+/// the reason a JSON library gives when the text is not JSON at all, or,
+/// when it is JSON that jsonb cannot store, the check's reason, naming the
+/// record by its id when it has a readable one.
+fn read_members(text: &str) -> Result<Members<'_>, Invalid> {
+    Members::read(text).map_err(|e| match check_object::<IdOnly<'_>>(text) {
+        Err(invalid) => invalid,
+        Ok(r) => {
+            let id =
+                r.id.map(RawValue::get)
+                    .and_then(raw_str)
+                    .filter(|i| !i.is_empty() && i.len() <= MAX_ID_BYTES);
+            Invalid::new(id.as_deref(), e.to_string())
         }
-        d.deserialize_str(Visit)
-    }
+    })
+}
+
+/// A record's id, to name it in an error.
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
 }
 
 /// Longest id accepted, in bytes: PostgreSQL's btree indexes take entries
@@ -151,7 +153,7 @@ pub const MAX_ID_BYTES: usize = 1024;
 
 /// Refuses a record holding anything PostgreSQL's jsonb would refuse (see
 /// [`crate::json_check`]), naming the record by `id` when it has a readable one.
-fn check_storable(text: &str, id: Option<&RawValue>) -> Result<(), Invalid> {
+fn check_storable(text: &str, id: Option<&str>) -> Result<(), Invalid> {
     crate::json_check::check_object(text).map_err(|e| {
         let id = id
             .and_then(raw_str)
@@ -161,7 +163,7 @@ fn check_storable(text: &str, id: Option<&RawValue>) -> Result<(), Invalid> {
 }
 
 /// A record's id: a non-empty string of at most [`MAX_ID_BYTES`].
-fn check_id(raw: Option<&RawValue>) -> Result<Cow<'_, str>, Invalid> {
+fn check_id(raw: Option<&str>) -> Result<Cow<'_, str>, Invalid> {
     match raw.map(raw_str) {
         Some(Some(id)) if id.len() > MAX_ID_BYTES => {
             let mut end = 64;
@@ -189,9 +191,7 @@ mod tests {
 
     #[test]
     fn raw_strings_unescape() {
-        let raw: Box<RawValue> = serde_json::from_str(r#""a\"b\u00e9""#).unwrap();
-        assert_eq!(raw_str(&raw).unwrap(), "a\"bé");
-        let raw: Box<RawValue> = serde_json::from_str("5").unwrap();
-        assert_eq!(raw_str(&raw), None);
+        assert_eq!(raw_str(r#""a\"b\u00e9""#).unwrap(), "a\"bé");
+        assert_eq!(raw_str("5"), None);
     }
 }

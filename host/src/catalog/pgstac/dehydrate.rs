@@ -13,7 +13,6 @@
 //! marked (pypgstac drops it, and the base's value comes back; pgstac
 //! returns no nulls at all, so the key is then simply absent).
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::numbers::{same, write_canonical};
@@ -33,7 +32,8 @@ pub fn write_member(base: &Value, raw: &str, out: &mut Vec<u8>) -> Result<bool, 
     let differs = match (base, raw.as_bytes().first()) {
         (Value::Object(b), Some(b'{')) => write_object(b, raw, out)?,
         (Value::Array(b), Some(b'[')) => {
-            let items: Vec<&RawValue> = serde_json::from_str(raw).map_err(invalid)?;
+            let mut items = Vec::with_capacity(b.len());
+            crate::json_check::check_elements(raw, &mut items).map_err(|e| e.to_string())?;
             if items.len() != b.len() {
                 write_canonical(raw, out)?;
                 return Ok(true);
@@ -46,12 +46,13 @@ pub fn write_member(base: &Value, raw: &str, out: &mut Vec<u8>) -> Result<bool, 
                 if i > 0 {
                     out.push(b',');
                 }
-                match (b, v.get().as_bytes().first()) {
-                    (Value::Object(b), Some(b'{')) => differs |= write_object(b, v.get(), out)?,
+                let v = &raw[v.value];
+                match (b, v.as_bytes().first()) {
+                    (Value::Object(b), Some(b'{')) => differs |= write_object(b, v, out)?,
                     _ => {
                         scratch.clear();
-                        differs |= write_member(b, v.get(), &mut scratch)?;
-                        write_canonical(v.get(), out)?;
+                        differs |= write_member(b, v, &mut scratch)?;
+                        write_canonical(v, out)?;
                     }
                 }
             }
@@ -97,7 +98,7 @@ fn unless_equal(equal: bool, raw: &str, out: &mut Vec<u8>) -> Result<bool, Strin
 /// Appends [`dehydrate`] of the JSON object `raw` against `base` (always an
 /// object, `{}` when nothing differs); returns whether anything differs.
 fn write_object(base: &Map<String, Value>, raw: &str, out: &mut Vec<u8>) -> Result<bool, String> {
-    let members = Members::parse(raw).map_err(invalid)?;
+    let members = Members::read(raw).map_err(|e| e.to_string())?;
     let members = members.unique();
     let mut first = true;
     out.push(b'{');
@@ -110,10 +111,10 @@ fn write_object(base: &Map<String, Value>, raw: &str, out: &mut Vec<u8>) -> Resu
         out.push(b':');
         let kept = match base.get(*k) {
             None => {
-                write_canonical(v.get(), out)?;
+                write_canonical(v, out)?;
                 true
             }
-            Some(b) => write_member(b, v.get(), out)?,
+            Some(b) => write_member(b, v, out)?,
         };
         if kept {
             first = false;
@@ -384,9 +385,9 @@ mod tests {
             base["properties"] = json!({"gsd": 0.6, "naip:year": "2011"});
             base["links"] = json!([]);
             for line in items.lines() {
-                for (k, raw) in Members::parse(line).unwrap().0 {
+                for (k, raw) in Members::read(line).unwrap().0 {
                     if let Some(b) = base.get(k.as_ref()) {
-                        assert_eq!(written(b, raw.get()), reference(b, raw.get()), "{k}");
+                        assert_eq!(written(b, raw), reference(b, raw), "{k}");
                     }
                 }
             }

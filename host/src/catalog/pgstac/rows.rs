@@ -9,8 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::value::RawValue;
-
 use super::dehydrate::{DO_NOT_MERGE, write_member};
 use super::numbers::write_canonical;
 use super::{CollectionInfo, Collections};
@@ -65,9 +63,9 @@ pub fn write_item(
         jsonb_with(out, |out| content = write_content(out, &members, c));
         content?;
         match members.get("private") {
-            Some(p) if p.get() != "null" => {
+            Some(&p) if p != "null" => {
                 let mut done = Ok(());
-                jsonb_with(out, |out| done = write_canonical(p.get(), out));
+                jsonb_with(out, |out| done = write_canonical(p, out));
                 done
             }
             _ => {
@@ -85,7 +83,7 @@ pub fn write_item(
 /// The item's content: its difference from the base item, as JSON.
 fn write_content(
     out: &mut Vec<u8>,
-    members: &BTreeMap<&str, &RawValue>,
+    members: &BTreeMap<&str, &str>,
     c: &CollectionInfo,
 ) -> Result<(), String> {
     out.push(b'{');
@@ -104,10 +102,10 @@ fn write_content(
         let at = out.len();
         key(out, k);
         match c.base_item.get(k) {
-            None => write_canonical(raw.get(), out)?,
+            None => write_canonical(raw, out)?,
             // Equal to the base's: the key is taken back.
             Some(b) => {
-                if !write_member(b, raw.get(), out)? {
+                if !write_member(b, raw, out)? {
                     out.truncate(at);
                 }
             }
