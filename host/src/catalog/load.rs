@@ -16,31 +16,7 @@ use bytes::Bytes;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::{CatalogError, Kind, Merged, builtin, pgstac};
-use crate::json_check::{Storable, TextRef};
 use crate::stac::{Invalid, ItemFields};
-
-/// An item's text as the catalog reads it ([`Rows::item_text`]), as proven
-/// as it came.
-#[derive(Debug)]
-pub enum ItemText<'a> {
-    Unchecked(Cow<'a, str>),
-    Storable(Cow<'a, Storable>),
-}
-
-impl ItemText<'_> {
-    /// Borrowed, for the checks.
-    pub fn as_ref(&self) -> TextRef<'_> {
-        match self {
-            ItemText::Unchecked(s) => TextRef::Unchecked(s),
-            ItemText::Storable(s) => TextRef::Storable(s),
-        }
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        self.as_ref().as_str()
-    }
-}
 
 /// How records become binary COPY rows for one catalog. Cheap to clone and
 /// shared by the threads that write rows.
@@ -75,20 +51,10 @@ impl Rows {
 
     /// The item text to validate and write: pgstac reads numbers the way
     /// pypgstac does (see [`pgstac::numbers`]); host's schema keeps the text.
-    /// Proven text stays proven: dropping the sign of `-0` leaves it storable.
-    pub fn item_text<'a>(&self, text: TextRef<'a>) -> ItemText<'a> {
-        match (self, text) {
-            (Rows::Host { .. }, TextRef::Unchecked(s)) => ItemText::Unchecked(Cow::Borrowed(s)),
-            (Rows::Host { .. }, TextRef::Storable(s)) => ItemText::Storable(Cow::Borrowed(s)),
-            (Rows::Pgstac { .. }, TextRef::Unchecked(s)) => {
-                ItemText::Unchecked(pgstac::numbers::integer_zero(s))
-            }
-            (Rows::Pgstac { .. }, TextRef::Storable(s)) => {
-                ItemText::Storable(match pgstac::numbers::integer_zero(s.as_str()) {
-                    Cow::Borrowed(_) => Cow::Borrowed(s),
-                    Cow::Owned(edited) => Cow::Owned(s.edited(|_| edited)),
-                })
-            }
+    pub fn item_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self {
+            Rows::Host { .. } => Cow::Borrowed(text),
+            Rows::Pgstac { .. } => pgstac::numbers::integer_zero(text),
         }
     }
 

@@ -15,7 +15,6 @@ use super::split::{Body, MAX_RECORD_BYTES};
 use super::{Kind, LoadError, Origin, RecordError};
 use crate::audit::{Audit, Entry, Outcome, PluginRef, Unit};
 use crate::catalog::{KeyOrder, Rows as CatalogRows};
-use crate::json_check::Text;
 use crate::plugin::chain::{ItemChain, Reason};
 use crate::plugin::{Plugin, PluginError, Usage};
 use crate::policy::DataScope;
@@ -404,9 +403,10 @@ pub(super) fn transform(
     let mut failure = None;
     let mut plugin_cpu = Duration::ZERO;
     let mut usage = Usage::default();
-    // What comes out of an item rewriter was checked to be storable by the
-    // chain (`Text::Storable`): the row writer does not scan it again.
-    let texts: Vec<(usize, Text)> = if let Some(chain) = chain {
+    // What comes out of an item rewriter was checked by the chain, so that a
+    // lying plugin is blamed by name; the row writer checks every text again
+    // anyway, in the one pass that reads it.
+    let texts: Vec<(usize, String)> = if let Some(chain) = chain {
         let (idx, strings): (Vec<usize>, Vec<String>) = texts.into_iter().unzip();
         let started = crate::plugin::thread_cpu();
         // Borrowed: the originals stay here for the reject file.
@@ -430,9 +430,6 @@ pub(super) fn transform(
         out.kept.into_iter().map(|(k, s)| (idx[k], s)).collect()
     } else {
         texts
-            .into_iter()
-            .map(|(i, s)| (i, Text::Unchecked(s)))
-            .collect()
     };
     let n = texts.len();
     let capacity = |total: usize, n: usize| total + total / 8 + 256 * n.min(1024);
@@ -513,7 +510,7 @@ pub(super) struct RowWriter<'a> {
 impl RowWriter<'_> {
     /// Checks each record and writes its row. A row's `seq` (when rows carry
     /// one) is its record's place in the load: `base` plus its index in the batch.
-    fn write(&self, texts: Vec<(usize, Text)>, base: Option<u64>, capacity: usize) -> Rows {
+    fn write(&self, texts: Vec<(usize, String)>, base: Option<u64>, capacity: usize) -> Rows {
         let mut out = Vec::with_capacity(capacity);
         let mut turned_away = Vec::new();
         let mut collections = BTreeSet::new();
@@ -528,8 +525,8 @@ impl RowWriter<'_> {
                         known: self.known,
                         strict_bbox: self.strict_bbox,
                     };
-                    let item = self.rows.item_text(text.as_ref());
-                    match check_item(item.as_ref(), &ctx) {
+                    let item = self.rows.item_text(text.as_str());
+                    match check_item(&item, &ctx) {
                         // What the tenant's plugins made of an item stays in its collections.
                         Ok(fields) => {
                             match self.scope.refuse_collection(Some(&fields.collection)) {
@@ -539,17 +536,18 @@ impl RowWriter<'_> {
                                         id: Some(fields.id.to_string()),
                                         by: Stage::Scope,
                                         reason: reason.into(),
-                                        record: text.into_string(),
+                                        record: text,
                                     });
                                     continue;
                                 }
-                                None => self
-                                    .rows
-                                    .write_item(&mut out, seq, &fields, item.as_str())
-                                    .map(|()| {
-                                        order.push(&fields.collection, &fields.id);
-                                        fields.collection.into_owned()
-                                    }),
+                                None => {
+                                    self.rows
+                                        .write_item(&mut out, seq, &fields, &item)
+                                        .map(|()| {
+                                            order.push(&fields.collection, &fields.id);
+                                            fields.collection.into_owned()
+                                        })
+                                }
                             }
                         }
                         Err(e) => Err(e),
@@ -568,7 +566,7 @@ impl RowWriter<'_> {
                     }
                 }
                 Err(e) => {
-                    turned_away.push(TurnedAway::invalid(i, e, text.into_string()));
+                    turned_away.push(TurnedAway::invalid(i, e, text));
                     continue;
                 }
             }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::model::{ItemOutcome, Kind, Outcome, Table};
 use super::{Plugin, PluginError, PluginInstance, Usage};
 use crate::copy::text;
-use crate::json_check::{Storable, Text};
+use crate::json_check::check_object;
 
 /// Why a record did not come out of the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,24 +115,23 @@ impl ItemChain {
         self.stages.iter().map(PluginInstance::plugin)
     }
 
-    /// Runs one batch. `kept` holds `(input index, item JSON)` in input order:
-    /// what an item rewriter returned comes out [`Text::Storable`] (the chain
-    /// checked it), what only filters saw comes out as it went in.
+    /// Runs one batch. `kept` holds `(input index, item JSON)` in input order.
+    /// What an item rewriter returned was checked to be one storable JSON
+    /// object, so that a plugin that breaks the contract is blamed by name.
     /// The input is borrowed so callers keep the originals (for reject reports)
     /// without copying them.
-    pub fn run(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, Text)>> {
+    pub fn run(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, String)>> {
         let mut out = self.run_stages(items);
         out.usage = take_usage(&mut self.stages);
         out
     }
 
-    fn run_stages(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, Text)>> {
+    fn run_stages(&mut self, items: &[String]) -> BatchOutput<Vec<(usize, String)>> {
         self.batches += 1;
-        let mut out = BatchOutput::<Vec<(usize, Text)>>::default();
+        let mut out = BatchOutput::<Vec<(usize, String)>>::default();
         let mut alive: Vec<usize> = (0..items.len()).collect();
-        // The texts still in play: the input's until a stage changes them;
-        // once a rewriter has run, every text is one it returned (filters
-        // only keep or drop), so all of them stay proven.
+        // The texts still in play: the input's, borrowed, until a stage
+        // keeps fewer or a rewriter returns new ones.
         let mut current = Current::Input;
 
         for stage in &mut self.stages {
@@ -148,7 +147,7 @@ impl ItemChain {
                     .map(Decisions::Rewritten),
                 _ => stage.filter_items(current, &label).map(Decisions::Filtered),
             });
-            let decisions = match result.and_then(|d| d.checked(&plugin, &label)) {
+            let decisions = match result.and_then(|d| d.check(&plugin, &label)) {
                 Ok(d) => d,
                 Err(e) => {
                     fail_all(&mut out, &alive, &plugin, e);
@@ -166,21 +165,21 @@ impl ItemChain {
                 None => out.dropped.push((index, plugin.clone())),
             };
             current = match decisions {
-                Checked::Rewritten(outcomes) => {
+                Decisions::Rewritten(outcomes) => {
                     let mut next = Vec::with_capacity(outcomes.len());
                     for (outcome, &index) in outcomes.into_iter().zip(&alive) {
                         match outcome {
-                            Rewritten::Keep(s) => {
+                            ItemOutcome::Keep(s) => {
                                 next.push(s);
                                 verdict(index, true, None);
                             }
-                            Rewritten::Drop => verdict(index, false, None),
-                            Rewritten::Reject(r) => verdict(index, false, Some(r)),
+                            ItemOutcome::Drop => verdict(index, false, None),
+                            ItemOutcome::Reject(r) => verdict(index, false, Some(r)),
                         }
                     }
-                    Current::Storable(next)
+                    Current::Owned(next)
                 }
-                Checked::Filtered(outcomes) => {
+                Decisions::Filtered(outcomes) => {
                     let keep: Vec<bool> = outcomes.iter().map(|o| *o == Outcome::Keep).collect();
                     for (outcome, &index) in outcomes.into_iter().zip(&alive) {
                         match outcome {
@@ -196,18 +195,8 @@ impl ItemChain {
         }
         out.kept_count = alive.len();
         out.kept = match current {
-            Current::Input => alive
-                .into_iter()
-                .map(|i| (i, Text::Unchecked(items[i].clone())))
-                .collect(),
-            Current::Read(texts) => alive
-                .into_iter()
-                .zip(texts.into_iter().map(Text::Unchecked))
-                .collect(),
-            Current::Storable(texts) => alive
-                .into_iter()
-                .zip(texts.into_iter().map(Text::Storable))
-                .collect(),
+            Current::Input => alive.into_iter().map(|i| (i, items[i].clone())).collect(),
+            Current::Owned(texts) => alive.into_iter().zip(texts).collect(),
         };
         out
     }
@@ -217,108 +206,62 @@ impl ItemChain {
 enum Current {
     /// All of the input, untouched (no stage has run yet).
     Input,
-    /// Input texts some filter kept: never checked.
-    Read(Vec<String>),
-    /// What a rewriter returned (and later filters kept): checked.
-    Storable(Vec<Storable>),
+    /// What filters kept of the input, or what a rewriter returned.
+    Owned(Vec<String>),
 }
 
 impl Current {
-    /// Lends the texts to a stage as plain strings; hands them back as they were.
+    /// Lends the texts to a stage.
     fn lend<R>(self, input: &[String], f: impl FnOnce(&[String]) -> R) -> (Current, R) {
-        match self {
-            Current::Input => {
-                let r = f(input);
-                (Current::Input, r)
-            }
-            Current::Read(texts) => {
-                let r = f(&texts);
-                (Current::Read(texts), r)
-            }
-            Current::Storable(texts) => {
-                let (texts, r) = Storable::lend(texts, f);
-                (Current::Storable(texts), r)
-            }
-        }
+        let r = match &self {
+            Current::Input => f(input),
+            Current::Owned(texts) => f(texts),
+        };
+        (self, r)
     }
 
-    /// The texts whose `keep` is true (a filter's verdicts), each as proven as before.
+    /// The texts whose `keep` is true (a filter's verdicts).
     fn keep(self, input: &[String], keep: &[bool]) -> Current {
-        let kept = |i: &usize| keep[*i];
-        match self {
-            Current::Input => Current::Read(
-                (0..input.len())
-                    .filter(kept)
-                    .map(|i| input[i].clone())
-                    .collect(),
-            ),
-            Current::Read(texts) => Current::Read(
-                texts
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| kept(i))
-                    .map(|(_, t)| t)
-                    .collect(),
-            ),
-            Current::Storable(texts) => Current::Storable(
-                texts
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| kept(i))
-                    .map(|(_, t)| t)
-                    .collect(),
-            ),
-        }
+        Current::Owned(match self {
+            Current::Input => (0..input.len())
+                .filter(|&i| keep[i])
+                .map(|i| input[i].clone())
+                .collect(),
+            Current::Owned(texts) => texts
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(t, &k)| k.then_some(t))
+                .collect(),
+        })
     }
 }
 
-/// What a stage decided on each record, before the chain checked it.
+/// What a stage decided on each record.
 enum Decisions {
     Rewritten(Vec<ItemOutcome>),
     Filtered(Vec<Outcome>),
 }
 
-/// What a stage decided, checked: a rewriter's kept items proven storable.
-enum Checked {
-    Rewritten(Vec<Rewritten>),
-    Filtered(Vec<Outcome>),
-}
-
-/// A rewriter's outcome for one item, its kept text checked.
-enum Rewritten {
-    Keep(Storable),
-    Drop,
-    Reject(String),
-}
-
 impl Decisions {
     /// A rewritten item must still be one JSON object jsonb can store: one
     /// that is not fails the plugin's whole batch (a broken contract).
-    fn checked(self, plugin: &str, label: &str) -> Result<Checked, PluginError> {
-        let outcomes = match self {
-            Decisions::Filtered(o) => return Ok(Checked::Filtered(o)),
-            Decisions::Rewritten(o) => o,
-        };
-        let mut out = Vec::with_capacity(outcomes.len());
-        for (i, o) in outcomes.into_iter().enumerate() {
-            out.push(match o {
-                ItemOutcome::Keep(s) => match Storable::check(s) {
-                    Ok(s) => Rewritten::Keep(s),
-                    Err((_, p)) => {
-                        return Err(PluginError::Contract {
-                            plugin: plugin.to_string(),
-                            message: format!(
-                                "returned invalid JSON for record {} of {label}: {p}",
-                                i + 1
-                            ),
-                        });
-                    }
-                },
-                ItemOutcome::Drop => Rewritten::Drop,
-                ItemOutcome::Reject(r) => Rewritten::Reject(r),
-            });
+    fn check(self, plugin: &str, label: &str) -> Result<Decisions, PluginError> {
+        if let Decisions::Rewritten(outcomes) = &self {
+            for (i, o) in outcomes.iter().enumerate() {
+                if let ItemOutcome::Keep(s) = o
+                    && let Err(p) = check_object(s)
+                {
+                    return Err(PluginError::Contract {
+                        plugin: plugin.to_string(),
+                        message: format!(
+                            "returned invalid JSON for record {} of {label}: {p}",
+                            i + 1
+                        ),
+                    });
+                }
+            }
         }
-        Ok(Checked::Rewritten(out))
+        Ok(self)
     }
 }
 

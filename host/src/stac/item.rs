@@ -19,7 +19,6 @@ use std::collections::HashSet;
 use super::geojson::{self, Geometry};
 use super::time::parse_rfc3339;
 use super::{Invalid, Members, check_id, raw_str, read_members};
-use crate::json_check::TextRef;
 
 /// What item checks need to know about the load.
 #[derive(Debug, Clone, Copy)]
@@ -103,14 +102,9 @@ fn times(props: &str) -> Result<[Option<&str>; 3], String> {
 
 /// Checks one item (JSON text) against the rules above. The whole text is
 /// checked (grammar, what jsonb refuses) in the same pass that reads its
-/// top level, which every item needs; so text a rewriter returned
-/// ([`TextRef::Storable`], checked by the plugin chain) costs one pass here
-/// like any other, no more.
-pub fn check_item<'a>(
-    text: impl Into<TextRef<'a>>,
-    ctx: &ItemContext<'_>,
-) -> Result<ItemFields<'a>, Invalid> {
-    let members = read_members(text.into().as_str())?;
+/// top level, which every item needs, so no text is worth trusting unread.
+pub fn check_item<'a>(text: &'a str, ctx: &ItemContext<'_>) -> Result<ItemFields<'a>, Invalid> {
+    let members = read_members(text)?;
     let [
         kind,
         id,
