@@ -470,3 +470,137 @@ fn quoted_names_are_followed() {
         ["Pa\"rent_up_fkey", "chi ld_p\"id_fkey"]
     );
 }
+
+/// Keys of one integer column are tested by host (the parent's kept keys
+/// read first, as a bitmap or a sorted list); PostgreSQL's semi join is the
+/// oracle: the same job run with `--follow-memory 0` (always SQL) and with
+/// a budget too small for the parents (host falls back to SQL) must give
+/// the same rows, every column, and an independent walk of the source
+/// must agree on the child.
+#[test]
+fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
+    let p = Pair::new(
+        "hostkeys",
+        r#"CREATE TABLE p (id bigint PRIMARY KEY, grp int NOT NULL);
+           INSERT INTO p SELECT i, i % 4 FROM generate_series(1, 3000) i;
+           -- Far apart: a bitmap of p's kept keys would not fit, a list does.
+           INSERT INTO p VALUES (-9223372036854775808, 0), (9223372036854775807, 0), (-5, 1), (4000000000, 0);
+           CREATE TABLE s (code smallint PRIMARY KEY, grp int NOT NULL);
+           INSERT INTO s SELECT i, abs(i) % 2 FROM generate_series(-300, 300) i;
+           CREATE TABLE c (id int PRIMARY KEY, p_id bigint REFERENCES p, s_code smallint NOT NULL REFERENCES s,
+                           "Odd ""ref""" bigint REFERENCES p, note text);
+           INSERT INTO c SELECT i,
+               CASE WHEN i % 11 = 0 THEN NULL WHEN i % 13 = 0 THEN 9223372036854775807
+                    WHEN i % 17 = 0 THEN -9223372036854775808 WHEN i % 19 = 0 THEN 4000000000
+                    ELSE 1 + (i * 7) % 3000 END,
+               (i % 601) - 300,
+               CASE WHEN i % 5 = 0 THEN NULL ELSE 1 + i % 3000 END,
+               repeat(E'\t\\x', i % 300)
+             FROM generate_series(1, 20000) i;
+           -- A chain: d follows c, whose kept keys are read with c's own semi joins.
+           CREATE TABLE d (id int PRIMARY KEY, c_id int NOT NULL REFERENCES c, w text);
+           INSERT INTO d SELECT i, 1 + (i * 3) % 20000, 'w' || i FROM generate_series(1, 5000) i;"#,
+    );
+    let job = |name: &str| {
+        p.job(
+            name,
+            name,
+            &format!(
+                "subset = \"follow\"\n[{name}.tables.\"*\"]\n[{name}.tables.p]\nwhere = {{ grp = 0 }}\n\
+                 [{name}.tables.s]\nwhere = {{ grp = 1 }}\n"
+            ),
+        )
+    };
+    let file = p.file("xmat.toml", &[job("h"), job("q"), job("t")].concat());
+
+    let dry = p.xmat(&file, &["h", "--dry-run"]);
+    ok(&dry);
+    let plan = stdout(&dry);
+    for line in [
+        "host tests p_id (c_p_id_fkey) against the kept keys of p: SELECT \"id\" FROM ONLY \"public\".\"p\" WHERE \"grp\" = '0';",
+        "host tests s_code (c_s_code_fkey) against the kept keys of s",
+        "host tests Odd \"ref\" (c_Odd \"ref\"_fkey) against the kept keys of p",
+        "host tests c_id (d_c_id_fkey) against the kept keys of c: SELECT \"id\" FROM ONLY \"public\".\"c\" WHERE",
+    ] {
+        assert!(plan.contains(line), "{line}\n{plan}");
+    }
+    // c's kept keys are read with its semi joins in SQL; d's own read has none.
+    let d_read = plan
+        .lines()
+        .skip_while(|l| !l.contains("host tests c_id"))
+        .find(|l| l.contains("reading (while"))
+        .unwrap();
+    assert!(!d_read.contains("EXISTS"), "{d_read}");
+    let sql_only = stdout(&p.xmat(&file, &["q", "--dry-run", "--follow-memory", "0"]));
+    assert!(!sql_only.contains("host tests"), "{sql_only}");
+
+    let summary = |args: &[&str]| -> serde_json::Value {
+        let out = p.xmat(&file, args);
+        ok(&out);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v["jobs"][0].clone()
+    };
+    let left_out = |v: &serde_json::Value, table: &str| {
+        v["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == table)
+            .unwrap()["followed_out"]
+            .as_u64()
+    };
+    let h = summary(&["h", "--json"]);
+    let q = summary(&["q", "--json", "--follow-memory", "0"]);
+    let t = summary(&["t", "--json", "--follow-memory", "100"]);
+    // Host tested c and d in h; in q and t the source did (t: the kept keys did not fit).
+    assert!(left_out(&h, "c").unwrap() > 1000, "{h}");
+    assert!(left_out(&h, "d").unwrap() > 100, "{h}");
+    for v in [&q, &t] {
+        assert_eq!(left_out(v, "c"), None, "{v}");
+        assert_eq!(left_out(v, "d"), None, "{v}");
+    }
+    assert_eq!(
+        h["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == "c")
+            .unwrap()["rows_read"],
+        20000
+    );
+
+    for (table, order) in [("p", "id"), ("s", "code"), ("c", "id"), ("d", "id")] {
+        let want = p.dst_rows(&format!("SELECT * FROM q.{table} ORDER BY {order}"));
+        assert!(!want.is_empty(), "{table}");
+        for schema in ["h", "t"] {
+            let got = p.dst_rows(&format!("SELECT * FROM {schema}.{table} ORDER BY {order}"));
+            assert_eq!(got, want, "{schema}.{table} against the semi join's rows");
+        }
+    }
+    // The child by hand: every key NULL or kept.
+    let p_kept: HashSet<i64> = rows(&p.src, "SELECT id FROM p WHERE grp = 0")
+        .iter()
+        .map(|r| int(&r[0]).unwrap())
+        .collect();
+    let c_want: Vec<i64> = rows(
+        &p.src,
+        "SELECT id, p_id, s_code, \"Odd \"\"ref\"\"\" FROM c ORDER BY id",
+    )
+    .iter()
+    .filter(|r| {
+        let ok = |v: Option<i64>| v.is_none_or(|k| p_kept.contains(&k));
+        ok(int(&r[1])) && int(&r[2]).unwrap().abs() % 2 == 1 && ok(int(&r[3]))
+    })
+    .map(|r| int(&r[0]).unwrap())
+    .collect();
+    let c_got: Vec<i64> = p
+        .dst_rows("SELECT id FROM h.c ORDER BY id")
+        .iter()
+        .map(|r| int(&r[0]).unwrap())
+        .collect();
+    assert_eq!(c_got, c_want);
+    assert!(c_got.iter().any(|&i| i % 13 == 0) && c_got.iter().any(|&i| i % 11 == 0));
+    for schema in ["h", "q", "t"] {
+        assert_eq!(validated_keys(&p, schema).len(), 4, "{schema}");
+    }
+}

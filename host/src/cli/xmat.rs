@@ -53,6 +53,13 @@ pub struct XmatArgs {
     #[arg(long)]
     pub allow_uniqueness_loss: bool,
 
+    /// With `subset = "follow"`: memory host may hold for one parent table's
+    /// kept keys, to test a child's integer foreign key itself as its rows
+    /// pass (cheaper for the source than a semi join); a parent with more kept
+    /// keys is followed in SQL. 0: always in SQL.
+    #[arg(long, default_value = "64MiB", value_parser = crate::plugin::parse_bytes, value_name = "SIZE")]
+    pub follow_memory: u64,
+
     /// Jobs run at the same time (each with its own --jobs tables). A failed
     /// job stops the jobs of its tenant that have not started; other
     /// tenants' jobs go on.

@@ -105,6 +105,7 @@ pub async fn run(args: XmatArgs, matches: &ArgMatches) -> anyhow::Result<Status>
         binary: !args.text,
         plugin_threads: args.plugin_threads.map_or(0, usize::from),
         allow_uniqueness_loss: args.allow_uniqueness_loss,
+        follow_memory: usize::try_from(args.follow_memory).unwrap_or(usize::MAX),
         ..Options::default()
     };
 
@@ -315,6 +316,21 @@ fn print_plan(prep: &Prepared, job: &Job) {
         if !t.follows.is_empty() {
             say!("      follows: {}", t.follows.join(", "));
         }
+        if let Some(h) = &t.host_follow {
+            for k in &h.keys {
+                say!(
+                    "      host tests {} ({}) against the kept keys of {}: {};",
+                    k.column,
+                    k.key,
+                    k.parent,
+                    k.keys_select
+                );
+            }
+            say!(
+                "      reading (while the kept keys fit in --follow-memory): {};",
+                h.select
+            );
+        }
         if !t.added_by.is_empty() {
             say!("      rows added for: {}", t.added_by.join(", "));
         }
@@ -403,8 +419,12 @@ fn print_report(r: &JobReport) {
 
 fn table_line(table: &str, s: &TableStats) -> String {
     let mb = s.bytes as f64 / 1e6;
+    let followed = match s.followed_out {
+        0 => String::new(),
+        n => format!(" ({n} left out by followed keys)"),
+    };
     format!(
-        "{table}: {} rows read, {} written, {} dropped, {mb:.1} MB in {:.2}s ({:.1} MB/s)",
+        "{table}: {} rows read{followed}, {} written, {} dropped, {mb:.1} MB in {:.2}s ({:.1} MB/s)",
         s.rows_read,
         s.rows_written,
         s.dropped,

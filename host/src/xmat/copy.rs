@@ -25,6 +25,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::follow::{RowError, RowTest};
 use super::plan::TablePlan;
 use super::share::{CpuExhausted, Share};
 use super::sql::{Conn, StatementError};
@@ -76,6 +77,9 @@ pub struct TableStats {
     pub dropped: u64,
     /// Rejected by plugins (any rejection fails the table).
     pub rejected: u64,
+    /// Left out by followed keys that host tested (see [`super::follow`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub followed_out: u64,
     /// Bytes read from the source, in its COPY format.
     pub bytes: u64,
     pub seconds: f64,
@@ -113,6 +117,8 @@ pub enum CopyError {
     Cancelled,
     #[error("{0}")]
     Stream(String),
+    #[error("{0}")]
+    Follow(#[from] RowError),
 }
 
 impl CopyError {
@@ -136,17 +142,29 @@ pub struct TablePlugins<'a> {
     pub share: Share,
 }
 
+/// How a table's rows are read from the source.
+pub enum Reading {
+    /// Its SELECT, every row of which is copied.
+    Select,
+    /// A SELECT without some followed keys' semi joins, whose rows host tests.
+    Followed { select: String, test: RowTest },
+}
+
 /// Copies one table (the caller owns the transactions).
 pub async fn copy_table(
     src: &Conn,
     dst: &Conn,
     table: &TablePlan,
+    reading: Reading,
     plugins: TablePlugins<'_>,
     counters: Arc<Counters>,
     cancel: Arc<AtomicBool>,
 ) -> Result<TableStats, CopyError> {
     let started = Instant::now();
-    let out_sql = table.copy_out();
+    let (out_sql, test) = match reading {
+        Reading::Select => (table.copy_out(), None),
+        Reading::Followed { select, test } => (table.copy_out_of(&select), Some(test)),
+    };
     src.log(&out_sql);
     let stream = src
         .client
@@ -164,8 +182,17 @@ pub async fn copy_table(
 
     let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
     let text = !table.binary;
+    // Rows are counted as they pass when they are cut: text, or tested.
+    let counted = text || test.is_some();
     let reader = if plugins.plugins.is_empty() {
-        tokio::spawn(forward(stream, tx, text, counters.clone(), cancel, out_sql))
+        let forward = Forward {
+            text,
+            test,
+            counters: counters.clone(),
+            cancel,
+            sql: out_sql,
+        };
+        tokio::spawn(forward.run(stream, tx))
     } else {
         let (btx, brx) = mpsc::channel::<Batch>(DEPTH);
         let brx = Arc::new(Mutex::new(brx));
@@ -213,6 +240,7 @@ pub async fn copy_table(
                 bytes,
                 dropped,
                 rejected: 0,
+                followed_out: 0,
             })
         })
     };
@@ -239,7 +267,8 @@ pub async fn copy_table(
         .await
         .map_err(|e| CopyError::Target(StatementError::new(&in_sql, &e)))?;
     Ok(TableStats {
-        rows_read: if text { read.rows } else { written },
+        rows_read: if counted { read.rows } else { written },
+        followed_out: read.followed_out,
         rows_written: written,
         dropped: read.dropped,
         rejected: read.rejected,
@@ -254,59 +283,89 @@ struct ReadStats {
     bytes: u64,
     dropped: u64,
     rejected: u64,
+    followed_out: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn join_error(e: tokio::task::JoinError) -> CopyError {
     CopyError::Stream(format!("a copy stage stopped: {e}"))
 }
 
-/// Pass-through: the source's bytes in large chunks, rows counted on the way (text).
-async fn forward(
-    stream: tokio_postgres::CopyOutStream,
-    tx: mpsc::Sender<Bytes>,
+/// Pass-through: the source's bytes in large chunks, rows counted on the
+/// way (text), or tested against followed keys (binary, `test`).
+struct Forward {
     text: bool,
+    test: Option<RowTest>,
     counters: Arc<Counters>,
     cancel: Arc<AtomicBool>,
     sql: String,
-) -> Result<ReadStats, CopyError> {
-    let mut stream = Box::pin(stream);
-    let mut buf = BytesMut::with_capacity(CHUNK_BYTES + 64 * 1024);
-    let (mut rows, mut bytes) = (0u64, 0u64);
-    loop {
-        let next = stream.next().await;
-        let done = next.is_none();
-        if let Some(data) = next {
-            let data = data.map_err(|e| CopyError::Source(StatementError::new(&sql, &e)))?;
-            if text {
-                rows += memchr::memchr_iter(b'\n', &data).count() as u64;
+}
+
+impl Forward {
+    async fn run(
+        self,
+        stream: tokio_postgres::CopyOutStream,
+        tx: mpsc::Sender<Bytes>,
+    ) -> Result<ReadStats, CopyError> {
+        let Forward {
+            text,
+            mut test,
+            counters,
+            cancel,
+            sql,
+        } = self;
+        let mut stream = Box::pin(stream);
+        let mut buf = BytesMut::with_capacity(CHUNK_BYTES + 64 * 1024);
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        loop {
+            let next = stream.next().await;
+            let done = next.is_none();
+            if let Some(data) = next {
+                let data = data.map_err(|e| CopyError::Source(StatementError::new(&sql, &e)))?;
+                if text {
+                    rows += memchr::memchr_iter(b'\n', &data).count() as u64;
+                }
+                bytes += data.len() as u64;
+                match &mut test {
+                    Some(test) => test.feed(&data, &mut buf)?,
+                    None => buf.extend_from_slice(&data),
+                }
             }
-            bytes += data.len() as u64;
-            buf.extend_from_slice(&data);
-        }
-        if buf.len() >= CHUNK_BYTES || (done && !buf.is_empty()) {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(CopyError::Cancelled);
+            if buf.len() >= CHUNK_BYTES || (done && !buf.is_empty()) {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(CopyError::Cancelled);
+                }
+                counters.rows.store(rows, Ordering::Relaxed);
+                counters.bytes.store(bytes, Ordering::Relaxed);
+                let chunk = buf.split().freeze();
+                buf.reserve(CHUNK_BYTES + 64 * 1024);
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; it reports why
+                }
             }
-            counters.rows.store(rows, Ordering::Relaxed);
-            counters.bytes.store(bytes, Ordering::Relaxed);
-            let chunk = buf.split().freeze();
-            buf.reserve(CHUNK_BYTES + 64 * 1024);
-            if tx.send(chunk).await.is_err() {
-                break; // the writer failed; it reports why
+            if done {
+                break;
             }
         }
-        if done {
-            break;
+        let mut followed_out = 0;
+        if let Some(test) = &test {
+            test.finish()?;
+            rows = test.seen;
+            followed_out = test.seen - test.kept;
         }
+        counters.rows.store(rows, Ordering::Relaxed);
+        counters.bytes.store(bytes, Ordering::Relaxed);
+        Ok(ReadStats {
+            rows,
+            bytes,
+            dropped: 0,
+            rejected: 0,
+            followed_out,
+        })
     }
-    counters.rows.store(rows, Ordering::Relaxed);
-    counters.bytes.store(bytes, Ordering::Relaxed);
-    Ok(ReadStats {
-        rows,
-        bytes,
-        dropped: 0,
-        rejected: 0,
-    })
 }
 
 /// Rows for the plugins: COPY text, the number of rows, and the number of

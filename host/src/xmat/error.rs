@@ -136,6 +136,9 @@ pub enum TableError {
     /// operator who asked for an audit must not get an unaudited copy).
     #[error("{0}")]
     Audit(crate::audit::AuditError),
+    /// Its followed keys could not be read or tested.
+    #[error("{0}")]
+    Follow(super::follow::KeysError),
 }
 
 /// A foreign key that could not be added.

@@ -18,7 +18,7 @@ use super::plan::Plan;
 use super::prepare::{PluginSetup, Plugins, Prepared, source_table};
 use super::schedule::{Next, Schedule};
 use super::sql::{Conn, StatementError, ident, literal};
-use super::{foreign_keys, swap};
+use super::{follow, foreign_keys, swap};
 use crate::db::Dsn;
 
 /// Index builds sort in `maintenance_work_mem`, and adding a foreign key
@@ -142,6 +142,7 @@ impl Prepared {
                 plugins,
                 jobs: opts.jobs,
                 plugin_threads: opts.plugin_threads,
+                follow_memory: opts.follow_memory,
                 setup: opts.plugins.clone(),
                 observer: observer.clone(),
             };
@@ -232,6 +233,7 @@ struct Workers<'a> {
     plugins: Plugins,
     jobs: usize,
     plugin_threads: usize,
+    follow_memory: usize,
     setup: PluginSetup,
     observer: Arc<dyn Observer>,
 }
@@ -263,6 +265,7 @@ impl Workers<'_> {
             let w = Worker {
                 id,
                 plugin_threads: self.plugin_threads,
+                follow_memory: self.follow_memory,
                 setup: self.setup.clone(),
                 plan: plan.clone(),
                 plugins: self.plugins.clone(),
@@ -329,6 +332,7 @@ impl Workers<'_> {
 struct Worker {
     id: usize,
     plugin_threads: usize,
+    follow_memory: usize,
     setup: PluginSetup,
     plan: Arc<Plan>,
     plugins: Plugins,
@@ -424,6 +428,47 @@ impl Worker {
             }
         }
         Ok(done)
+    }
+
+    /// How the table's rows are read: with its followed integer keys tested
+    /// by host if every parent's kept keys fit in memory, else by the SELECT
+    /// with every semi join.
+    async fn reading(
+        &self,
+        src: &Conn,
+        t: &super::plan::TablePlan,
+    ) -> Result<copy::Reading, follow::KeysError> {
+        let Some(host) = &t.host_follow else {
+            return Ok(copy::Reading::Select);
+        };
+        let mut sets = Vec::with_capacity(host.keys.len());
+        for k in &host.keys {
+            self.observer.step(&format!(
+                "{}: reading the kept keys of {} ({})",
+                t.name, k.parent, k.key
+            ));
+            match follow::read_keys(src, k, self.follow_memory).await? {
+                Some(set) => {
+                    tracing::debug!(table = %t.name, key = %k.key, bytes = set.bytes(), "kept keys read");
+                    sets.push(set);
+                }
+                None => {
+                    tracing::info!(
+                        "{}: the kept keys of {} ({}) need more than {} bytes; \
+                         following it in the source instead",
+                        t.name,
+                        k.parent,
+                        k.key,
+                        self.follow_memory
+                    );
+                    return Ok(copy::Reading::Select);
+                }
+            }
+        }
+        Ok(copy::Reading::Followed {
+            select: host.select.clone(),
+            test: follow::RowTest::new(&host.keys, sets),
+        })
     }
 
     /// A source connection inside the job's snapshot.
@@ -533,6 +578,10 @@ impl Worker {
         } else {
             "BEGIN".to_string()
         };
+        let reading = self
+            .reading(src, t)
+            .await
+            .map_err(|e| fail(TableError::Follow(e)))?;
         dst.exec(&begin)
             .await
             .map_err(|e| fail(TableError::Statement(e)))?;
@@ -540,6 +589,7 @@ impl Worker {
             src,
             dst,
             t,
+            reading,
             copy::TablePlugins {
                 plugins,
                 threads,

@@ -15,7 +15,7 @@
 //! 2. [`Prepared::execute`]: the new target is built in a schema of its own
 //!    ([`swap`]): types, sequences and tables first; then worker pairs of
 //!    connections (`--jobs`) each import the snapshot and stream tables
-//!    ([`copy`]), building each table's keys, indexes and checks right after
+//!    ([`copy`]; followed integer keys tested on the way, [`follow`]), building each table's keys, indexes and checks right after
 //!    its data; each foreign key is added as soon as both its tables are
 //!    loaded (`schedule`); then sequence values; then one transaction swaps
 //!    the new schema in. Any failure drops the new schema instead.
@@ -44,6 +44,7 @@ pub mod copy;
 pub mod ddl;
 mod error;
 mod execute;
+pub mod follow;
 mod foreign_keys;
 pub mod glob;
 pub mod jobs;

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::catalog::{Catalog, RelKind, Relation};
 use super::ddl::{self, ColumnDecl, TypeError};
+use super::follow::{FollowedKey, HostFollow};
 use super::jobs::{AllowLoss, DanglingKeys, Job, Others, PluginRef, Subset, TableEntry, Wildcard};
 use super::select::{self, ColumnError, Projected, SourceColumn};
 use super::sql::{ident, qualified};
@@ -121,6 +122,11 @@ pub struct TablePlan {
     pub follows: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub added_by: Vec<String>,
+    /// With `follow`, binary COPY: the SELECT without the semi joins of its
+    /// followed integer keys, which host tests instead (see [`super::follow`]);
+    /// `select` is what runs if a parent's kept keys do not fit in memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_follow: Option<HostFollow>,
     /// The source relation (qualified), and whether `ONLY` reads it (tables:
     /// not their inheritance children; partitioned tables: every partition).
     #[serde(skip)]
@@ -167,9 +173,13 @@ pub struct UniqueKey {
 impl TablePlan {
     /// `COPY (SELECT ...) TO STDOUT`.
     pub fn copy_out(&self) -> String {
+        self.copy_out_of(&self.select)
+    }
+
+    /// `COPY (select) TO STDOUT`, in the table's format.
+    pub fn copy_out_of(&self, select: &str) -> String {
         format!(
-            "COPY ({}) TO STDOUT{}",
-            self.select,
+            "COPY ({select}) TO STDOUT{}",
             if self.binary { " (FORMAT binary)" } else { "" }
         )
     }
@@ -419,6 +429,7 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
             filter,
             follows: Vec::new(),
             added_by: Vec::new(),
+            host_follow: None,
             from: qualified(&rel.schema, &rel.name),
             only: rel.kind == RelKind::Table,
             binary_safe: column_type_oids.iter().all(|&t| ddl::binary_safe(cat, t)),
@@ -466,6 +477,36 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
         );
         t.follows = r.follows;
         t.added_by = r.added_by;
+        t.host_follow = r.host.and_then(|h| {
+            // Host reads the column as the source has it: not under a `select` expression.
+            let keys = h
+                .keys
+                .into_iter()
+                .map(|k| {
+                    let field = t
+                        .projection
+                        .iter()
+                        .position(|p| p.name == k.column && p.expr.is_none())?;
+                    Some(FollowedKey {
+                        key: k.key,
+                        parent: k.parent,
+                        column: k.column,
+                        field,
+                        keys_select: k.keys_select,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(HostFollow {
+                select: select::select_statement(
+                    h.with.as_deref(),
+                    &t.projection,
+                    &t.from,
+                    t.only,
+                    h.condition.as_deref(),
+                ),
+                keys,
+            })
+        });
     }
 
     plan.pre_data

@@ -33,6 +33,11 @@ pub struct Options {
     /// Accept every transform on a unique key, as `allow_uniqueness_loss =
     /// true` on every table would.
     pub allow_uniqueness_loss: bool,
+    /// With `subset = "follow"`: bytes host may hold for one parent's kept
+    /// keys, to test a child's integer key itself ([`super::follow`]); a
+    /// parent with more is followed by a semi join in the source. 0: always
+    /// the semi join.
+    pub follow_memory: usize,
 }
 
 impl Default for Options {
@@ -44,6 +49,7 @@ impl Default for Options {
             plugins: PluginSetup::default(),
             snapshot: Snapshot::Export,
             allow_uniqueness_loss: false,
+            follow_memory: 64 << 20,
         }
     }
 }
@@ -285,6 +291,10 @@ pub async fn prepare(job: &Job, opts: &Options) -> Result<Prepared, XmatError> {
             .zip(&t.column_type_oids)
             .all(|(c, &oid)| c.type_().oid() == oid);
         t.binary = opts.binary && t.plugins.is_empty() && t.binary_safe && same_types;
+        // Host cuts only binary rows into fields.
+        if !t.binary || opts.follow_memory == 0 {
+            t.host_follow = None;
+        }
     }
     let plugins = load_plugins(&plan, &opts.plugins).await?;
     check_plugins(&plan, &plugins).await?;

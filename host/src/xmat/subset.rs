@@ -28,6 +28,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::catalog::{Catalog, Relation};
+use super::follow::INTEGER_TYPES;
 use super::jobs::Subset;
 use super::sql::ident;
 
@@ -54,6 +55,9 @@ pub struct Edge {
     pub columns: Vec<(String, String)>,
     /// Some referencing column may be NULL.
     pub nullable: bool,
+    /// One column, an integer on both sides: host can test it itself
+    /// ([`super::follow`]).
+    pub integer: bool,
 }
 
 /// What one table's SELECT gets.
@@ -66,6 +70,28 @@ pub struct Rows {
     /// For the plan: the keys it follows, and the keys through which rows are added to it.
     pub follows: Vec<String>,
     pub added_by: Vec<String>,
+    /// With `follow`, for a table that follows integer keys: the same rows
+    /// with those keys left for host to test.
+    pub host: Option<HostRows>,
+}
+
+/// A table's rows with its followed integer keys (to tables other than
+/// itself) left out of the SQL: host tests them on the rows it reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostRows {
+    pub with: Option<String>,
+    pub condition: Option<String>,
+    pub keys: Vec<HostKey>,
+}
+
+/// A followed key host tests: the row's `column` must be NULL or one of the
+/// keys `keys_select` reads (the parent's kept rows' referenced column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKey {
+    pub key: String,
+    pub parent: String,
+    pub column: String,
+    pub keys_select: String,
 }
 
 /// A job whose keys cannot be followed.
@@ -122,11 +148,13 @@ pub fn edges(cat: &Catalog, selected: &[&Relation], root_of: &HashMap<u32, u32>)
             .map(|(a, b)| Some((col(rel, a)?, col(refd, b)?)))
             .collect();
         let Some(pairs) = pairs else { continue };
+        let integer = |c: &super::catalog::ColumnInfo| INTEGER_TYPES.contains(&c.type_oid);
         out.push(Edge {
             name: c.name.clone(),
             child: index[child_root],
             parent: index[parent_root],
             nullable: pairs.iter().any(|(a, _)| !a.not_null),
+            integer: matches!(&pairs[..], [(a, b)] if integer(a) && integer(b)),
             columns: pairs.into_iter().map(|(a, b)| (a.name, b.name)).collect(),
         });
     }
@@ -157,6 +185,7 @@ pub fn rows(tables: &[Table], edges: &[Edge], mode: Subset) -> Result<Vec<Rows>,
                 Subset::FollowParents => sql.fin(t, &main),
                 _ => sql.kept(t, &main),
             };
+            let host = (mode == Subset::Follow).then(|| host_rows(&g, t)).flatten();
             Rows {
                 with: (!sql.ctes.is_empty())
                     .then(|| format!("WITH RECURSIVE {}", sql.ctes.join(", "))),
@@ -169,9 +198,63 @@ pub fn rows(tables: &[Table], edges: &[Edge], mode: Subset) -> Result<Vec<Rows>,
                     .pulling(t)
                     .map(|e| format!("{} ({})", tables[e.child].name, e.name))
                     .collect(),
+                host,
             }
         })
         .collect())
+}
+
+/// Table `t`'s rows under `follow` with its followed integer keys to other
+/// tables left to host, if it has any: its condition without their semi
+/// joins, and for each, the SELECT of the parent's kept keys (which keeps
+/// its own semi joins: it runs once, before the table's copy).
+fn host_rows(g: &Graph<'_>, t: usize) -> Option<HostRows> {
+    let hosted: Vec<&Edge> = g
+        .restricting(t)
+        .filter(|e| e.parent != t && e.integer)
+        .collect();
+    if hosted.is_empty() {
+        return None;
+    }
+    let mut sql = Sql {
+        g,
+        ctes: Vec::new(),
+        done: HashSet::new(),
+    };
+    let names: Vec<&str> = hosted.iter().map(|e| e.name.as_str()).collect();
+    let condition = sql.kept_but(t, &g.tables[t].from.clone(), &names);
+    let keys = hosted
+        .iter()
+        .map(|e| {
+            let p = e.parent;
+            let mut sql = Sql {
+                g,
+                ctes: Vec::new(),
+                done: HashSet::new(),
+            };
+            let main = g.tables[p].from.clone();
+            let kept = sql.kept(p, &main);
+            let mut select = String::new();
+            if !sql.ctes.is_empty() {
+                select = format!("WITH RECURSIVE {} ", sql.ctes.join(", "));
+            }
+            select += &format!("SELECT {} FROM {}", ident(&e.columns[0].1), sql.from(p));
+            if let Some(c) = kept {
+                select += &format!(" WHERE {c}");
+            }
+            HostKey {
+                key: e.name.clone(),
+                parent: g.tables[p].name.clone(),
+                column: e.columns[0].0.clone(),
+                keys_select: select,
+            }
+        })
+        .collect();
+    Some(HostRows {
+        with: (!sql.ctes.is_empty()).then(|| format!("WITH RECURSIVE {}", sql.ctes.join(", "))),
+        condition,
+        keys,
+    })
 }
 
 /// The tables and keys, with what follows what.
@@ -411,10 +494,15 @@ impl Sql<'_, '_> {
     /// `t` must be the innermost FROM item where this is used (its own
     /// `where` names its columns unqualified); `r` qualifies its columns.
     fn kept(&mut self, t: usize, r: &str) -> Option<String> {
+        self.kept_but(t, r, &[])
+    }
+
+    /// [`Self::kept`] without the keys named in `hosted` (which host tests).
+    fn kept_but(&mut self, t: usize, r: &str, hosted: &[&str]) -> Option<String> {
         let mut parts: Vec<String> = self.table(t).own.iter().cloned().collect();
         let edges: Vec<&Edge> = self.g.restricting(t).collect();
         for e in &edges {
-            if e.parent != t {
+            if e.parent != t && !hosted.contains(&e.name.as_str()) {
                 parts.push(self.link(e, r));
             }
         }
@@ -683,6 +771,7 @@ mod tests {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
             nullable,
+            integer: false,
         }
     }
 
@@ -727,6 +816,63 @@ mod tests {
         // Off: each table its own where, nothing else.
         let off = super::rows(&tables, &edges, Subset::Off).unwrap();
         assert_eq!(off[1].condition, None);
+    }
+
+    #[test]
+    fn integer_keys_to_other_tables_are_left_to_host_with_their_parents_kept_keys() {
+        let tables = [
+            table("users", Some("\"tenant_id\" = '1'")),
+            table("orders", Some("\"open\"")),
+            table("items", None),
+        ];
+        let int = |mut e: Edge| {
+            e.integer = true;
+            e
+        };
+        let edges = [
+            int(edge("orders_user", 1, 0, &[("user_id", "id")], true)),
+            int(edge("items_order", 2, 1, &[("order_id", "id")], false)),
+            // Not an integer (or two columns): stays a semi join.
+            edge("items_user", 2, 0, &[("uid", "id")], false),
+            int(edge("users_boss", 0, 0, &[("boss", "id")], true)),
+        ];
+        let rows = rows(&tables, &edges, Subset::Follow).unwrap();
+        let users = "EXISTS (SELECT 1 FROM ONLY \"s\".\"users\"";
+        // orders: its own where stays; the key to users is host's, with users' kept keys.
+        let h = rows[1].host.as_ref().unwrap();
+        assert_eq!(h.condition.as_deref(), Some("\"open\""));
+        assert_eq!(h.keys.len(), 1);
+        assert_eq!(
+            (h.keys[0].key.as_str(), h.keys[0].column.as_str()),
+            ("orders_user", "user_id")
+        );
+        let k = &h.keys[0].keys_select;
+        assert!(k.starts_with("WITH RECURSIVE "), "users' tree: {k}");
+        assert!(
+            k.contains("SELECT \"id\" FROM ONLY \"s\".\"users\" WHERE "),
+            "{k}"
+        );
+        // items: the integer key to orders is host's, whose kept keys keep
+        // the semi join on users; the other key stays in the SQL.
+        let h = rows[2].host.as_ref().unwrap();
+        assert_eq!(
+            h.keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
+            ["items_order"]
+        );
+        let c = h.condition.as_deref().unwrap();
+        assert!(c.contains(users) && !c.contains("\"orders\""), "{c}");
+        assert!(
+            h.keys[0].keys_select.contains(users),
+            "{}",
+            h.keys[0].keys_select
+        );
+        // The full SQL stays for when the keys do not fit.
+        assert!(rows[2].condition.as_deref().unwrap().contains("\"orders\""));
+        // users follows only itself: nothing for host.
+        assert!(rows[0].host.is_none());
+        // follow+parents: always SQL.
+        let fp = super::rows(&tables, &edges, Subset::FollowParents).unwrap();
+        assert!(fp.iter().all(|r| r.host.is_none()));
     }
 
     #[test]
