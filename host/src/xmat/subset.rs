@@ -175,11 +175,7 @@ pub fn rows(tables: &[Table], edges: &[Edge], mode: Subset) -> Result<Vec<Rows>,
     let g = Graph::new(tables, edges, mode)?;
     Ok((0..tables.len())
         .map(|t| {
-            let mut sql = Sql {
-                g: &g,
-                ctes: Vec::new(),
-                done: HashSet::new(),
-            };
+            let mut sql = Sql::new(&g);
             let main = tables[t].from.clone();
             let condition = match mode {
                 Subset::FollowParents => sql.fin(t, &main),
@@ -187,8 +183,7 @@ pub fn rows(tables: &[Table], edges: &[Edge], mode: Subset) -> Result<Vec<Rows>,
             };
             let host = (mode == Subset::Follow).then(|| host_rows(&g, t)).flatten();
             Rows {
-                with: (!sql.ctes.is_empty())
-                    .then(|| format!("WITH RECURSIVE {}", sql.ctes.join(", "))),
+                with: sql.with(),
                 condition,
                 follows: g
                     .restricting(t)
@@ -216,28 +211,17 @@ fn host_rows(g: &Graph<'_>, t: usize) -> Option<HostRows> {
     if hosted.is_empty() {
         return None;
     }
-    let mut sql = Sql {
-        g,
-        ctes: Vec::new(),
-        done: HashSet::new(),
-    };
+    let mut sql = Sql::new(g);
     let names: Vec<&str> = hosted.iter().map(|e| e.name.as_str()).collect();
     let condition = sql.kept_but(t, &g.tables[t].from.clone(), &names);
     let keys = hosted
         .iter()
         .map(|e| {
             let p = e.parent;
-            let mut sql = Sql {
-                g,
-                ctes: Vec::new(),
-                done: HashSet::new(),
-            };
+            let mut sql = Sql::new(g);
             let main = g.tables[p].from.clone();
             let kept = sql.kept(p, &main);
-            let mut select = String::new();
-            if !sql.ctes.is_empty() {
-                select = format!("WITH RECURSIVE {} ", sql.ctes.join(", "));
-            }
+            let mut select = sql.with().map(|w| w + " ").unwrap_or_default();
             select += &format!("SELECT {} FROM {}", ident(&e.columns[0].1), sql.from(p));
             if let Some(c) = kept {
                 select += &format!(" WHERE {c}");
@@ -251,7 +235,7 @@ fn host_rows(g: &Graph<'_>, t: usize) -> Option<HostRows> {
         })
         .collect();
     Some(HostRows {
-        with: (!sql.ctes.is_empty()).then(|| format!("WITH RECURSIVE {}", sql.ctes.join(", "))),
+        with: sql.with(),
         condition,
         keys,
     })
@@ -472,7 +456,20 @@ fn tuple(r: &str, cols: &[&str]) -> String {
     }
 }
 
-impl Sql<'_, '_> {
+impl<'g, 'a> Sql<'g, 'a> {
+    fn new(g: &'g Graph<'a>) -> Self {
+        Sql {
+            g,
+            ctes: Vec::new(),
+            done: HashSet::new(),
+        }
+    }
+
+    /// `WITH RECURSIVE ...` for the queries collected, if any.
+    fn with(&self) -> Option<String> {
+        (!self.ctes.is_empty()).then(|| format!("WITH RECURSIVE {}", self.ctes.join(", ")))
+    }
+
     fn table(&self, t: usize) -> &Table {
         &self.g.tables[t]
     }
