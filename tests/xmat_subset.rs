@@ -511,28 +511,31 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
             ),
         )
     };
-    let file = p.file("xmat.toml", &[job("h"), job("q"), job("t")].concat());
+    let file = p.file(
+        "xmat.toml",
+        &["h", "k", "m", "x", "q", "t"].map(job).concat(),
+    );
 
     let dry = p.xmat(&file, &["h", "--dry-run"]);
     ok(&dry);
     let plan = stdout(&dry);
     for line in [
-        "host tests p_id (c_p_id_fkey) against the kept keys of p: SELECT \"id\" FROM ONLY \"public\".\"p\" WHERE \"grp\" = '0';",
-        "host tests s_code (c_s_code_fkey) against the kept keys of s",
-        "host tests Odd \"ref\" (c_Odd \"ref\"_fkey) against the kept keys of p",
-        "host tests c_id (d_c_id_fkey) against the kept keys of c: SELECT \"id\" FROM ONLY \"public\".\"c\" WHERE",
+        "p_id (c_p_id_fkey) follows the kept keys of p, read first: SELECT \"id\" FROM ONLY \"public\".\"p\" WHERE \"grp\" = '0';",
+        "s_code (c_s_code_fkey) follows the kept keys of s",
+        "Odd \"ref\" (c_Odd \"ref\"_fkey) follows the kept keys of p",
+        "c_id (d_c_id_fkey) follows the kept keys of c, read first: SELECT \"id\" FROM ONLY \"public\".\"c\" WHERE",
     ] {
         assert!(plan.contains(line), "{line}\n{plan}");
     }
     // c's kept keys are read with its semi joins in SQL; d's own read has none.
     let d_read = plan
         .lines()
-        .skip_while(|l| !l.contains("host tests c_id"))
+        .skip_while(|l| !l.contains("c_id (d_c_id_fkey)"))
         .find(|l| l.contains("reading (while"))
         .unwrap();
     assert!(!d_read.contains("EXISTS"), "{d_read}");
     let sql_only = stdout(&p.xmat(&file, &["q", "--dry-run", "--follow-memory", "0"]));
-    assert!(!sql_only.contains("host tests"), "{sql_only}");
+    assert!(!sql_only.contains("follows the kept keys"), "{sql_only}");
 
     let summary = |args: &[&str]| -> serde_json::Value {
         let out = p.xmat(&file, args);
@@ -540,39 +543,50 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
         let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         v["jobs"][0].clone()
     };
-    let left_out = |v: &serde_json::Value, table: &str| {
+    let table = |v: &serde_json::Value, table: &str, field: &str| {
         v["tables"]
             .as_array()
             .unwrap()
             .iter()
             .find(|t| t["table"] == table)
-            .unwrap()["followed_out"]
+            .unwrap()[field]
             .as_u64()
     };
-    let h = summary(&["h", "--json"]);
+    // h: host tests every key; k: every key set goes into the query; m: s's
+    // short bitmap goes into the query, p's far-apart keys are tested by
+    // host; x: text rows, with every key in the query; q: the semi joins;
+    // t: the kept keys do not fit in memory, so the semi joins too.
+    let h = summary(&["h", "--json", "--follow-in-query", "0"]);
+    let k = summary(&["k", "--json"]);
+    let m = summary(&["m", "--json", "--follow-in-query", "200"]);
+    let x = summary(&["x", "--json", "--text"]);
     let q = summary(&["q", "--json", "--follow-memory", "0"]);
     let t = summary(&["t", "--json", "--follow-memory", "100"]);
-    // Host tested c and d in h; in q and t the source did (t: the kept keys did not fit).
-    assert!(left_out(&h, "c").unwrap() > 1000, "{h}");
-    assert!(left_out(&h, "d").unwrap() > 100, "{h}");
-    for v in [&q, &t] {
-        assert_eq!(left_out(v, "c"), None, "{v}");
-        assert_eq!(left_out(v, "d"), None, "{v}");
+    assert!(table(&h, "c", "followed_out").unwrap() > 1000, "{h}");
+    assert!(table(&h, "d", "followed_out").unwrap() > 100, "{h}");
+    assert_eq!(table(&h, "c", "rows_read"), Some(20000));
+    // In the query, the source sends only the kept rows.
+    let c_kept = table(&q, "c", "rows_read").unwrap();
+    assert!(c_kept < 10000, "{q}");
+    for v in [&k, &x, &q, &t] {
+        assert_eq!(table(v, "c", "followed_out"), None, "{v}");
+        assert_eq!(table(v, "d", "followed_out"), None, "{v}");
+        assert_eq!(table(v, "c", "rows_read"), Some(c_kept), "{v}");
     }
+    // m: host drops the rows whose p keys are not kept, among the rows whose
+    // s key the source kept.
+    let m_read = table(&m, "c", "rows_read").unwrap();
+    assert!(m_read > c_kept && m_read < 20000, "{m}");
     assert_eq!(
-        h["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["table"] == "c")
-            .unwrap()["rows_read"],
-        20000
+        m_read - table(&m, "c", "followed_out").unwrap(),
+        c_kept,
+        "{m}"
     );
 
     for (table, order) in [("p", "id"), ("s", "code"), ("c", "id"), ("d", "id")] {
         let want = p.dst_rows(&format!("SELECT * FROM q.{table} ORDER BY {order}"));
         assert!(!want.is_empty(), "{table}");
-        for schema in ["h", "t"] {
+        for schema in ["h", "k", "m", "x", "t"] {
             let got = p.dst_rows(&format!("SELECT * FROM {schema}.{table} ORDER BY {order}"));
             assert_eq!(got, want, "{schema}.{table} against the semi join's rows");
         }
@@ -600,7 +614,90 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
         .collect();
     assert_eq!(c_got, c_want);
     assert!(c_got.iter().any(|&i| i % 13 == 0) && c_got.iter().any(|&i| i % 11 == 0));
-    for schema in ["h", "q", "t"] {
+    for schema in ["h", "k", "m", "x", "q", "t"] {
         assert_eq!(validated_keys(&p, schema).len(), 4, "{schema}");
+    }
+}
+
+/// The SQL a set of kept keys becomes in a child's query selects exactly the
+/// values the set holds, and NULL, in PostgreSQL: bitmaps (bytes and bits in
+/// `get_bit`'s order, the range's edges) and lists, at the extremes of
+/// bigint and on int and smallint columns.
+#[test]
+fn kept_keys_in_a_query_select_exactly_the_set() {
+    use host::xmat::follow::KeySet;
+    let db = util::TestDb::new("keysql");
+    let cases: Vec<(&str, Vec<i64>)> = vec![
+        ("dense", (0..5000).filter(|k| k % 3 != 1).collect()),
+        ("dense, negative", (-700..-100).step_by(7).collect()),
+        ("one key", vec![42]),
+        ("a byte edge", vec![8, 15, 16, 63, 64, 65]),
+        ("sparse", vec![-9, 1 << 20, 5_000_000_000, -4_000_000_000]),
+        ("extremes", vec![i64::MIN, -1, 0, i64::MAX]),
+        (
+            "near the top",
+            (i64::MAX - 300..=i64::MAX).step_by(3).collect(),
+        ),
+        (
+            "near the bottom",
+            (i64::MIN..i64::MIN + 300).step_by(2).collect(),
+        ),
+        ("empty", vec![]),
+    ];
+    for (name, keys) in &cases {
+        let set = KeySet::new(keys.clone(), 1 << 20).unwrap();
+        let kept: HashSet<i64> = keys.iter().copied().collect();
+        // Every key, its neighbours, and some of everything else.
+        let mut probes: BTreeSet<i64> = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX]
+            .into_iter()
+            .collect();
+        for &k in keys {
+            probes.extend([k.saturating_sub(1), k, k.saturating_add(1)]);
+        }
+        probes.extend((-100..6000).step_by(13));
+        let sql = set.condition("t.v", 1 << 20).unwrap();
+        let bitmap = sql.contains("get_bit");
+        assert_eq!(
+            bitmap,
+            matches!(
+                *name,
+                "dense" | "dense, negative" | "near the top" | "near the bottom"
+            ),
+            "{name}: {sql}"
+        );
+        for (ty, lo, hi) in [
+            ("bigint", i64::MIN, i64::MAX),
+            ("integer", i64::from(i32::MIN), i64::from(i32::MAX)),
+            ("smallint", i64::from(i16::MIN), i64::from(i16::MAX)),
+        ] {
+            let these: Vec<i64> = probes
+                .iter()
+                .copied()
+                .filter(|p| (lo..=hi).contains(p))
+                .collect();
+            let list = these
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let got: Vec<Option<i64>> = rows(
+                &db,
+                &format!(
+                    "SELECT v FROM unnest(ARRAY[NULL, {list}]::{ty}[]) AS t (v) WHERE {sql} \
+                     ORDER BY v NULLS FIRST"
+                ),
+            )
+            .iter()
+            .map(|r| r[0].as_ref().map(|v| v.parse().unwrap()))
+            .collect();
+            let want: Vec<Option<i64>> = std::iter::once(None)
+                .chain(these.iter().filter(|p| kept.contains(p)).map(|&p| Some(p)))
+                .collect();
+            assert_eq!(got, want, "{name} on {ty}: {sql}");
+        }
+        // Too long for the limit: host tests the set instead.
+        if keys.len() > 3 {
+            assert_eq!(set.condition("t.v", 10), None, "{name}");
+        }
     }
 }

@@ -54,11 +54,17 @@ pub struct XmatArgs {
     pub allow_uniqueness_loss: bool,
 
     /// With `subset = "follow"`: memory host may hold for one parent table's
-    /// kept keys, to test a child's integer foreign key itself as its rows
-    /// pass (cheaper for the source than a semi join); a parent with more kept
-    /// keys is followed in SQL. 0: always in SQL.
+    /// kept keys, read once to follow a child's integer foreign key (cheaper
+    /// for the source than a semi join); a parent with more kept keys is
+    /// followed by the semi join. 0: always the semi join.
     #[arg(long, default_value = "64MiB", value_parser = crate::plugin::parse_bytes, value_name = "SIZE")]
     pub follow_memory: u64,
+
+    /// With `subset = "follow"`: SQL a parent's kept keys may take in a
+    /// child's query (a bitmap or a list, which the source tests as it reads);
+    /// larger sets are tested by host as the rows pass. 0: never in the query.
+    #[arg(long, default_value = "1MiB", value_parser = crate::plugin::parse_bytes, value_name = "SIZE")]
+    pub follow_in_query: u64,
 
     /// Jobs run at the same time (each with its own --jobs tables). A failed
     /// job stops the jobs of its tenant that have not started; other

@@ -17,6 +17,7 @@ use crate::audit::Audit;
 use crate::cli::XmatArgs;
 use crate::plugin::Plugin;
 use crate::xmat::copy::{Counters, TableStats};
+use crate::xmat::follow;
 use crate::xmat::jobs::LoadOptions;
 use crate::xmat::share::Share;
 use crate::xmat::tenant::Binding;
@@ -105,7 +106,10 @@ pub async fn run(args: XmatArgs, matches: &ArgMatches) -> anyhow::Result<Status>
         binary: !args.text,
         plugin_threads: args.plugin_threads.map_or(0, usize::from),
         allow_uniqueness_loss: args.allow_uniqueness_loss,
-        follow_memory: usize::try_from(args.follow_memory).unwrap_or(usize::MAX),
+        follow: follow::Limits {
+            memory: usize::try_from(args.follow_memory).unwrap_or(usize::MAX),
+            in_query: usize::try_from(args.follow_in_query).unwrap_or(usize::MAX),
+        },
         ..Options::default()
     };
 
@@ -319,7 +323,7 @@ fn print_plan(prep: &Prepared, job: &Job) {
         if let Some(h) = &t.host_follow {
             for k in &h.keys {
                 say!(
-                    "      host tests {} ({}) against the kept keys of {}: {};",
+                    "      {} ({}) follows the kept keys of {}, read first: {};",
                     k.column,
                     k.key,
                     k.parent,
@@ -327,7 +331,8 @@ fn print_plan(prep: &Prepared, job: &Job) {
                 );
             }
             say!(
-                "      reading (while the kept keys fit in --follow-memory): {};",
+                "      reading (while the kept keys fit in --follow-memory), with them in the \
+                 query (within --follow-in-query) or tested by host: {};",
                 h.select
             );
         }

@@ -146,8 +146,12 @@ pub struct TablePlugins<'a> {
 pub enum Reading {
     /// Its SELECT, every row of which is copied.
     Select,
-    /// A SELECT without some followed keys' semi joins, whose rows host tests.
-    Followed { select: String, test: RowTest },
+    /// A SELECT with some followed keys' semi joins replaced by their kept
+    /// keys, and the keys host tests on its rows, if any.
+    Followed {
+        select: String,
+        test: Option<RowTest>,
+    },
 }
 
 /// Copies one table (the caller owns the transactions).
@@ -163,7 +167,7 @@ pub async fn copy_table(
     let started = Instant::now();
     let (out_sql, test) = match reading {
         Reading::Select => (table.copy_out(), None),
-        Reading::Followed { select, test } => (table.copy_out_of(&select), Some(test)),
+        Reading::Followed { select, test } => (table.copy_out_of(&select), test),
     };
     src.log(&out_sql);
     let stream = src

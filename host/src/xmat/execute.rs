@@ -142,7 +142,7 @@ impl Prepared {
                 plugins,
                 jobs: opts.jobs,
                 plugin_threads: opts.plugin_threads,
-                follow_memory: opts.follow_memory,
+                follow: opts.follow,
                 setup: opts.plugins.clone(),
                 observer: observer.clone(),
             };
@@ -233,7 +233,7 @@ struct Workers<'a> {
     plugins: Plugins,
     jobs: usize,
     plugin_threads: usize,
-    follow_memory: usize,
+    follow: follow::Limits,
     setup: PluginSetup,
     observer: Arc<dyn Observer>,
 }
@@ -265,7 +265,7 @@ impl Workers<'_> {
             let w = Worker {
                 id,
                 plugin_threads: self.plugin_threads,
-                follow_memory: self.follow_memory,
+                follow: self.follow,
                 setup: self.setup.clone(),
                 plan: plan.clone(),
                 plugins: self.plugins.clone(),
@@ -332,7 +332,7 @@ impl Workers<'_> {
 struct Worker {
     id: usize,
     plugin_threads: usize,
-    follow_memory: usize,
+    follow: follow::Limits,
     setup: PluginSetup,
     plan: Arc<Plan>,
     plugins: Plugins,
@@ -430,9 +430,9 @@ impl Worker {
         Ok(done)
     }
 
-    /// How the table's rows are read: with its followed integer keys tested
-    /// by host if every parent's kept keys fit in memory, else by the SELECT
-    /// with every semi join.
+    /// How the table's rows are read: with each followed integer key's kept
+    /// keys in the query, or tested by host, if every parent's kept keys fit
+    /// in memory; else by the SELECT with every semi join.
     async fn reading(
         &self,
         src: &Conn,
@@ -441,33 +441,48 @@ impl Worker {
         let Some(host) = &t.host_follow else {
             return Ok(copy::Reading::Select);
         };
-        let mut sets = Vec::with_capacity(host.keys.len());
+        let mut conditions: Vec<String> = host.condition.iter().cloned().collect();
+        let (mut tested, mut sets) = (Vec::new(), Vec::new());
         for k in &host.keys {
             self.observer.step(&format!(
                 "{}: reading the kept keys of {} ({})",
                 t.name, k.parent, k.key
             ));
-            match follow::read_keys(src, k, self.follow_memory).await? {
-                Some(set) => {
-                    tracing::debug!(table = %t.name, key = %k.key, bytes = set.bytes(), "kept keys read");
-                    sets.push(set);
-                }
-                None => {
-                    tracing::info!(
-                        "{}: the kept keys of {} ({}) need more than {} bytes; \
-                         following it in the source instead",
-                        t.name,
-                        k.parent,
-                        k.key,
-                        self.follow_memory
-                    );
-                    return Ok(copy::Reading::Select);
-                }
+            let Some(set) = follow::read_keys(src, k, self.follow.memory).await? else {
+                tracing::info!(
+                    "{}: the kept keys of {} ({}) need more than {} bytes; \
+                     following it in the source instead",
+                    t.name,
+                    k.parent,
+                    k.key,
+                    self.follow.memory
+                );
+                return Ok(copy::Reading::Select);
+            };
+            let bytes = set.bytes();
+            if let Some(c) = set.condition(&k.column_ref, self.follow.in_query) {
+                tracing::debug!(table = %t.name, key = %k.key, bytes, sql = c.len(), "kept keys go into the query");
+                conditions.push(c);
+            } else if t.binary {
+                tracing::debug!(table = %t.name, key = %k.key, bytes, "host tests the kept keys");
+                tested.push(k.clone());
+                sets.push(set);
+            } else {
+                tracing::info!(
+                    "{}: the kept keys of {} ({}) need more than {} bytes of SQL, \
+                     and host cannot test text rows; following it in the source instead",
+                    t.name,
+                    k.parent,
+                    k.key,
+                    self.follow.in_query
+                );
+                return Ok(copy::Reading::Select);
             }
         }
+        let condition = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         Ok(copy::Reading::Followed {
-            select: host.select.clone(),
-            test: follow::RowTest::new(&host.keys, sets),
+            select: t.select_with(host.with.as_deref(), condition.as_deref()),
+            test: (!tested.is_empty()).then(|| follow::RowTest::new(&tested, sets)),
         })
     }
 

@@ -1,4 +1,5 @@
-//! Followed keys tested by host instead of a semi join in the source.
+//! Followed integer keys, tested with the parent's kept keys read once
+//! instead of a semi join in the source.
 //!
 //! With `subset = "follow"`, a child table keeps the rows whose parent row is
 //! kept. As SQL ([`super::subset`]) that is an `EXISTS` semi join, which the
@@ -7,15 +8,21 @@
 //! all of it on the child's copy, the longest of the job. For the common key
 //! — one integer column — host does it cheaper: before the child's copy it
 //! reads the parent's kept keys (one array, in the job's snapshot, so exactly
-//! the rows the parent's own copy gets), keeps them as a bitmap (dense
-//! keys: 1M ids in 128 KiB) or a sorted list, and tests each row of the
-//! child's binary COPY stream as it passes. The source then only scans the
-//! child.
+//! the rows the parent's own copy gets) and keeps them as a bitmap (dense
+//! keys: 1M ids in 128 KiB) or a sorted list. Then, in order of preference:
 //!
-//! The key set is bounded (`Options::follow_memory`, per key); a parent with
-//! more kept keys than that is followed by the semi join instead, as is a
-//! child copied as text (plugins, or types that cannot go binary), whose rows
-//! host does not cut into fields.
+//! - **in the query**: when the set is small as SQL (a bitmap tested with
+//!   `get_bit`, or an `= ANY` list, within [`Limits::in_query`]), it goes
+//!   into the child's SELECT. The source tests a row with one bit or hash
+//!   lookup and sends only the kept rows (an index on the key serves a short
+//!   list).
+//! - **by host**: else host tests each row of the child's binary COPY stream
+//!   as it passes: the source only scans the child, but sends all of it.
+//!
+//! The key set is bounded ([`Limits::memory`], per key); a parent with more
+//! kept keys than that is followed by the semi join instead, as is a child
+//! copied as text (plugins, or types that cannot go binary) whose keys do not
+//! fit in the query: host does not cut text rows into fields.
 
 use bytes::{Buf, BytesMut};
 use serde::Serialize;
@@ -25,7 +32,28 @@ use super::sql::{Conn, StatementError};
 /// Type OIDs of the keys host can test: `smallint`, `integer`, `bigint`.
 pub const INTEGER_TYPES: [u32; 3] = [21, 23, 20];
 
-/// One followed key of a table, tested by host.
+/// How much of the parent's kept keys host holds, and puts into a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes host may hold for one parent's kept keys; 0: always the semi join.
+    pub memory: usize,
+    /// Bytes of SQL a key set may take in the child's SELECT; 0: never.
+    pub in_query: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory: 64 << 20,
+            // A query that size parses in milliseconds, while it still reads
+            // as one line in a slow-query log; it holds a bitmap of 4M ids
+            // or a list of ~100k.
+            in_query: 1 << 20,
+        }
+    }
+}
+
+/// One followed key of a table, tested with its parent's kept keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FollowedKey {
     /// The foreign key's name.
@@ -36,15 +64,24 @@ pub struct FollowedKey {
     /// The column's position in the table's COPY rows.
     #[serde(skip)]
     pub field: usize,
+    /// The column as the table's SELECT names it (qualified).
+    #[serde(skip)]
+    pub column_ref: String,
     /// The parent's kept keys, in the job's snapshot.
     pub keys_select: String,
 }
 
-/// A table's rows with some followed keys left to host.
+/// A table's rows with some followed keys tested with their kept keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostFollow {
     /// The SELECT without those keys' semi joins.
     pub select: String,
+    /// Its WITH list and condition, to which the keys that go into the
+    /// query are added once read.
+    #[serde(skip)]
+    pub with: Option<String>,
+    #[serde(skip)]
+    pub condition: Option<String>,
     pub keys: Vec<FollowedKey>,
 }
 
@@ -112,6 +149,81 @@ impl KeySet {
             }
             KeySet::Sorted(keys) => keys.binary_search(&k).is_ok(),
         }
+    }
+
+    /// The set as an SQL condition on `column` (NULL, or one of the keys),
+    /// with at most `max` bytes of keys: a bitmap in hex or a list, the
+    /// shorter.
+    pub fn condition(&self, column: &str, max: usize) -> Option<String> {
+        match self {
+            KeySet::Bitmap { base, bits } => {
+                // Bit `k - base` of the bytea is byte (k - base) / 8, bit
+                // (k - base) % 8 from the least significant: the words' bytes
+                // in little-endian order, up to the last kept key's byte.
+                let mut bytes: Vec<u8> = bits.iter().flat_map(|w| w.to_le_bytes()).collect();
+                while bytes.last() == Some(&0) {
+                    bytes.pop();
+                }
+                let hex_len = bytes.len() * 2;
+                let list = self.list(column, max.min(hex_len));
+                if list.is_some() || hex_len > max {
+                    return list;
+                }
+                let top = bytes.len() as i64 * 8 - 1;
+                let hi = base.saturating_add(top);
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut hex = String::with_capacity(hex_len);
+                for b in bytes {
+                    hex.push(DIGITS[usize::from(b >> 4)].into());
+                    hex.push(DIGITS[usize::from(b & 15)].into());
+                }
+                // The CASE keeps get_bit from an out-of-range row whatever
+                // order the planner evaluates the AND in; the BETWEEN before
+                // it can use an index on the key.
+                let range = format!("{column} BETWEEN {base} AND {hi}");
+                Some(format!(
+                    "({column} IS NULL OR {range} AND CASE WHEN {range} THEN \
+                     get_bit(decode('{hex}', 'hex'), ({column} - {base})::integer) = 1 END)"
+                ))
+            }
+            KeySet::Sorted(_) => self.list(column, max),
+        }
+    }
+
+    /// The set as `column = ANY ('{…}'::bigint[])`, if its keys take at most
+    /// `max` bytes.
+    fn list(&self, column: &str, max: usize) -> Option<String> {
+        use std::fmt::Write;
+        let mut sql = format!("({column} IS NULL OR {column} = ANY ('{{");
+        let start = sql.len();
+        let mut first = true;
+        let mut push = |k: i64| {
+            if !first {
+                sql.push(',');
+            }
+            first = false;
+            let _ = write!(sql, "{k}");
+            sql.len() - start <= max
+        };
+        let fits = match self {
+            KeySet::Sorted(keys) => keys.iter().all(|&k| push(k)),
+            KeySet::Bitmap { base, bits } => bits.iter().enumerate().all(|(w, &word)| {
+                let mut word = word;
+                while word != 0 {
+                    let i = word.trailing_zeros() as i64;
+                    word &= word - 1;
+                    if !push(base + w as i64 * 64 + i) {
+                        return false;
+                    }
+                }
+                true
+            }),
+        };
+        if !fits {
+            return None;
+        }
+        sql.push_str("}'::bigint[]))");
+        Some(sql)
     }
 
     /// Bytes held.
@@ -422,6 +534,7 @@ mod tests {
             parent: "p".into(),
             column: "ref".into(),
             field,
+            column_ref: "\"ref\"".into(),
             keys_select: String::new(),
         }
     }

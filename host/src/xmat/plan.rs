@@ -176,6 +176,11 @@ impl TablePlan {
         self.copy_out_of(&self.select)
     }
 
+    /// The table's SELECT with another WITH list and condition.
+    pub fn select_with(&self, with: Option<&str>, condition: Option<&str>) -> String {
+        select::select_statement(with, &self.projection, &self.from, self.only, condition)
+    }
+
     /// `COPY (select) TO STDOUT`, in the table's format.
     pub fn copy_out_of(&self, select: &str) -> String {
         format!(
@@ -490,6 +495,7 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
                     Some(FollowedKey {
                         key: k.key,
                         parent: k.parent,
+                        column_ref: format!("{}.{}", t.from, ident(&k.column)),
                         column: k.column,
                         field,
                         keys_select: k.keys_select,
@@ -497,13 +503,9 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
                 })
                 .collect::<Option<Vec<_>>>()?;
             Some(HostFollow {
-                select: select::select_statement(
-                    h.with.as_deref(),
-                    &t.projection,
-                    &t.from,
-                    t.only,
-                    h.condition.as_deref(),
-                ),
+                select: t.select_with(h.with.as_deref(), h.condition.as_deref()),
+                with: h.with,
+                condition: h.condition,
                 keys,
             })
         });

@@ -12,7 +12,7 @@ use super::plan::{self, Plan, TablePlan};
 use super::same::{self, Sameness};
 use super::sql::{Conn, StatementError, ident, literal};
 use super::unique::{self, UniqueRisks};
-use super::{catalog, swap};
+use super::{catalog, follow, swap};
 use crate::db::Dsn;
 use crate::plugin::chain::RowChain;
 use crate::plugin::{Limits, Plugin, Runtime, Table};
@@ -33,11 +33,10 @@ pub struct Options {
     /// Accept every transform on a unique key, as `allow_uniqueness_loss =
     /// true` on every table would.
     pub allow_uniqueness_loss: bool,
-    /// With `subset = "follow"`: bytes host may hold for one parent's kept
-    /// keys, to test a child's integer key itself ([`super::follow`]); a
-    /// parent with more is followed by a semi join in the source. 0: always
-    /// the semi join.
-    pub follow_memory: usize,
+    /// With `subset = "follow"`: how much of a parent's kept keys host holds
+    /// and puts into a child's query to follow its integer keys
+    /// ([`super::follow`]); a parent with more is followed by a semi join.
+    pub follow: follow::Limits,
 }
 
 impl Default for Options {
@@ -49,7 +48,7 @@ impl Default for Options {
             plugins: PluginSetup::default(),
             snapshot: Snapshot::Export,
             allow_uniqueness_loss: false,
-            follow_memory: 64 << 20,
+            follow: follow::Limits::default(),
         }
     }
 }
@@ -291,8 +290,9 @@ pub async fn prepare(job: &Job, opts: &Options) -> Result<Prepared, XmatError> {
             .zip(&t.column_type_oids)
             .all(|(c, &oid)| c.type_().oid() == oid);
         t.binary = opts.binary && t.plugins.is_empty() && t.binary_safe && same_types;
-        // Host cuts only binary rows into fields.
-        if !t.binary || opts.follow_memory == 0 {
+        // Host cuts only binary rows into fields; text ones can only have
+        // their keys in the query.
+        if opts.follow.memory == 0 || (!t.binary && opts.follow.in_query == 0) {
             t.host_follow = None;
         }
     }

@@ -126,7 +126,18 @@ pub struct Conn {
 impl Conn {
     /// Logs a statement as it is sent.
     pub fn log(&self, sql: &str) {
-        tracing::debug!("{}: {}", self.label, sql);
+        // Followed keys can put a megabyte of keys into one statement.
+        const MAX: usize = 4096;
+        if sql.len() <= MAX {
+            tracing::debug!("{}: {}", self.label, sql);
+            return;
+        }
+        let mut end = MAX;
+        while !sql.is_char_boundary(end) {
+            end -= 1;
+        }
+        let more = sql.len() - end;
+        tracing::debug!("{}: {}... ({more} more bytes)", self.label, &sql[..end]);
     }
 
     /// Runs statements without results (simple query protocol: several may be `;`-separated).
