@@ -151,7 +151,19 @@ pub enum Reading {
     Followed {
         select: String,
         test: Option<RowTest>,
+        /// Whether `select` still has semi joins.
+        joins: bool,
     },
+}
+
+impl Reading {
+    /// Whether the SELECT that reads `table` joins (follows keys in SQL).
+    pub fn joins(&self, table: &TablePlan) -> bool {
+        match self {
+            Reading::Select => !table.follows.is_empty() || !table.added_by.is_empty(),
+            Reading::Followed { joins, .. } => *joins,
+        }
+    }
 }
 
 /// Copies one table (the caller owns the transactions).
@@ -167,7 +179,7 @@ pub async fn copy_table(
     let started = Instant::now();
     let (out_sql, test) = match reading {
         Reading::Select => (table.copy_out(), None),
-        Reading::Followed { select, test } => (table.copy_out_of(&select), test),
+        Reading::Followed { select, test, .. } => (table.copy_out_of(&select), test),
     };
     src.log(&out_sql);
     let stream = src

@@ -31,15 +31,11 @@ pub(super) const MAINTENANCE_MEMORY: &str = "SELECT set_config('maintenance_work
 /// A followed key is a hash join on the source, whose hash table holds the
 /// kept keys of the referenced table: at the default 4 MB, half a million
 /// keys spill to temporary files in four batches (and the referencing table
-/// with them), so `work_mem` is raised (never lowered). And the planner
-/// prices handing rows from parallel workers to the backend (the `COPY`) at
-/// 0.1 each, so it runs the join in one process; at 0.01 it splits the
-/// probing, the bulk of the join, across `max_parallel_workers_per_gather`
-/// workers (measured: 2.8 s against 4.9 s for 2M orders following 500k
-/// users). Both only in our own source transactions, for jobs that follow keys.
+/// with them), so `work_mem` is raised (never lowered), only in our own
+/// source transactions, for jobs that follow keys. (Parallel workers are
+/// priced per statement: [`follow::parallel_pricing`].)
 const FOLLOW_SETTINGS: &str = "SELECT set_config('work_mem', '64MB', true) \
-     WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('64MB'); \
-     SET LOCAL parallel_tuple_cost = 0.01";
+     WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('64MB')";
 
 /// Hears about progress (the command prints it).
 pub trait Observer: Send + Sync {
@@ -483,6 +479,7 @@ impl Worker {
         Ok(copy::Reading::Followed {
             select: t.select_with(host.with.as_deref(), condition.as_deref()),
             test: (!tested.is_empty()).then(|| follow::RowTest::new(&tested, sets)),
+            joins: host.joins,
         })
     }
 
@@ -597,6 +594,11 @@ impl Worker {
             .reading(src, t)
             .await
             .map_err(|e| fail(TableError::Follow(e)))?;
+        if self.plan.subset != Subset::Off {
+            src.exec(follow::parallel_pricing(reading.joins(t)))
+                .await
+                .map_err(|e| fail(TableError::Statement(e)))?;
+        }
         dst.exec(&begin)
             .await
             .map_err(|e| fail(TableError::Statement(e)))?;

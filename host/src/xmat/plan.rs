@@ -499,6 +499,7 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
                         column: k.column,
                         field,
                         keys_select: k.keys_select,
+                        joins: k.joins,
                     })
                 })
                 .collect::<Option<Vec<_>>>()?;
@@ -506,6 +507,7 @@ pub fn build(job: &Job, cat: &Catalog, build_schema: &str) -> Result<Plan, PlanE
                 select: t.select_with(h.with.as_deref(), h.condition.as_deref()),
                 with: h.with,
                 condition: h.condition,
+                joins: h.joins,
                 keys,
             })
         });

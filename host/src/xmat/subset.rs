@@ -81,6 +81,8 @@ pub struct Rows {
 pub struct HostRows {
     pub with: Option<String>,
     pub condition: Option<String>,
+    /// Whether those still join (keys that are not left to host).
+    pub joins: bool,
     pub keys: Vec<HostKey>,
 }
 
@@ -92,6 +94,8 @@ pub struct HostKey {
     pub parent: String,
     pub column: String,
     pub keys_select: String,
+    /// Whether `keys_select` joins (the parent follows keys of its own).
+    pub joins: bool,
 }
 
 /// A job whose keys cannot be followed.
@@ -231,12 +235,14 @@ fn host_rows(g: &Graph<'_>, t: usize) -> Option<HostRows> {
                 parent: g.tables[p].name.clone(),
                 column: e.columns[0].0.clone(),
                 keys_select: select,
+                joins: g.restricting(p).next().is_some(),
             }
         })
         .collect();
     Some(HostRows {
         with: sql.with(),
         condition,
+        joins: g.restricting(t).count() > hosted.len(),
         keys,
     })
 }
