@@ -150,7 +150,7 @@ pub enum Reading {
     /// keys, and the keys host tests on its rows, if any.
     Followed {
         select: String,
-        test: Option<RowTest>,
+        test: Option<Box<RowTest>>,
         /// Whether `select` still has semi joins.
         joins: bool,
     },
@@ -314,7 +314,7 @@ fn join_error(e: tokio::task::JoinError) -> CopyError {
 /// way (text), or tested against followed keys (binary, `test`).
 struct Forward {
     text: bool,
-    test: Option<RowTest>,
+    test: Option<Box<RowTest>>,
     counters: Arc<Counters>,
     cancel: Arc<AtomicBool>,
     sql: String,

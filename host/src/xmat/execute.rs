@@ -478,7 +478,7 @@ impl Worker {
         let condition = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         Ok(copy::Reading::Followed {
             select: t.select_with(host.with.as_deref(), condition.as_deref()),
-            test: (!tested.is_empty()).then(|| follow::RowTest::new(&tested, sets)),
+            test: (!tested.is_empty()).then(|| Box::new(follow::RowTest::new(&tested, sets))),
             joins: host.joins,
         })
     }
