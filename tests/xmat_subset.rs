@@ -513,7 +513,7 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
     };
     let file = p.file(
         "xmat.toml",
-        &["h", "k", "m", "x", "q", "t"].map(job).concat(),
+        &["h", "k", "m", "x", "y", "q", "t"].map(job).concat(),
     );
 
     let dry = p.xmat(&file, &["h", "--dry-run"]);
@@ -554,12 +554,21 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
     };
     // h: host tests every key; k: every key set goes into the query; m: s's
     // short bitmap goes into the query, p's far-apart keys are tested by
-    // host; x: text rows, with every key in the query; q: the semi joins;
-    // t: the kept keys do not fit in memory, so the semi joins too.
+    // host; x: text rows, with every key in the query; y: text rows whose
+    // keys do not fit in the query (host cannot cut text), so the semi
+    // joins; q: the semi joins; t: the kept keys do not fit in memory, so
+    // the semi joins too.
     let h = summary(&["h", "--json", "--follow-in-query", "0"]);
     let k = summary(&["k", "--json"]);
     let m = summary(&["m", "--json", "--follow-in-query", "200"]);
     let x = summary(&["x", "--json", "--text"]);
+    let y_args = ["y", "--json", "--text", "--follow-in-query", "10"];
+    let y = summary(&y_args);
+    let said = util::stderr(&p.xmat(&file, &y_args));
+    assert!(
+        said.contains("host cannot test text rows; following it in the source instead"),
+        "{said}"
+    );
     let q = summary(&["q", "--json", "--follow-memory", "0"]);
     let t = summary(&["t", "--json", "--follow-memory", "100"]);
     assert!(table(&h, "c", "followed_out").unwrap() > 1000, "{h}");
@@ -568,7 +577,7 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
     // In the query, the source sends only the kept rows.
     let c_kept = table(&q, "c", "rows_read").unwrap();
     assert!(c_kept < 10000, "{q}");
-    for v in [&k, &x, &q, &t] {
+    for v in [&k, &x, &y, &q, &t] {
         assert_eq!(table(v, "c", "followed_out"), None, "{v}");
         assert_eq!(table(v, "d", "followed_out"), None, "{v}");
         assert_eq!(table(v, "c", "rows_read"), Some(c_kept), "{v}");
@@ -586,7 +595,7 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
     for (table, order) in [("p", "id"), ("s", "code"), ("c", "id"), ("d", "id")] {
         let want = p.dst_rows(&format!("SELECT * FROM q.{table} ORDER BY {order}"));
         assert!(!want.is_empty(), "{table}");
-        for schema in ["h", "k", "m", "x", "t"] {
+        for schema in ["h", "k", "m", "x", "y", "t"] {
             let got = p.dst_rows(&format!("SELECT * FROM {schema}.{table} ORDER BY {order}"));
             assert_eq!(got, want, "{schema}.{table} against the semi join's rows");
         }
@@ -614,7 +623,7 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
         .collect();
     assert_eq!(c_got, c_want);
     assert!(c_got.iter().any(|&i| i % 13 == 0) && c_got.iter().any(|&i| i % 11 == 0));
-    for schema in ["h", "k", "m", "x", "q", "t"] {
+    for schema in ["h", "k", "m", "x", "y", "q", "t"] {
         assert_eq!(validated_keys(&p, schema).len(), 4, "{schema}");
     }
 }
