@@ -537,12 +537,13 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
     let sql_only = stdout(&p.xmat(&file, &["q", "--dry-run", "--follow-memory", "0"]));
     assert!(!sql_only.contains("follows the kept keys"), "{sql_only}");
 
-    let summary = |args: &[&str]| -> serde_json::Value {
+    let run = |args: &[&str]| -> (serde_json::Value, String) {
         let out = p.xmat(&file, args);
         ok(&out);
         let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        v["jobs"][0].clone()
+        (v["jobs"][0].clone(), util::stderr(&out))
     };
+    let summary = |args: &[&str]| run(args).0;
     let table = |v: &serde_json::Value, table: &str, field: &str| {
         v["tables"]
             .as_array()
@@ -562,9 +563,7 @@ fn keys_tested_by_host_keep_the_rows_the_semi_join_keeps() {
     let k = summary(&["k", "--json"]);
     let m = summary(&["m", "--json", "--follow-in-query", "200"]);
     let x = summary(&["x", "--json", "--text"]);
-    let y_args = ["y", "--json", "--text", "--follow-in-query", "10"];
-    let y = summary(&y_args);
-    let said = util::stderr(&p.xmat(&file, &y_args));
+    let (y, said) = run(&["y", "--json", "--text", "--follow-in-query", "10"]);
     assert!(
         said.contains("host cannot test text rows; following it in the source instead"),
         "{said}"

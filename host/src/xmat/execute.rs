@@ -444,16 +444,20 @@ impl Worker {
                 "{}: reading the kept keys of {} ({})",
                 t.name, k.parent, k.key
             ));
-            let Some(set) = follow::read_keys(src, k, self.follow.memory).await? else {
+            let fall_back = |why: String| {
                 tracing::info!(
-                    "{}: the kept keys of {} ({}) need more than {} bytes; \
-                     following it in the source instead",
+                    "{}: the kept keys of {} ({}) {why}; following it in the source instead",
                     t.name,
                     k.parent,
-                    k.key,
-                    self.follow.memory
+                    k.key
                 );
-                return Ok(copy::Reading::Select);
+                copy::Reading::Select
+            };
+            let Some(set) = follow::read_keys(src, k, self.follow.memory).await? else {
+                return Ok(fall_back(format!(
+                    "need more than {} bytes",
+                    self.follow.memory
+                )));
             };
             let bytes = set.bytes();
             if let Some(c) = set.condition(&k.column_ref, self.follow.in_query) {
@@ -464,15 +468,10 @@ impl Worker {
                 tested.push(k.clone());
                 sets.push(set);
             } else {
-                tracing::info!(
-                    "{}: the kept keys of {} ({}) need more than {} bytes of SQL, \
-                     and host cannot test text rows; following it in the source instead",
-                    t.name,
-                    k.parent,
-                    k.key,
+                return Ok(fall_back(format!(
+                    "need more than {} bytes of SQL, and host cannot test text rows",
                     self.follow.in_query
-                );
-                return Ok(copy::Reading::Select);
+                )));
             }
         }
         let condition = (!conditions.is_empty()).then(|| conditions.join(" AND "));

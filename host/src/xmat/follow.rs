@@ -165,17 +165,20 @@ impl KeySet {
             KeySet::Bitmap { base, bits } => {
                 // Bit `k - base` of the bytea is byte (k - base) / 8, bit
                 // (k - base) % 8 from the least significant: the words' bytes
-                // in little-endian order, up to the last kept key's byte.
-                let mut bytes: Vec<u8> = bits.iter().flat_map(|w| w.to_le_bytes()).collect();
-                while bytes.last() == Some(&0) {
-                    bytes.pop();
-                }
-                let hex_len = bytes.len() * 2;
+                // in little-endian order, up to the last kept key's byte (in
+                // the last word, which holds the largest key). Measured before
+                // anything is built: a bitmap can be the whole --follow-memory.
+                let Some(&last) = bits.last() else {
+                    return self.list(column, max);
+                };
+                let len = (bits.len() - 1) * 8 + 8 - last.leading_zeros() as usize / 8;
+                let hex_len = len * 2;
                 let list = self.list(column, max.min(hex_len));
                 if list.is_some() || hex_len > max {
                     return list;
                 }
-                let top = bytes.len() as i64 * 8 - 1;
+                let bytes = bits.iter().flat_map(|w| w.to_le_bytes()).take(len);
+                let top = len as i64 * 8 - 1;
                 let hi = base.saturating_add(top);
                 const DIGITS: &[u8; 16] = b"0123456789abcdef";
                 let mut hex = String::with_capacity(hex_len);
