@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use host::cli::{Cli, Command, PluginCommand, PolicyCommand, UsageError};
 use host::commands;
-use host::terminal::{LogWriter, colour, escape_message};
+use host::terminal::{LogWriter, colour, error_text, escape_message};
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -75,12 +75,12 @@ fn main() -> ExitCode {
         Err(e) if e.is::<UsageError>() => {
             eprintln!(
                 "error: {}\n\nFor more information, try '--help'.",
-                escape_message(&format!("{e:#}"))
+                escape_message(&error_text(&e))
             );
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {}", escape_message(&format!("{e:#}")));
+            eprintln!("error: {}", escape_message(&error_text(&e)));
             ExitCode::from(1)
         }
     }

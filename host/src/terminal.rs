@@ -120,6 +120,37 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// An error as one line: what failed, then each cause after `: `.
+///
+/// Errors here often say their cause in their own words (a database error
+/// as its message, SQLSTATE, detail and hint, see [`crate::db::describe`])
+/// and still keep it as `source()` for callers that look at it; a cause the
+/// line already ends with (after `: `) is not said again. A database error in the chain
+/// is said as `describe` says it, the way its holders say it. This compares
+/// text only to decide what to print, never what to do.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let db = cause.downcast_ref::<tokio_postgres::Error>();
+        let said = db.map_or_else(|| cause.to_string(), crate::db::describe);
+        let repeated = line == said
+            || line
+                .strip_suffix(said.as_str())
+                .is_some_and(|head| head.ends_with(": "));
+        if !said.is_empty() && !repeated {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&said);
+        }
+        // describe() says what a database error's own causes say.
+        if db.is_some() {
+            break;
+        }
+    }
+    line
+}
+
 /// Displays untrusted text with its control characters escaped.
 #[derive(Debug, Clone, Copy)]
 pub struct Shown<T>(pub T);
@@ -177,6 +208,29 @@ impl Write for LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Wrapper(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading x.json: {0}")]
+        struct Says(#[source] std::io::Error);
+        let io = || std::io::Error::other("disk on fire");
+        // A wrapper that says its cause, and one that says only its own part.
+        let e = anyhow::Error::from(Wrapper(io())).context("loading");
+        assert_eq!(error_text(&e), "loading: disk on fire");
+        let e = anyhow::Error::from(Says(io())).context("loading");
+        assert_eq!(error_text(&e), "loading: reading x.json: disk on fire");
+        let e = anyhow::Error::from(io()).context("reading x.json");
+        assert_eq!(error_text(&e), "reading x.json: disk on fire");
+        // The same words inside a message are not taken for the cause.
+        let e = anyhow::Error::from(std::io::Error::other("x")).context("x marks the spot");
+        assert_eq!(error_text(&e), "x marks the spot: x");
+        let e = anyhow::Error::from(std::io::Error::other("x")).context("no such file x");
+        assert_eq!(error_text(&e), "no such file x: x");
+    }
 
     #[test]
     fn hidden_secrets_never_show() {

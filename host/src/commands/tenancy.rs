@@ -205,7 +205,7 @@ pub fn audit_refusal(
     };
     let mut entry = Entry::new(command, tenant, &[], Unit::Setup);
     entry.outcome = Outcome::Refused;
-    entry.error = Some(crate::terminal::redact(&format!("{error:#}")).into_owned());
+    entry.error = Some(crate::terminal::redact(&crate::terminal::error_text(&error)).into_owned());
     let written = audit.write(&entry);
     match written {
         Ok(()) => error,

@@ -186,7 +186,9 @@ pub async fn run(args: XmatArgs, matches: &ArgMatches) -> anyhow::Result<Status>
             }
             JobOutcome::Failed { job, output, error } => {
                 let mut out = output.unwrap_or_else(|| json!({ "job": job }));
-                out["error"] = json!(crate::terminal::redact(&format!("{error:#}")));
+                out["error"] = json!(crate::terminal::redact(&crate::terminal::error_text(
+                    &error
+                )));
                 outputs.push(out);
                 errors.push((job, error));
             }
@@ -204,7 +206,7 @@ pub async fn run(args: XmatArgs, matches: &ArgMatches) -> anyhow::Result<Status>
         n => {
             let names: Vec<String> = errors.iter().map(|(j, _)| j.clone()).collect();
             for (_, e) in &errors {
-                tracing::error!("{e:#}");
+                tracing::error!("{}", crate::terminal::error_text(e));
             }
             bail!("{n} jobs failed: {}", names.join(", "))
         }

@@ -331,7 +331,7 @@ plugins = ["other"]
         let e = bind.bind(&job("tenant = \"a\"", "\"other\"")).unwrap_err();
         assert!(e.plugin_refused(), "{e}");
         // As the command prints it: the policy's refusal after the job and table.
-        let shown = format!("{:#}", anyhow::Error::from(e));
+        let shown = crate::terminal::error_text(&anyhow::Error::from(e));
         assert!(
             shown.contains("job j, table users: tenant `a` may not run plugin `other`"),
             "{shown}"
