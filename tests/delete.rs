@@ -1,5 +1,6 @@
 //! `host delete items` and `host delete collection` against a real database.
 
+mod stac_util;
 mod stacdb;
 mod util;
 
@@ -338,4 +339,172 @@ fn confirmation_on_a_terminal() {
         "{out}"
     );
     assert!(!collection_exists(&mut c, PG));
+}
+
+/// Waits until a backend of `db` other than `c`'s waits as `condition` says
+/// (on `pg_stat_activity`), for up to 60 s.
+fn wait_for_backend(c: &mut postgres::Client, condition: &str) {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND {condition}"
+    );
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while c.query_one(&sql, &[]).unwrap().get::<_, i64>(0) == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "no backend with {condition}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `host delete collection` while a load is writing that collection's items,
+/// with either way a load writes (COPY straight into `host.items` for
+/// `insert`, a merge from staging for `upsert`): the delete waits for the
+/// load and takes its items with it. They used to deadlock (the delete
+/// locked the collection, then `host.items`; the load the other way round),
+/// and the load failed saying another load had written the same items.
+#[test]
+fn deleting_a_collection_while_a_load_writes_it_waits_for_the_load() {
+    use stac_util::{add_collection, item, ndjson, s};
+    let db = stac_util::migrated("delete_during_load");
+    let mut c = db.client();
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<Value> = (0..3)
+        .map(|i| item(&format!("i{i}"), "c", 10.0 + i as f64, 50.0, 1 + i))
+        .collect();
+    let file = ndjson(dir.path(), "items.ndjson", &items);
+    // Holds the load with its rows half written: in COPY for insert, in the
+    // merge for upsert (the staging table has no trigger).
+    c.batch_execute(
+        "CREATE FUNCTION public.pause() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.id = 'i1' THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER pause BEFORE INSERT ON host.items \
+         FOR EACH ROW EXECUTE FUNCTION public.pause()",
+    )
+    .unwrap();
+    for method in ["insert", "upsert"] {
+        add_collection(&db, dir.path(), "c");
+        let load = util::host()
+            .args(["load", "items", s(&file), "--method", method, "--json"])
+            .args(["--dsn", &db.dsn])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_backend(&mut c, "wait_event = 'PgSleep'");
+        let deleted = run(&["delete", "collection", "c", "--yes", "--dsn", &db.dsn]);
+        let load = load.wait_with_output().unwrap();
+        assert!(load.status.success(), "{method}: {}", stderr(&load));
+        assert_eq!(
+            stac_util::summary(&load)["loaded"],
+            3,
+            "{method}: {}",
+            stdout(&load)
+        );
+        assert!(deleted.status.success(), "{method}: {}", stderr(&deleted));
+        assert_eq!(
+            stdout(&deleted).trim(),
+            "deleted collection \"c\" and its 3 items",
+            "{method}"
+        );
+        assert!(!collection_exists(&mut c, "c"), "{method}");
+        assert_eq!(count(&mut c, "c"), 0, "{method}");
+        assert!(!has_partition(&mut c, "c"), "{method}");
+    }
+
+    // The other order: a delete holds the collection (as it does first)
+    // when the load begins; the load waits, then finds it gone and says so,
+    // writing nothing.
+    add_collection(&db, dir.path(), "c");
+    let mut tx = c.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM host.collections WHERE id = 'c' FOR UPDATE",
+        &[],
+    )
+    .unwrap();
+    let load = util::host()
+        .args(["load", "items", s(&file), "--dsn", &db.dsn])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watcher = db.client();
+    wait_for_backend(&mut watcher, "wait_event_type = 'Lock'");
+    tx.batch_execute(
+        "SELECT host.drop_partition('c'); DELETE FROM host.collections WHERE id = 'c'",
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let load = load.wait_with_output().unwrap();
+    assert_eq!(load.status.code(), Some(1), "{}", stderr(&load));
+    assert!(
+        stderr(&load).contains("invalid item (i0): collection \"c\" does not exist"),
+        "{}",
+        stderr(&load)
+    );
+    assert_eq!(count(&mut c, "c"), 0);
+
+    // A delete that waits says what for, then goes on when the load ends.
+    add_collection(&db, dir.path(), "c");
+    let mut tx = c.transaction().unwrap();
+    tx.execute("SELECT 1 FROM host.collections FOR KEY SHARE", &[])
+        .unwrap();
+    let delete = util::host()
+        .args(["delete", "collection", "c", "--yes", "--dsn", &db.dsn])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_backend(&mut watcher, "wait_event_type = 'Lock'");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    tx.commit().unwrap();
+    let delete = delete.wait_with_output().unwrap();
+    assert!(delete.status.success(), "{}", stderr(&delete));
+    assert!(
+        stderr(&delete)
+            .contains("waiting for collection \"c\": a load or another delete is using it"),
+        "{}",
+        stderr(&delete)
+    );
+    assert!(!collection_exists(&mut c, "c"));
+}
+
+/// A database error is said once: the load's summary of it (message,
+/// SQLSTATE, detail, hint), not again as each layer that carried it.
+#[test]
+fn a_database_error_is_said_once() {
+    use stac_util::{add_collection, item, ndjson, s};
+    let db = stac_util::migrated("delete_error_once");
+    let mut c = db.client();
+    let dir = tempfile::tempdir().unwrap();
+    add_collection(&db, dir.path(), "c");
+    c.batch_execute(
+        "CREATE FUNCTION public.boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'boom %', NEW.id USING DETAIL = 'the detail', HINT = 'the hint'; END $$; \
+         CREATE TRIGGER boom BEFORE INSERT ON host.items FOR EACH ROW EXECUTE FUNCTION public.boom()",
+    )
+    .unwrap();
+    let file = ndjson(dir.path(), "i.ndjson", &[item("i0", "c", 1.0, 1.0, 1)]);
+    for method in ["insert", "upsert"] {
+        let o = run(&[
+            "load",
+            "items",
+            s(&file),
+            "--method",
+            method,
+            "--dsn",
+            &db.dsn,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{method}");
+        let err = stderr(&o);
+        let said = "load: boom i0 (SQLSTATE P0001); the detail; hint: the hint";
+        assert!(
+            err.starts_with("error: no items were loaded into "),
+            "{err}"
+        );
+        assert!(err.trim_end().ends_with(said), "{method}: {err}");
+        assert_eq!(err.matches("boom").count(), 1, "{method}: {err}");
+        assert_eq!(count(&mut c, "c"), 0, "{method}");
+    }
 }

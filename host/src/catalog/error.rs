@@ -49,9 +49,11 @@ pub enum CatalogError {
         #[source]
         source: tokio_postgres::Error,
     },
-    /// Two loads wrote the same records at the same time and one gave way.
+    /// The database broke a deadlock between the load and another
+    /// transaction by stopping the load.
     #[error(
-        "another load wrote the same {what}s at the same time and one had to give way: {}",
+        "the load and another transaction (a load or delete of the same {what}s?) waited for each \
+         other, and the database stopped the load; nothing was written, run it again: {}",
         describe(.source)
     )]
     Contended {

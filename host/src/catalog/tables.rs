@@ -42,6 +42,9 @@ pub(super) async fn item_count(
     }
 }
 
+/// How long a lock may take before the user is told what it waits for.
+const LOCK_NOTICE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Locks the collection's row for the transaction (`FOR UPDATE`, `FOR KEY
 /// SHARE`, ...), and fails if it is gone.
 pub(super) async fn lock_collection(
@@ -50,13 +53,22 @@ pub(super) async fn lock_collection(
     collection: &str,
     strength: &str,
 ) -> Result<(), CatalogError> {
-    let row = tx
-        .query_opt(
-            &format!("SELECT 1 FROM {schema}.collections WHERE id = $1::text {strength}"),
-            &[&collection],
-        )
-        .await
-        .map_err(CatalogError::db("delete"))?;
+    let sql = format!("SELECT 1 FROM {schema}.collections WHERE id = $1::text {strength}");
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&collection];
+    let lock = tx.query_opt(&sql, &params);
+    tokio::pin!(lock);
+    // Loads hold every collection until they commit: say why nothing happens.
+    let row = match tokio::time::timeout(LOCK_NOTICE, &mut lock).await {
+        Ok(row) => row,
+        Err(_) => {
+            tracing::info!(
+                "waiting for collection \"{}\": a load or another delete is using it",
+                crate::terminal::Shown(collection)
+            );
+            lock.await
+        }
+    }
+    .map_err(CatalogError::db("delete"))?;
     match row {
         Some(_) => Ok(()),
         None => Err(CatalogError::NoSuchCollection(collection.to_string())),

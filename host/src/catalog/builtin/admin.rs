@@ -18,7 +18,9 @@ impl Builtin {
     ) -> Result<ItemsDeleted, CatalogError> {
         let db = CatalogError::db("delete");
         let tx = client.transaction().await.map_err(&db)?;
-        lock_collection(&tx, "host", collection, "FOR UPDATE").await?;
+        // KEY SHARE: the collection cannot be deleted meanwhile, and loads
+        // (which hold the same lock on every collection) go on.
+        lock_collection(&tx, "host", collection, "FOR KEY SHARE").await?;
         let deleted: Vec<String> = match which {
             ItemSelection::All => {
                 tx.query(

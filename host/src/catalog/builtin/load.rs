@@ -2,7 +2,10 @@
 //! and merging staged rows into `host.items` / `host.collections` with each
 //! method's semantics — all in one transaction.
 //!
-//! Locking rules that keep concurrent loads from deadlocking:
+//! Locking rules that keep concurrent loads (and deletes) from deadlocking:
+//! - an items load locks every collection `FOR KEY SHARE` first thing in
+//!   its transaction, before anything locks `host.items`, the order in
+//!   which `host delete collection` locks them (see `locked_collections`);
 //! - partitions are created before the load's transaction touches
 //!   `host.items` (for items: in separate short transactions before it
 //!   starts; for collections: first thing in the merge);
@@ -75,13 +78,15 @@ impl Plan {
         self.route == Route::Staged
     }
 
-    /// Opens the load's transaction and its staging table (dropped at commit).
-    pub(in crate::catalog) async fn begin(
+    /// Creates the load's staging table (dropped at commit) in its open
+    /// transaction. It is made `LIKE host.items`, which locks `host.items`:
+    /// the collections must be locked before (see `locked_collections`).
+    pub(in crate::catalog) async fn stage(
         &self,
         client: &Client,
     ) -> Result<(), tokio_postgres::Error> {
         let staging = match (self.route, self.kind) {
-            (Route::Direct, _) => "",
+            (Route::Direct, _) => return Ok(()),
             // Same column types, and the same compression so staged values are
             // compressed once and moved as they are.
             (Route::Staged, Kind::Items) => {
@@ -93,7 +98,7 @@ impl Plan {
                  LIKE host.collections INCLUDING COMPRESSION INCLUDING STORAGE) ON COMMIT DROP;"
             }
         };
-        client.batch_execute(&format!("BEGIN; {staging}")).await
+        client.batch_execute(staging).await
     }
 
     /// The COPY statement the rows of [`super::rows`] go to (staged rows

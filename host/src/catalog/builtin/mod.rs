@@ -60,15 +60,27 @@ impl Builtin {
         extents: Option<ExtentMode>,
     ) -> Result<LoadSession, CatalogError> {
         let db = CatalogError::db("preparing the load");
-        let known = match kind {
-            Kind::Items => {
-                load::ensure_partitions(client).await.map_err(&db)?;
-                known_collections(client).await?
-            }
-            Kind::Collections => HashSet::new(),
-        };
+        if kind == Kind::Items {
+            load::ensure_partitions(client).await.map_err(&db)?;
+        }
         let plan = load::Plan::new(kind, method, extents);
-        plan.begin(client).await.map_err(&db)?;
+        client.batch_execute("BEGIN").await.map_err(&db)?;
+        let begun = async {
+            let known = match kind {
+                Kind::Items => locked_collections(client).await?,
+                Kind::Collections => HashSet::new(),
+            };
+            plan.stage(client).await.map_err(&db)?;
+            Ok(known)
+        }
+        .await;
+        let known = match begun {
+            Ok(known) => known,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
         Ok(LoadSession::new(
             kind,
             known,
@@ -103,10 +115,24 @@ impl Builtin {
     }
 }
 
-/// The ids of the collections in host's schema.
-pub async fn known_collections(client: &Client) -> Result<HashSet<String>, CatalogError> {
+/// The ids of the collections in host's schema, each locked `FOR KEY SHARE`
+/// (in id order) to the end of the load's transaction: what the load checks
+/// its items against stays there until it commits.
+///
+/// The item rows' foreign key would take these locks anyway, but only once
+/// COPY or the merge has written rows, i.e. after the load holds
+/// `host.items`; `host delete collection` locks the collection's row first
+/// and `host.items` (to drop the partition) second. Taken in that order
+/// here too, a delete waits for the load (or the load for the delete)
+/// instead of the two deadlocking. `KEY SHARE` does not conflict with
+/// the `NO KEY UPDATE` of collection loads and extent updates, nor with
+/// other loads.
+async fn locked_collections(client: &Client) -> Result<HashSet<String>, CatalogError> {
     let rows = client
-        .query("SELECT id FROM host.collections", &[])
+        .query(
+            "SELECT id FROM host.collections ORDER BY id FOR KEY SHARE",
+            &[],
+        )
         .await
         .map_err(CatalogError::db("reading the collections"))?;
     Ok(rows.into_iter().map(|r| r.get(0)).collect())
