@@ -470,6 +470,55 @@ fn deleting_a_collection_while_a_load_writes_it_waits_for_the_load() {
     assert!(!collection_exists(&mut c, "c"));
 }
 
+/// A collections load that makes a partition for a new collection and
+/// replaces one that a delete is taking: the load waits for the delete
+/// (then writes the collection anew) instead of the two deadlocking (the
+/// load held `host.items` for the new partition while it waited for the
+/// collection; the delete held the collection while it waited for
+/// `host.items`).
+#[test]
+fn a_collections_load_waits_for_a_delete_of_one_of_them() {
+    use stac_util::{collection, ndjson, s};
+    let db = stac_util::migrated("delete_during_collections_load");
+    let mut c = db.client();
+    let dir = tempfile::tempdir().unwrap();
+    stac_util::add_collection(&db, dir.path(), "x");
+    let file = ndjson(
+        dir.path(),
+        "c.ndjson",
+        &[collection("new"), collection("x")],
+    );
+    // As `host delete collection x` does: the collection first, ...
+    let mut tx = c.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM host.collections WHERE id = 'x' FOR UPDATE",
+        &[],
+    )
+    .unwrap();
+    let load = util::host()
+        .args(["load", "collections", s(&file), "--method", "upsert"])
+        .args(["--dsn", &db.dsn])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watcher = db.client();
+    wait_for_backend(&mut watcher, "wait_event_type = 'Lock'");
+    // ... then its partition, which needs host.items to itself.
+    tx.batch_execute(
+        "SET LOCAL lock_timeout = '20s'; \
+         SELECT host.drop_partition('x'); DELETE FROM host.collections WHERE id = 'x'",
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let load = load.wait_with_output().unwrap();
+    assert!(load.status.success(), "{}", stderr(&load));
+    for id in ["new", "x"] {
+        assert!(collection_exists(&mut c, id), "{id}");
+        assert!(has_partition(&mut c, id), "{id}");
+    }
+}
+
 /// A database error is said once: the load's summary of it (message,
 /// SQLSTATE, detail, hint), not again as each layer that carried it.
 #[test]

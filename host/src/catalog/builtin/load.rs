@@ -6,6 +6,8 @@
 //! - an items load locks every collection `FOR KEY SHARE` first thing in
 //!   its transaction, before anything locks `host.items`, the order in
 //!   which `host delete collection` locks them (see `locked_collections`);
+//!   a collections load locks the existing collections it writes the same
+//!   way before it makes partitions;
 //! - partitions are created before the load's transaction touches
 //!   `host.items` (for items: in separate short transactions before it
 //!   starts; for collections: first thing in the merge);
@@ -174,7 +176,17 @@ async fn merge(
             ITEM_UPDATE,
         ),
         Kind::Collections => {
-            // Partitions first: nothing below may lock host.items before.
+            // The collections that exist first (`KEY SHARE`, in id order;
+            // a delete locks a collection, then host.items), then
+            // partitions: nothing below may lock host.items before.
+            client
+                .execute(
+                    "SELECT count(*) FROM (SELECT c.id FROM host.collections c \
+                     WHERE c.id IN (SELECT id FROM pg_temp.host_load_collections) \
+                     ORDER BY c.id FOR KEY SHARE) s",
+                    &[],
+                )
+                .await?;
             client
                 .execute(
                     "SELECT count(host.ensure_partition(id)) \
