@@ -472,10 +472,10 @@ fn deleting_a_collection_while_a_load_writes_it_waits_for_the_load() {
 
 /// A collections load that makes a partition for a new collection and
 /// replaces one that a delete is taking: the load waits for the delete
-/// (then writes the collection anew) instead of the two deadlocking (the
-/// load held `host.items` for the new partition while it waited for the
-/// collection; the delete held the collection while it waited for
-/// `host.items`).
+/// (then writes the collection anew, with its partition) instead of the
+/// two deadlocking (the load made the new partition in its transaction, so
+/// it held `host.items` while it waited for the collection; the delete held
+/// the collection while it waited for `host.items`).
 #[test]
 fn a_collections_load_waits_for_a_delete_of_one_of_them() {
     use stac_util::{collection, ndjson, s};

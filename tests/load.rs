@@ -395,3 +395,37 @@ fn extents_follow_loads_immediately_deferred_or_not_at_all() {
     );
     assert_eq!(extent(&db)["spatial"]["bbox"], json!([[-3, -1, 5, 2]]));
 }
+
+/// Thousands of new collections in one load: each gets its partition of
+/// `host.items` (in a short transaction of its own), and their items load.
+/// Made inside the load's transaction, 3,000 partitions ran the server out
+/// of lock slots ("out of shared memory", max_locks_per_transaction) and
+/// nothing was loaded.
+#[test]
+fn thousands_of_new_collections_load_with_their_partitions() {
+    let db = migrated("load_many_collections");
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..3000).map(|i| format!("c{i:04}")).collect();
+    let records: Vec<Value> = ids.iter().map(|id| collection(id)).collect();
+    let f = ndjson(dir.path(), "collections.ndjson", &records);
+    let o = load(&db, "collections", &[s(&f), "--json"]);
+    counts(ok(&o), (3000, 3000, 0, 0, 0, 0));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM host.collections c \
+             WHERE to_regclass(format('host.%I', host.partition_name(c.id))) IS NOT NULL"
+        ),
+        3000
+    );
+    let items: Vec<Value> = ["c0000", "c2999"]
+        .iter()
+        .map(|c| item(&format!("{c}-i"), c, 1.0, 1.0, 1))
+        .collect();
+    let f = ndjson(dir.path(), "items.ndjson", &items);
+    counts(
+        ok(&load(&db, "items", &[s(&f), "--json"])),
+        (2, 2, 0, 0, 0, 0),
+    );
+    assert_eq!(items_in(&db, "c2999"), 1);
+}

@@ -6,11 +6,9 @@
 //! - an items load locks every collection `FOR KEY SHARE` first thing in
 //!   its transaction, before anything locks `host.items`, the order in
 //!   which `host delete collection` locks them (see `locked_collections`);
-//!   a collections load locks the existing collections it writes the same
-//!   way before it makes partitions;
-//! - partitions are created before the load's transaction touches
-//!   `host.items` (for items: in separate short transactions before it
-//!   starts; for collections: first thing in the merge);
+//! - partitions are created in short transactions of their own, never in
+//!   the load's: for items before it starts, for collections after it
+//!   commits (a collections load never touches `host.items`);
 //! - rows are written (and, for delsert, locked) in `(collection, id)` order,
 //!   so two loads with overlapping ids wait for each other instead of
 //!   deadlocking;
@@ -31,6 +29,13 @@ pub async fn ensure_partitions(client: &Client) -> Result<u64, tokio_postgres::E
             &[],
         )
         .await?;
+    if missing.len() >= 100 {
+        // About 10 ms each: say why a load of many new collections takes a while.
+        tracing::info!(
+            "making the partitions of host.items for {} collections",
+            missing.len()
+        );
+    }
     for row in &missing {
         let id: &str = row.get(0);
         client
@@ -146,6 +151,21 @@ impl Plan {
                 .map_err(CatalogError::db("updating extents"))?;
         }
         client.batch_execute("COMMIT").await.map_err(load)?;
+        if self.kind == Kind::Collections {
+            // Each new collection's partition, in a short transaction of its
+            // own: made in the load's transaction, a thousand of them held
+            // the lock table's slots to the end (3,000 new collections failed
+            // with "out of shared memory") and held host.items while the load
+            // waited for collections a delete had locked. An items load makes
+            // any that are missing (a load killed here) the same way.
+            if let Err(e) = ensure_partitions(client).await {
+                tracing::warn!(
+                    "the collections are loaded, but making their partitions failed \
+                     (the next items load makes them): {}",
+                    crate::db::describe(&e)
+                );
+            }
+        }
         tracing::debug!(
             seconds = phase.elapsed().as_secs_f64(),
             "extents and commit"
@@ -175,33 +195,14 @@ async fn merge(
             ITEM_COLUMNS,
             ITEM_UPDATE,
         ),
-        Kind::Collections => {
-            // The collections that exist first (`KEY SHARE`, in id order;
-            // a delete locks a collection, then host.items), then
-            // partitions: nothing below may lock host.items before.
-            client
-                .execute(
-                    "SELECT count(*) FROM (SELECT c.id FROM host.collections c \
-                     WHERE c.id IN (SELECT id FROM pg_temp.host_load_collections) \
-                     ORDER BY c.id FOR KEY SHARE) s",
-                    &[],
-                )
-                .await?;
-            client
-                .execute(
-                    "SELECT count(host.ensure_partition(id)) \
-                     FROM (SELECT DISTINCT id FROM pg_temp.host_load_collections ORDER BY id) s",
-                    &[],
-                )
-                .await?;
-            (
-                "host.collections",
-                "pg_temp.host_load_collections",
-                "id",
-                "id, content",
-                "content = EXCLUDED.content",
-            )
-        }
+        // Partitions are made after the commit (see `Plan::finish`).
+        Kind::Collections => (
+            "host.collections",
+            "pg_temp.host_load_collections",
+            "id",
+            "id, content",
+            "content = EXCLUDED.content",
+        ),
     };
     if method == Method::Insert {
         let n = client
