@@ -518,3 +518,32 @@ fn times_are_read_as_postgresql_reads_them() {
         times.len() as i64
     );
 }
+
+/// A database error is said once: the load's summary of it (message,
+/// SQLSTATE, detail, hint), not again as each layer that carried it.
+#[test]
+fn a_database_error_is_said_once() {
+    let db = migrated("load_error_once");
+    let dir = tempfile::tempdir().unwrap();
+    add_collection(&db, dir.path(), "c");
+    db.client().batch_execute(
+        "CREATE FUNCTION public.boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'boom %', NEW.id USING DETAIL = 'the detail', HINT = 'the hint'; END $$; \
+         CREATE TRIGGER boom BEFORE INSERT ON host.items FOR EACH ROW EXECUTE FUNCTION public.boom()",
+    )
+    .unwrap();
+    let file = ndjson(dir.path(), "i.ndjson", &[item("i0", "c", 1.0, 1.0, 1)]);
+    for method in ["insert", "upsert"] {
+        let o = load(&db, "items", &[s(&file), "--method", method]);
+        assert_eq!(o.status.code(), Some(1), "{method}");
+        let err = stderr(&o);
+        let said = "load: boom i0 (SQLSTATE P0001); the detail; hint: the hint";
+        assert!(
+            err.starts_with("error: no items were loaded into "),
+            "{err}"
+        );
+        assert!(err.trim_end().ends_with(said), "{method}: {err}");
+        assert_eq!(err.matches("boom").count(), 1, "{method}: {err}");
+        assert_eq!(items_in(&db, "c"), 0, "{method}");
+    }
+}

@@ -125,9 +125,9 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 /// Errors here often say their cause in their own words (a database error
 /// as its message, SQLSTATE, detail and hint, see [`crate::db::describe`])
 /// and still keep it as `source()` for callers that look at it; a cause the
-/// line already ends with (after `: `) is not said again. A database error in the chain
-/// is said as `describe` says it, the way its holders say it. This compares
-/// text only to decide what to print, never what to do.
+/// line already ends with (after `: `) is not said again. A database error
+/// in the chain is said as `describe` says it, the way its holders say it.
+/// This compares text only to decide what to print, never what to do.
 pub fn error_text(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
@@ -218,7 +218,7 @@ mod tests {
         #[error("reading x.json: {0}")]
         struct Says(#[source] std::io::Error);
         let io = || std::io::Error::other("disk on fire");
-        // A wrapper that says its cause, and one that says only its own part.
+        // A wrapper that is its cause's words, and one that adds its own.
         let e = anyhow::Error::from(Wrapper(io())).context("loading");
         assert_eq!(error_text(&e), "loading: disk on fire");
         let e = anyhow::Error::from(Says(io())).context("loading");

@@ -57,7 +57,7 @@ pub(super) async fn lock_collection(
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&collection];
     let lock = tx.query_opt(&sql, &params);
     tokio::pin!(lock);
-    // Loads hold every collection until they commit: say why nothing happens.
+    // A load holds its collections until it commits: say why nothing happens.
     let row = match tokio::time::timeout(LOCK_NOTICE, &mut lock).await {
         Ok(row) => row,
         Err(_) => {
